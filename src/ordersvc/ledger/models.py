@@ -1,0 +1,42 @@
+
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from ordersvc.timestamps import utc_column
+
+
+class PaymentKind(StrEnum):
+    CREDIT = "credit"  # an operator's manual top-up
+    ORDER = "order"  # the debit for an order
+    REFUND = "refund"  # money returned for an order
+
+
+POSITIVE_KINDS = (PaymentKind.CREDIT, PaymentKind.REFUND)
+NEGATIVE_KINDS = (PaymentKind.ORDER,)
+
+
+class Payment(SQLModel, table=True):
+    """One signed change of an account's balance. Insert-only (a trigger refuses UPDATE and
+    DELETE); corrections are new payments."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        sa.Index("ix_payments_account_id_id", "account_id", "id"),
+        sa.CheckConstraint(
+            "(kind IN ('credit', 'refund') AND amount_mills > 0) OR (kind = 'order' AND amount_mills < 0)",
+            name="amount_sign_matches_kind",
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    account_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False))
+    kind: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    amount_mills: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    email: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    order_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("orders.id")))
+    coupon: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    description: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime | None = Field(default=None, sa_column=utc_column())

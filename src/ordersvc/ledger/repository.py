@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.accounts.models import Account
+from ordersvc.ledger.models import Payment
+from ordersvc.orders.models import Order
+from ordersvc.pagination import PageWindow, fetch_window
+
+
+async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
+    """The account's balance, with its row locked until the transaction ends."""
+    stmt = sa.select(Account.balance_mills).where(Account.id == account_id).with_for_update()  # type: ignore[arg-type]
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def add_to_balance(session: AsyncSession, account_id: int, amount_mills: int) -> int | None:
+    stmt = (
+        sa.update(Account)
+        .where(Account.id == account_id)  # type: ignore[arg-type]
+        .values(balance_mills=Account.balance_mills + amount_mills)
+        .returning(Account.balance_mills)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_balance(session: AsyncSession, account_id: int) -> int | None:
+    stmt = sa.select(Account.balance_mills).where(Account.id == account_id)  # type: ignore[arg-type]
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def count_payments(session: AsyncSession, account_id: int) -> int:
+    stmt = sa.select(sa.func.count()).select_from(Payment).where(Payment.account_id == account_id)  # type: ignore[arg-type]
+    return (await session.execute(stmt)).scalar_one()
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    payment: Payment
+    order_public_id: str | None
+
+
+async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[LedgerEntry]:
+    """The window's payments, oldest first, with the public id of the order each refers to."""
+    stmt = (
+        sa.select(Payment, Order.public_id)
+        .outerjoin(Order, Order.id == Payment.order_id)  # type: ignore[arg-type]
+        .where(Payment.account_id == account_id)  # type: ignore[arg-type]
+    )
+    rows = await fetch_window(session, stmt, Payment.id, window)  # type: ignore[arg-type]
+    return [LedgerEntry(row[0], row[1]) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceMismatch:
+    account_id: int
+    email: str
+    balance_mills: int
+    payments_sum_mills: int
+
+
+async def balance_mismatches(session: AsyncSession) -> list[BalanceMismatch]:
+    sums = (
+        sa.select(Payment.account_id, sa.func.sum(Payment.amount_mills).label("total"))
+        .group_by(Payment.account_id)  # type: ignore[arg-type]
+        .subquery()
+    )
+    payments_sum = sa.func.coalesce(sums.c.total, 0)
+    stmt = (
+        sa.select(Account.id, Account.email, Account.balance_mills, payments_sum)
+        .outerjoin(sums, sums.c.account_id == Account.id)
+        .where(Account.balance_mills != payments_sum)
+        .order_by(Account.id)  # type: ignore[arg-type]
+    )
+    rows = (await session.execute(stmt)).all()
+    return [BalanceMismatch(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]

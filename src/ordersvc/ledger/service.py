@@ -1,0 +1,95 @@
+"""The ledger: the only writer of balances. Every change is one signed, insert-only payment,
+and the account's running balance moves with it in the same transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.accounts import service as accounts_service
+from ordersvc.errors import NotFound, ServiceError
+from ordersvc.ledger import repository
+from ordersvc.ledger.models import NEGATIVE_KINDS, POSITIVE_KINDS, Payment, PaymentKind
+from ordersvc.ledger.repository import BalanceMismatch, LedgerEntry
+from ordersvc.pagination import NumberedPage, PageRequest, PageWindow
+
+__all__ = ["BalanceMismatch", "InsufficientBalance", "LedgerEntry"]
+
+
+class InsufficientBalance(ServiceError):
+    # 402 Payment Required: the request is fine, the account needs money first.
+    status = 402
+    code = "insufficient_balance"
+    message = "Insufficient balance."
+
+
+async def lock_for_debit(session: AsyncSession, *, account_id: int, amount_mills: int) -> int:
+    """Lock the account row and check it can pay `amount_mills`; returns the balance.
+
+    The lock is held until the transaction ends, so concurrent debits of one account are
+    serialised and none can spend money another has already spent."""
+    balance = await repository.lock_balance(session, account_id)
+    if balance is None:
+        raise NotFound("No such account.")
+    if balance < amount_mills:
+        raise InsufficientBalance()
+    return balance
+
+
+async def post_payment(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    kind: PaymentKind,
+    amount_mills: int,
+    email: str | None = None,
+    order_id: int | None = None,
+    coupon: str | None = None,
+    description: str | None = None,
+) -> Payment:
+    """Record one payment and move the running balance by its amount, in the caller's
+    transaction. A debit must be preceded by `lock_for_debit`; the database's
+    `balance_not_negative` check is the last line of defence against an overdraft."""
+    if (kind in POSITIVE_KINDS and amount_mills <= 0) or (kind in NEGATIVE_KINDS and amount_mills >= 0):
+        raise ValueError(f"a {kind} payment cannot be {amount_mills} mills")
+    if await repository.add_to_balance(session, account_id, amount_mills) is None:
+        raise NotFound("No such account.")
+    payment = Payment(
+        account_id=account_id,
+        kind=kind.value,
+        amount_mills=amount_mills,
+        email=email,
+        order_id=order_id,
+        coupon=coupon,
+        description=description,
+    )
+    session.add(payment)
+    await session.flush()
+    return payment
+
+
+async def credit(session: AsyncSession, *, email: str, amount_mills: int, description: str | None = None) -> Payment:
+    """An operator's manual top-up of the account with this email."""
+    account = await accounts_service.get_account_by_email(session, email=email)
+    assert account.id is not None
+    return await post_payment(
+        session, account_id=account.id, kind=PaymentKind.CREDIT, amount_mills=amount_mills, description=description
+    )
+
+
+async def get_balance(session: AsyncSession, *, account_id: int) -> int:
+    """The running balance: one indexed row, however long the account's history."""
+    balance = await repository.get_balance(session, account_id)
+    if balance is None:
+        raise NotFound("No such account.")
+    return balance
+
+
+async def list_payments(session: AsyncSession, *, account_id: int, page: PageRequest) -> NumberedPage[LedgerEntry]:
+    window = PageWindow.resolve(page, await repository.count_payments(session, account_id))
+    items = await repository.payments_window(session, account_id, window)
+    return NumberedPage(items=items, page=window.page, per_page=window.per_page, total=window.total)
+
+
+async def verify(session: AsyncSession) -> list[BalanceMismatch]:
+    """Every account whose running balance differs from the sum of its payments."""
+    return await repository.balance_mismatches(session)

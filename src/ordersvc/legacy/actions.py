@@ -1,0 +1,86 @@
+"""One function per legacy action: read its parameters, call the service, shape the reply."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.accounts.models import Account
+from ordersvc.errors import InvalidParams
+from ordersvc.ledger import service as ledger
+from ordersvc.legacy.params import as_int, optional_int
+from ordersvc.legacy.render import COMPACT, JsonValue, Money, respond, wire_time
+from ordersvc.orders import service as orders
+from ordersvc.pagination import DEFAULT_PER_PAGE, PageRequest
+
+Action = Callable[[AsyncSession, Account, dict[str, Any]], Awaitable[Response]]
+
+
+def _account_id(account: Account) -> int:
+    assert account.id is not None
+    return account.id
+
+
+def _page_request(body: dict[str, Any]) -> PageRequest:
+    page_ok, page = optional_int(body, "page", None)
+    per_page_ok, per_page = optional_int(body, "per_page", DEFAULT_PER_PAGE)
+    if not (page_ok and per_page_ok) or per_page is None:
+        raise InvalidParams()
+    return PageRequest(page=page, per_page=per_page)
+
+
+async def balance(session: AsyncSession, account: Account, body: dict[str, Any]) -> Response:
+    mills = await ledger.get_balance(session, account_id=_account_id(account))
+    return respond({"balance": Money(mills)})
+
+
+async def list_orders(session: AsyncSession, account: Account, body: dict[str, Any]) -> Response:
+    page = await orders.list_orders(session, account_id=_account_id(account), page=_page_request(body))
+    items: list[JsonValue] = [
+        {
+            "id": order.public_id,
+            "email": order.email,
+            "created": wire_time(order.created_at),
+            "price": Money(order.price_mills),
+            "status": order.status,
+            "progress": order.progress,
+        }
+        for order in page.items
+    ]
+    return respond({"orders": items, "page": page.page, "per_page": page.per_page, "total": page.total})
+
+
+async def list_payments(session: AsyncSession, account: Account, body: dict[str, Any]) -> Response:
+    page = await ledger.list_payments(session, account_id=_account_id(account), page=_page_request(body))
+    items: list[JsonValue] = []
+    for entry in page.items:
+        payment = entry.payment
+        item: dict[str, JsonValue] = {"amount": Money(payment.amount_mills), "created": wire_time(payment.created_at)}
+        if payment.email is not None:
+            item["email"] = payment.email
+        if entry.order_public_id is not None:
+            item["order_id"] = entry.order_public_id
+        if payment.coupon is not None:
+            item["coupon"] = payment.coupon
+        items.append(item)
+    return respond({"payments": items, "page": page.page, "per_page": page.per_page, "total": page.total})
+
+
+async def place_order(session: AsyncSession, account: Account, body: dict[str, Any]) -> Response:
+    email = body.get("email")
+    quantity = as_int(body.get("quantity"))
+    if not isinstance(email, str) or quantity is None:
+        raise InvalidParams()
+    order = await orders.place_order(session, account_id=_account_id(account), email=email, quantity=quantity)
+    return respond({"order": order.public_id}, COMPACT)
+
+
+ACTIONS: dict[str, Action] = {
+    "balance": balance,
+    "orders": list_orders,
+    "payments": list_payments,
+    "order": place_order,
+}

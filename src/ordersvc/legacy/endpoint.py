@@ -1,0 +1,60 @@
+"""`POST /api`: the legacy action API, byte-compatible with the old PHP, Python and curl clients.
+
+The contract (`legacy-api-reference.txt`) fixes the error strings and their precedence:
+unreadable body -> `Invalid params.`; key -> `Invalid key.`; action -> `Invalid params.` /
+`Unknown action.`; then the action's own checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+
+from ordersvc.accounts import service as accounts
+from ordersvc.db import SessionDep
+from ordersvc.errors import InvalidParams, ServiceError
+from ordersvc.legacy import render
+from ordersvc.legacy.actions import ACTIONS
+from ordersvc.legacy.params import find_key, parse_body, read_body
+
+
+class UnknownAction(ServiceError):
+    code = "unknown_action"
+    message = "Unknown action."
+
+
+class LegacyRoute(APIRoute):
+    """Renders service errors as HTTP 200 `{"error": "..."}`, after the session dependency has
+    rolled the transaction back."""
+
+    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except ServiceError as exc:
+                return render.error(exc.message)
+
+        return handle
+
+
+router = APIRouter(route_class=LegacyRoute)
+
+
+@router.post("/api", include_in_schema=False)
+async def legacy_api(request: Request, session: SessionDep) -> Response:
+    raw = await read_body(request, request.app.state.settings.legacy_max_body_bytes)
+    body = None if raw is None else await parse_body(raw, request.headers)
+    if body is None:
+        raise InvalidParams()
+    account = await accounts.authenticate(session, api_key=find_key(request, body))
+    action_name = body.get("action")
+    if not isinstance(action_name, str):
+        raise InvalidParams()
+    action = ACTIONS.get(action_name)
+    if action is None:
+        raise UnknownAction()
+    return await action(session, account, body)

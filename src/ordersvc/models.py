@@ -1,0 +1,7 @@
+"""Table models, imported by `alembic/env.py` so migrations and code share one metadata."""
+
+from ordersvc.accounts.models import Account, ApiKey
+from ordersvc.ledger.models import Payment, PaymentKind
+from ordersvc.orders.models import Order, OrderStatus
+
+__all__ = ["Account", "ApiKey", "Order", "OrderStatus", "Payment", "PaymentKind"]

@@ -1,0 +1,83 @@
+"""Numbered pages, oldest first, whose default is the LAST page (the legacy contract)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.errors import InvalidParams
+
+T = TypeVar("T")
+
+MAX_PER_PAGE = 100
+DEFAULT_PER_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    page: int | None = None  # None: the last page
+    per_page: int = DEFAULT_PER_PAGE
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.per_page <= MAX_PER_PAGE or (self.page is not None and self.page < 1):
+            raise InvalidParams()
+
+
+@dataclass(frozen=True, slots=True)
+class PageWindow:
+    """Where a page sits in `total` items ordered oldest first."""
+
+    page: int
+    per_page: int
+    total: int
+
+    @classmethod
+    def resolve(cls, request: PageRequest, total: int) -> PageWindow:
+        last_page = max(1, -(-total // request.per_page))
+        return cls(page=request.page or last_page, per_page=request.per_page, total=total)
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.per_page
+
+    @property
+    def size(self) -> int:
+        """Number of items on this page (0 past the end)."""
+        return max(0, min(self.per_page, self.total - self.offset))
+
+    @property
+    def offset_from_newest(self) -> int:
+        """Offset of this page's newest item when counting from the newest item backwards.
+
+        Clients default to the last page, so pages near the end are read newest-first with a
+        small offset instead of skipping over the whole history."""
+        return max(0, self.total - self.offset - self.size)
+
+    @property
+    def read_backwards(self) -> bool:
+        return self.offset_from_newest < self.offset
+
+
+@dataclass(frozen=True, slots=True)
+class NumberedPage(Generic[T]):
+    items: Sequence[T]
+    page: int
+    per_page: int
+    total: int
+
+
+async def fetch_window(
+    session: AsyncSession, stmt: sa.Select[Any], id_column: sa.ColumnElement[int], window: PageWindow
+) -> list[sa.Row[Any]]:
+    """Run `stmt` (already filtered) for the rows of `window`, ordered by `id_column` ascending."""
+    if window.size == 0:
+        return []
+    stmt = stmt.limit(window.size)
+    if window.read_backwards:
+        rows = (await session.execute(stmt.order_by(id_column.desc()).offset(window.offset_from_newest))).all()
+        return list(reversed(rows))
+    return list((await session.execute(stmt.order_by(id_column).offset(window.offset))).all())
