@@ -40,17 +40,6 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _is_storable(value: object) -> bool:
-    """No NUL and no lone surrogate anywhere: PostgreSQL text can hold neither."""
-    if isinstance(value, str):
-        return "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value)
-    if isinstance(value, dict):
-        return all(_is_storable(k) and _is_storable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_is_storable(v) for v in value)
-    return True
-
-
 async def parse_body(raw: bytes, headers: Headers) -> dict[str, Any] | None:
     """The body as a JSON object whatever the Content-Type; a urlencoded or multipart form
     is accepted too. None for anything else."""
@@ -65,9 +54,7 @@ async def parse_body(raw: bytes, headers: Headers) -> dict[str, Any] | None:
             value = await _parse_multipart(raw, headers)
         else:
             return None
-    if not isinstance(value, dict) or not _is_storable(value):
-        return None
-    return value
+    return value if isinstance(value, dict) else None
 
 
 def _parse_urlencoded(raw: bytes) -> dict[str, str] | None:

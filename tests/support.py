@@ -1,0 +1,89 @@
+"""Helpers shared by tests: accounts with money, real server processes, the CLI."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ORDERSVC = str(Path(sys.executable).parent / "ordersvc")
+
+
+def unique_email(tag: str = "user") -> str:
+    return f"{tag}-{uuid.uuid4().hex[:12]}@example.com"
+
+
+@dataclass(frozen=True)
+class Customer:
+    account_id: int
+    email: str
+    api_key: str
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ORDERSVC, *args], capture_output=True, text=True, env=env or dict(os.environ), timeout=timeout, check=False
+    )
+
+
+@dataclass
+class ServerProcess:
+    base_url: str
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+@contextmanager
+def serve(log_dir: Path, *, env: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> Iterator[ServerProcess]:
+    """Run `ordersvc serve` on a free loopback port until the block ends."""
+    port = free_port()
+    log_path = log_dir / f"serve-{port}.log"
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [ORDERSVC, "serve", "--host", "127.0.0.1", "--port", str(port), *extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env or dict(os.environ),
+            text=True,
+        )
+    server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{server.log()}")
+            try:
+                if httpx.get(f"{server.base_url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start:\n{server.log()}")
+            time.sleep(0.2)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
