@@ -1,0 +1,160 @@
+"""Real races against PostgreSQL: no overdraft, no lost update, no double credit.
+
+300 orders of 1.00 USD race for a balance of 100.00 USD: exactly 100 must win, in one
+process (many pooled connections), through one server process over TCP, and through two
+server processes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ordersvc.accounts import service as accounts
+from ordersvc.accounts.service import AccountExists
+from ordersvc.ledger import service as ledger
+from ordersvc.ledger.models import PaymentKind
+from ordersvc.pagination import PageRequest
+from tests.conftest import MakeCustomer
+from tests.legacy.helpers import snapshot
+from tests.support import Customer, ServerProcess, serve, unique_email
+
+ORDERS = 300
+AFFORDABLE = 100
+ORDER_BODY = {"action": "order", "email": "race@example.com", "quantity": 1000}  # 1.00 USD
+
+
+def tally(responses: list[httpx.Response]) -> Counter[str]:
+    outcomes: Counter[str] = Counter()
+    for response in responses:
+        assert response.status_code == 200
+        if re.fullmatch(rb'\{"order":"[0-9A-F]{8}"\}', response.content):
+            outcomes["order"] += 1
+        else:
+            outcomes[response.text] += 1
+    return outcomes
+
+
+async def assert_exactly_affordable_orders_won(
+    responses: list[httpx.Response], customer: Customer, maker: async_sessionmaker[AsyncSession]
+) -> None:
+    assert tally(responses) == {"order": AFFORDABLE, '{"error":"Insufficient balance."}': ORDERS - AFFORDABLE}
+    # Balance 0, one credit + 100 debits, 100 orders; and the running balance equals the sum.
+    assert await snapshot(maker, customer) == ("0.00", AFFORDABLE + 1, AFFORDABLE)
+    async with maker() as session:
+        assert await ledger.verify(session) == []
+
+
+async def race(clients: list[httpx.AsyncClient], customer: Customer) -> list[httpx.Response]:
+    """Fire every order at once, spread round-robin over the clients (servers)."""
+    start = asyncio.Event()
+
+    async def one(client: httpx.AsyncClient) -> httpx.Response:
+        await start.wait()
+        return await client.post(f"/api?key={customer.api_key}", json=ORDER_BODY)
+
+    tasks = [asyncio.create_task(one(c)) for c, _ in zip(itertools.cycle(clients), range(ORDERS), strict=False)]
+    await asyncio.sleep(0.05)
+    start.set()
+    return list(await asyncio.gather(*tasks))
+
+
+def http_client(base_url: str) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=ORDERS, max_keepalive_connections=ORDERS)
+    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def two_servers(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    log_dir: Path = tmp_path_factory.mktemp("race")
+    with serve(log_dir) as first, serve(log_dir) as second:
+        yield [first, second]
+
+
+class TestOrderRace:
+    async def test_in_process_race_accepts_exactly_what_the_balance_covers(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer = await make_customer(balance="100")
+        responses = await race([client], customer)
+        await assert_exactly_affordable_orders_won(responses, customer, sessionmaker)
+
+    async def test_one_server_process_over_tcp(
+        self, two_servers: list[ServerProcess], make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer(balance="100")
+        async with http_client(two_servers[0].base_url) as c:
+            responses = await race([c], customer)
+        await assert_exactly_affordable_orders_won(responses, customer, sessionmaker)
+
+    async def test_two_server_processes_over_tcp(
+        self, two_servers: list[ServerProcess], make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer(balance="100")
+        async with http_client(two_servers[0].base_url) as a, http_client(two_servers[1].base_url) as b:
+            responses = await race([a, b], customer)
+        await assert_exactly_affordable_orders_won(responses, customer, sessionmaker)
+        assert two_servers[0].process.pid != two_servers[1].process.pid
+
+
+class TestCreditRace:
+    async def test_concurrent_credits_lose_no_update(
+        self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer = await make_customer()
+
+        async def credit(mills: int) -> None:
+            async with sessionmaker.begin() as session:
+                await ledger.post_payment(
+                    session, account_id=customer.account_id, kind=PaymentKind.CREDIT, amount_mills=mills
+                )
+
+        await asyncio.gather(*(credit(m) for m in range(1, 101)))
+        async with sessionmaker() as session:
+            assert await ledger.get_balance(session, account_id=customer.account_id) == sum(range(1, 101))
+            assert (await ledger.list_payments(session, account_id=customer.account_id, page=PageRequest())).total == 100
+
+    async def test_credits_and_orders_interleaved_never_overdraw(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer = await make_customer(balance="10")
+
+        async def credit() -> None:
+            async with sessionmaker.begin() as session:
+                await ledger.post_payment(
+                    session, account_id=customer.account_id, kind=PaymentKind.CREDIT, amount_mills=1000
+                )
+
+        async def order() -> httpx.Response:
+            return await client.post(f"/api?key={customer.api_key}", json=ORDER_BODY)
+
+        results = await asyncio.gather(*(credit() for _ in range(40)), *(order() for _ in range(80)))
+        won = tally([r for r in results if isinstance(r, httpx.Response)])["order"]
+        assert 10 <= won <= 50
+        balance, payments, orders = await snapshot(sessionmaker, customer)
+        assert (balance, payments, orders) == (f"{50 - won}.00", 1 + 40 + won, won)
+
+
+class TestAccountRace:
+    async def test_one_account_per_email_under_concurrent_creation(
+        self, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        email = unique_email("dup")
+
+        async def create() -> str:
+            try:
+                async with sessionmaker.begin() as session:
+                    await accounts.create_account(session, email=email)
+                return "created"
+            except AccountExists:
+                return "exists"
+
+        outcomes = Counter(await asyncio.gather(*(create() for _ in range(20))))
+        assert outcomes == {"created": 1, "exists": 19}
