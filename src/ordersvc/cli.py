@@ -132,7 +132,9 @@ def keys_revoke(key_prefix: str) -> None:
     typer.echo(f"API key {key.prefix}... revoked")
 
 
-@payments_app.command("credit")
+# ignore_unknown_options: a negative AMOUNT such as "-5" reaches our own one-line check
+# instead of being read as an unknown option.
+@payments_app.command("credit", context_settings={"ignore_unknown_options": True})
 def payments_credit(
     email: str,
     amount: str,

@@ -1,0 +1,120 @@
+"""The operator's CLI, run as a real command against the test database."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.support import run_cli, unique_email
+
+
+def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.fixture
+def account(database_url: str) -> dict[str, str]:
+    result = run_cli("accounts", "create", unique_email("cli"), "--json")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1
+    created: dict[str, str] = json.loads(lines[0])
+    return created
+
+
+class TestAccountsAndKeys:
+    def test_accounts_create_json_is_one_line_with_the_key(self, account: dict[str, str]) -> None:
+        assert set(account) == {"id", "email", "api_key"}
+        assert isinstance(account["id"], int)
+        assert re.fullmatch(r"osk_[A-Za-z0-9_-]{43}", account["api_key"])
+
+    def test_accounts_create_plain_shows_the_key_once(self, database_url: str) -> None:
+        email = unique_email("plain")
+        result = run_cli("accounts", "create", email)
+        assert result.returncode == 0
+        assert email in result.stdout
+        assert re.search(r"osk_[A-Za-z0-9_-]{43}", result.stdout)
+
+    def test_duplicate_account_is_a_one_line_error(self, account: dict[str, str]) -> None:
+        assert "already exists" in one_line_error(run_cli("accounts", "create", account["email"]))
+
+    def test_bad_email_is_a_one_line_error(self, database_url: str) -> None:
+        assert "Invalid email" in one_line_error(run_cli("accounts", "create", "not-an-email"))
+
+    def test_keys_create_and_revoke(self, account: dict[str, str]) -> None:
+        result = run_cli("keys", "create", account["email"], "--json")
+        assert result.returncode == 0, result.stderr
+        new_key = json.loads(result.stdout)
+        assert new_key["email"] == account["email"]
+        assert new_key["api_key"].startswith(new_key["prefix"])
+        assert new_key["api_key"] != account["api_key"]
+
+        revoked = run_cli("keys", "revoke", account["api_key"][:12])
+        assert revoked.returncode == 0, revoked.stderr
+        assert "revoked" in revoked.stdout
+        assert "No active API key" in one_line_error(run_cli("keys", "revoke", account["api_key"][:12]))
+
+    def test_keys_for_unknown_email(self, database_url: str) -> None:
+        assert "No account" in one_line_error(run_cli("keys", "create", unique_email("ghost")))
+
+
+class TestPaymentsCredit:
+    def test_credit_prints_the_new_balance(self, account: dict[str, str]) -> None:
+        result = run_cli("payments", "credit", account["email"], "12.345", "--description", "wire 42")
+        assert result.returncode == 0, result.stderr
+        assert "balance 12.345 USD" in result.stdout
+        result = run_cli("payments", "credit", account["email"], "0.655")
+        assert "balance 13.00 USD" in result.stdout
+
+    @pytest.mark.parametrize("amount", ["-5", "0", "abc", "1.2345", "1e3", "NaN"])
+    def test_bad_amount_changes_nothing(self, account: dict[str, str], amount: str) -> None:
+        assert "Invalid amount" in one_line_error(run_cli("payments", "credit", account["email"], amount))
+
+    def test_unknown_email(self, database_url: str) -> None:
+        assert "No account" in one_line_error(run_cli("payments", "credit", unique_email("ghost"), "5"))
+
+
+class TestLedgerVerify:
+    def test_verify_passes(self, database_url: str) -> None:
+        result = run_cli("ledger", "verify")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("ok")
+
+    async def test_verify_fails_with_the_difference(
+        self, account: dict[str, str], sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        tamper = "UPDATE accounts SET balance_mills = balance_mills + :d WHERE id = :id"
+        async with sessionmaker.begin() as session:
+            await session.execute(sa.text(tamper), {"d": 1500, "id": account["id"]})
+        try:
+            result = run_cli("ledger", "verify")
+        finally:
+            async with sessionmaker.begin() as session:
+                await session.execute(sa.text(tamper), {"d": -1500, "id": account["id"]})
+        assert result.returncode == 1
+        assert f"account {account['id']} {account['email']}: balance 1.50 != payments 0.00" in result.stderr
+
+
+def test_migrate_is_idempotent(database_url: str) -> None:
+    for _ in range(2):
+        result = run_cli("migrate")
+        assert result.returncode == 0, result.stderr
+
+
+def test_cli_credit_is_visible_to_the_api(account: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.support import serve
+
+    assert run_cli("payments", "credit", account["email"], "7.5").returncode == 0
+    with serve(tmp_path, env=dict(os.environ)) as server:
+        response = httpx.post(f"{server.base_url}/api?key={account['api_key']}", json={"action": "balance"})
+    assert response.content == b'{"balance": 7.50}'
