@@ -119,7 +119,9 @@ class TestCreditRace:
         await asyncio.gather(*(credit(m) for m in range(1, 101)))
         async with sessionmaker() as session:
             assert await ledger.get_balance(session, account_id=customer.account_id) == sum(range(1, 101))
-            assert (await ledger.list_payments(session, account_id=customer.account_id, page=PageRequest())).total == 100
+            assert (
+                await ledger.list_payments(session, account_id=customer.account_id, page=PageRequest())
+            ).total == 100
 
     async def test_credits_and_orders_interleaved_never_overdraw(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]

@@ -14,6 +14,8 @@ async def test_models_match_migrated_schema(sessionmaker: async_sessionmaker[Asy
     async with sessionmaker() as session:
         connection = await session.connection()
         diff = await connection.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync, opts={"compare_type": True}), SQLModel.metadata)
+            lambda sync: compare_metadata(
+                MigrationContext.configure(sync, opts={"compare_type": True}), SQLModel.metadata
+            )
         )
     assert diff == []

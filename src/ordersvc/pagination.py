@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar, TypeVarTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 
 from ordersvc.errors import InvalidParams
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 MAX_PER_PAGE = 100
 DEFAULT_PER_PAGE = 100
@@ -71,8 +73,8 @@ class NumberedPage(Generic[T]):
 
 
 async def fetch_window(
-    session: AsyncSession, stmt: sa.Select[Any], id_column: sa.ColumnElement[int], window: PageWindow
-) -> list[sa.Row[Any]]:
+    session: AsyncSession, stmt: sa.Select[*Ts], id_column: Mapped[int | None], window: PageWindow
+) -> list[sa.Row[*Ts]]:
     """Run `stmt` (already filtered) for the rows of `window`, ordered by `id_column` ascending."""
     if window.size == 0:
         return []

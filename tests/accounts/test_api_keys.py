@@ -26,7 +26,9 @@ class TestKeys:
         async with sessionmaker() as session:
             rows = (await session.execute(sa.select(ApiKey).where(ApiKey.account_id == customer.account_id))).scalars()
             (row,) = rows.all()
-            stored = (await session.execute(sa.text("SELECT api_keys::text FROM api_keys WHERE id = :id"), {"id": row.id})).scalar_one()
+            stored = (
+                await session.execute(sa.text("SELECT api_keys::text FROM api_keys WHERE id = :id"), {"id": row.id})
+            ).scalar_one()
         assert row.key_hash == hashlib.sha256(customer.api_key.encode()).digest()
         assert row.prefix == customer.api_key[:12]
         assert customer.api_key[12:] not in stored

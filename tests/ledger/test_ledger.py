@@ -25,9 +25,7 @@ class TestInsertOnly:
             with pytest.raises(DBAPIError, match="payments are insert-only"):
                 await session.execute(sa.text(statement), {"id": customer.account_id})
 
-    @pytest.mark.parametrize(
-        ("kind", "amount"), [("credit", -1), ("refund", 0), ("order", 5), ("bogus", 5)]
-    )
+    @pytest.mark.parametrize(("kind", "amount"), [("credit", -1), ("refund", 0), ("order", 5), ("bogus", 5)])
     async def test_database_refuses_a_sign_that_does_not_match_the_kind(
         self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], kind: str, amount: int
     ) -> None:
@@ -40,7 +38,11 @@ class TestInsertOnly:
 
     @pytest.mark.parametrize(("kind", "amount"), [(PaymentKind.CREDIT, -5), (PaymentKind.ORDER, 5)])
     async def test_service_refuses_a_sign_that_does_not_match_the_kind(
-        self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], kind: PaymentKind, amount: int
+        self,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        kind: PaymentKind,
+        amount: int,
     ) -> None:
         customer = await make_customer(balance="5")
         async with sessionmaker() as session:
@@ -69,9 +71,7 @@ class TestRunningBalance:
                 await ledger.post_payment(
                     session, account_id=customer.account_id, kind=PaymentKind.CREDIT, amount_mills=amount
                 )
-            await ledger.post_payment(
-                session, account_id=customer.account_id, kind=PaymentKind.REFUND, amount_mills=7
-            )
+            await ledger.post_payment(session, account_id=customer.account_id, kind=PaymentKind.REFUND, amount_mills=7)
         async with sessionmaker() as session:
             total = (
                 await session.execute(

@@ -142,9 +142,7 @@ class TestPrecedence:
     async def test_missing_key_beats_bad_order(self, client: httpx.AsyncClient) -> None:
         assert (await call(client, None, {"action": "order", "email": "x"})).content == INVALID_KEY
 
-    @pytest.mark.parametrize(
-        "key", ["", "wrong", "osk_", "osk_" + "A" * 43, "osk_" + "A" * 500, "osk_bad\x00", "ключ"]
-    )
+    @pytest.mark.parametrize("key", ["", "wrong", "osk_", "osk_" + "A" * 43, "osk_" + "A" * 500, "osk_bad\x00", "ключ"])
     async def test_unknown_key_in_body(self, client: httpx.AsyncClient, key: str) -> None:
         assert (await call(client, None, {"action": "balance", "key": key})).content == INVALID_KEY
 
@@ -189,7 +187,9 @@ class TestRefusalsChangeNothing:
     ) -> None:
         customer = await make_customer(balance="9.999")
         before = await snapshot(sessionmaker, customer)
-        response = await call(client, customer.api_key, {"action": "order", "email": "a@example.com", "quantity": 10000})
+        response = await call(
+            client, customer.api_key, {"action": "order", "email": "a@example.com", "quantity": 10000}
+        )
         assert response.content == INSUFFICIENT
         assert await snapshot(sessionmaker, customer) == before == ("9.999", 1, 0)
 

@@ -81,7 +81,7 @@ def php_query_curl(endpoint: str, body: dict[str, object]) -> object:
         "POST {path} HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\nContent-Type:application/json\r\n"
         "Content-Length: {length}\r\n\r\n"
     )
-    status, payload = raw_http(endpoint, head, php_json_encode(body))
+    _status, payload = raw_http(endpoint, head, php_json_encode(body))
     return json.loads(payload) if payload else {"error": "Connection error"}
 
 

@@ -26,7 +26,9 @@ class TestPublicId:
     ) -> None:
         customer = await make_customer(balance="5")
         async with sessionmaker.begin() as session:
-            first = await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
+            first = await orders.place_order(
+                session, account_id=customer.account_id, email="a@example.com", quantity=500
+            )
         fresh = orders.new_public_id()
         generated = iter([first.public_id, first.public_id, fresh])
         monkeypatch.setattr(orders, "new_public_id", lambda: next(generated))
@@ -46,7 +48,9 @@ class TestPublicId:
     ) -> None:
         customer = await make_customer(balance="5")
         async with sessionmaker.begin() as session:
-            first = await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
+            first = await orders.place_order(
+                session, account_id=customer.account_id, email="a@example.com", quantity=500
+            )
         monkeypatch.setattr(orders, "new_public_id", lambda: first.public_id)
         with pytest.raises(RuntimeError, match="no free public order id"):
             async with sessionmaker.begin() as session:
@@ -76,7 +80,9 @@ class TestPrice:
         customer = await make_customer(balance="100")
         async with sessionmaker() as session:
             with pytest.raises(InvalidQuantity):
-                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=quantity)
+                await orders.place_order(
+                    session, account_id=customer.account_id, email="a@example.com", quantity=quantity
+                )
 
     async def test_one_mill_short_is_insufficient(
         self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]

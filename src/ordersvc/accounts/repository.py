@@ -5,12 +5,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from ordersvc.accounts.models import Account, ApiKey
 
 
 async def get_account_by_email(session: AsyncSession, email: str) -> Account | None:
-    result = await session.execute(sa.select(Account).where(Account.email == email))  # type: ignore[arg-type]
+    result = await session.execute(sa.select(Account).where(col(Account.email) == email))
     return result.scalar_one_or_none()
 
 
@@ -20,7 +21,7 @@ async def insert_account(session: AsyncSession, email: str) -> Account | None:
         pg_insert(Account)
         .values(email=email)
         .on_conflict_do_nothing(index_elements=["email"])
-        .returning(Account.id)  # type: ignore[arg-type]
+        .returning(col(Account.id))
     )
     account_id = (await session.execute(stmt)).scalar_one_or_none()
     if account_id is None:
@@ -34,7 +35,7 @@ async def insert_api_key(session: AsyncSession, *, account_id: int, prefix: str,
         pg_insert(ApiKey)
         .values(account_id=account_id, prefix=prefix, key_hash=key_hash)
         .on_conflict_do_nothing(index_elements=["prefix"])
-        .returning(ApiKey.id)  # type: ignore[arg-type]
+        .returning(col(ApiKey.id))
     )
     key_id = (await session.execute(stmt)).scalar_one_or_none()
     if key_id is None:
@@ -45,8 +46,8 @@ async def insert_api_key(session: AsyncSession, *, account_id: int, prefix: str,
 async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tuple[ApiKey, Account] | None:
     stmt = (
         sa.select(ApiKey, Account)
-        .join(Account, Account.id == ApiKey.account_id)  # type: ignore[arg-type]
-        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))  # type: ignore[arg-type,union-attr]
+        .join(Account, col(Account.id) == col(ApiKey.account_id))
+        .where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None))
     )
     row = (await session.execute(stmt)).one_or_none()
     return None if row is None else (row[0], row[1])
@@ -55,7 +56,7 @@ async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tup
 async def revoke_key(session: AsyncSession, prefix: str, at: datetime) -> ApiKey | None:
     stmt = (
         sa.update(ApiKey)
-        .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))  # type: ignore[arg-type,union-attr]
+        .where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None))
         .values(revoked_at=at)
         .returning(ApiKey)
     )
@@ -63,5 +64,5 @@ async def revoke_key(session: AsyncSession, prefix: str, at: datetime) -> ApiKey
 
 
 async def get_key(session: AsyncSession, prefix: str) -> ApiKey | None:
-    result = await session.execute(sa.select(ApiKey).where(ApiKey.prefix == prefix))  # type: ignore[arg-type]
+    result = await session.execute(sa.select(ApiKey).where(col(ApiKey.prefix) == prefix))
     return result.scalar_one_or_none()

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from ordersvc.accounts.models import Account
 from ordersvc.ledger.models import Payment
@@ -13,27 +14,27 @@ from ordersvc.pagination import PageWindow, fetch_window
 
 async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
     """The account's balance, with its row locked until the transaction ends."""
-    stmt = sa.select(Account.balance_mills).where(Account.id == account_id).with_for_update()  # type: ignore[arg-type]
+    stmt = sa.select(col(Account.balance_mills)).where(col(Account.id) == account_id).with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def add_to_balance(session: AsyncSession, account_id: int, amount_mills: int) -> int | None:
     stmt = (
         sa.update(Account)
-        .where(Account.id == account_id)  # type: ignore[arg-type]
-        .values(balance_mills=Account.balance_mills + amount_mills)
-        .returning(Account.balance_mills)
+        .where(col(Account.id) == account_id)
+        .values(balance_mills=col(Account.balance_mills) + amount_mills)
+        .returning(col(Account.balance_mills))
     )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def get_balance(session: AsyncSession, account_id: int) -> int | None:
-    stmt = sa.select(Account.balance_mills).where(Account.id == account_id)  # type: ignore[arg-type]
+    stmt = sa.select(col(Account.balance_mills)).where(col(Account.id) == account_id)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def count_payments(session: AsyncSession, account_id: int) -> int:
-    stmt = sa.select(sa.func.count()).select_from(Payment).where(Payment.account_id == account_id)  # type: ignore[arg-type]
+    stmt = sa.select(sa.func.count()).select_from(Payment).where(col(Payment.account_id) == account_id)
     return (await session.execute(stmt)).scalar_one()
 
 
@@ -46,11 +47,11 @@ class LedgerEntry:
 async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[LedgerEntry]:
     """The window's payments, oldest first, with the public id of the order each refers to."""
     stmt = (
-        sa.select(Payment, Order.public_id)
-        .outerjoin(Order, Order.id == Payment.order_id)  # type: ignore[arg-type]
-        .where(Payment.account_id == account_id)  # type: ignore[arg-type]
+        sa.select(Payment, col(Order.public_id))
+        .outerjoin(Order, col(Order.id) == col(Payment.order_id))
+        .where(col(Payment.account_id) == account_id)
     )
-    rows = await fetch_window(session, stmt, Payment.id, window)  # type: ignore[arg-type]
+    rows = await fetch_window(session, stmt, col(Payment.id), window)
     return [LedgerEntry(row[0], row[1]) for row in rows]
 
 
@@ -64,16 +65,16 @@ class BalanceMismatch:
 
 async def balance_mismatches(session: AsyncSession) -> list[BalanceMismatch]:
     sums = (
-        sa.select(Payment.account_id, sa.func.sum(Payment.amount_mills).label("total"))
-        .group_by(Payment.account_id)  # type: ignore[arg-type]
+        sa.select(col(Payment.account_id), sa.func.sum(col(Payment.amount_mills)).label("total"))
+        .group_by(col(Payment.account_id))
         .subquery()
     )
     payments_sum = sa.func.coalesce(sums.c.total, 0)
     stmt = (
-        sa.select(Account.id, Account.email, Account.balance_mills, payments_sum)
-        .outerjoin(sums, sums.c.account_id == Account.id)
-        .where(Account.balance_mills != payments_sum)
-        .order_by(Account.id)  # type: ignore[arg-type]
+        sa.select(col(Account.id), col(Account.email), col(Account.balance_mills), payments_sum)
+        .outerjoin(sums, sums.c.account_id == col(Account.id))
+        .where(col(Account.balance_mills) != payments_sum)
+        .order_by(col(Account.id))
     )
     rows = (await session.execute(stmt)).all()
     return [BalanceMismatch(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]

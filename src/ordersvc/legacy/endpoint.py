@@ -6,7 +6,8 @@ unreadable body -> `Invalid params.`; key -> `Invalid key.`; action -> `Invalid 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -29,7 +30,7 @@ class LegacyRoute(APIRoute):
     """Renders service errors as HTTP 200 `{"error": "..."}`, after the session dependency has
     rolled the transaction back."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def handle(request: Request) -> Response:

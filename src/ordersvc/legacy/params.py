@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -19,6 +19,7 @@ from starlette.requests import Request
 _INTEGER_STRING = re.compile(r"-?[0-9]+")
 # Longer digit strings are out of every range we accept; clamp instead of converting.
 _MAX_INTEGER_DIGITS = 18
+_CLAMPED: int = 10**_MAX_INTEGER_DIGITS
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -66,7 +67,7 @@ def _parse_urlencoded(raw: bytes) -> dict[str, str] | None:
 
 
 async def _parse_multipart(raw: bytes, headers: Headers) -> dict[str, str] | None:
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes, None]:
         yield raw
 
     try:
@@ -102,7 +103,7 @@ def as_int(value: object) -> int | None:
     if isinstance(value, str) and _INTEGER_STRING.fullmatch(value):
         digits = value.lstrip("-").lstrip("0") or "0"
         if len(digits) > _MAX_INTEGER_DIGITS:
-            return -(10**_MAX_INTEGER_DIGITS) if value.startswith("-") else 10**_MAX_INTEGER_DIGITS
+            return -_CLAMPED if value.startswith("-") else _CLAMPED
         return int(value)
     return None
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from ordersvc.orders.models import Order
 from ordersvc.pagination import PageWindow, fetch_window
@@ -23,11 +24,11 @@ async def insert_order(
 
 
 async def count_orders(session: AsyncSession, account_id: int) -> int:
-    stmt = sa.select(sa.func.count()).select_from(Order).where(Order.account_id == account_id)  # type: ignore[arg-type]
+    stmt = sa.select(sa.func.count()).select_from(Order).where(col(Order.account_id) == account_id)
     return (await session.execute(stmt)).scalar_one()
 
 
 async def orders_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[Order]:
     """The window's orders, oldest first."""
-    stmt = sa.select(Order).where(Order.account_id == account_id)  # type: ignore[arg-type]
-    return [row[0] for row in await fetch_window(session, stmt, Order.id, window)]  # type: ignore[arg-type]
+    stmt = sa.select(Order).where(col(Order.account_id) == account_id)
+    return [row[0] for row in await fetch_window(session, stmt, col(Order.id), window)]

@@ -45,7 +45,12 @@ async def place_order(session: AsyncSession, *, account_id: int, email: str, qua
 
     for _ in range(_PUBLIC_ID_ATTEMPTS):
         order = await repository.insert_order(
-            session, public_id=new_public_id(), account_id=account_id, email=target, quantity=quantity, price_mills=price
+            session,
+            public_id=new_public_id(),
+            account_id=account_id,
+            email=target,
+            quantity=quantity,
+            price_mills=price,
         )
         if order is not None:
             break
