@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -22,13 +21,11 @@ from pathlib import Path
 import httpx
 import sqlalchemy as sa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ordersvc import db  # noqa: E402
-from ordersvc.accounts import service as accounts  # noqa: E402
-from ordersvc.config import Settings, get_settings  # noqa: E402
-from ordersvc.ledger import service as ledger  # noqa: E402
-from ordersvc.main import create_app  # noqa: E402
+from ordersvc import db
+from ordersvc.accounts import service as accounts
+from ordersvc.config import Settings, get_settings
+from ordersvc.ledger import service as ledger
+from ordersvc.main import create_app
 
 HISTORY_SIZES = (10, 10_000, 1_000_000)
 READS = 2000
@@ -86,13 +83,17 @@ async def main() -> None:
         _, api_key = await account_with_history(maker, 1)
         async with maker.begin() as session:
             await session.execute(
-                sa.text("INSERT INTO payments (account_id, kind, amount_mills) SELECT id, 'credit', :m FROM accounts "
-                        "WHERE id = (SELECT account_id FROM api_keys WHERE prefix = :p)"),
+                sa.text(
+                    "INSERT INTO payments (account_id, kind, amount_mills) SELECT id, 'credit', :m FROM accounts "
+                    "WHERE id = (SELECT account_id FROM api_keys WHERE prefix = :p)"
+                ),
                 {"m": ORDERS * 1000, "p": api_key[:12]},
             )
             await session.execute(
-                sa.text("UPDATE accounts SET balance_mills = balance_mills + :m "
-                        "WHERE id = (SELECT account_id FROM api_keys WHERE prefix = :p)"),
+                sa.text(
+                    "UPDATE accounts SET balance_mills = balance_mills + :m "
+                    "WHERE id = (SELECT account_id FROM api_keys WHERE prefix = :p)"
+                ),
                 {"m": ORDERS * 1000, "p": api_key[:12]},
             )
         transport = httpx.ASGITransport(app=app)

@@ -64,6 +64,9 @@ class TestAccountsAndKeys:
         assert "revoked" in revoked.stdout
         assert "No active API key" in one_line_error(run_cli("keys", "revoke", account["api_key"][:12]))
 
+    def test_keys_revoke_accepts_the_whole_key(self, account: dict[str, str]) -> None:
+        assert run_cli("keys", "revoke", account["api_key"]).returncode == 0
+
     def test_keys_for_unknown_email(self, database_url: str) -> None:
         assert "No account" in one_line_error(run_cli("keys", "create", unique_email("ghost")))
 

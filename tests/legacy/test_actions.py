@@ -337,3 +337,23 @@ class TestIsolation:
             3.0
         ]
         assert (await call(client, alice.api_key, {"action": "balance"})).content == b'{"balance": 8.00}'
+
+
+class TestKeyTransportEdges:
+    async def test_empty_query_key_falls_through_to_the_body(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer(balance="1")
+        body = {"action": "balance", "key": customer.api_key}
+        assert (await call(client, "", body)).content == b'{"balance": 1.00}'
+
+    async def test_bearer_scheme_is_case_insensitive(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer(balance="1")
+        headers = {"Authorization": f"bearer {customer.api_key}"}
+        assert (await call(client, None, {"action": "balance"}, headers=headers)).content == b'{"balance": 1.00}'
+
+    async def test_basic_auth_is_not_a_key(self, client: httpx.AsyncClient) -> None:
+        headers = {"Authorization": "Basic dXNlcjpwYXNz"}
+        assert (await call(client, None, {"action": "balance"}, headers=headers)).content == b'{"error":"Invalid key."}'

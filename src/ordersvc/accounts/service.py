@@ -80,7 +80,8 @@ async def create_api_key(session: AsyncSession, *, account: Account) -> tuple[Ap
 
 
 async def revoke_api_key(session: AsyncSession, *, prefix: str) -> ApiKey:
-    key = await repository.revoke_key(session, prefix, utc_now())
+    """Revoke the key with this prefix; a longer string (the whole key) names it too."""
+    key = await repository.revoke_key(session, prefix.strip()[:PREFIX_LENGTH], utc_now())
     if key is None:
         raise ApiKeyNotFound()
     return key

@@ -79,16 +79,16 @@ async def _parse_multipart(raw: bytes, headers: Headers) -> dict[str, str] | Non
 
 
 def find_key(request: Request, body: dict[str, Any]) -> object:
-    """The API key from, in order: `?key=`, the body's `"key"`, `Authorization: Bearer`,
-    `X-API-Key`. None when no transport carries one."""
-    if "key" in request.query_params:
-        return request.query_params["key"]
-    if "key" in body:
-        return body["key"]
+    """The API key from the first transport that carries a non-empty one, in this order:
+    `?key=`, the body's `"key"`, `Authorization: Bearer`, `X-API-Key`. None when none does."""
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return request.headers.get("x-api-key")
+    candidates = (
+        request.query_params.get("key"),
+        body.get("key"),
+        credentials.strip() if scheme.lower() == "bearer" else None,
+        request.headers.get("x-api-key"),
+    )
+    return next((c for c in candidates if c not in (None, "")), None)
 
 
 def as_int(value: object) -> int | None:
