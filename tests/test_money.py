@@ -32,7 +32,25 @@ def test_parse_usd(text: str, mills: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "0", "0.000", "-5", "+5", "1.2345", "1e3", "NaN", "inf", "abc", "1,5", ".5", "5.", "1000000001"]
+    "text",
+    [
+        "",
+        "0",
+        "0.000",
+        "-5",
+        "+5",
+        "1.2345",
+        "1e3",
+        "NaN",
+        "inf",
+        "abc",
+        "1,5",
+        ".5",
+        "5.",
+        "1000000001",
+        "\u0661\u0662",
+        "\uff11\uff12",
+    ],
 )
 def test_parse_usd_refuses(text: str) -> None:
     with pytest.raises(InvalidAmount):

@@ -9,14 +9,27 @@ import logging
 import re
 from copy import deepcopy
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from uvicorn.config import LOGGING_CONFIG
 
-_SECRET_QUERY_PARAM = re.compile(r"(?i)([?&](?:key|api_key|apikey|token)=)[^&#\s\"]*")
+_SECRET_NAMES = frozenset({"key", "api_key", "apikey", "token"})
+_QUERY = re.compile(r"\?([^\s\"#]*)")
+
+
+def _redact_query(match: re.Match[str]) -> str:
+    """Names are compared after percent-decoding, as the application decodes them
+    (`?%6Bey=...` is the key too); a query that does not parse is hidden whole."""
+    try:
+        fields = parse_qsl(match.group(1), keep_blank_values=True, strict_parsing=bool(match.group(1)))
+    except ValueError:
+        return "?[REDACTED]"
+    redacted = [(name, "[REDACTED]" if name.strip().lower() in _SECRET_NAMES else value) for name, value in fields]
+    return "?" + urlencode(redacted, safe="[]")
 
 
 def redact(text: str) -> str:
-    return _SECRET_QUERY_PARAM.sub(r"\1[REDACTED]", text)
+    return _QUERY.sub(_redact_query, text)
 
 
 class RedactSecretsFilter(logging.Filter):

@@ -14,7 +14,7 @@ MILLS_PER_USD = 1000
 # Far above any real top-up, far below BIGINT: a typo of a few digits is refused.
 MAX_CREDIT_MILLS = 1_000_000_000 * MILLS_PER_USD
 
-_USD_RE = re.compile(r"^(?P<int>\d{1,15})(?:\.(?P<frac>\d{1,3}))?$")
+_USD_RE = re.compile(r"^(?P<int>[0-9]{1,15})(?:\.(?P<frac>[0-9]{1,3}))?$")
 
 
 class InvalidAmount(ServiceError):

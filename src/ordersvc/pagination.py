@@ -36,11 +36,15 @@ class PageWindow:
     page: int
     per_page: int
     total: int
+    # The highest id counted in `total`. Rows are fetched up to it, so a row committed between
+    # counting and fetching cannot shift the window (an account's rows get increasing ids in
+    # commit order: each is inserted under that account's row lock).
+    last_id: int | None = None
 
     @classmethod
-    def resolve(cls, request: PageRequest, total: int) -> PageWindow:
+    def resolve(cls, request: PageRequest, total: int, last_id: int | None) -> PageWindow:
         last_page = max(1, -(-total // request.per_page))
-        return cls(page=request.page or last_page, per_page=request.per_page, total=total)
+        return cls(page=request.page or last_page, per_page=request.per_page, total=total, last_id=last_id)
 
     @property
     def offset(self) -> int:
@@ -76,10 +80,18 @@ async def fetch_window(
     session: AsyncSession, stmt: sa.Select[*Ts], id_column: Mapped[int | None], window: PageWindow
 ) -> list[sa.Row[*Ts]]:
     """Run `stmt` (already filtered) for the rows of `window`, ordered by `id_column` ascending."""
-    if window.size == 0:
+    if window.size == 0 or window.last_id is None:
         return []
-    stmt = stmt.limit(window.size)
+    stmt = stmt.where(id_column <= window.last_id).limit(window.size)
     if window.read_backwards:
         rows = (await session.execute(stmt.order_by(id_column.desc()).offset(window.offset_from_newest))).all()
         return list(reversed(rows))
     return list((await session.execute(stmt.order_by(id_column).offset(window.offset))).all())
+
+
+async def count_up_to_now(
+    session: AsyncSession, id_column: Mapped[int | None], where: sa.ColumnElement[bool]
+) -> tuple[int, int | None]:
+    """(number of rows, highest id) matching `where`, in one statement."""
+    row = (await session.execute(sa.select(sa.func.count(), sa.func.max(id_column)).where(where))).one()
+    return int(row[0]), row[1]

@@ -157,6 +157,12 @@ class TestPagination:
             body = await self.orders_page(client, customer.api_key, page=page, per_page=1)
             assert body == {"orders": [], "page": int(page), "per_page": 1, "total": 1}
 
+    async def test_huge_page_is_echoed_exactly(self, client: httpx.AsyncClient, make_customer: MakeCustomer) -> None:
+        customer = await make_customer(balance="10")
+        huge = "1" + "0" * 30
+        body = await self.orders_page(client, customer.api_key, page=huge)
+        assert body == {"orders": [], "page": int(huge), "per_page": 100, "total": 0}
+
     async def test_numeric_strings_and_null_parameters(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer
     ) -> None:
@@ -318,6 +324,22 @@ class TestBodyEncodings:
         )
         assert response.content == b'{"balance": 2.00}'
 
+    @pytest.mark.parametrize("content_type", [None, "application/json", "text/plain"])
+    async def test_urlencoded_form_whatever_the_content_type(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, content_type: str | None
+    ) -> None:
+        customer = await make_customer(balance="2")
+        headers = {} if content_type is None else {"Content-Type": content_type}
+        body = f"action=balance&key={customer.api_key}".encode()
+        assert (await client.post("/api", content=body, headers=headers)).content == b'{"balance": 2.00}'
+
+    async def test_trailing_slash_endpoint_answers_without_redirect(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer(balance="2")
+        response = await client.post(f"/api/?key={customer.api_key}", json={"action": "balance"})
+        assert (response.status_code, response.content) == (200, b'{"balance": 2.00}')
+
     async def test_malformed_form_is_invalid_params(self, client: httpx.AsyncClient) -> None:
         response = await client.post(
             "/api", content=b"a=1&&=&b", headers={"Content-Type": "application/x-www-form-urlencoded"}
@@ -357,3 +379,43 @@ class TestKeyTransportEdges:
     async def test_basic_auth_is_not_a_key(self, client: httpx.AsyncClient) -> None:
         headers = {"Authorization": "Basic dXNlcjpwYXNz"}
         assert (await call(client, None, {"action": "balance"}, headers=headers)).content == b'{"error":"Invalid key."}'
+
+
+class TestListsWhileWritesCommit:
+    """A row committed between counting and fetching must not shift the page: `total`, `page`
+    and the items stay one consistent view."""
+
+    @pytest.mark.parametrize("action", ["payments", "orders"])
+    async def test_commit_between_count_and_fetch(
+        self,
+        client: httpx.AsyncClient,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        monkeypatch: pytest.MonkeyPatch,
+        action: str,
+    ) -> None:
+        from ordersvc.ledger import repository as ledger_repository
+        from ordersvc.orders import repository as orders_repository
+        from ordersvc.orders import service as orders
+
+        customer = await make_customer(balance="10")
+        ids = [await place(client, customer.api_key, quantity=500) for _ in range(2)]
+        repository, name = (
+            (ledger_repository, "count_payments") if action == "payments" else (orders_repository, "count_orders")
+        )
+        real_count = getattr(repository, name)
+
+        async def count_then_commit_another(session, account_id):  # type: ignore[no-untyped-def]
+            counted = await real_count(session, account_id)
+            async with sessionmaker.begin() as other:
+                await orders.place_order(other, account_id=account_id, email="late@example.com", quantity=500)
+            return counted
+
+        monkeypatch.setattr(repository, name, count_then_commit_another)
+        body = (await call(client, customer.api_key, {"action": action, "per_page": 2})).json()
+        monkeypatch.undo()
+        if action == "payments":
+            # Counted: the credit and two debits. Page 2 of 2 holds the third, not the late one.
+            assert (body["total"], body["page"], [p["order_id"] for p in body["payments"]]) == (3, 2, [ids[1]])
+        else:
+            assert (body["total"], body["page"], [o["id"] for o in body["orders"]]) == (2, 1, ids)

@@ -87,7 +87,10 @@ class TestErrorStrings:
             ({"email": "a@example.com", "quantity": -1000}, INVALID_QUANTITY),
             ({"email": "a@example.com", "quantity": "-1000"}, INVALID_QUANTITY),
             ({"email": "a@example.com", "quantity": 10**30}, INVALID_QUANTITY),
-            ({"email": "a@example.com", "quantity": "9" * 5000}, INVALID_QUANTITY),
+            ({"email": "a@example.com", "quantity": "9" * 30}, INVALID_QUANTITY),
+            ({"email": "a@example.com", "quantity": "-" + "9" * 30}, INVALID_QUANTITY),
+            # Longer than Python converts (4300 digits): refused like the same JSON number would be.
+            ({"email": "a@example.com", "quantity": "9" * 5000}, INVALID_PARAMS),
             # Valid order, no money.
             ({"email": "a@example.com", "quantity": 500}, INSUFFICIENT),
             ({"email": "a@example.com", "quantity": "10000"}, INSUFFICIENT),
@@ -127,6 +130,35 @@ class TestErrorStrings:
         customer = await make_customer(balance="5")
         response = await call(client, customer.api_key, {"action": action, **params})
         assert response.content == INVALID_PARAMS
+
+
+class TestFractionsBeyondFloatPrecision:
+    """JSON numbers are read exactly: a fraction too small for a float is still a fraction."""
+
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b'{"action": "order", "email": "a@example.com", "quantity": 49999.999999999999999}',
+            b'{"action": "order", "email": "a@example.com", "quantity": 500.0000000000000001}',
+            b'{"action": "orders", "page": 1.0000000000000001}',
+            b'{"action": "payments", "per_page": 9.9999999999999999999}',
+            b'{"action": "order", "email": "a@example.com", "quantity": 1e-400}',
+            b'{"action": "orders", "page": 1e999999999}',
+        ],
+    )
+    async def test_is_invalid_params(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, body: bytes
+    ) -> None:
+        customer = await make_customer(balance="100")
+        assert (await call(client, customer.api_key, body)).content == INVALID_PARAMS
+        assert await snapshot(sessionmaker, customer) == ("100.00", 1, 0)
+
+    async def test_exponent_without_fraction_is_an_integer(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer(balance="100")
+        body = b'{"action": "order", "email": "a@example.com", "quantity": 1.234e3}'
+        assert (await call(client, customer.api_key, body)).content.startswith(b'{"order":"')
 
 
 class TestPrecedence:

@@ -138,6 +138,9 @@ def test_server_log_never_contains_a_key(server: ServerProcess, endpoint: str) -
     key = endpoint.split("key=")[1]
     requests.post(endpoint, json={"action": "balance"}, timeout=10)
     requests.post(endpoint.split("?")[0], json={"action": "balance", "key": key}, timeout=10)
+    # Percent-encoded parameter names are decoded by the app, so they must be redacted too.
+    encoded = endpoint.replace("?key=", "?%6Bey=")
+    assert requests.post(encoded, json={"action": "balance"}, timeout=10).json() == {"balance": 25.0}
     log = Path(server.log_path).read_text()
     assert "POST /api?key=[REDACTED]" in log
     assert key not in log

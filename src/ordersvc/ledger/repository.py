@@ -9,7 +9,7 @@ from sqlmodel import col
 from ordersvc.accounts.models import Account
 from ordersvc.ledger.models import Payment
 from ordersvc.orders.models import Order
-from ordersvc.pagination import PageWindow, fetch_window
+from ordersvc.pagination import PageWindow, count_up_to_now, fetch_window
 
 
 async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
@@ -33,9 +33,8 @@ async def get_balance(session: AsyncSession, account_id: int) -> int | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def count_payments(session: AsyncSession, account_id: int) -> int:
-    stmt = sa.select(sa.func.count()).select_from(Payment).where(col(Payment.account_id) == account_id)
-    return (await session.execute(stmt)).scalar_one()
+async def count_payments(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
+    return await count_up_to_now(session, col(Payment.id), col(Payment.account_id) == account_id)
 
 
 @dataclass(frozen=True, slots=True)

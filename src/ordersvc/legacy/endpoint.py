@@ -45,6 +45,9 @@ class LegacyRoute(APIRoute):
 router = APIRouter(route_class=LegacyRoute)
 
 
+# "/api/" too: a client that saved the endpoint with a trailing slash must not get a redirect,
+# which old PHP clients report as "Connection error".
+@router.post("/api/", include_in_schema=False)
 @router.post("/api", include_in_schema=False)
 async def legacy_api(request: Request, session: SessionDep) -> Response:
     raw = await read_body(request, request.app.state.settings.legacy_max_body_bytes)

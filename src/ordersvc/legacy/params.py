@@ -6,9 +6,9 @@ the contract's error string."""
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import AsyncGenerator
+from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -16,10 +16,10 @@ from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 
-_INTEGER_STRING = re.compile(r"-?[0-9]+")
-# Longer digit strings are out of every range we accept; clamp instead of converting.
-_MAX_INTEGER_DIGITS = 18
-_CLAMPED: int = 10**_MAX_INTEGER_DIGITS
+# Python refuses to convert integers of more than 4300 digits (a DoS guard), and so does
+# `json.loads`; numbers that long are refused as `Invalid params.` whichever way they come.
+_MAX_INTEGER_DIGITS = 4000
+_INTEGER_STRING = re.compile(rf"-?[0-9]{{1,{_MAX_INTEGER_DIGITS}}}")
 
 
 async def read_body(request: Request, limit: int) -> bytes | None:
@@ -42,26 +42,30 @@ def _reject_constant(name: str) -> Any:
 
 
 async def parse_body(raw: bytes, headers: Headers) -> dict[str, Any] | None:
-    """The body as a JSON object whatever the Content-Type; a urlencoded or multipart form
-    is accepted too. None for anything else."""
+    """The body as a JSON object whatever the Content-Type; a form (urlencoded, or multipart
+    when so declared) is accepted too. None for anything else, including an empty body.
+
+    JSON numbers with a fraction or exponent become `Decimal`, so `1000.0000000000000001`
+    stays a fraction instead of being rounded to an integer by float parsing."""
+    if not raw.strip():
+        return None
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     value: object
     try:
-        value = json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant)
+        value = json.loads(raw.decode("utf-8-sig"), parse_float=Decimal, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
-        if content_type == "application/x-www-form-urlencoded":
-            value = _parse_urlencoded(raw)
-        elif content_type == "multipart/form-data":
+        if content_type == "multipart/form-data":
             value = await _parse_multipart(raw, headers)
         else:
-            return None
+            value = _parse_urlencoded(raw)
     return value if isinstance(value, dict) else None
 
 
 def _parse_urlencoded(raw: bytes) -> dict[str, str] | None:
     try:
         text = raw.decode("utf-8")
-        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=100))
+        # Strict: every field needs its "=", so plain garbage is not mistaken for a form.
+        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=100))
     except ValueError:
         return None
 
@@ -92,18 +96,17 @@ def find_key(request: Request, body: dict[str, Any]) -> object:
 
 
 def as_int(value: object) -> int | None:
-    """An integer, a float with no fractional part, or a decimal-integer string. Booleans,
-    fractions and anything else are None."""
+    """An integer, a JSON number with no fractional part (`10000.0`, `1e4`), or a
+    decimal-integer string (`"10000"`). Booleans, fractions and anything else are None."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, float):
-        return int(value) if math.isfinite(value) and value.is_integer() else None
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value() or value.adjusted() >= _MAX_INTEGER_DIGITS:
+            return None
+        return int(value)
     if isinstance(value, str) and _INTEGER_STRING.fullmatch(value):
-        digits = value.lstrip("-").lstrip("0") or "0"
-        if len(digits) > _MAX_INTEGER_DIGITS:
-            return -_CLAMPED if value.startswith("-") else _CLAMPED
         return int(value)
     return None
 

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from ordersvc.orders.models import Order
-from ordersvc.pagination import PageWindow, fetch_window
+from ordersvc.pagination import PageWindow, count_up_to_now, fetch_window
 
 
 async def insert_order(
@@ -23,9 +23,8 @@ async def insert_order(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def count_orders(session: AsyncSession, account_id: int) -> int:
-    stmt = sa.select(sa.func.count()).select_from(Order).where(col(Order.account_id) == account_id)
-    return (await session.execute(stmt)).scalar_one()
+async def count_orders(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
+    return await count_up_to_now(session, col(Order.id), col(Order.account_id) == account_id)
 
 
 async def orders_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[Order]:

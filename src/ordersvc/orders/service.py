@@ -65,6 +65,6 @@ async def place_order(session: AsyncSession, *, account_id: int, email: str, qua
 
 
 async def list_orders(session: AsyncSession, *, account_id: int, page: PageRequest) -> NumberedPage[Order]:
-    window = PageWindow.resolve(page, await repository.count_orders(session, account_id))
+    window = PageWindow.resolve(page, *await repository.count_orders(session, account_id))
     items = await repository.orders_window(session, account_id, window)
     return NumberedPage(items=items, page=window.page, per_page=window.per_page, total=window.total)
