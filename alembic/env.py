@@ -4,13 +4,13 @@ advisory lock so several server processes starting at once do not race."""
 import asyncio
 from logging.config import fileConfig
 
+from alembic import context
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import ordersvc.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from alembic import context
 from ordersvc.config import get_settings
 from ordersvc.db import resolve_database_url, to_asyncpg_url
 

@@ -76,9 +76,8 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
 def run_migrations(url: str) -> None:
     """Apply Alembic migrations up to head. Safe to call from several processes at once:
     `alembic/env.py` serialises them with an advisory lock."""
-    from alembic.config import Config
-
     from alembic import command
+    from alembic.config import Config
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))

@@ -2,6 +2,6 @@
 
 from ordersvc.accounts.models import Account, ApiKey
 from ordersvc.ledger.models import Payment, PaymentKind
-from ordersvc.orders.models import Order, OrderStatus
+from ordersvc.orders.models import IdempotencyKey, Order, OrderStatus
 
-__all__ = ["Account", "ApiKey", "Order", "OrderStatus", "Payment", "PaymentKind"]
+__all__ = ["Account", "ApiKey", "IdempotencyKey", "Order", "OrderStatus", "Payment", "PaymentKind"]

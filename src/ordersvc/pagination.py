@@ -95,3 +95,49 @@ async def count_up_to_now(
     """(number of rows, highest id) matching `where`, in one statement."""
     row = (await session.execute(sa.select(sa.func.count(), sa.func.max(id_column)).where(where))).one()
     return int(row[0]), row[1]
+
+
+# Cursor pagination (REST): newest first, cursors are rows the client has already seen.
+DEFAULT_LIMIT = 20
+
+
+class InvalidCursor(InvalidParams):
+    code = "invalid_cursor"
+    message = "The pagination cursor does not name an item of this list."
+
+
+@dataclass(frozen=True, slots=True)
+class CursorRequest:
+    """`starting_after`: older items than this id; `ending_before`: newer items than this id
+    (ids here are internal row ids, resolved by the domain from its public cursors)."""
+
+    limit: int = DEFAULT_LIMIT
+    starting_after: int | None = None
+    ending_before: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.limit <= MAX_PER_PAGE:
+            raise InvalidParams(f"limit must be between 1 and {MAX_PER_PAGE}.")
+        if self.starting_after is not None and self.ending_before is not None:
+            raise InvalidParams("Use starting_after or ending_before, not both.")
+
+
+@dataclass(frozen=True, slots=True)
+class CursorPage(Generic[T]):
+    items: Sequence[T]  # newest first
+    has_more: bool  # more items exist beyond this page in the direction of travel
+
+
+async def fetch_cursor_page(
+    session: AsyncSession, stmt: sa.Select[*Ts], id_column: Mapped[int | None], request: CursorRequest
+) -> tuple[list[sa.Row[*Ts]], bool]:
+    """The page of `stmt` (already filtered) for `request`, newest first, and `has_more`."""
+    window = request.limit + 1  # one extra row tells whether there is more
+    if request.ending_before is not None:
+        stmt = stmt.where(id_column > request.ending_before).order_by(id_column).limit(window)
+        rows = list((await session.execute(stmt)).all())
+        return list(reversed(rows[: request.limit])), len(rows) > request.limit
+    if request.starting_after is not None:
+        stmt = stmt.where(id_column < request.starting_after)
+    rows = list((await session.execute(stmt.order_by(id_column.desc()).limit(window))).all())
+    return rows[: request.limit], len(rows) > request.limit

@@ -26,16 +26,16 @@ class TestPublicId:
     ) -> None:
         customer = await make_customer(balance="5")
         async with sessionmaker.begin() as session:
-            first = await orders.place_order(
-                session, account_id=customer.account_id, email="a@example.com", quantity=500
-            )
+            first = (
+                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
+            ).order
         fresh = orders.new_public_id()
         generated = iter([first.public_id, first.public_id, fresh])
         monkeypatch.setattr(orders, "new_public_id", lambda: next(generated))
         async with sessionmaker.begin() as session:
-            second = await orders.place_order(
-                session, account_id=customer.account_id, email="a@example.com", quantity=500
-            )
+            second = (
+                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
+            ).order
         assert second.public_id == fresh
         async with sessionmaker() as session:
             # One debit per order: the collided attempts left nothing behind.
@@ -48,9 +48,9 @@ class TestPublicId:
     ) -> None:
         customer = await make_customer(balance="5")
         async with sessionmaker.begin() as session:
-            first = await orders.place_order(
-                session, account_id=customer.account_id, email="a@example.com", quantity=500
-            )
+            first = (
+                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
+            ).order
         monkeypatch.setattr(orders, "new_public_id", lambda: first.public_id)
         with pytest.raises(RuntimeError, match="no free public order id"):
             async with sessionmaker.begin() as session:
@@ -66,9 +66,11 @@ class TestPrice:
     ) -> None:
         customer = await make_customer(balance="50")
         async with sessionmaker.begin() as session:
-            order = await orders.place_order(
-                session, account_id=customer.account_id, email="a@example.com", quantity=quantity
-            )
+            order = (
+                await orders.place_order(
+                    session, account_id=customer.account_id, email="a@example.com", quantity=quantity
+                )
+            ).order
         assert order.price_mills == quantity
         async with sessionmaker() as session:
             assert await ledger.get_balance(session, account_id=customer.account_id) == 50_000 - quantity

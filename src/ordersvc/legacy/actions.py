@@ -74,8 +74,13 @@ async def place_order(session: AsyncSession, account: Account, body: dict[str, A
     quantity = as_int(body.get("quantity"))
     if not isinstance(email, str) or quantity is None:
         raise InvalidParams()
-    order = await orders.place_order(session, account_id=_account_id(account), email=email, quantity=quantity)
-    return respond({"order": order.public_id}, COMPACT)
+    request_id = body.get("request_id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidParams()
+    placed = await orders.place_order(
+        session, account_id=_account_id(account), email=email, quantity=quantity, idempotency_key=request_id
+    )
+    return respond({"order": placed.order.public_id}, COMPACT)
 
 
 ACTIONS: dict[str, Action] = {

@@ -1,7 +1,9 @@
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from ordersvc.timestamps import utc_column
@@ -41,4 +43,25 @@ class Order(SQLModel, table=True):
         sa_column=sa.Column(sa.Text, nullable=False, server_default=OrderStatus.PENDING.value),
     )
     progress: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    created_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """A client's Idempotency-Key (REST) or request_id (legacy), scoped to its account.
+
+    Claimed in the same transaction that places the order, so a failed attempt leaves no key
+    behind and a concurrent duplicate waits on the claim, then replays. Kept indefinitely
+    (the contract asks for at least 24 hours)."""
+
+    __tablename__ = "idempotency_keys"
+
+    account_id: int = Field(
+        sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("accounts.id"), primary_key=True, autoincrement=False)
+    )
+    key: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    # SHA-256 of the request's parameters: the same key with other parameters is a conflict.
+    fingerprint: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    order_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("orders.id")))
+    # The order as the first response showed it, so a replay shows the same.
+    snapshot: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())

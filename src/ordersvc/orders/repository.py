@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from ordersvc.orders.models import Order
-from ordersvc.pagination import PageWindow, count_up_to_now, fetch_window
+from ordersvc.orders.models import IdempotencyKey, Order
+from ordersvc.pagination import CursorRequest, PageWindow, count_up_to_now, fetch_cursor_page, fetch_window
 
 
 async def insert_order(
@@ -31,3 +35,59 @@ async def orders_window(session: AsyncSession, account_id: int, window: PageWind
     """The window's orders, oldest first."""
     stmt = sa.select(Order).where(col(Order.account_id) == account_id)
     return [row[0] for row in await fetch_window(session, stmt, col(Order.id), window)]
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilters:
+    status: str | None = None
+    email: str | None = None
+    created_gte: datetime | None = None
+    created_lt: datetime | None = None
+
+
+async def get_order(session: AsyncSession, account_id: int, public_id: str) -> Order | None:
+    stmt = sa.select(Order).where(col(Order.account_id) == account_id, col(Order.public_id) == public_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def orders_page(
+    session: AsyncSession, account_id: int, filters: OrderFilters, request: CursorRequest
+) -> tuple[list[Order], bool]:
+    stmt = sa.select(Order).where(col(Order.account_id) == account_id)
+    if filters.status is not None:
+        stmt = stmt.where(col(Order.status) == filters.status)
+    if filters.email is not None:
+        stmt = stmt.where(sa.func.lower(col(Order.email)) == filters.email.lower())
+    if filters.created_gte is not None:
+        stmt = stmt.where(col(Order.created_at) >= filters.created_gte)
+    if filters.created_lt is not None:
+        stmt = stmt.where(col(Order.created_at) < filters.created_lt)
+    rows, has_more = await fetch_cursor_page(session, stmt, col(Order.id), request)
+    return [row[0] for row in rows], has_more
+
+
+async def claim_idempotency_key(session: AsyncSession, account_id: int, key: str, fingerprint: bytes) -> bool:
+    """True when this transaction now owns the key. A concurrent transaction holding an
+    uncommitted claim makes this wait until it commits (then False) or rolls back (then True)."""
+    stmt = (
+        pg_insert(IdempotencyKey)
+        .values(account_id=account_id, key=key, fingerprint=fingerprint)
+        .on_conflict_do_nothing(index_elements=["account_id", "key"])
+        .returning(col(IdempotencyKey.key))
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def get_idempotency_key(session: AsyncSession, account_id: int, key: str) -> IdempotencyKey:
+    return await session.get_one(IdempotencyKey, (account_id, key))
+
+
+async def complete_idempotency_key(
+    session: AsyncSession, account_id: int, key: str, order_id: int, snapshot: dict[str, Any]
+) -> None:
+    stmt = (
+        sa.update(IdempotencyKey)
+        .where(col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key)
+        .values(order_id=order_id, snapshot=snapshot)
+    )
+    await session.execute(stmt)

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.emails import normalize_email
-from ordersvc.errors import ServiceError
+from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.orders import repository
 from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order
-from ordersvc.pagination import NumberedPage, PageRequest, PageWindow
+from ordersvc.orders.repository import OrderFilters
+from ordersvc.pagination import (
+    DEFAULT_LIMIT,
+    CursorPage,
+    CursorRequest,
+    InvalidCursor,
+    NumberedPage,
+    PageRequest,
+    PageWindow,
+)
 
 _PUBLIC_ID_ATTEMPTS = 10
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+__all__ = ["OrderFilters"]
 
 
 class InvalidQuantity(ServiceError):
@@ -33,24 +51,88 @@ def new_public_id() -> str:
     return secrets.token_hex(4).upper()
 
 
-async def place_order(session: AsyncSession, *, account_id: int, email: str, quantity: int) -> Order:
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    order: Order
+    replayed: bool  # True: an earlier request with the same idempotency key placed it
+
+
+class InvalidIdempotencyKey(InvalidParams):
+    code = "invalid_idempotency_key"
+    message = "An idempotency key is 1 to 255 printable ASCII characters."
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    message = "This idempotency key was already used with different parameters."
+
+
+class OrderNotFound(NotFound):
+    message = "No such order."
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= ch <= "~" for ch in key):
+        raise InvalidIdempotencyKey()
+
+
+def _fingerprint(email: str, quantity: int) -> bytes:
+    return hashlib.sha256(json.dumps({"email": email, "quantity": quantity}, sort_keys=True).encode()).digest()
+
+
+def _snapshot(order: Order) -> dict[str, Any]:
+    assert order.created_at is not None
+    return {
+        "public_id": order.public_id,
+        "email": order.email,
+        "quantity": order.quantity,
+        "price_mills": order.price_mills,
+        "status": order.status,
+        "progress": order.progress,
+        "created_at": order.created_at.isoformat(),
+    }
+
+
+def _from_snapshot(account_id: int, order_id: int | None, snapshot: dict[str, Any]) -> Order:
+    fields = {**snapshot, "created_at": datetime.fromisoformat(snapshot["created_at"])}
+    return Order(id=order_id, account_id=account_id, **fields)
+
+
+async def place_order(
+    session: AsyncSession, *, account_id: int, email: str, quantity: int, idempotency_key: str | None = None
+) -> PlacedOrder:
     """Validate, lock the account, check its balance, insert the order and its debit: all in
     the caller's single transaction. Checks run in the contract's order: email, quantity,
-    balance."""
+    balance.
+
+    With an idempotency key, the first request that commits places the order; a repeat with
+    the same parameters gets that order back (even when it raced the first), a repeat with
+    other parameters is a conflict. A request that fails leaves the key unused."""
     target = normalize_email(email)
     if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
         raise InvalidQuantity()
+    if idempotency_key is None:
+        return PlacedOrder(await _insert_order(session, account_id=account_id, email=target, quantity=quantity), False)
+
+    _check_idempotency_key(idempotency_key)
+    fingerprint = _fingerprint(email, quantity)
+    if not await repository.claim_idempotency_key(session, account_id, idempotency_key, fingerprint):
+        record = await repository.get_idempotency_key(session, account_id, idempotency_key)
+        if not hmac.compare_digest(record.fingerprint, fingerprint) or record.snapshot is None:
+            raise IdempotencyConflict()
+        return PlacedOrder(_from_snapshot(account_id, record.order_id, record.snapshot), True)
+    order = await _insert_order(session, account_id=account_id, email=target, quantity=quantity)
+    assert order.id is not None
+    await repository.complete_idempotency_key(session, account_id, idempotency_key, order.id, _snapshot(order))
+    return PlacedOrder(order, False)
+
+
+async def _insert_order(session: AsyncSession, *, account_id: int, email: str, quantity: int) -> Order:
     price = price_mills(quantity)
     await ledger.lock_for_debit(session, account_id=account_id, amount_mills=price)
-
     for _ in range(_PUBLIC_ID_ATTEMPTS):
         order = await repository.insert_order(
-            session,
-            public_id=new_public_id(),
-            account_id=account_id,
-            email=target,
-            quantity=quantity,
-            price_mills=price,
+            session, public_id=new_public_id(), account_id=account_id, email=email, quantity=quantity, price_mills=price
         )
         if order is not None:
             break
@@ -59,9 +141,45 @@ async def place_order(session: AsyncSession, *, account_id: int, email: str, qua
 
     assert order.id is not None
     await ledger.post_payment(
-        session, account_id=account_id, kind=PaymentKind.ORDER, amount_mills=-price, email=target, order_id=order.id
+        session, account_id=account_id, kind=PaymentKind.ORDER, amount_mills=-price, email=email, order_id=order.id
     )
     return order
+
+
+async def get_order(session: AsyncSession, *, account_id: int, public_id: str) -> Order:
+    """The account's order; another account's order is not found, never forbidden."""
+    order = await repository.get_order(session, account_id, public_id)
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def _cursor_id(session: AsyncSession, account_id: int, public_id: str | None) -> int | None:
+    if public_id is None:
+        return None
+    order = await repository.get_order(session, account_id, public_id)
+    if order is None:
+        raise InvalidCursor()
+    return order.id
+
+
+async def page_orders(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    filters: OrderFilters,
+    limit: int = DEFAULT_LIMIT,
+    starting_after: str | None = None,
+    ending_before: str | None = None,
+) -> CursorPage[Order]:
+    """Newest first; `starting_after` / `ending_before` are order ids the client has seen."""
+    request = CursorRequest(
+        limit=limit,
+        starting_after=await _cursor_id(session, account_id, starting_after),
+        ending_before=await _cursor_id(session, account_id, ending_before),
+    )
+    items, has_more = await repository.orders_page(session, account_id, filters, request)
+    return CursorPage(items=items, has_more=has_more)
 
 
 async def list_orders(session: AsyncSession, *, account_id: int, page: PageRequest) -> NumberedPage[Order]:
