@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
@@ -32,6 +33,18 @@ class Settings(BaseSettings):
     # Connection pool per server process.
     db_pool_size: int = 10
     db_max_overflow: int = 20
+
+    # Browser origins allowed to call the REST API (CORS), e.g. the dashboard's. None by default.
+    # As a JSON list or comma-separated: ORDERSVC_CORS_ORIGINS=https://app.example.com
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else [o.strip() for o in text.split(",") if o.strip()]
+        return value
 
     # The legacy action API refuses larger bodies with `Invalid params.`.
     legacy_max_body_bytes: int = 64 * 1024

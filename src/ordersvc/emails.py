@@ -13,6 +13,7 @@ class InvalidEmail(ServiceError):
     status = 422
     code = "invalid_email"
     message = "Invalid email."
+    field = "email"
 
 
 def normalize_email(raw: str) -> str:

@@ -11,6 +11,8 @@ class ServiceError(Exception):
     status: int = 400
     code: str = "bad_request"
     message: str = "Bad request."
+    # The request field the error is about, when there is one (REST reports it per field).
+    field: str | None = None
 
     def __init__(self, message: str | None = None) -> None:
         if message is not None:

@@ -4,15 +4,43 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from ordersvc import db
+from ordersvc.accounts.endpoints import router as accounts_router
 from ordersvc.config import Settings, get_settings
-from ordersvc.errors import ServiceError
+from ordersvc.ledger.endpoints import router as ledger_router
 from ordersvc.legacy.endpoint import router as legacy_router
+from ordersvc.orders.endpoints import router as orders_router
+from ordersvc.problems import install_problem_handlers, use_problem_media_type
+
+DESCRIPTION = """\
+Prepaid-balance orders. Your account holds a USD balance; an order (a target email and a
+quantity of 500-50000) costs quantity / 1000 USD, debited when it is placed.
+
+**Authentication**: every route takes your API key as `Authorization: Bearer osk_...` or
+`X-API-Key: osk_...`.
+
+**Money** is a decimal string (`"125.50"`), never a float. **Times** are ISO 8601 UTC.
+
+**Errors** are RFC 9457 problem documents (`application/problem+json`) with a stable `code`.
+
+**Lists** are newest first, paged with `limit`, `starting_after` / `ending_before` and `has_more`.
+
+The legacy action API (`POST /api`) is documented in the README; it is kept for old clients.
+"""
+
+TAGS = [
+    {"name": "orders", "description": "Place orders and follow their status and progress."},
+    {"name": "payments", "description": "Balance and the ledger of payments."},
+    {"name": "account", "description": "Your account."},
+    {"name": "api-keys", "description": "Create, list and revoke API keys."},
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -30,26 +58,40 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="ordersvc",
-        version="0.1.0",
+        version="1.0.0",
         summary="Prepaid-balance order service",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.include_router(legacy_router)
-
-    @app.exception_handler(ServiceError)
-    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return JSONResponse(
-            {
-                "type": "about:blank",
-                "title": exc.message,
-                "status": exc.status,
-                "detail": exc.message,
-                "code": exc.code,
-            },
-            status_code=exc.status,
-            media_type="application/problem+json",
+    install_problem_handlers(app)
+    for router in (orders_router, ledger_router, accounts_router, legacy_router):
+        app.include_router(router)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Idempotent-Replayed"],
+            max_age=600,
         )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
+            app.openapi_schema = use_problem_media_type(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz(request: Request) -> dict[str, str]:

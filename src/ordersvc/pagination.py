@@ -99,6 +99,7 @@ async def count_up_to_now(
 
 # Cursor pagination (REST): newest first, cursors are rows the client has already seen.
 DEFAULT_LIMIT = 20
+MAX_ID = 2**63 - 1  # BIGINT
 
 
 class InvalidCursor(InvalidParams):

@@ -53,16 +53,17 @@ async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tup
     return None if row is None else (row[0], row[1])
 
 
-async def revoke_key(session: AsyncSession, prefix: str, at: datetime) -> ApiKey | None:
+async def revoke_key(session: AsyncSession, prefix: str, at: datetime, account_id: int | None) -> ApiKey | None:
     stmt = (
         sa.update(ApiKey)
         .where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None))
+        .where(sa.true() if account_id is None else col(ApiKey.account_id) == account_id)
         .values(revoked_at=at)
         .returning(ApiKey)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def get_key(session: AsyncSession, prefix: str) -> ApiKey | None:
-    result = await session.execute(sa.select(ApiKey).where(col(ApiKey.prefix) == prefix))
-    return result.scalar_one_or_none()
+async def list_keys(session: AsyncSession, account_id: int) -> list[ApiKey]:
+    stmt = sa.select(ApiKey).where(col(ApiKey.account_id) == account_id).order_by(col(ApiKey.id))
+    return list((await session.execute(stmt)).scalars().all())

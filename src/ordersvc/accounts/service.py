@@ -79,9 +79,13 @@ async def create_api_key(session: AsyncSession, *, account: Account) -> tuple[Ap
     raise RuntimeError("could not find a free API key prefix")  # 48 random bits: not in practice
 
 
-async def revoke_api_key(session: AsyncSession, *, prefix: str) -> ApiKey:
-    """Revoke the key with this prefix; a longer string (the whole key) names it too."""
-    key = await repository.revoke_key(session, prefix.strip()[:PREFIX_LENGTH], utc_now())
+async def revoke_api_key(session: AsyncSession, *, prefix: str, account_id: int | None = None) -> ApiKey:
+    """Revoke the active key with this prefix (of this account, when given); a longer string
+    (the whole key) names it too."""
+    prefix = prefix.strip()[:PREFIX_LENGTH]
+    if _KEY_RE.fullmatch(prefix) is None:
+        raise ApiKeyNotFound()
+    key = await repository.revoke_key(session, prefix, utc_now(), account_id)
     if key is None:
         raise ApiKeyNotFound()
     return key
@@ -100,3 +104,8 @@ async def authenticate(session: AsyncSession, *, api_key: object) -> Account:
     if not hmac.compare_digest(hash_api_key(api_key), expected) or found is None:
         raise InvalidApiKey()
     return found[1]
+
+
+async def list_api_keys(session: AsyncSession, *, account_id: int) -> list[ApiKey]:
+    """The account's keys, active and revoked, oldest first (prefixes only: keys are not stored)."""
+    return await repository.list_keys(session, account_id)

@@ -9,7 +9,7 @@ from sqlmodel import col
 from ordersvc.accounts.models import Account
 from ordersvc.ledger.models import Payment
 from ordersvc.orders.models import Order
-from ordersvc.pagination import PageWindow, count_up_to_now, fetch_window
+from ordersvc.pagination import CursorRequest, PageWindow, count_up_to_now, fetch_cursor_page, fetch_window
 
 
 async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
@@ -43,15 +43,35 @@ class LedgerEntry:
     order_public_id: str | None
 
 
-async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[LedgerEntry]:
-    """The window's payments, oldest first, with the public id of the order each refers to."""
-    stmt = (
+def _entries(account_id: int) -> sa.Select[Payment, str]:
+    """The account's payments with the public id of the order each refers to."""
+    return (
         sa.select(Payment, col(Order.public_id))
         .outerjoin(Order, col(Order.id) == col(Payment.order_id))
         .where(col(Payment.account_id) == account_id)
     )
-    rows = await fetch_window(session, stmt, col(Payment.id), window)
+
+
+async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[LedgerEntry]:
+    """The window's payments, oldest first."""
+    rows = await fetch_window(session, _entries(account_id), col(Payment.id), window)
     return [LedgerEntry(row[0], row[1]) for row in rows]
+
+
+async def payments_page(
+    session: AsyncSession, account_id: int, kind: str | None, request: CursorRequest
+) -> tuple[list[LedgerEntry], bool]:
+    """A cursor page of payments, newest first."""
+    stmt = _entries(account_id)
+    if kind is not None:
+        stmt = stmt.where(col(Payment.kind) == kind)
+    rows, has_more = await fetch_cursor_page(session, stmt, col(Payment.id), request)
+    return [LedgerEntry(row[0], row[1]) for row in rows], has_more
+
+
+async def payment_exists(session: AsyncSession, account_id: int, payment_id: int) -> bool:
+    stmt = sa.select(col(Payment.id)).where(col(Payment.id) == payment_id, col(Payment.account_id) == account_id)
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
 @dataclass(frozen=True, slots=True)

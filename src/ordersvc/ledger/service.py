@@ -10,7 +10,15 @@ from ordersvc.errors import NotFound, ServiceError
 from ordersvc.ledger import repository
 from ordersvc.ledger.models import NEGATIVE_KINDS, POSITIVE_KINDS, Payment, PaymentKind
 from ordersvc.ledger.repository import BalanceMismatch, LedgerEntry
-from ordersvc.pagination import NumberedPage, PageRequest, PageWindow
+from ordersvc.pagination import (
+    DEFAULT_LIMIT,
+    CursorPage,
+    CursorRequest,
+    InvalidCursor,
+    NumberedPage,
+    PageRequest,
+    PageWindow,
+)
 
 __all__ = ["BalanceMismatch", "InsufficientBalance", "LedgerEntry"]
 
@@ -88,6 +96,24 @@ async def list_payments(session: AsyncSession, *, account_id: int, page: PageReq
     window = PageWindow.resolve(page, *await repository.count_payments(session, account_id))
     items = await repository.payments_window(session, account_id, window)
     return NumberedPage(items=items, page=window.page, per_page=window.per_page, total=window.total)
+
+
+async def page_payments(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    kind: PaymentKind | None = None,
+    limit: int = DEFAULT_LIMIT,
+    starting_after: int | None = None,
+    ending_before: int | None = None,
+) -> CursorPage[LedgerEntry]:
+    """Newest first; the cursors are payment ids of this account."""
+    for cursor in (starting_after, ending_before):
+        if cursor is not None and not await repository.payment_exists(session, account_id, cursor):
+            raise InvalidCursor()
+    request = CursorRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
+    items, has_more = await repository.payments_page(session, account_id, kind.value if kind else None, request)
+    return CursorPage(items=items, has_more=has_more)
 
 
 async def verify(session: AsyncSession) -> list[BalanceMismatch]:

@@ -39,6 +39,7 @@ class InvalidQuantity(ServiceError):
     status = 422
     code = "invalid_quantity"
     message = f"Invalid quantity. Range is {MIN_QUANTITY}-{MAX_QUANTITY}."
+    field = "quantity"
 
 
 def price_mills(quantity: int) -> int:

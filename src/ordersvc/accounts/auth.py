@@ -1,0 +1,38 @@
+"""`AccountDep`: the account whose API key a REST request carries."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from ordersvc.accounts import service as accounts
+from ordersvc.accounts.models import Account
+from ordersvc.db import SessionDep
+from ordersvc.errors import InvalidApiKey
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerAuth",
+    description="`Authorization: Bearer osk_...`: an API key from `ordersvc accounts create` or `POST /v1/api-keys`.",
+)
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key", auto_error=False, scheme_name="apiKeyHeader", description="The same API key, in `X-API-Key`."
+)
+
+
+async def current_account(
+    session: SessionDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Account:
+    try:
+        return await accounts.authenticate(session, api_key=bearer.credentials if bearer else api_key)
+    except InvalidApiKey:
+        raise InvalidApiKey(
+            "Missing or invalid API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`."
+        ) from None
+
+
+AccountDep = Annotated[Account, Depends(current_account)]

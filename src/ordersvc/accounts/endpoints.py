@@ -1,0 +1,77 @@
+"""REST: the caller's account and its API keys."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Path, Response, status
+
+from ordersvc.accounts import service as accounts
+from ordersvc.accounts.auth import AccountDep
+from ordersvc.accounts.schemas import AccountOut, ApiKeyCreated, ApiKeyList, ApiKeyOut
+from ordersvc.db import SessionDep
+from ordersvc.problems import problem_responses
+
+router = APIRouter(prefix="/v1")
+
+
+@router.get(
+    "/account",
+    operation_id="account_get",
+    tags=["account"],
+    summary="Get your account",
+    responses=problem_responses(),
+)
+async def account_get(account: AccountDep) -> AccountOut:
+    """The account the API key belongs to: its email, when it was created, and its balance."""
+    return AccountOut.of(account)
+
+
+@router.get(
+    "/api-keys",
+    operation_id="api_keys_list",
+    tags=["api-keys"],
+    summary="List your API keys",
+    responses=problem_responses(),
+)
+async def api_keys_list(account: AccountDep, session: SessionDep) -> ApiKeyList:
+    """Every key of the account, active and revoked, oldest first. Only prefixes are shown:
+    keys are stored as hashes and cannot be shown again."""
+    assert account.id is not None
+    keys = await accounts.list_api_keys(session, account_id=account.id)
+    return ApiKeyList(data=[ApiKeyOut.of(key) for key in keys])
+
+
+@router.post(
+    "/api-keys",
+    operation_id="api_keys_create",
+    tags=["api-keys"],
+    summary="Create an API key",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(),
+)
+async def api_keys_create(account: AccountDep, session: SessionDep) -> ApiKeyCreated:
+    """A new key for the account. The response is the only time the whole key is shown:
+    store it. Use several keys to rotate them without downtime."""
+    key, api_key = await accounts.create_api_key(session, account=account)
+    assert key.created_at is not None
+    return ApiKeyCreated(prefix=key.prefix, api_key=api_key, created=key.created_at)
+
+
+@router.delete(
+    "/api-keys/{prefix}",
+    operation_id="api_keys_delete",
+    tags=["api-keys"],
+    summary="Revoke an API key",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(404),
+)
+async def api_keys_delete(
+    account: AccountDep,
+    session: SessionDep,
+    prefix: str = Path(description="The key's prefix, as listed (`osk_` and 8 characters).", max_length=200),
+) -> Response:
+    """Revoke one of the account's active keys; requests with it fail from now on. Revoking the
+    key this request uses is allowed."""
+    assert account.id is not None
+    await accounts.revoke_api_key(session, prefix=prefix, account_id=account.id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

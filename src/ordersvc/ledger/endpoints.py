@@ -1,0 +1,66 @@
+"""REST: balance and payments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from ordersvc.accounts.auth import AccountDep
+from ordersvc.db import SessionDep
+from ordersvc.ledger import service as ledger
+from ordersvc.ledger.models import PaymentKind
+from ordersvc.ledger.schemas import BalanceOut, PaymentList, PaymentOut
+from ordersvc.money import format_usd
+from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, MAX_PER_PAGE
+from ordersvc.problems import problem_responses
+
+router = APIRouter(prefix="/v1")
+
+
+@router.get(
+    "/balance",
+    operation_id="balance_get",
+    tags=["payments"],
+    summary="Get your balance",
+    responses=problem_responses(),
+)
+async def balance_get(account: AccountDep, session: SessionDep) -> BalanceOut:
+    """The current balance: the sum of every payment of the account."""
+    assert account.id is not None
+    return BalanceOut(balance=format_usd(await ledger.get_balance(session, account_id=account.id)))
+
+
+@router.get(
+    "/payments",
+    operation_id="payments_list",
+    tags=["payments"],
+    summary="List your payments",
+    responses=problem_responses(),
+)
+async def payments_list(
+    account: AccountDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Page size.")] = DEFAULT_LIMIT,
+    starting_after: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="A payment id: return older payments than it (the next page).")
+    ] = None,
+    ending_before: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_ID, description="A payment id: return newer payments than it (the previous page)."),
+    ] = None,
+    kind: Annotated[PaymentKind | None, Query(description="Only payments of this kind.")] = None,
+) -> PaymentList:
+    """The ledger of the account, newest first: every change of its balance, one signed
+    payment each. Page with `starting_after` (the last id of a page) or `ending_before` (the
+    first id of a page) and `has_more`."""
+    assert account.id is not None
+    page = await ledger.page_payments(
+        session,
+        account_id=account.id,
+        kind=kind,
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+    )
+    return PaymentList(data=[PaymentOut.of(entry) for entry in page.items], has_more=page.has_more)

@@ -1,0 +1,117 @@
+"""REST: orders."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import status as http_status
+
+from ordersvc.accounts.auth import AccountDep
+from ordersvc.db import SessionDep
+from ordersvc.orders import service as orders
+from ordersvc.orders.models import OrderStatus
+from ordersvc.orders.schemas import ORDER_ID_PATTERN, OrderCreate, OrderList, OrderOut
+from ordersvc.pagination import DEFAULT_LIMIT, MAX_PER_PAGE
+from ordersvc.problems import problem_responses
+
+router = APIRouter(prefix="/v1", tags=["orders"])
+
+OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN, description="Public order id, e.g. `A7E17A3E`.")]
+Cursor = Annotated[str | None, Query(pattern=ORDER_ID_PATTERN)]
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # A time without an offset is read as UTC, like every time this API returns.
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+
+
+@router.post(
+    "/orders",
+    operation_id="orders_create",
+    summary="Place an order",
+    status_code=http_status.HTTP_201_CREATED,
+    responses=problem_responses(402, 409),
+)
+async def orders_create(
+    body: OrderCreate,
+    account: AccountDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            max_length=255,
+            description="Any unique string (a UUID is ideal). Retrying with the same key and body returns the "
+            "first response without a second debit; the same key with another body is 409 "
+            "`idempotency_conflict`. Keys belong to your account and are kept at least 24 hours.",
+        ),
+    ] = None,
+) -> OrderOut:
+    """Place an order and debit its price (quantity / 1000 USD) from the balance at once.
+
+    Refused with 402 `insufficient_balance` when the balance does not cover the price, and with
+    422 `invalid_email` or `invalid_quantity` (500 to 50000) for bad input; a refused request
+    changes nothing. Send an `Idempotency-Key` so that a retry after a timeout can never order
+    twice. A replayed response carries `Idempotent-Replayed: true`."""
+    assert account.id is not None
+    placed = await orders.place_order(
+        session, account_id=account.id, email=body.email, quantity=body.quantity, idempotency_key=idempotency_key
+    )
+    if placed.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return OrderOut.of(placed.order)
+
+
+@router.get(
+    "/orders/{order_id}",
+    operation_id="orders_get",
+    summary="Get an order",
+    responses=problem_responses(404),
+)
+async def orders_get(order_id: OrderId, account: AccountDep, session: SessionDep) -> OrderOut:
+    """One of your orders, with its current status and progress. Another account's order is
+    404, exactly like an order that does not exist."""
+    assert account.id is not None
+    return OrderOut.of(await orders.get_order(session, account_id=account.id, public_id=order_id))
+
+
+@router.get(
+    "/orders",
+    operation_id="orders_list",
+    summary="List your orders",
+    responses=problem_responses(),
+)
+async def orders_list(
+    account: AccountDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Page size.")] = DEFAULT_LIMIT,
+    starting_after: Annotated[Cursor, Query(description="An order id: return older orders (the next page).")] = None,
+    ending_before: Annotated[Cursor, Query(description="An order id: return newer orders (the previous page).")] = None,
+    status: Annotated[OrderStatus | None, Query(description="Only orders in this status.")] = None,
+    email: Annotated[
+        str | None, Query(max_length=254, pattern=r"^[^\x00]*$", description="Only orders to this email (any case).")
+    ] = None,
+    created_gte: Annotated[datetime | None, Query(description="Only orders created at or after (ISO 8601).")] = None,
+    created_lt: Annotated[datetime | None, Query(description="Only orders created before (ISO 8601).")] = None,
+) -> OrderList:
+    """Your orders, newest first. Page forwards with `starting_after=<last id of the page>` and
+    backwards with `ending_before=<first id of the page>`; `has_more` tells whether another page
+    lies that way. New orders never shift the pages you are walking."""
+    assert account.id is not None
+    page = await orders.page_orders(
+        session,
+        account_id=account.id,
+        filters=orders.OrderFilters(
+            status=status.value if status else None,
+            email=email,
+            created_gte=_utc(created_gte),
+            created_lt=_utc(created_lt),
+        ),
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+    )
+    return OrderList(data=[OrderOut.of(order) for order in page.items], has_more=page.has_more)

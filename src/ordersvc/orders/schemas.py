@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+from ordersvc.money import format_usd
+from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus
+from ordersvc.schemas import MoneyStr
+
+ORDER_ID_PATTERN = r"^[0-9A-F]{8}$"
+
+
+class OrderCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="ignore", json_schema_extra={"examples": [{"email": "billgates@microsoft.com", "quantity": 10000}]}
+    )
+
+    email: str = Field(
+        max_length=254,
+        description="The target mailbox.",
+        json_schema_extra={"format": "email"},
+    )
+    # The range is checked by the service (code `invalid_quantity`), and documented here.
+    quantity: StrictInt = Field(
+        description=f"{MIN_QUANTITY} to {MAX_QUANTITY}. The price is quantity / 1000 USD, debited at once.",
+        json_schema_extra={"minimum": MIN_QUANTITY, "maximum": MAX_QUANTITY},
+    )
+
+
+class OrderOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "A7E17A3E",
+                    "email": "billgates@microsoft.com",
+                    "quantity": 10000,
+                    "price": "10.00",
+                    "status": "pending",
+                    "progress": 0,
+                    "created": "2026-01-22T10:00:00Z",
+                }
+            ]
+        }
+    )
+
+    id: str = Field(pattern=ORDER_ID_PATTERN, description="Public order id: 8 uppercase hex characters.")
+    email: str
+    quantity: int
+    price: MoneyStr
+    status: OrderStatus
+    progress: int = Field(ge=0, le=100, description="Percent delivered.")
+    created: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        assert order.created_at is not None
+        return cls(
+            id=order.public_id,
+            email=order.email,
+            quantity=order.quantity,
+            price=format_usd(order.price_mills),
+            status=OrderStatus(order.status),
+            progress=order.progress,
+            created=order.created_at,
+        )
+
+
+class OrderList(BaseModel):
+    data: list[OrderOut] = Field(description="Newest first.")
+    has_more: bool = Field(description="Whether more orders lie beyond this page, in the direction of travel.")

@@ -1,0 +1,132 @@
+"""RFC 9457 problem details for the REST API: one schema, one renderer, the handlers, and the
+OpenAPI declarations of every error a route can return."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ordersvc.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+WWW_AUTHENTICATE = 'Bearer realm="ordersvc"'
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description='Where the problem is, e.g. `["body", "quantity"]`.')
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """An error, as RFC 9457 problem details. Branch on `code`, which is stable; `title` and
+    `detail` are for people."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "/problems/insufficient_balance",
+                    "title": "Payment Required",
+                    "status": 402,
+                    "detail": "Insufficient balance.",
+                    "code": "insufficient_balance",
+                }
+            ]
+        }
+    )
+
+    type: str = Field(description="A URI reference naming the problem type: `/problems/{code}`.")
+    title: str
+    status: int
+    detail: str
+    code: str = Field(
+        description="Stable machine code: `unauthorized`, `not_found`, `validation_error`, `invalid_email`, "
+        "`invalid_quantity`, `insufficient_balance`, `idempotency_conflict`, `invalid_cursor`, ..."
+    )
+    errors: list[FieldError] | None = Field(default=None, description="Per-field errors, for validation problems.")
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+_DESCRIPTIONS = {
+    401: "Missing, unknown or revoked API key.",
+    402: "The balance does not cover the price (`insufficient_balance`).",
+    404: "No such object for this account.",
+    409: "Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`).",
+    422: "Invalid request: see `code` and `errors`.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for these error statuses (401 and 422 are always added)."""
+    return {
+        status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in sorted({401, 422, *statuses})
+    }
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        errors = None
+        if exc.field is not None:
+            errors = [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.code}]
+        headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if exc.status == 401 else None
+        return problem_response(exc.status, exc.code, exc.message, errors=errors, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return problem_response(422, "validation_error", "The request is not valid: see errors.", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback (and re-raised by Starlette to the server's log): the
+        # client gets a problem document, the operator gets the cause.
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(500, "internal_error", "Something went wrong on our side.")
+
+
+def use_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
+    """Declare error responses as `application/problem+json` (what they are sent as) instead
+    of FastAPI's default `application/json`."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+    return schema
