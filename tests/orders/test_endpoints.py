@@ -85,7 +85,8 @@ class TestCreate:
         assert response.headers["content-type"] == "application/problem+json"
         problem = response.json()
         assert (problem["status"], problem["code"], problem["type"]) == (status, code, f"/problems/{code}")
-        assert problem["title"] and problem["detail"]
+        assert problem["title"]
+        assert problem["detail"]
         if field is not None:
             assert ["body", field] in [e["loc"] for e in problem["errors"]]
         assert await snapshot(sessionmaker, customer) == ("4.999", 1, 0)
