@@ -1,0 +1,111 @@
+"""The OpenAPI 3.1 document is complete enough for generated SDKs, and CORS serves a browser SPA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from ordersvc.config import Settings
+from ordersvc.main import create_app
+
+OPERATIONS = {
+    ("post", "/v1/orders"): "orders_create",
+    ("get", "/v1/orders"): "orders_list",
+    ("get", "/v1/orders/{order_id}"): "orders_get",
+    ("get", "/v1/payments"): "payments_list",
+    ("get", "/v1/balance"): "balance_get",
+    ("get", "/v1/account"): "account_get",
+    ("get", "/v1/api-keys"): "api_keys_list",
+    ("post", "/v1/api-keys"): "api_keys_create",
+    ("delete", "/v1/api-keys/{prefix}"): "api_keys_delete",
+}
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    schema: dict[str, Any] = create_app(Settings()).openapi()
+    return schema
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(method, path): op for path, item in document["paths"].items() for method, op in item.items()}
+
+
+class TestDocument:
+    def test_is_openapi_3_1_with_every_route(self, document: dict[str, Any]) -> None:
+        assert document["openapi"].startswith("3.1")
+        assert {key: op["operationId"] for key, op in operations(document).items()} == OPERATIONS
+
+    def test_every_operation_is_documented_for_client_developers(self, document: dict[str, Any]) -> None:
+        for key, op in operations(document).items():
+            assert op.get("summary"), key
+            assert len(op.get("description", "")) > 40, key
+            assert len(op.get("tags", [])) == 1, key
+            assert op["security"] == [{"bearerAuth": []}, {"apiKeyHeader": []}], key
+
+    def test_every_error_status_is_declared_as_a_problem(self, document: dict[str, Any]) -> None:
+        expected_errors = {
+            "orders_create": {"401", "402", "409", "422"},
+            "orders_get": {"401", "404", "422"},
+            "api_keys_delete": {"401", "404", "422"},
+        }
+        for op in operations(document).values():
+            errors = {status for status in op["responses"] if status[0] in "45"}
+            assert errors == expected_errors.get(op["operationId"], {"401", "422"}), op["operationId"]
+            for status in errors:
+                content = op["responses"][status]["content"]
+                assert list(content) == ["application/problem+json"]
+                assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+
+    def test_money_is_a_decimal_string_and_says_so(self, document: dict[str, Any]) -> None:
+        schemas = document["components"]["schemas"]
+        for name, field in [("BalanceOut", "balance"), ("OrderOut", "price"), ("PaymentOut", "amount")]:
+            prop = schemas[name]["properties"][field]
+            assert prop["type"] == "string"
+            assert "float" in prop["description"]
+            assert prop["pattern"] == r"^-?[0-9]+\.[0-9]{2,3}$"
+
+    def test_request_and_response_examples(self, document: dict[str, Any]) -> None:
+        schemas = document["components"]["schemas"]
+        for name in ("OrderCreate", "OrderOut", "PaymentOut", "BalanceOut", "AccountOut", "Problem", "ApiKeyCreated"):
+            assert schemas[name].get("examples"), name
+
+    def test_quantity_range_and_idempotency_header_are_documented(self, document: dict[str, Any]) -> None:
+        quantity = document["components"]["schemas"]["OrderCreate"]["properties"]["quantity"]
+        assert (quantity["minimum"], quantity["maximum"]) == (500, 50000)
+        create = operations(document)[("post", "/v1/orders")]
+        assert [p["name"] for p in create["parameters"]] == ["Idempotency-Key"]
+
+    async def test_served_with_interactive_docs(self, client: httpx.AsyncClient) -> None:
+        assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.1")
+        assert "swagger" in (await client.get("/docs")).text.lower()
+
+
+class TestCors:
+    async def preflight(self, app: FastAPI, origin: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.options(
+                "/v1/orders",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "authorization, content-type, idempotency-key",
+                },
+            )
+
+    async def test_no_origin_is_allowed_by_default(self) -> None:
+        response = await self.preflight(create_app(Settings()), "https://app.example.com")
+        assert "access-control-allow-origin" not in response.headers
+
+    async def test_configured_origin_may_send_idempotency_key(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("ORDERSVC_CORS_ORIGINS", "https://app.example.com, https://admin.example.com")
+        app = create_app(Settings())
+        allowed = await self.preflight(app, "https://app.example.com")
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+        assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
+        refused = await self.preflight(app, "https://evil.example.com")
+        assert "access-control-allow-origin" not in refused.headers
