@@ -160,3 +160,20 @@ class TestAccountRace:
 
         outcomes = Counter(await asyncio.gather(*(create() for _ in range(20))))
         assert outcomes == {"created": 1, "exists": 19}
+
+
+class TestIdempotencyRace:
+    async def test_twenty_identical_requests_over_two_server_processes_debit_once(
+        self, two_servers: list[ServerProcess], make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer(balance="10")
+        headers = {"Authorization": f"Bearer {customer.api_key}", "Idempotency-Key": "one-order-please"}
+        body = {"email": "race@example.com", "quantity": 1000}
+        async with http_client(two_servers[0].base_url) as a, http_client(two_servers[1].base_url) as b:
+            responses = await asyncio.gather(
+                *(c.post("/v1/orders", json=body, headers=headers) for c, _ in zip(itertools.cycle([a, b]), range(20)))
+            )
+        assert [r.status_code for r in responses] == [201] * 20
+        assert len({r.content for r in responses}) == 1
+        assert sum(1 for r in responses if r.headers.get("idempotent-replayed") != "true") == 1
+        assert await snapshot(sessionmaker, customer) == ("9.00", 2, 1)

@@ -1,0 +1,51 @@
+"""Property-based fuzzing of the REST API from its own OpenAPI document (schemathesis), against
+a real server process: no input may produce a 5xx, and every response must match the schema
+declared for it. Bounded and derandomized, so a run is repeatable."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.support import ServerProcess, run_cli, serve, unique_email
+
+
+@pytest.fixture(scope="session")
+def fuzz_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with serve(tmp_path_factory.mktemp("fuzz")) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def fuzz_key(database_url: str) -> str:
+    account = json.loads(run_cli("accounts", "create", unique_email("fuzz"), "--json").stdout)
+    assert run_cli("payments", "credit", account["email"], "1000").returncode == 0
+    key: str = account["api_key"]
+    return key
+
+
+@pytest.fixture(scope="session")
+def live_schema(fuzz_server: ServerProcess) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{fuzz_server.base_url}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("live_schema").include(path_regex=r"^/v1/")
+
+
+@schema.parametrize()
+@settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+def test_rest_api_never_fails_and_keeps_its_schema(case: schemathesis.Case, fuzz_key: str) -> None:
+    case.call_and_validate(
+        headers={"Authorization": f"Bearer {fuzz_key}"},
+        checks=[not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance],
+    )
