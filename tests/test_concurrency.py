@@ -21,6 +21,7 @@ from ordersvc.accounts import service as accounts
 from ordersvc.accounts.service import AccountExists
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
+from ordersvc.money import format_usd
 from ordersvc.pagination import PageRequest
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import snapshot
@@ -177,3 +178,58 @@ class TestIdempotencyRace:
         assert len({r.content for r in responses}) == 1
         assert sum(1 for r in responses if r.headers.get("idempotent-replayed") != "true") == 1
         assert await snapshot(sessionmaker, customer) == ("9.00", 2, 1)
+
+
+class TestIdempotencyKeysUnderLoad:
+    async def test_distinct_keys_race_without_deadlock(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        """Each request inserts its own key row (which share-locks the account) before locking
+        the account for the debit: the locks must not deadlock."""
+        customer = await make_customer(balance="30")
+        headers = {"Authorization": f"Bearer {customer.api_key}"}
+
+        async def order(n: int) -> httpx.Response:
+            return await client.post(
+                "/v1/orders",
+                json={"email": "race@example.com", "quantity": 1000},
+                headers={**headers, "Idempotency-Key": f"distinct-{n}"},
+            )
+
+        responses = await asyncio.gather(*(order(n) for n in range(40)))
+        assert Counter(r.status_code for r in responses) == {201: 30, 402: 10}
+        assert await snapshot(sessionmaker, customer) == ("0.00", 31, 30)
+
+    async def test_one_key_with_different_bodies_places_one_order(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer(balance="30")
+        headers = {"Authorization": f"Bearer {customer.api_key}", "Idempotency-Key": "contested"}
+        responses = await asyncio.gather(
+            *(
+                client.post("/v1/orders", json={"email": "race@example.com", "quantity": 500 + n % 2}, headers=headers)
+                for n in range(20)
+            )
+        )
+        winners = [r for r in responses if r.status_code == 201]
+        losers = [r for r in responses if r.status_code != 201]
+        assert len({r.json()["id"] for r in winners}) == 1
+        quantity = winners[0].json()["quantity"]
+        assert len(winners) == 10  # every request with the winning body replays it
+        assert {(r.status_code, r.json()["code"]) for r in losers} == {(409, "idempotency_conflict")}
+        assert await snapshot(sessionmaker, customer) == (format_usd(30_000 - quantity), 2, 1)
+
+    async def test_key_freed_by_a_failed_claim_is_taken_by_the_waiter(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer(balance="1")
+        headers = {"Authorization": f"Bearer {customer.api_key}", "Idempotency-Key": "first-fails"}
+        too_big, fits = await asyncio.gather(
+            client.post("/v1/orders", json={"email": "a@example.com", "quantity": 5000}, headers=headers),
+            client.post("/v1/orders", json={"email": "a@example.com", "quantity": 1000}, headers=headers),
+        )
+        # Whichever ran first: the affordable order is placed once; the other is refused for
+        # its balance (it ran first and freed the key) or as a conflict (it came second).
+        assert fits.status_code == 201
+        assert too_big.status_code in (402, 409)
+        assert await snapshot(sessionmaker, customer) == ("0.00", 2, 1)

@@ -78,6 +78,7 @@ class TestDocument:
         assert (quantity["minimum"], quantity["maximum"]) == (500, 50000)
         create = operations(document)[("post", "/v1/orders")]
         assert [p["name"] for p in create["parameters"]] == ["Idempotency-Key"]
+        assert "Idempotent-Replayed" in create["responses"]["201"]["headers"]
 
     async def test_served_with_interactive_docs(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.1")
@@ -109,3 +110,32 @@ class TestCors:
         assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
         refused = await self.preflight(app, "https://evil.example.com")
         assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_server_errors_keep_cors_headers(monkeypatch: pytest.MonkeyPatch, database_url: str) -> None:
+    """The 500 handler runs outside CORSMiddleware; a browser app must still read the problem."""
+    from ordersvc.orders import service as orders
+
+    monkeypatch.setenv("ORDERSVC_CORS_ORIGINS", "https://app.example.com")
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(orders, "get_order", broken)
+    app = create_app(Settings())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            from tests.support import unique_email
+
+            async with app.state.sessionmaker.begin() as session:
+                from ordersvc.accounts import service as accounts
+
+                _, key = await accounts.create_account(session, email=unique_email("cors"))
+            response = await c.get(
+                "/v1/orders/ABCDEF12", headers={"Origin": "https://app.example.com", "X-API-Key": key}
+            )
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "internal_error"
+    assert response.headers["access-control-allow-origin"] == "https://app.example.com"

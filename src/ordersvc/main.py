@@ -65,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    install_problem_handlers(app)
+    install_problem_handlers(app, settings.cors_origins)
     for router in (orders_router, ledger_router, accounts_router, legacy_router):
         app.include_router(router)
     if settings.cors_origins:

@@ -119,7 +119,13 @@ class CursorRequest:
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PER_PAGE:
             raise InvalidParams(f"limit must be between 1 and {MAX_PER_PAGE}.")
-        if self.starting_after is not None and self.ending_before is not None:
+        self.check_one_direction(self.starting_after, self.ending_before)
+
+    @staticmethod
+    def check_one_direction(starting_after: object, ending_before: object) -> None:
+        """Checked before any cursor is looked up, so the answer does not depend on whether
+        the cursors exist."""
+        if starting_after is not None and ending_before is not None:
             raise InvalidParams("Use starting_after or ending_before, not both.")
 
 

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ordersvc.errors import ServiceError
+from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, request_has_valid_key
+from ordersvc.errors import InvalidApiKey, ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         errors = None
@@ -104,6 +105,12 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI validates the body before the route's dependencies run; without a valid key
+        # the answer is still 401, whatever the body.
+        if request.url.path.startswith("/v1/") and not await request_has_valid_key(request):
+            return problem_response(
+                401, InvalidApiKey.code, UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
+            )
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return problem_response(422, "validation_error", "The request is not valid: see errors.", errors=errors)
 
@@ -117,7 +124,11 @@ def install_problem_handlers(app: FastAPI) -> None:
         # Logged with its traceback (and re-raised by Starlette to the server's log): the
         # client gets a problem document, the operator gets the cause.
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(500, "internal_error", "Something went wrong on our side.")
+        # This handler runs outside CORSMiddleware: add its header, or a browser app would see
+        # a CORS failure instead of this document.
+        origin = request.headers.get("origin")
+        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin in cors_origins else None
+        return problem_response(500, "internal_error", "Something went wrong on our side.", headers=headers)
 
 
 def use_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:

@@ -124,6 +124,16 @@ class TestAuthentication:
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert response.json()["code"] == "unauthorized"
 
+    @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "osk_wrongwrongwrong"}])
+    async def test_no_valid_key_is_401_even_with_a_malformed_body(
+        self, client: httpx.AsyncClient, headers: dict[str, str]
+    ) -> None:
+        response = await client.post(
+            "/v1/orders", content=b'{"email":1', headers={**headers, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
     async def test_revoked_key_is_401(self, client: httpx.AsyncClient, make_customer: MakeCustomer) -> None:
         customer = await make_customer()
         deleted = await client.delete(f"/v1/api-keys/{customer.api_key[:12]}", headers=auth(customer))
@@ -313,8 +323,9 @@ class TestList:
             ({"status": "nope"}, "validation_error"),
             ({"starting_after": "zz"}, "validation_error"),
             ({"starting_after": "00000000"}, "invalid_cursor"),
-            ({"starting_after": "00000000", "ending_before": "00000001"}, "invalid_cursor"),
             ({"created_gte": "yesterday"}, "validation_error"),
+            ({"created_gte": "0001-01-01T00:00:00+01:00"}, "invalid_params"),
+            ({"created_lt": "9999-12-31T23:00:00-05:00"}, "invalid_params"),
         ],
     )
     async def test_bad_list_parameters_are_422(
@@ -323,6 +334,15 @@ class TestList:
         customer = await make_customer()
         response = await client.get("/v1/orders", params=params, headers=auth(customer))
         assert (response.status_code, response.json()["code"]) == (422, code)
+
+    async def test_both_cursors_is_refused_whether_or_not_they_exist(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer(balance="5")
+        a, b = [(await create(client, customer)).json()["id"] for _ in range(2)]
+        for params in ({"starting_after": a, "ending_before": b}, {"starting_after": "00000000", "ending_before": b}):
+            response = await client.get("/v1/orders", params=params, headers=auth(customer))
+            assert (response.status_code, response.json()["code"]) == (422, "invalid_params")
 
     async def test_another_accounts_order_is_not_a_cursor(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from ordersvc.accounts import service as accounts
@@ -22,17 +22,35 @@ api_key_scheme = APIKeyHeader(
 )
 
 
+UNAUTHORIZED_DETAIL = "Missing or invalid API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`."
+
+
+async def key_from_request(request: Request) -> str | None:
+    """The key of either scheme, as `current_account` reads it."""
+    bearer = await bearer_scheme(request)
+    return bearer.credentials if bearer else await api_key_scheme(request)
+
+
+async def request_has_valid_key(request: Request) -> bool:
+    """For error handlers that run before the route's dependencies (body validation)."""
+    async with request.app.state.sessionmaker() as session:
+        try:
+            await accounts.authenticate(session, api_key=await key_from_request(request))
+        except InvalidApiKey:
+            return False
+    return True
+
+
 async def current_account(
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Account:
+    # The two schemes are dependencies (not `key_from_request`) so that OpenAPI declares them.
     try:
         return await accounts.authenticate(session, api_key=bearer.credentials if bearer else api_key)
     except InvalidApiKey:
-        raise InvalidApiKey(
-            "Missing or invalid API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`."
-        ) from None
+        raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
 
 
 AccountDep = Annotated[Account, Depends(current_account)]

@@ -108,6 +108,7 @@ async def page_payments(
     ending_before: int | None = None,
 ) -> CursorPage[LedgerEntry]:
     """Newest first; the cursors are payment ids of this account."""
+    CursorRequest.check_one_direction(starting_after, ending_before)
     for cursor in (starting_after, ending_before):
         if cursor is not None and not await repository.payment_exists(session, account_id, cursor):
             raise InvalidCursor()

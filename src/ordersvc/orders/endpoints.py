@@ -10,6 +10,7 @@ from fastapi import status as http_status
 
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.db import SessionDep
+from ordersvc.errors import InvalidParams
 from ordersvc.orders import service as orders
 from ordersvc.orders.models import OrderStatus
 from ordersvc.orders.schemas import ORDER_ID_PATTERN, OrderCreate, OrderList, OrderOut
@@ -22,9 +23,14 @@ OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN, description="Public orde
 Cursor = Annotated[str | None, Query(pattern=ORDER_ID_PATTERN)]
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    # A time without an offset is read as UTC, like every time this API returns.
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
+def _utc(name: str, moment: datetime | None) -> datetime | None:
+    """In UTC; a time without an offset is read as UTC, like every time this API returns."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise InvalidParams(f"{name} is out of range.") from None
 
 
 @router.post(
@@ -32,7 +38,19 @@ def _utc(moment: datetime | None) -> datetime | None:
     operation_id="orders_create",
     summary="Place an order",
     status_code=http_status.HTTP_201_CREATED,
-    responses=problem_responses(402, 409),
+    responses={
+        201: {
+            "description": "The order, placed now or (with `Idempotent-Replayed: true`) by an earlier request "
+            "with the same Idempotency-Key.",
+            "headers": {
+                "Idempotent-Replayed": {
+                    "description": "`true` when this response replays an earlier request's.",
+                    "schema": {"type": "string", "enum": ["true"]},
+                }
+            },
+        },
+        **problem_responses(402, 409),
+    },
 )
 async def orders_create(
     body: OrderCreate,
@@ -107,8 +125,8 @@ async def orders_list(
         filters=orders.OrderFilters(
             status=status.value if status else None,
             email=email,
-            created_gte=_utc(created_gte),
-            created_lt=_utc(created_lt),
+            created_gte=_utc("created_gte", created_gte),
+            created_lt=_utc("created_lt", created_lt),
         ),
         limit=limit,
         starting_after=starting_after,

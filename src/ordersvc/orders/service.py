@@ -116,7 +116,7 @@ async def place_order(
         return PlacedOrder(await _insert_order(session, account_id=account_id, email=target, quantity=quantity), False)
 
     _check_idempotency_key(idempotency_key)
-    fingerprint = _fingerprint(email, quantity)
+    fingerprint = _fingerprint(target, quantity)
     if not await repository.claim_idempotency_key(session, account_id, idempotency_key, fingerprint):
         record = await repository.get_idempotency_key(session, account_id, idempotency_key)
         if not hmac.compare_digest(record.fingerprint, fingerprint) or record.snapshot is None:
@@ -174,6 +174,7 @@ async def page_orders(
     ending_before: str | None = None,
 ) -> CursorPage[Order]:
     """Newest first; `starting_after` / `ending_before` are order ids the client has seen."""
+    CursorRequest.check_one_direction(starting_after, ending_before)
     request = CursorRequest(
         limit=limit,
         starting_after=await _cursor_id(session, account_id, starting_after),
