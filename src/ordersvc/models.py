@@ -1,7 +1,22 @@
 """Table models, imported by `alembic/env.py` so migrations and code share one metadata."""
 
 from ordersvc.accounts.models import Account, ApiKey
+from ordersvc.coupons.models import Coupon, CouponRedemption
+from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress
 from ordersvc.ledger.models import Payment, PaymentKind
 from ordersvc.orders.models import IdempotencyKey, Order, OrderStatus
 
-__all__ = ["Account", "ApiKey", "IdempotencyKey", "Order", "OrderStatus", "Payment", "PaymentKind"]
+__all__ = [
+    "Account",
+    "ApiKey",
+    "BonusTier",
+    "Coupon",
+    "CouponRedemption",
+    "Deposit",
+    "DepositAddress",
+    "IdempotencyKey",
+    "Order",
+    "OrderStatus",
+    "Payment",
+    "PaymentKind",
+]

@@ -67,3 +67,9 @@ async def revoke_key(session: AsyncSession, prefix: str, at: datetime, account_i
 async def list_keys(session: AsyncSession, account_id: int) -> list[ApiKey]:
     stmt = sa.select(ApiKey).where(col(ApiKey.account_id) == account_id).order_by(col(ApiKey.id))
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def lock_account(session: AsyncSession, account_id: int) -> bool:
+    """Lock the account row (FOR NO KEY UPDATE) until the transaction ends; False if none."""
+    stmt = sa.select(col(Account.id)).where(col(Account.id) == account_id).with_for_update(key_share=True)
+    return (await session.execute(stmt)).scalar_one_or_none() is not None

@@ -11,9 +11,12 @@ class PaymentKind(StrEnum):
     CREDIT = "credit"  # an operator's manual top-up
     ORDER = "order"  # the debit for an order
     REFUND = "refund"  # money returned for an order
+    DEPOSIT = "deposit"  # a crypto deposit received through a processor
+    BONUS = "bonus"  # the deposit bonus of a tier, linked to its deposit
+    COUPON = "coupon"  # a redeemed coupon code
 
 
-POSITIVE_KINDS = (PaymentKind.CREDIT, PaymentKind.REFUND)
+POSITIVE_KINDS = (PaymentKind.CREDIT, PaymentKind.REFUND, PaymentKind.DEPOSIT, PaymentKind.BONUS, PaymentKind.COUPON)
 NEGATIVE_KINDS = (PaymentKind.ORDER,)
 
 
@@ -25,7 +28,8 @@ class Payment(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_payments_account_id_id", "account_id", "id"),
         sa.CheckConstraint(
-            "(kind IN ('credit', 'refund') AND amount_mills > 0) OR (kind = 'order' AND amount_mills < 0)",
+            "(kind IN ('credit', 'refund', 'deposit', 'bonus', 'coupon') AND amount_mills > 0)"
+            " OR (kind = 'order' AND amount_mills < 0)",
             name="amount_sign_matches_kind",
         ),
     )
@@ -37,5 +41,6 @@ class Payment(SQLModel, table=True):
     email: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     order_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("orders.id")))
     coupon: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    deposit_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("deposits.id")))
     description: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())

@@ -52,6 +52,7 @@ async def post_payment(
     email: str | None = None,
     order_id: int | None = None,
     coupon: str | None = None,
+    deposit_id: int | None = None,
     description: str | None = None,
 ) -> Payment:
     """Record one payment and move the running balance by its amount, in the caller's
@@ -68,6 +69,7 @@ async def post_payment(
         email=email,
         order_id=order_id,
         coupon=coupon,
+        deposit_id=deposit_id,
         description=description,
     )
     session.add(payment)

@@ -1,0 +1,259 @@
+"""Money in: deposit addresses, processor events credited exactly once, and bonus tiers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.accounts import repository as accounts_repository
+from ordersvc.accounts import service as accounts_service
+from ordersvc.deposits import repository
+from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress, DepositStatus, Network
+from ordersvc.errors import Conflict, InvalidParams, NotFound
+from ordersvc.ledger import service as ledger
+from ordersvc.ledger.models import PaymentKind
+from ordersvc.pagination import DEFAULT_LIMIT, CursorPage, CursorRequest, InvalidCursor
+from ordersvc.timestamps import utc_now
+
+logger = logging.getLogger(__name__)
+
+_ADDRESS = re.compile(r"^[A-Za-z0-9:_.-]{8,200}$")
+_PERCENT = re.compile(r"^(?P<value>[0-9]{1,3}(?:\.[0-9]{1,2})?)\s*%?$")
+
+
+class UnknownNetwork(NotFound):
+    code = "unknown_network"
+    message = f"Unknown network. Networks: {', '.join(n.value for n in Network)}."
+
+
+class NoAddressAvailable(Conflict):
+    code = "no_address_available"
+    message = "No deposit address is free for this network right now. Please try again later or contact support."
+
+
+class InvalidAddress(InvalidParams):
+    code = "invalid_address"
+    message = "A deposit address is 8-200 letters, digits or ':_.-'."
+
+
+class InvalidBonusTier(InvalidParams):
+    code = "invalid_bonus_tier"
+    message = "A bonus tier is a threshold above 0 USD and a percentage above 0 and at most 100 (e.g. 5%, 2.5%)."
+
+
+class BonusTierNotFound(NotFound):
+    message = "No bonus tier with that threshold."
+
+
+class DepositNotFound(NotFound):
+    message = "No such deposit."
+
+
+class DepositNotUnmatched(Conflict):
+    code = "deposit_not_unmatched"
+    message = "That deposit is already credited."
+
+
+def parse_network(text: str) -> Network:
+    try:
+        return Network(text.upper())
+    except ValueError:
+        raise UnknownNetwork() from None
+
+
+def parse_percent(text: str) -> int:
+    """`5%`, `5`, `2.5%`, `0.01%` -> basis points (hundredths of a percent)."""
+    match = _PERCENT.match(text.strip())
+    if match is None:
+        raise InvalidBonusTier()
+    basis_points = int(Decimal(match["value"]) * 100)
+    if not 0 < basis_points <= 10_000:
+        raise InvalidBonusTier()
+    return basis_points
+
+
+def format_percent(basis_points: int) -> str:
+    """500 -> `5`, 250 -> `2.5`, 1 -> `0.01`."""
+    whole, frac = divmod(basis_points, 100)
+    return f"{whole}" if frac == 0 else f"{whole}.{frac:02d}".rstrip("0")
+
+
+def bonus_mills(amount_mills: int, basis_points: int) -> int:
+    """The bonus of a deposit, rounded down to the mill."""
+    return amount_mills * basis_points // 10_000
+
+
+def usd_to_mills(value: Any) -> int | None:
+    """A processor's USD amount (number or decimal string) in mills, rounded down so that we
+    never credit more than was received. None when it is not a positive finite amount."""
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    if not amount.is_finite() or amount <= 0 or amount.adjusted() > 12:
+        return None
+    mills = int((amount * 1000).to_integral_value(rounding="ROUND_DOWN"))
+    return mills if mills > 0 else None
+
+
+# Bonus tiers -------------------------------------------------------------------------------
+
+
+async def set_bonus_tier(session: AsyncSession, *, threshold_mills: int, basis_points: int) -> BonusTier:
+    if threshold_mills <= 0 or not 0 < basis_points <= 10_000:
+        raise InvalidBonusTier()
+    return await repository.upsert_tier(session, threshold_mills, basis_points)
+
+
+async def remove_bonus_tier(session: AsyncSession, *, threshold_mills: int) -> None:
+    if not await repository.delete_tier(session, threshold_mills):
+        raise BonusTierNotFound()
+
+
+async def list_bonus_tiers(session: AsyncSession) -> list[BonusTier]:
+    return await repository.list_tiers(session)
+
+
+# Addresses ---------------------------------------------------------------------------------
+
+
+async def import_addresses(session: AsyncSession, *, network: Network, addresses: list[str]) -> int:
+    """Load addresses into the pool (duplicates skipped); every line must look like an address."""
+    cleaned = [a.strip() for a in addresses if a.strip()]
+    for address in cleaned:
+        if _ADDRESS.fullmatch(address) is None:
+            raise InvalidAddress(f"Invalid deposit address {address[:60]!r}: 8-200 letters, digits or ':_.-'.")
+    return await repository.import_addresses(session, network.value, list(dict.fromkeys(cleaned)))
+
+
+async def deposit_address(session: AsyncSession, *, account_id: int, network: Network) -> DepositAddress:
+    """The account's address on this network, assigned from the pool on first request."""
+    await accounts_repository.lock_account(session, account_id)  # one assignment per account at a time
+    existing = await repository.address_of(session, account_id, network.value)
+    if existing is not None:
+        return existing
+    assigned = await repository.assign_free_address(session, account_id, network.value, utc_now())
+    if assigned is None:
+        logger.error(
+            "DEPOSIT ADDRESS POOL EMPTY for %s: import more with `ordersvc deposits import-addresses`", network
+        )
+        raise NoAddressAvailable()
+    if await repository.free_address_count(session, network.value) < 10:
+        logger.warning("deposit address pool for %s is running low", network)
+    return assigned
+
+
+async def list_deposit_addresses(session: AsyncSession, *, account_id: int) -> list[DepositAddress]:
+    return await repository.addresses_of(session, account_id)
+
+
+# Deposits ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DepositEvent:
+    """A final, paid deposit as a processor reported it, already verified and parsed."""
+
+    processor: str
+    external_id: str
+    amount_mills: int
+    payload: dict[str, Any]
+    network: str | None = None
+    address: str | None = None
+    tx_hash: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DepositOutcome:
+    status: str  # "credited", "unmatched" or "duplicate"
+    deposit_id: int | None
+
+
+async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositOutcome:
+    """Record a processor's event and credit it (with its bonus) exactly once, in the caller's
+    transaction. A redelivery, concurrent or not, finds the event recorded and credits nothing.
+    An event for an address no account owns is kept as unmatched for the operator."""
+    deposit = await repository.insert_deposit(
+        session,
+        {
+            "processor": event.processor,
+            "external_id": event.external_id,
+            "network": event.network,
+            "address": event.address,
+            "tx_hash": event.tx_hash,
+            "amount_mills": event.amount_mills,
+            "status": DepositStatus.UNMATCHED.value,
+            "payload": event.payload,
+        },
+    )
+    if deposit is None:
+        return DepositOutcome("duplicate", None)
+    assert deposit.id is not None
+    account_id = None
+    if event.network is not None and event.address is not None:
+        account_id = await repository.owner_of_address(session, event.network, event.address)
+    if account_id is None:
+        logger.warning(
+            "unmatched deposit %s from %s: %s on %s to %s", deposit.id, event.processor, event.amount_mills,
+            event.network, event.address,
+        )  # fmt: skip
+        return DepositOutcome("unmatched", deposit.id)
+    await _credit(session, deposit, account_id)
+    return DepositOutcome("credited", deposit.id)
+
+
+async def _credit(session: AsyncSession, deposit: Deposit, account_id: int) -> None:
+    """The deposit's payment and its bonus payment, linked to it, in one transaction."""
+    assert deposit.id is not None
+    await ledger.post_payment(
+        session, account_id=account_id, kind=PaymentKind.DEPOSIT, amount_mills=deposit.amount_mills,
+        deposit_id=deposit.id,
+    )  # fmt: skip
+    tier = await repository.best_tier_for(session, deposit.amount_mills)
+    bonus = bonus_mills(deposit.amount_mills, tier.basis_points) if tier is not None else 0
+    if bonus > 0:
+        await ledger.post_payment(
+            session, account_id=account_id, kind=PaymentKind.BONUS, amount_mills=bonus, deposit_id=deposit.id
+        )
+    await repository.mark_credited(session, deposit.id, account_id, bonus, utc_now())
+
+
+async def assign_unmatched(session: AsyncSession, *, deposit_id: int, email: str) -> Deposit:
+    """The operator credits an unmatched deposit to the account with this email."""
+    deposit = await repository.get_deposit_for_update(session, deposit_id)
+    if deposit is None:
+        raise DepositNotFound()
+    if deposit.status != DepositStatus.UNMATCHED.value:
+        raise DepositNotUnmatched()
+    account = await accounts_service.get_account_by_email(session, email=email)
+    assert account.id is not None
+    await _credit(session, deposit, account.id)
+    await session.refresh(deposit)
+    return deposit
+
+
+async def unmatched_deposits(session: AsyncSession) -> list[Deposit]:
+    return await repository.unmatched_deposits(session)
+
+
+async def page_deposits(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    limit: int = DEFAULT_LIMIT,
+    starting_after: int | None = None,
+    ending_before: int | None = None,
+) -> CursorPage[Deposit]:
+    """The account's credited deposits, newest first; cursors are deposit ids."""
+    CursorRequest.check_one_direction(starting_after, ending_before)
+    for cursor in (starting_after, ending_before):
+        if cursor is not None and not await repository.deposit_of_account_exists(session, account_id, cursor):
+            raise InvalidCursor()
+    request = CursorRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
+    items, has_more = await repository.deposits_page(session, account_id, request)
+    return CursorPage(items=items, has_more=has_more)
