@@ -38,13 +38,22 @@ class Settings(BaseSettings):
     # As a JSON list or comma-separated: ORDERSVC_CORS_ORIGINS=https://app.example.com
     cors_origins: Annotated[list[str], NoDecode] = []
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "chain_webhook_secrets", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             text = value.strip()
             return json.loads(text) if text.startswith("[") else [o.strip() for o in text.split(",") if o.strip()]
         return value
+
+    # Webhook secrets of the deposit processors; a processor without one has its route disabled.
+    btcpay_webhook_secret: str | None = None
+    nowpayments_ipn_secret: str | None = None
+    # The chain watcher's secrets: several during a rotation (comma-separated or a JSON list).
+    chain_webhook_secrets: Annotated[list[str], NoDecode] = []
+    chain_webhook_tolerance_seconds: int = 300
+    # Confirmations after which a chain watcher deposit is final, per network.
+    chain_confirmations: dict[str, int] = {"BTC": 2, "LTC": 6, "USDT-ERC20": 12, "USDT-TRC20": 20}
 
     # The legacy action API refuses larger bodies with `Invalid params.`.
     legacy_max_body_bytes: int = 64 * 1024

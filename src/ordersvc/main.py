@@ -14,6 +14,9 @@ from fastapi.openapi.utils import get_openapi
 from ordersvc import db
 from ordersvc.accounts.endpoints import router as accounts_router
 from ordersvc.config import Settings, get_settings
+from ordersvc.coupons.endpoints import router as coupons_router
+from ordersvc.deposits.endpoints import router as deposits_router
+from ordersvc.deposits.webhooks import router as webhooks_router
 from ordersvc.ledger.endpoints import router as ledger_router
 from ordersvc.legacy.endpoint import router as legacy_router
 from ordersvc.orders.endpoints import router as orders_router
@@ -37,7 +40,8 @@ The legacy action API (`POST /api`) is documented in the README; it is kept for 
 
 TAGS = [
     {"name": "orders", "description": "Place orders and follow their status and progress."},
-    {"name": "payments", "description": "Balance and the ledger of payments."},
+    {"name": "payments", "description": "Balance, the ledger of payments, and coupons."},
+    {"name": "deposits", "description": "Crypto deposit addresses, deposits and bonus tiers."},
     {"name": "account", "description": "Your account."},
     {"name": "api-keys", "description": "Create, list and revoke API keys."},
 ]
@@ -66,7 +70,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app, settings.cors_origins)
-    for router in (orders_router, ledger_router, accounts_router, legacy_router):
+    for router in (
+        orders_router,
+        ledger_router,
+        deposits_router,
+        coupons_router,
+        accounts_router,
+        legacy_router,
+        webhooks_router,
+    ):
         app.include_router(router)
     if settings.cors_origins:
         app.add_middleware(

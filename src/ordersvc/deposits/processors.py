@@ -1,0 +1,101 @@
+"""Each processor's verified payload -> a DepositEvent when it is a final, paid deposit."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ordersvc.deposits.models import Network, Processor
+from ordersvc.deposits.service import DepositEvent, usd_to_mills
+from ordersvc.errors import InvalidParams
+
+
+class InvalidPayload(InvalidParams):
+    code = "invalid_payload"
+    message = "The webhook payload is signed but not a deposit we can read."
+
+
+def _text(payload: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = payload.get(key)
+    if isinstance(value, int | str) and not isinstance(value, bool) and str(value).strip():
+        return str(value).strip()[:200]
+    if required:
+        raise InvalidPayload(f"The webhook payload has no usable {key!r}.")
+    return None
+
+
+def chain_event(payload: dict[str, Any], required_confirmations: dict[str, int]) -> DepositEvent | None:
+    """The operator's chain watcher: `{network, address, tx_hash, amount_usd, confirmations}`.
+    Final once the network's confirmations are reached; None before that."""
+    network_text = _text(payload, "network") or ""
+    try:
+        network = Network(network_text)
+    except ValueError:
+        raise InvalidPayload(f"Unknown network {network_text!r}.") from None
+    address, tx_hash = _text(payload, "address"), _text(payload, "tx_hash")
+    amount = usd_to_mills(payload.get("amount_usd"))
+    confirmations = payload.get("confirmations")
+    if amount is None or not isinstance(confirmations, int) or isinstance(confirmations, bool):
+        raise InvalidPayload("amount_usd must be a positive amount and confirmations an integer.")
+    if confirmations < required_confirmations.get(network.value, 1):
+        return None
+    return DepositEvent(
+        processor=Processor.CHAIN.value,
+        external_id=f"{network.value}:{tx_hash}:{address}",
+        amount_mills=amount,
+        payload=payload,
+        network=network.value,
+        address=address,
+        tx_hash=tx_hash,
+    )
+
+
+# NOWPayments `pay_currency` codes of the networks we take.
+NOWPAYMENTS_NETWORKS = {
+    "usdttrc20": Network.USDT_TRC20,
+    "usdterc20": Network.USDT_ERC20,
+    "btc": Network.BTC,
+    "ltc": Network.LTC,
+}
+NOWPAYMENTS_FINAL = {"finished", "partially_paid"}
+
+
+def _decimal(value: Any) -> Decimal | None:
+    try:
+        number = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() and number > 0 else None
+
+
+def nowpayments_received_usd(payload: dict[str, Any]) -> int | None:
+    """The USD value actually received: `actually_paid_at_fiat` when NOWPayments filled it,
+    otherwise the USD price scaled by the share of the crypto amount actually paid."""
+    fiat = usd_to_mills(payload.get("actually_paid_at_fiat"))
+    if fiat is not None:
+        return fiat
+    price, paid, due = (_decimal(payload.get(k)) for k in ("price_amount", "actually_paid", "pay_amount"))
+    if str(payload.get("price_currency", "")).lower() != "usd" or price is None or paid is None or due is None:
+        return None
+    return usd_to_mills(price * paid / due)
+
+
+def nowpayments_event(payload: dict[str, Any]) -> DepositEvent | None:
+    """An IPN: credited on `finished`, or `partially_paid` for what was received; deduplicated
+    on `payment_id`. Other statuses are progress reports: None."""
+    if payload.get("payment_status") not in NOWPAYMENTS_FINAL:
+        return None
+    payment_id = _text(payload, "payment_id")
+    amount = nowpayments_received_usd(payload)
+    if amount is None:
+        raise InvalidPayload("The IPN does not say how many USD were received.")
+    network = NOWPAYMENTS_NETWORKS.get(str(payload.get("pay_currency", "")).lower())
+    return DepositEvent(
+        processor=Processor.NOWPAYMENTS.value,
+        external_id=f"{payment_id}",
+        amount_mills=amount,
+        payload=payload,
+        network=network.value if network else _text(payload, "pay_currency", required=False),
+        address=_text(payload, "pay_address", required=False),
+        tx_hash=_text(payload, "payin_hash", required=False),
+    )
