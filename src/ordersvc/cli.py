@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersvc import db
 from ordersvc.accounts import service as accounts
+from ordersvc.cli_support import database_url, fail, in_transaction
 from ordersvc.config import get_settings
+from ordersvc.coupons.cli import coupons_app
+from ordersvc.deposits.cli import bonus_app, deposits_app
 from ordersvc.errors import ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.money import format_usd, parse_usd
@@ -28,36 +28,9 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(payments_app, name="payments")
 app.add_typer(ledger_app, name="ledger")
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
-
-
-def _database_url() -> str:
-    """Resolve the database (starting the embedded one if needed) and bring its schema to head."""
-    url = db.resolve_database_url(get_settings())
-    db.run_migrations(url)
-    return url
-
-
-def _in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-    """Run `work` in one transaction: committed if it returns, rolled back if it raises."""
-    url = _database_url()
-
-    async def main() -> T:
-        engine = db.create_engine(url, get_settings())
-        try:
-            async with db.create_sessionmaker(engine).begin() as session:
-                return await work(session)
-        finally:
-            await engine.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ServiceError as exc:
-        raise _fail(exc.message) from None
+app.add_typer(deposits_app, name="deposits")
+app.add_typer(bonus_app, name="bonus")
+app.add_typer(coupons_app, name="coupons")
 
 
 @app.command()
@@ -72,7 +45,7 @@ def serve(
     from ordersvc.logging_config import logging_config
 
     settings = get_settings()
-    _database_url()
+    database_url()
     get_settings.cache_clear()  # worker processes read the resolved DATABASE_URL
     uvicorn.run(
         "ordersvc.main:app_factory",
@@ -87,7 +60,7 @@ def serve(
 @app.command()
 def migrate() -> None:
     """Apply database migrations up to the latest revision."""
-    _database_url()
+    database_url()
     typer.echo("database schema is up to date")
 
 
@@ -97,7 +70,7 @@ def accounts_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
 ) -> None:
     """Create an account and its first API key. The key is shown only here."""
-    account, api_key = _in_transaction(lambda session: accounts.create_account(session, email=email))
+    account, api_key = in_transaction(lambda session: accounts.create_account(session, email=email))
     if as_json:
         typer.echo(json.dumps({"id": account.id, "email": account.email, "api_key": api_key}))
     else:
@@ -117,7 +90,7 @@ def keys_create(
         key, api_key = await accounts.create_api_key(session, account=account)
         return account.email, key.prefix, api_key
 
-    account_email, prefix, api_key = _in_transaction(work)
+    account_email, prefix, api_key = in_transaction(work)
     if as_json:
         typer.echo(json.dumps({"email": account_email, "prefix": prefix, "api_key": api_key}))
     else:
@@ -128,7 +101,7 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_prefix: str) -> None:
     """Revoke the API key starting with KEY_PREFIX (as shown when it was created)."""
-    key = _in_transaction(lambda session: accounts.revoke_api_key(session, prefix=key_prefix))
+    key = in_transaction(lambda session: accounts.revoke_api_key(session, prefix=key_prefix))
     typer.echo(f"API key {key.prefix}... revoked")
 
 
@@ -144,20 +117,20 @@ def payments_credit(
     try:
         mills = parse_usd(amount)
     except ServiceError as exc:
-        raise _fail(exc.message) from None
+        raise fail(exc.message) from None
 
     async def work(session: AsyncSession) -> tuple[int, int]:
         payment = await ledger.credit(session, email=email, amount_mills=mills, description=description)
         return payment.amount_mills, await ledger.get_balance(session, account_id=payment.account_id)
 
-    credited, balance = _in_transaction(work)
+    credited, balance = in_transaction(work)
     typer.echo(f"credited {format_usd(credited)} USD to {email}; balance {format_usd(balance)} USD")
 
 
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check every account's balance against the sum of its payments (exit 1 on a difference)."""
-    mismatches = _in_transaction(ledger.verify)
+    mismatches = in_transaction(ledger.verify)
     if not mismatches:
         typer.echo("ok: every balance equals the sum of its payments")
         return
