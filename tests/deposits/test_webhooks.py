@@ -1,0 +1,277 @@
+"""Processor webhooks: signatures, exactly-once crediting, bonuses, unmatched deposits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ordersvc.deposits import service as deposits
+from tests.conftest import MakeCustomer
+from tests.deposits.conftest import (
+    CHAIN_SECRETS,
+    AddressFor,
+    chain_body,
+    chain_headers,
+    nowpayments_headers,
+)
+from tests.legacy.helpers import call, snapshot
+
+
+async def deposits_count(maker: async_sessionmaker[AsyncSession]) -> int:
+    async with maker() as session:
+        return (await session.execute(sa.text("SELECT count(*) FROM deposits"))).scalar_one()
+
+
+class TestChainWatcher:
+    async def test_final_deposit_is_credited_with_its_bonus(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker, tiers
+    ) -> None:
+        await tiers(("100", "5%"), ("1000", "7.5%"))
+        customer = await make_customer()
+        body = chain_body(await address_for(customer.account_id), "250.5")
+        response = await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))
+        assert (response.status_code, response.json()) == (200, {"status": "credited"})
+        # 250.500 + 5% = 12.525
+        assert await snapshot(sessionmaker, customer) == ("263.025", 2, 0)
+
+    async def test_redelivery_and_20_concurrent_deliveries_credit_once(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker, tiers
+    ) -> None:
+        customer = await make_customer()
+        body = chain_body(await address_for(customer.account_id), "40")
+        responses = await asyncio.gather(
+            *(hooks.post("/webhooks/chain", content=body, headers=chain_headers(body)) for _ in range(20))
+        )
+        statuses = sorted(r.json()["status"] for r in responses)
+        assert statuses == ["credited"] + ["duplicate"] * 19
+        again = await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))
+        assert again.json() == {"status": "duplicate"}
+        assert await snapshot(sessionmaker, customer) == ("40.00", 1, 0)
+
+    @pytest.mark.parametrize(
+        "make_headers",
+        [
+            lambda body: {},
+            lambda body: chain_headers(body, secrets=["wrong"]),
+            lambda body: chain_headers(body, timestamp=int(time.time()) - 301),  # stale
+            lambda body: chain_headers(body, timestamp=int(time.time()) + 301),  # from the future
+            lambda body: chain_headers(body + b" "),  # body changed after signing
+            lambda body: {"Ordersvc-Signature": "v1=" + "0" * 64},
+            lambda body: {"Ordersvc-Signature": "t=abc,v1=zz"},
+        ],
+    )
+    async def test_bad_signature_is_401_and_stores_nothing(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker, make_headers
+    ) -> None:
+        customer = await make_customer()
+        body = chain_body(await address_for(customer.account_id))
+        before = await deposits_count(sessionmaker)
+        response = await hooks.post("/webhooks/chain", content=body, headers=make_headers(body))
+        assert (response.status_code, response.json()["code"]) == (401, "bad_signature")
+        assert await deposits_count(sessionmaker) == before
+        assert await snapshot(sessionmaker, customer) == ("0.00", 0, 0)
+
+    @pytest.mark.parametrize(
+        "secrets", [CHAIN_SECRETS[:1], CHAIN_SECRETS[1:], CHAIN_SECRETS, ["wrong", CHAIN_SECRETS[1]]]
+    )
+    async def test_rotated_secrets_each_verify(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, secrets: list[str]
+    ) -> None:
+        customer = await make_customer()
+        body = chain_body(await address_for(customer.account_id))
+        response = await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body, secrets=secrets))
+        assert response.json() == {"status": "credited"}
+
+    async def test_not_yet_final_stores_nothing(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        address, tx = await address_for(customer.account_id), uuid.uuid4().hex
+        early = chain_body(address, tx=tx, confirmations=19)
+        assert (await hooks.post("/webhooks/chain", content=early, headers=chain_headers(early))).json() == {
+            "status": "not_final"
+        }
+        final = chain_body(address, tx=tx, confirmations=20)
+        assert (await hooks.post("/webhooks/chain", content=final, headers=chain_headers(final))).json() == {
+            "status": "credited"
+        }
+        assert (await snapshot(sessionmaker, customer))[0] == "100.00"
+
+    async def test_unknown_address_is_kept_unmatched_then_assigned(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, tiers
+    ) -> None:
+        await tiers(("100", "5%"))
+        body = chain_body(f"Tunknown{uuid.uuid4().hex}", "120")
+        response = await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))
+        assert response.json() == {"status": "unmatched"}
+        async with sessionmaker() as session:
+            unmatched = [d for d in await deposits.unmatched_deposits(session) if d.payload["tx_hash"] in body.decode()]
+        assert len(unmatched) == 1
+        customer = await make_customer()
+        async with sessionmaker.begin() as session:
+            await deposits.assign_unmatched(session, deposit_id=unmatched[0].id, email=customer.email)
+        assert await snapshot(sessionmaker, customer) == ("126.00", 2, 0)
+        async with sessionmaker.begin() as session:
+            with pytest.raises(deposits.DepositNotUnmatched):
+                await deposits.assign_unmatched(session, deposit_id=unmatched[0].id, email=customer.email)
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            {"network": "DOGE", "address": "x", "tx_hash": "y", "amount_usd": "1", "confirmations": 99},
+            {"network": "BTC", "address": "x", "tx_hash": "y", "amount_usd": "-1", "confirmations": 99},
+            {"network": "BTC", "address": "x", "tx_hash": "y", "amount_usd": "NaN", "confirmations": 99},
+            {"network": "BTC", "tx_hash": "y", "amount_usd": "1", "confirmations": 99},
+            {"network": "BTC", "address": "x", "tx_hash": "y", "amount_usd": "1", "confirmations": "9"},
+        ],
+    )
+    async def test_signed_but_unreadable_payload_is_422(
+        self, hooks: httpx.AsyncClient, sessionmaker, payload: dict[str, Any]
+    ) -> None:
+        body = json.dumps(payload).encode()
+        before = await deposits_count(sessionmaker)
+        response = await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_payload")
+        assert await deposits_count(sessionmaker) == before
+
+    async def test_unconfigured_processor_is_404(self, client: httpx.AsyncClient) -> None:
+        body = chain_body("Tx")
+        assert (await client.post("/webhooks/chain", content=body, headers=chain_headers(body))).status_code == 404
+
+
+class TestBonusTiers:
+    @pytest.mark.parametrize(
+        ("amount", "balance"),
+        [
+            ("99.999", "99.999"),  # just under the first tier: no bonus
+            ("100", "105.00"),  # exactly at the threshold
+            ("100.019", "105.019"),  # 5% of 100.019 = 5.00095, rounded down to 5.000
+            ("999.999", "1049.998"),  # 5% of 999.999 = 49.99995 -> 49.999
+            ("1000", "1075.00"),  # the highest tier reached applies
+        ],
+    )
+    async def test_tier_edges_and_rounding(
+        self,
+        hooks: httpx.AsyncClient,
+        make_customer: MakeCustomer,
+        address_for: AddressFor,
+        sessionmaker,
+        tiers,
+        amount: str,
+        balance: str,
+    ) -> None:
+        await tiers(("100", "5%"), ("1000", "7.5%"))
+        customer = await make_customer()
+        body = chain_body(await address_for(customer.account_id), amount)
+        await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))
+        assert (await snapshot(sessionmaker, customer))[0] == balance
+
+    async def test_public_list(self, client: httpx.AsyncClient, tiers) -> None:
+        await tiers(("1000", "7.5%"), ("100", "5"))
+        response = await client.get("/v1/bonus-tiers")
+        assert response.json() == {
+            "data": [{"threshold": "100.00", "percent": "5"}, {"threshold": "1000.00", "percent": "7.5"}]
+        }
+
+
+def nowpayments_ipn(**fields: Any) -> dict[str, Any]:
+    payload = {
+        "payment_id": int(uuid.uuid4().int % 10**10),
+        "parent_payment_id": None,
+        "invoice_id": None,
+        "payment_status": "finished",
+        "pay_address": "x",
+        "payin_extra_id": None,
+        "price_amount": 50,
+        "price_currency": "usd",
+        "pay_amount": 50.2,
+        "actually_paid": 50.2,
+        "actually_paid_at_fiat": 0,
+        "pay_currency": "usdttrc20",
+        "order_id": None,
+        "order_description": None,
+        "purchase_id": "5312334567",
+        "outcome_amount": 49.9,
+        "outcome_currency": "usdttrc20",
+        "fee": {"currency": "usdttrc20", "depositFee": 0.1, "withdrawalFee": 0, "serviceFee": 0},
+    }
+    payload.update(fields)
+    return payload
+
+
+class TestNowPayments:
+    async def post(self, hooks: httpx.AsyncClient, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        return await hooks.post("/webhooks/nowpayments", content=body, headers=nowpayments_headers(payload, **kwargs))
+
+    async def test_finished_is_credited_once(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        ipn = nowpayments_ipn(pay_address=await address_for(customer.account_id))
+        assert (await self.post(hooks, ipn)).json() == {"status": "credited"}
+        assert (await self.post(hooks, ipn)).json() == {"status": "duplicate"}
+        assert await snapshot(sessionmaker, customer) == ("50.00", 1, 0)
+
+    async def test_partially_paid_credits_what_was_received(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        address = await address_for(customer.account_id)
+        ratio = nowpayments_ipn(pay_address=address, payment_status="partially_paid", actually_paid=20.08)
+        assert (await self.post(hooks, ratio)).json() == {"status": "credited"}  # 50 * 20.08 / 50.2 = 20.000
+        fiat = nowpayments_ipn(pay_address=address, payment_status="partially_paid", actually_paid_at_fiat=12.3456)
+        assert (await self.post(hooks, fiat)).json() == {"status": "credited"}  # 12.345 (rounded down)
+        assert await snapshot(sessionmaker, customer) == ("32.345", 2, 0)
+
+    @pytest.mark.parametrize("status", ["waiting", "confirming", "confirmed", "sending", "failed", "expired"])
+    async def test_other_statuses_store_nothing(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker, status
+    ) -> None:
+        customer = await make_customer()
+        ipn = nowpayments_ipn(pay_address=await address_for(customer.account_id), payment_status=status)
+        assert (await self.post(hooks, ipn)).json() == {"status": "not_final"}
+        assert await snapshot(sessionmaker, customer) == ("0.00", 0, 0)
+
+    async def test_bad_or_missing_signature_is_401(self, hooks: httpx.AsyncClient, sessionmaker) -> None:
+        ipn = nowpayments_ipn()
+        before = await deposits_count(sessionmaker)
+        assert (await self.post(hooks, ipn, secret="wrong")).status_code == 401
+        tampered = json.dumps({**ipn, "actually_paid_at_fiat": 5000}).encode()
+        response = await hooks.post("/webhooks/nowpayments", content=tampered, headers=nowpayments_headers(ipn))
+        assert response.status_code == 401
+        assert (await hooks.post("/webhooks/nowpayments", content=b"{}")).status_code == 401
+        assert await deposits_count(sessionmaker) == before
+
+    async def test_unknown_address_is_unmatched(self, hooks: httpx.AsyncClient) -> None:
+        assert (await self.post(hooks, nowpayments_ipn(pay_address="nobody-here"))).json() == {"status": "unmatched"}
+
+
+class TestCustomerViews:
+    async def test_deposits_list_and_legacy_payments(
+        self, hooks: httpx.AsyncClient, client: httpx.AsyncClient, make_customer: MakeCustomer, address_for, tiers
+    ) -> None:
+        await tiers(("100", "5%"))
+        customer = await make_customer()
+        address = await address_for(customer.account_id)
+        for amount in ("10", "200"):
+            body = chain_body(address, amount)
+            await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))
+        listed = (await client.get("/v1/deposits", headers={"X-API-Key": customer.api_key})).json()
+        assert [(d["amount"], d["bonus"], d["network"]) for d in listed["data"]] == [
+            ("200.00", "10.00", "USDT-TRC20"),
+            ("10.00", "0.00", "USDT-TRC20"),
+        ]
+        assert all(d["tx_hash"] for d in listed["data"])
+        legacy = (await call(client, customer.api_key, {"action": "payments"})).json()
+        assert [p["amount"] for p in legacy["payments"]] == [10.0, 200.0, 10.0]
+        kinds = (await client.get("/v1/payments", headers={"X-API-Key": customer.api_key})).json()["data"]
+        assert [p["kind"] for p in kinds] == ["bonus", "deposit", "deposit"]
