@@ -121,3 +121,40 @@ def test_cli_credit_is_visible_to_the_api(account: dict[str, str], tmp_path) -> 
     with serve(tmp_path, env=dict(os.environ)) as server:
         response = httpx.post(f"{server.base_url}/api?key={account['api_key']}", json={"action": "balance"})
     assert response.content == b'{"balance": 7.50}'
+
+
+class TestMoneyInCommands:
+    def test_bonus_set_list_remove(self, database_url: str) -> None:
+        try:
+            assert run_cli("bonus", "set", "250", "2.5%").returncode == 0
+            assert run_cli("bonus", "set", "250", "3").stdout.strip() == "bonus tier: 250.00 USD -> 3%"
+            assert "250.00 USD\t3%" in run_cli("bonus", "list").stdout
+            assert "at most 100" in one_line_error(run_cli("bonus", "set", "250", "101%"))
+            assert "Invalid" in one_line_error(run_cli("bonus", "set", "-5", "5%"))
+        finally:
+            removed = run_cli("bonus", "remove", "250")
+        assert removed.returncode == 0
+        assert "No bonus tier" in one_line_error(run_cli("bonus", "remove", "250"))
+
+    def test_coupons_create_list_disable(self, database_url: str) -> None:
+        code = f"Cli-{unique_email()[:8]}"
+        created = run_cli("coupons", "create", code, "7.5", "--max-redemptions", "3", "--expires", "2099-01-01")
+        assert created.returncode == 0, created.stderr
+        assert f"{code.lower()}\t7.50 USD\t0/3\texpires 2099-01-01 23:59" in run_cli("coupons", "list").stdout
+        assert "already exists" in one_line_error(run_cli("coupons", "create", code.upper(), "1"))
+        assert "invalid --expires" in one_line_error(run_cli("coupons", "create", code + "x", "1", "--expires", "soon"))
+        assert run_cli("coupons", "disable", code).returncode == 0
+        assert f"{code.lower()}\t7.50 USD\t0/3\tdisabled" in run_cli("coupons", "list").stdout
+
+    def test_deposits_import_unmatched_assign(self, account: dict[str, str], tmp_path) -> None:  # type: ignore[no-untyped-def]
+        addresses = tmp_path / "btc.txt"
+        tag = unique_email()[:12].replace("-", "")
+        addresses.write_text(f"bc1q{tag}aaaa\nbc1q{tag}bbbb\n\nbc1q{tag}aaaa\n")
+        assert run_cli("deposits", "import-addresses", "btc", str(addresses)).stdout.strip() == (
+            "2 addresses added to the BTC pool"
+        )
+        assert "0 addresses" in run_cli("deposits", "import-addresses", "BTC", str(addresses)).stdout
+        assert "Unknown network" in one_line_error(run_cli("deposits", "import-addresses", "DOGE", str(addresses)))
+        assert "cannot read" in one_line_error(run_cli("deposits", "import-addresses", "BTC", str(tmp_path / "no")))
+        assert "No such deposit" in one_line_error(run_cli("deposits", "assign", "999999999", account["email"]))
+        assert run_cli("deposits", "unmatched").returncode == 0

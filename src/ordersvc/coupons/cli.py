@@ -26,7 +26,7 @@ def _parse_expiry(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-@coupons_app.command("create")
+@coupons_app.command("create", context_settings={"ignore_unknown_options": True})
 def coupons_create(
     code: str,
     amount: Annotated[str, typer.Argument(help="USD credited on redemption, e.g. 10")],

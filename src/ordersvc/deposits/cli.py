@@ -56,7 +56,7 @@ def assign(deposit_id: int, email: str) -> None:
     typer.echo(f"deposit {deposit_id} credited to {email}: {format_usd(amount)} USD + bonus {format_usd(bonus)} USD")
 
 
-@bonus_app.command("set")
+@bonus_app.command("set", context_settings={"ignore_unknown_options": True})
 def bonus_set(
     threshold: Annotated[str, typer.Argument(help="USD, e.g. 100")],
     percent: Annotated[str, typer.Argument(help="e.g. 5% or 2.5%")],
@@ -82,7 +82,7 @@ def bonus_list() -> None:
         typer.echo(f"{format_usd(tier.threshold_mills)} USD\t{deposits.format_percent(tier.basis_points)}%")
 
 
-@bonus_app.command("remove")
+@bonus_app.command("remove", context_settings={"ignore_unknown_options": True})
 def bonus_remove(threshold: Annotated[str, typer.Argument(help="USD, as set")]) -> None:
     """Remove the tier at THRESHOLD USD."""
     try:
