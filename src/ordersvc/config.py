@@ -48,6 +48,10 @@ class Settings(BaseSettings):
 
     # Webhook secrets of the deposit processors; a processor without one has its route disabled.
     btcpay_webhook_secret: str | None = None
+    # BTCPay's InvoiceSettled carries no amount: the invoice is read back through the Greenfield
+    # API (an API key with the "View invoices" permission).
+    btcpay_url: str | None = None
+    btcpay_api_key: str | None = None
     nowpayments_ipn_secret: str | None = None
     # The chain watcher's secrets: several during a rotation (comma-separated or a JSON list).
     chain_webhook_secrets: Annotated[list[str], NoDecode] = []

@@ -91,6 +91,13 @@ async def insert_deposit(session: AsyncSession, values: dict[str, Any]) -> Depos
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def deposit_exists(session: AsyncSession, processor: str, external_id: str) -> bool:
+    stmt = sa.select(col(Deposit.id)).where(
+        col(Deposit.processor) == processor, col(Deposit.external_id) == external_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
 async def get_deposit_for_update(session: AsyncSession, deposit_id: int) -> Deposit | None:
     stmt = sa.select(Deposit).where(col(Deposit.id) == deposit_id).with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()

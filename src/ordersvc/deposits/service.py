@@ -14,7 +14,7 @@ from ordersvc.accounts import repository as accounts_repository
 from ordersvc.accounts import service as accounts_service
 from ordersvc.deposits import repository
 from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress, DepositStatus, Network
-from ordersvc.errors import Conflict, InvalidParams, NotFound
+from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.pagination import DEFAULT_LIMIT, CursorPage, CursorRequest, InvalidCursor
@@ -166,6 +166,8 @@ class DepositEvent:
     network: str | None = None
     address: str | None = None
     tx_hash: str | None = None
+    # The processor names the account itself (BTCPay invoice metadata); else the address does.
+    account_email: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +196,7 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
     if deposit is None:
         return DepositOutcome("duplicate", None)
     assert deposit.id is not None
-    account_id = None
-    if event.network is not None and event.address is not None:
-        account_id = await repository.owner_of_address(session, event.network, event.address)
+    account_id = await _owner(session, event)
     if account_id is None:
         logger.warning(
             "unmatched deposit %s from %s: %s on %s to %s", deposit.id, event.processor, event.amount_mills,
@@ -205,6 +205,21 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
         return DepositOutcome("unmatched", deposit.id)
     await _credit(session, deposit, account_id)
     return DepositOutcome("credited", deposit.id)
+
+
+async def _owner(session: AsyncSession, event: DepositEvent) -> int | None:
+    if event.account_email is not None:
+        try:
+            return (await accounts_service.get_account_by_email(session, email=event.account_email)).id
+        except ServiceError:  # unknown or malformed: kept unmatched for the operator
+            return None
+    if event.network is not None and event.address is not None:
+        return await repository.owner_of_address(session, event.network, event.address)
+    return None
+
+
+async def is_recorded(session: AsyncSession, *, processor: str, external_id: str) -> bool:
+    return await repository.deposit_exists(session, processor, external_id)
 
 
 async def _credit(session: AsyncSession, deposit: Deposit, account_id: int) -> None:

@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request
 
 from ordersvc.config import Settings
 from ordersvc.db import SessionDep
-from ordersvc.deposits import processors, service
-from ordersvc.deposits.signatures import BadSignature, verify_nowpayments, verify_timestamped
+from ordersvc.deposits import btcpay, processors, service
+from ordersvc.deposits.models import Processor
+from ordersvc.deposits.signatures import BadSignature, verify_btcpay, verify_nowpayments, verify_timestamped
 from ordersvc.errors import NotFound
 
 router = APIRouter(prefix="/webhooks", include_in_schema=False)
@@ -76,3 +77,28 @@ async def nowpayments_webhook(request: Request, session: SessionDep) -> dict[str
         request.headers.get("x-nowpayments-sig"), await _raw_body(request), settings.nowpayments_ipn_secret
     )
     return await _record(session, processors.nowpayments_event(payload))
+
+
+@router.post("/btcpay")
+async def btcpay_webhook(request: Request, session: SessionDep) -> dict[str, str]:
+    settings: Settings = request.app.state.settings
+    if not (settings.btcpay_webhook_secret and settings.btcpay_url and settings.btcpay_api_key):
+        raise ProcessorDisabled()
+    body = await _raw_body(request)
+    verify_btcpay(request.headers.get("btcpay-sig"), body, settings.btcpay_webhook_secret)
+    envelope = _json_object(body)
+    ref = btcpay.invoice_ref(envelope)
+    if ref is None:
+        return {"status": "not_final"}
+    store_id, invoice_id = ref
+    # Redeliveries are normal: a recorded invoice is answered without asking BTCPay again.
+    if await service.is_recorded(session, processor=Processor.BTCPAY.value, external_id=invoice_id):
+        return {"status": "duplicate"}
+    settled = await btcpay.fetch_invoice(
+        envelope,
+        base_url=settings.btcpay_url,
+        api_key=settings.btcpay_api_key,
+        store_id=store_id,
+        invoice_id=invoice_id,
+    )
+    return await _record(session, btcpay.btcpay_event(settled))
