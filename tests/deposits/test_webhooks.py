@@ -221,6 +221,15 @@ class TestNowPayments:
         assert (await self.post(hooks, ipn)).json() == {"status": "duplicate"}
         assert await snapshot(sessionmaker, customer) == ("50.00", 1, 0)
 
+    async def test_20_concurrent_identical_ipns_credit_once(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        ipn = nowpayments_ipn(pay_address=await address_for(customer.account_id))
+        responses = await asyncio.gather(*(self.post(hooks, ipn) for _ in range(20)))
+        assert sorted(r.json()["status"] for r in responses) == ["credited"] + ["duplicate"] * 19
+        assert await snapshot(sessionmaker, customer) == ("50.00", 1, 0)
+
     async def test_partially_paid_credits_what_was_received(
         self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
     ) -> None:
