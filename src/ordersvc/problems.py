@@ -103,19 +103,29 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if exc.status == 401 else None
         return problem_response(exc.status, exc.code, exc.message, errors=errors, headers=headers)
 
-    @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI validates the body before the route's dependencies run; without a valid key
-        # the answer is still 401, whatever the body.
+    async def unauthorized_first(request: Request) -> JSONResponse | None:
+        # FastAPI reads and validates the body before the route's dependencies run; without a
+        # valid key the answer is still 401, whatever the body.
         if request.url.path.startswith("/v1/") and not await request_has_valid_key(request):
             return problem_response(
                 401, InvalidApiKey.code, UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
             )
+        return None
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if (unauthorized := await unauthorized_first(request)) is not None:
+            return unauthorized
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return problem_response(422, "validation_error", "The request is not valid: see errors.", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": a validation problem like any other
+            if (unauthorized := await unauthorized_first(request)) is not None:
+                return unauthorized
+            errors = [{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}]
+            return problem_response(422, "validation_error", "The request body is not valid JSON.", errors=errors)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 

@@ -113,7 +113,8 @@ class TestChainWatcher:
         response = await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))
         assert response.json() == {"status": "unmatched"}
         async with sessionmaker() as session:
-            unmatched = [d for d in await deposits.unmatched_deposits(session) if d.payload["tx_hash"] in body.decode()]
+            tx_hash = json.loads(body)["tx_hash"]
+            unmatched = [d for d in await deposits.unmatched_deposits(session) if d.tx_hash == tx_hash]
         assert len(unmatched) == 1
         customer = await make_customer()
         async with sessionmaker.begin() as session:

@@ -91,7 +91,9 @@ class TestCreate:
             assert ["body", field] in [e["loc"] for e in problem["errors"]]
         assert await snapshot(sessionmaker, customer) == ("4.999", 1, 0)
 
-    @pytest.mark.parametrize("body", [b"", b"not json", b"[]", b'{"email": "a@example.com", "quantity": 1e999}'])
+    @pytest.mark.parametrize(
+        "body", [b"", b"not json", b"[]", b'{"email": "a@example.com", "quantity": 1e999}', b"\xff\xfe\xfd"]
+    )
     async def test_malformed_body_is_422(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer, body: bytes
     ) -> None:
@@ -124,12 +126,13 @@ class TestAuthentication:
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert response.json()["code"] == "unauthorized"
 
+    @pytest.mark.parametrize("body", [b'{"email":1', b"\xff\xfe"])
     @pytest.mark.parametrize("headers", [{}, {"X-API-Key": "osk_wrongwrongwrong"}])
     async def test_no_valid_key_is_401_even_with_a_malformed_body(
-        self, client: httpx.AsyncClient, headers: dict[str, str]
+        self, client: httpx.AsyncClient, headers: dict[str, str], body: bytes
     ) -> None:
         response = await client.post(
-            "/v1/orders", content=b'{"email":1', headers={**headers, "Content-Type": "application/json"}
+            "/v1/orders", content=body, headers={**headers, "Content-Type": "application/json"}
         )
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
