@@ -143,6 +143,8 @@ class TestMoneyInCommands:
         assert f"{code.lower()}\t7.50 USD\t0/3\texpires 2099-01-01 23:59" in run_cli("coupons", "list").stdout
         assert "already exists" in one_line_error(run_cli("coupons", "create", code.upper(), "1"))
         assert "invalid --expires" in one_line_error(run_cli("coupons", "create", code + "x", "1", "--expires", "soon"))
+        too_many = run_cli("coupons", "create", code + "y", "1", "--max-redemptions", "3000000000")
+        assert "--max-redemptions must be between" in one_line_error(too_many)
         assert run_cli("coupons", "disable", code).returncode == 0
         assert f"{code.lower()}\t7.50 USD\t0/3\tdisabled" in run_cli("coupons", "list").stdout
 
@@ -157,4 +159,24 @@ class TestMoneyInCommands:
         assert "Unknown network" in one_line_error(run_cli("deposits", "import-addresses", "DOGE", str(addresses)))
         assert "cannot read" in one_line_error(run_cli("deposits", "import-addresses", "BTC", str(tmp_path / "no")))
         assert "No such deposit" in one_line_error(run_cli("deposits", "assign", "999999999", account["email"]))
-        assert run_cli("deposits", "unmatched").returncode == 0
+        assert "No such deposit" in one_line_error(run_cli("deposits", "assign", "9" * 20, account["email"]))
+
+    async def test_deposits_unmatched_and_assign(self, account: dict[str, str], sessionmaker) -> None:  # type: ignore[no-untyped-def]
+        from ordersvc.deposits import service as deposits
+
+        tx = unique_email()[:12]
+        async with sessionmaker.begin() as session:
+            outcome = await deposits.record_deposit(
+                session,
+                deposits.DepositEvent(processor="chain", external_id=f"cli-{tx}", amount_mills=12_345, payload={},
+                                      network="BTC", address=f"bc1qnobody{tx}", tx_hash=tx),
+            )  # fmt: skip
+        assert outcome.status == "unmatched"
+        listed = run_cli("deposits", "unmatched")
+        assert f"{outcome.deposit_id}\tchain\t12.345 USD\tBTC\tbc1qnobody{tx}\t{tx}" in listed.stdout
+        assigned = run_cli("deposits", "assign", str(outcome.deposit_id), account["email"])
+        assert assigned.returncode == 0, assigned.stderr
+        assert f"credited to {account['email']}: 12.345 USD" in assigned.stdout
+        assert "already credited" in one_line_error(
+            run_cli("deposits", "assign", str(outcome.deposit_id), account["email"])
+        )

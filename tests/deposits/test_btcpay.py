@@ -198,3 +198,22 @@ class TestBtcPay:
     async def test_path_injection_in_ids_is_refused(self, hooks: httpx.AsyncClient) -> None:
         body = envelope("../../users")
         assert (await hooks.post("/webhooks/btcpay", content=body, headers=signed(body))).status_code == 422
+
+
+class TestBtcPayInvoices:
+    async def test_partially_paid_settled_invoice_credits_what_was_paid(
+        self, hooks: httpx.AsyncClient, greenfield: FakeGreenfield, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        # A 100 USD invoice marked settled after 0.0004 BTC at 50,000 = 20 USD arrived.
+        invoice_id = greenfield.settle(paid_btc="0.0004", rate="50000", metadata={"ordersvcAccount": customer.email})
+        body = envelope(invoice_id, manuallyMarked=True)
+        assert (await hooks.post("/webhooks/btcpay", content=body, headers=signed(body))).json()["status"] == "credited"
+        assert (await snapshot(sessionmaker, customer))[0] == "20.00"
+
+    async def test_non_usd_invoice_is_refused(self, hooks: httpx.AsyncClient, greenfield: FakeGreenfield) -> None:
+        invoice_id = greenfield.settle(paid_btc="0.001", rate="50000", metadata={})
+        greenfield.invoices[invoice_id][0]["currency"] = "EUR"
+        body = envelope(invoice_id)
+        response = await hooks.post("/webhooks/btcpay", content=body, headers=signed(body))
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_payload")

@@ -285,3 +285,123 @@ class TestCustomerViews:
         assert [p["amount"] for p in legacy["payments"]] == [10.0, 200.0, 10.0]
         kinds = (await client.get("/v1/payments", headers={"X-API-Key": customer.api_key})).json()["data"]
         assert [p["kind"] for p in kinds] == ["bonus", "deposit", "deposit"]
+
+
+class TestHostileInput:
+    @pytest.mark.parametrize(
+        ("route", "headers"),
+        [
+            ("/webhooks/chain", {"Ordersvc-Signature": f"t={int(time.time())},v1=\xe9".encode("latin-1")}),
+            ("/webhooks/chain", {"Ordersvc-Signature": "t=\xb2,v1=00".encode("latin-1")}),
+            ("/webhooks/chain", {"Ordersvc-Signature": "t=" + "9" * 5000 + ",v1=00"}),
+            ("/webhooks/btcpay", {"BTCPay-Sig": "sha256=\xe9".encode("latin-1")}),
+            ("/webhooks/nowpayments", {"x-nowpayments-sig": "\xe9".encode("latin-1")}),
+        ],
+    )
+    async def test_garbage_signature_headers_are_401(self, hooks: httpx.AsyncClient, route: str, headers) -> None:
+        body = json.dumps(nowpayments_ipn()).encode()
+        response = await hooks.post(route, content=body, headers=headers)
+        assert response.status_code in (401, 404)  # btcpay needs its API settings to be enabled here
+        assert response.status_code != 500
+
+    async def test_oversized_body_is_refused_unread(self, hooks: httpx.AsyncClient) -> None:
+        response = await hooks.post("/webhooks/chain", content=b"x" * (300 * 1024))
+        assert response.status_code == 401
+
+    async def test_nul_and_lone_surrogates_are_stored_cleaned(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        payload = json.loads(chain_body(await address_for(customer.account_id), "5"))
+        payload["note"] = "a\u0000b\ud800c"
+        body = json.dumps(payload).encode()
+        assert (await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))).json() == {
+            "status": "credited"
+        }
+        async with sessionmaker() as session:
+            note = (
+                await session.execute(
+                    sa.text("SELECT payload->>'note' FROM deposits WHERE tx_hash = :t"), {"t": payload["tx_hash"]}
+                )
+            ).scalar_one()
+        assert note == "a\ufffdb\ufffdc"
+        nul_address = json.loads(chain_body("T\u0000nobody", "5"))
+        body = json.dumps(nul_address).encode()
+        assert (await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))).json() == {
+            "status": "unmatched"
+        }
+
+
+class TestNowPaymentsDetails:
+    async def test_signature_built_by_their_node_recipe_verifies(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
+    ) -> None:
+        import hashlib
+        import hmac
+
+        from tests.deposits.conftest import NOWPAYMENTS_SECRET
+
+        customer = await make_customer()
+        ipn = nowpayments_ipn(
+            pay_address=await address_for(customer.account_id),
+            order_description="Пополнение баланса",
+            fee={"currency": "usdttrc20", "depositFee": 5e-7, "withdrawalFee": 0, "serviceFee": 0},
+        )
+        # JSON.stringify of the recursively sorted object: raw UTF-8, `5e-7`, integers bare.
+        node = (
+            '{"actually_paid":50.2,"actually_paid_at_fiat":0,"fee":{"currency":"usdttrc20","depositFee":5e-7,'
+            '"serviceFee":0,"withdrawalFee":0},"invoice_id":null,"order_description":"Пополнение баланса",'
+            f'"order_id":null,"outcome_amount":49.9,"outcome_currency":"usdttrc20","parent_payment_id":null,'
+            f'"pay_address":"{ipn["pay_address"]}","pay_amount":50.2,"pay_currency":"usdttrc20",'
+            f'"payin_extra_id":null,"payment_id":{ipn["payment_id"]},"payment_status":"finished",'
+            '"price_amount":50,"price_currency":"usd","purchase_id":"5312334567"}'
+        )
+        signature = hmac.new(NOWPAYMENTS_SECRET.encode(), node.encode(), hashlib.sha512).hexdigest()
+        body = json.dumps(ipn, ensure_ascii=False).encode()
+        response = await hooks.post("/webhooks/nowpayments", content=body, headers={"x-nowpayments-sig": signature})
+        assert response.json() == {"status": "credited"}
+
+    async def test_non_usd_price_is_refused_and_stores_nothing(self, hooks: httpx.AsyncClient, sessionmaker) -> None:
+        ipn = nowpayments_ipn(price_currency="eur", actually_paid_at_fiat=100)
+        before = await deposits_count(sessionmaker)
+        response = await TestNowPayments().post(hooks, ipn)
+        assert (response.status_code, response.json()["code"]) == (422, "invalid_payload")
+        assert await deposits_count(sessionmaker) == before
+
+    async def test_absurd_numbers_are_422(self, hooks: httpx.AsyncClient) -> None:
+        ipn = nowpayments_ipn(price_amount="1e600000", pay_amount="1e-600000", actually_paid=1)
+        assert (await TestNowPayments().post(hooks, ipn)).status_code == 422
+
+    async def test_order_id_names_the_account(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        ipn = nowpayments_ipn(pay_address=f"fresh-{uuid.uuid4().hex}", order_id=customer.email)
+        assert (await TestNowPayments().post(hooks, ipn)).json() == {"status": "credited"}
+        assert (await snapshot(sessionmaker, customer))[0] == "50.00"
+
+    async def test_redelivery_with_another_amount_is_logged_not_credited(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker, caplog
+    ) -> None:
+        customer = await make_customer()
+        ipn = nowpayments_ipn(pay_address=await address_for(customer.account_id), payment_status="partially_paid",
+                              actually_paid=25.1)  # fmt: skip
+        await TestNowPayments().post(hooks, ipn)
+        with caplog.at_level("WARNING", logger="ordersvc.deposits.service"):
+            finished = {**ipn, "payment_status": "finished", "actually_paid": 50.2}
+            assert (await TestNowPayments().post(hooks, finished)).json() == {"status": "duplicate"}
+        assert "redelivered with amount 50000 mills, recorded 25000" in caplog.text
+        assert (await snapshot(sessionmaker, customer))[0] == "25.00"
+
+    async def test_one_transfer_reported_by_two_processors_is_credited_once(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        address, tx = await address_for(customer.account_id), uuid.uuid4().hex
+        body = chain_body(address, "50", tx=tx)
+        assert (await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))).json()["status"] == (
+            "credited"
+        )
+        ipn = nowpayments_ipn(pay_address=address, payin_hash=tx)
+        assert (await TestNowPayments().post(hooks, ipn)).json() == {"status": "duplicate"}
+        assert (await snapshot(sessionmaker, customer))[0] == "50.00"

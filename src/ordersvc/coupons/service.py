@@ -14,6 +14,7 @@ from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import Payment, PaymentKind
 from ordersvc.timestamps import utc_now
 
+MAX_REDEMPTIONS = 2**31 - 1  # INTEGER
 _CODE = re.compile(r"^[a-z0-9][a-z0-9_-]{2,63}$")
 
 
@@ -69,8 +70,8 @@ async def create_coupon(
     max_redemptions: int | None = None,
     expires_at: datetime | None = None,
 ) -> Coupon:
-    if max_redemptions is not None and max_redemptions < 1:
-        raise InvalidParams("--max-redemptions must be at least 1.")
+    if max_redemptions is not None and not 1 <= max_redemptions <= MAX_REDEMPTIONS:
+        raise InvalidParams(f"--max-redemptions must be between 1 and {MAX_REDEMPTIONS}.")
     coupon = await repository.insert_coupon(
         session,
         code=normalize_code(code),

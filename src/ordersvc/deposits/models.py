@@ -59,6 +59,14 @@ class Deposit(SQLModel, table=True):
         sa.CheckConstraint("amount_mills > 0", name="deposit_amount_positive"),
         sa.CheckConstraint("bonus_mills >= 0", name="deposit_bonus_not_negative"),
         sa.Index("ix_deposits_account_id_id", "account_id", "id"),
+        sa.Index(
+            "uq_deposits_onchain",
+            "network",
+            "tx_hash",
+            "address",
+            unique=True,
+            postgresql_where=sa.text("tx_hash IS NOT NULL AND address IS NOT NULL AND network IS NOT NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))

@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ordersvc.deposits.models import Network, Processor
-from ordersvc.deposits.service import DepositEvent, usd_to_mills
+from ordersvc.deposits.service import DepositEvent, clean_text, usd_to_mills
 from ordersvc.errors import InvalidParams
 
 
@@ -18,7 +18,7 @@ class InvalidPayload(InvalidParams):
 def _text(payload: dict[str, Any], key: str, *, required: bool = True) -> str | None:
     value = payload.get(key)
     if isinstance(value, int | str) and not isinstance(value, bool) and str(value).strip():
-        return str(value).strip()[:200]
+        return clean_text(str(value).strip()[:200])
     if required:
         raise InvalidPayload(f"The webhook payload has no usable {key!r}.")
     return None
@@ -61,21 +61,27 @@ NOWPAYMENTS_FINAL = {"finished", "partially_paid"}
 
 
 def _decimal(value: Any) -> Decimal | None:
+    """A positive amount of sane magnitude (1e-18 .. 1e15), else None."""
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
-    return number if number.is_finite() and number > 0 else None
+    if not number.is_finite() or number <= 0 or not -18 <= number.adjusted() <= 15:
+        return None
+    return number
 
 
 def nowpayments_received_usd(payload: dict[str, Any]) -> int | None:
-    """The USD value actually received: `actually_paid_at_fiat` when NOWPayments filled it,
-    otherwise the USD price scaled by the share of the crypto amount actually paid."""
+    """The USD value actually received: `actually_paid_at_fiat` (in the price currency) when
+    NOWPayments filled it, otherwise the price scaled by the share of the crypto amount
+    actually paid. Only USD-priced payments are read: anything else is refused, not guessed."""
+    if str(payload.get("price_currency", "")).lower() != "usd":
+        raise InvalidPayload("Only payments priced in USD are credited (price_currency must be usd).")
     fiat = usd_to_mills(payload.get("actually_paid_at_fiat"))
     if fiat is not None:
         return fiat
     price, paid, due = (_decimal(payload.get(k)) for k in ("price_amount", "actually_paid", "pay_amount"))
-    if str(payload.get("price_currency", "")).lower() != "usd" or price is None or paid is None or due is None:
+    if price is None or paid is None or due is None:
         return None
     return usd_to_mills(price * paid / due)
 
@@ -90,6 +96,9 @@ def nowpayments_event(payload: dict[str, Any]) -> DepositEvent | None:
     if amount is None:
         raise InvalidPayload("The IPN does not say how many USD were received.")
     network = NOWPAYMENTS_NETWORKS.get(str(payload.get("pay_currency", "")).lower())
+    # NOWPayments gives each payment its own address, so the account is best named by the
+    # `order_id` the payment was created with (the account's email); else the address.
+    order_id = _text(payload, "order_id", required=False)
     return DepositEvent(
         processor=Processor.NOWPAYMENTS.value,
         external_id=f"{payment_id}",
@@ -98,4 +107,5 @@ def nowpayments_event(payload: dict[str, Any]) -> DepositEvent | None:
         network=network.value if network else _text(payload, "pay_currency", required=False),
         address=_text(payload, "pay_address", required=False),
         tx_hash=_text(payload, "payin_hash", required=False),
+        account_email=order_id if order_id and "@" in order_id else None,
     )

@@ -85,7 +85,9 @@ async def insert_deposit(session: AsyncSession, values: dict[str, Any]) -> Depos
     stmt = (
         pg_insert(Deposit)
         .values(**values)
-        .on_conflict_do_nothing(constraint="uq_deposits_processor_external_id")
+        # No conflict target: a clash on (processor, external id) or on the on-chain identity
+        # (network, tx hash, address: one transfer reported by two processors) is a duplicate.
+        .on_conflict_do_nothing()
         .returning(Deposit)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -96,6 +98,13 @@ async def deposit_exists(session: AsyncSession, processor: str, external_id: str
         col(Deposit.processor) == processor, col(Deposit.external_id) == external_id
     )
     return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def recorded_amount(session: AsyncSession, processor: str, external_id: str) -> int | None:
+    stmt = sa.select(col(Deposit.amount_mills)).where(
+        col(Deposit.processor) == processor, col(Deposit.external_id) == external_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def get_deposit_for_update(session: AsyncSession, deposit_id: int) -> Deposit | None:

@@ -17,7 +17,7 @@ from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress, Deposit
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
-from ordersvc.pagination import DEFAULT_LIMIT, CursorPage, CursorRequest, InvalidCursor
+from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, CursorPage, CursorRequest, InvalidCursor
 from ordersvc.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
@@ -95,10 +95,26 @@ def usd_to_mills(value: Any) -> int | None:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
-    if not amount.is_finite() or amount <= 0 or amount.adjusted() > 12:
+    if not amount.is_finite() or amount <= 0 or not -18 <= amount.adjusted() <= 12:
         return None
     mills = int((amount * 1000).to_integral_value(rounding="ROUND_DOWN"))
     return mills if mills > 0 else None
+
+
+def clean_text(text: str) -> str:
+    """PostgreSQL text and JSONB hold neither NUL nor lone surrogates: replace them, so that a
+    signed event is stored (never dropped) whatever odd bytes it carries."""
+    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def clean_payload(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean_payload(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clean_payload(v) for v in value]
+    return value
 
 
 # Bonus tiers -------------------------------------------------------------------------------
@@ -190,10 +206,11 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
             "tx_hash": event.tx_hash,
             "amount_mills": event.amount_mills,
             "status": DepositStatus.UNMATCHED.value,
-            "payload": event.payload,
+            "payload": clean_payload(event.payload),
         },
     )
     if deposit is None:
+        await _warn_if_amount_differs(session, event)
         return DepositOutcome("duplicate", None)
     assert deposit.id is not None
     account_id = await _owner(session, event)
@@ -205,6 +222,17 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
         return DepositOutcome("unmatched", deposit.id)
     await _credit(session, deposit, account_id)
     return DepositOutcome("credited", deposit.id)
+
+
+async def _warn_if_amount_differs(session: AsyncSession, event: DepositEvent) -> None:
+    """A redelivery is credited nothing; one that reports another amount is logged for the
+    operator (e.g. a NOWPayments payment that went from partially_paid to finished)."""
+    recorded = await repository.recorded_amount(session, event.processor, event.external_id)
+    if recorded is not None and recorded != event.amount_mills:
+        logger.warning(
+            "deposit %s/%s redelivered with amount %s mills, recorded %s: not credited again; check it",
+            event.processor, event.external_id, event.amount_mills, recorded,
+        )  # fmt: skip
 
 
 async def _owner(session: AsyncSession, event: DepositEvent) -> int | None:
@@ -239,7 +267,10 @@ async def _credit(session: AsyncSession, deposit: Deposit, account_id: int) -> N
 
 
 async def assign_unmatched(session: AsyncSession, *, deposit_id: int, email: str) -> Deposit:
-    """The operator credits an unmatched deposit to the account with this email."""
+    """The operator credits an unmatched deposit (with the bonus of the tiers in force now) to
+    the account with this email."""
+    if not 1 <= deposit_id <= MAX_ID:
+        raise DepositNotFound()
     deposit = await repository.get_deposit_for_update(session, deposit_id)
     if deposit is None:
         raise DepositNotFound()

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from ordersvc.bodies import read_body
 from ordersvc.config import Settings
 from ordersvc.db import SessionDep
 from ordersvc.deposits import btcpay, processors, service
@@ -30,8 +31,9 @@ class ProcessorDisabled(NotFound):
 
 
 async def _raw_body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_WEBHOOK_BODY:
+    # Bounded while reading: an unsigned flood is refused without being held in memory.
+    body = await read_body(request, MAX_WEBHOOK_BODY)
+    if body is None:
         raise BadSignature()
     return body
 

@@ -36,7 +36,10 @@ class PaymentOut(BaseModel):
     )
 
     id: int = Field(description="Payment id; also the cursor for `starting_after` / `ending_before`.")
-    kind: PaymentKind = Field(description="`credit` and `refund` are positive, `order` is negative.")
+    kind: PaymentKind = Field(
+        description="`order` is negative; `credit` (manual), `deposit`, `bonus` (a deposit's tier bonus), "
+        "`coupon` and `refund` are positive."
+    )
     amount: MoneyStr
     email: str | None = Field(description="The order's target email, for order payments.")
     order_id: str | None = Field(description="The order this payment is for.")

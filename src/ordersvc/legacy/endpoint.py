@@ -14,11 +14,12 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from ordersvc.accounts import service as accounts
+from ordersvc.bodies import read_body
 from ordersvc.db import SessionDep
 from ordersvc.errors import InvalidParams, ServiceError
 from ordersvc.legacy import render
 from ordersvc.legacy.actions import ACTIONS
-from ordersvc.legacy.params import find_key, parse_body, read_body
+from ordersvc.legacy.params import find_key, parse_body
 
 
 class UnknownAction(ServiceError):

@@ -22,21 +22,6 @@ _MAX_INTEGER_DIGITS = 4000
 _INTEGER_STRING = re.compile(rf"-?[0-9]{{1,{_MAX_INTEGER_DIGITS}}}")
 
 
-async def read_body(request: Request, limit: int) -> bytes | None:
-    """The raw body, or None when it is larger than `limit` bytes (checked while reading)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
