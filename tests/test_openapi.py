@@ -15,6 +15,8 @@ OPERATIONS = {
     ("post", "/v1/orders"): "orders_create",
     ("get", "/v1/orders"): "orders_list",
     ("get", "/v1/orders/{order_id}"): "orders_get",
+    ("post", "/v1/orders/{order_id}/cancel"): "orders_cancel",
+    ("get", "/v1/orders/{order_id}/events"): "orders_events",
     ("get", "/v1/payments"): "payments_list",
     ("get", "/v1/balance"): "balance_get",
     ("get", "/v1/account"): "account_get",
@@ -57,6 +59,8 @@ class TestDocument:
         expected_errors = {
             "orders_create": {"401", "402", "409", "422"},
             "orders_get": {"401", "404", "422"},
+            "orders_cancel": {"401", "404", "409", "422"},
+            "orders_events": {"401", "404", "422"},
             "api_keys_delete": {"401", "404", "422"},
             "deposit_addresses_get": {"401", "409", "422"},
             "coupons_redeem": {"401", "404", "409", "422"},

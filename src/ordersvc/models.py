@@ -4,7 +4,7 @@ from ordersvc.accounts.models import Account, ApiKey
 from ordersvc.coupons.models import Coupon, CouponRedemption
 from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress
 from ordersvc.ledger.models import Payment, PaymentKind
-from ordersvc.orders.models import IdempotencyKey, Order, OrderStatus
+from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent, OrderStatus
 
 __all__ = [
     "Account",
@@ -16,6 +16,7 @@ __all__ = [
     "DepositAddress",
     "IdempotencyKey",
     "Order",
+    "OrderEvent",
     "OrderStatus",
     "Payment",
     "PaymentKind",

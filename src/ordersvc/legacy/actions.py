@@ -9,11 +9,14 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.accounts.models import Account
-from ordersvc.errors import InvalidParams
+from ordersvc.errors import InvalidParams, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.legacy.params import as_int, optional_int
 from ordersvc.legacy.render import COMPACT, JsonValue, Money, respond, wire_time
+from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
+from ordersvc.orders.models import Order
+from ordersvc.orders.service import OrderNotFound
 from ordersvc.pagination import DEFAULT_PER_PAGE, PageRequest
 
 Action = Callable[[AsyncSession, Account, dict[str, Any]], Awaitable[Response]]
@@ -83,9 +86,62 @@ async def place_order(session: AsyncSession, account: Account, body: dict[str, A
     return respond({"order": placed.order.public_id}, COMPACT)
 
 
+MAX_STATUS_IDS = 100
+
+
+class IncorrectOrderId(ServiceError):
+    code = "incorrect_order_id"
+    message = "Incorrect order ID."
+
+
+def _status_of(order: Order) -> dict[str, JsonValue]:
+    return {"status": order.status, "progress": order.progress, "remains": order.quantity - order.delivered}
+
+
+async def order_status(session: AsyncSession, account: Account, body: dict[str, Any]) -> Response:
+    """`{"action":"status","order":ID}` or `{"action":"status","orders":"ID1,ID2,..."}` (up to
+    100), in the panel APIs' spirit: status, progress and remains; an unknown id gets
+    `{"error":"Incorrect order ID."}` (in its slot, for several)."""
+    single, several = body.get("order"), body.get("orders")
+    if (single is None) == (several is None):
+        raise InvalidParams()
+    if single is not None:
+        if not isinstance(single, str):
+            raise InvalidParams()
+        found = await lifecycle.orders_by_ids(session, account_id=_account_id(account), public_ids=[single])
+        if single not in found:
+            raise IncorrectOrderId()
+        return respond(_status_of(found[single]))
+    if not isinstance(several, str):
+        raise InvalidParams()
+    ids = list(dict.fromkeys(i.strip() for i in several.split(",") if i.strip()))
+    if not 1 <= len(ids) <= MAX_STATUS_IDS:
+        raise InvalidParams()
+    found = await lifecycle.orders_by_ids(session, account_id=_account_id(account), public_ids=ids)
+    error: JsonValue = {"error": IncorrectOrderId.message}
+    return respond({i: _status_of(found[i]) if i in found else error for i in ids})
+
+
+async def cancel(session: AsyncSession, account: Account, body: dict[str, Any]) -> Response:
+    """`{"action":"cancel","order":ID}` -> `{"order":ID,"status":...,"refund":...}`."""
+    public_id = body.get("order")
+    if not isinstance(public_id, str):
+        raise InvalidParams()
+    try:
+        result = await lifecycle.cancel_order(session, account_id=_account_id(account), public_id=public_id)
+    except OrderNotFound:
+        raise IncorrectOrderId() from None
+    return respond(
+        {"order": result.order.public_id, "status": result.order.status, "refund": Money(result.refund_mills)},
+        COMPACT,
+    )
+
+
 ACTIONS: dict[str, Action] = {
     "balance": balance,
     "orders": list_orders,
     "payments": list_payments,
     "order": place_order,
+    "status": order_status,
+    "cancel": cancel,
 }

@@ -11,9 +11,19 @@ from fastapi import status as http_status
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.db import SessionDep
 from ordersvc.errors import InvalidParams
+from ordersvc.money import format_usd
+from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
 from ordersvc.orders.models import OrderStatus
-from ordersvc.orders.schemas import ORDER_ID_PATTERN, OrderCreate, OrderList, OrderOut
+from ordersvc.orders.schemas import (
+    ORDER_ID_PATTERN,
+    OrderCancellation,
+    OrderCreate,
+    OrderEventList,
+    OrderEventOut,
+    OrderList,
+    OrderOut,
+)
 from ordersvc.pagination import DEFAULT_LIMIT, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
 
@@ -133,3 +143,32 @@ async def orders_list(
         ending_before=ending_before,
     )
     return OrderList(data=[OrderOut.of(order) for order in page.items], has_more=page.has_more)
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    operation_id="orders_cancel",
+    summary="Cancel an order",
+    responses=problem_responses(404, 409),
+)
+async def orders_cancel(order_id: OrderId, account: AccountDep, session: SessionDep) -> OrderCancellation:
+    """Before work starts (`awaiting confirmation`, `pending`): the order is `canceled` and its
+    price refunded in full, now. In progress: the cancellation is recorded, the worker stops at
+    its next call, and the order ends `partial` with a refund of the undelivered share.
+    Finished orders: 409 `order_not_cancelable`. Cancelling twice never refunds twice."""
+    assert account.id is not None
+    result = await lifecycle.cancel_order(session, account_id=account.id, public_id=order_id)
+    return OrderCancellation(order=OrderOut.of(result.order), refund=format_usd(result.refund_mills))
+
+
+@router.get(
+    "/orders/{order_id}/events",
+    operation_id="orders_events",
+    summary="Get an order's history",
+    responses=problem_responses(404),
+)
+async def orders_events(order_id: OrderId, account: AccountDep, session: SessionDep) -> OrderEventList:
+    """Every transition of the order, oldest first: placed, confirmed, started, canceled..."""
+    assert account.id is not None
+    events = await lifecycle.order_events(session, account_id=account.id, public_id=order_id)
+    return OrderEventList(data=[OrderEventOut.of(event) for event in events])

@@ -15,6 +15,7 @@ MAX_QUANTITY = 50_000
 class OrderStatus(StrEnum):
     """Statuses as the wire shows them."""
 
+    AWAITING_CONFIRMATION = "awaiting confirmation"
     PENDING = "pending"
     IN_PROGRESS = "in progress"
     COMPLETED = "completed"
@@ -30,6 +31,11 @@ class Order(SQLModel, table=True):
         sa.CheckConstraint("price_mills = quantity", name="price_is_quantity_over_1000"),
         sa.CheckConstraint("progress BETWEEN 0 AND 100", name="progress_is_percent"),
         sa.CheckConstraint("public_id ~ '^[0-9A-F]{8}$'", name="public_id_is_8_hex"),
+        sa.CheckConstraint("delivered BETWEEN 0 AND quantity", name="delivered_within_quantity"),
+        sa.CheckConstraint(
+            "status IN ('awaiting confirmation', 'pending', 'in progress', 'completed', 'partial', 'canceled')",
+            name="status_is_known",
+        ),
     )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
@@ -43,6 +49,28 @@ class Order(SQLModel, table=True):
         sa_column=sa.Column(sa.Text, nullable=False, server_default=OrderStatus.PENDING.value),
     )
     progress: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    # Units delivered so far (progress is its percentage); refunds are for the rest.
+    delivered: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
+    # Set when the customer cancels an order in progress: its worker stops at its next call.
+    cancel_requested_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    created_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+OPEN_STATUSES = (OrderStatus.AWAITING_CONFIRMATION, OrderStatus.PENDING, OrderStatus.IN_PROGRESS)
+FINAL_STATUSES = (OrderStatus.COMPLETED, OrderStatus.PARTIAL, OrderStatus.CANCELED)
+
+
+class OrderEvent(SQLModel, table=True):
+    """One transition of an order, written in the transaction that makes it."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (sa.Index("ix_order_events_order_id_id", "order_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    order_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("orders.id"), nullable=False))
+    from_status: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    to_status: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    reason: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 

@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from ordersvc.orders.models import IdempotencyKey, Order
+from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
 from ordersvc.pagination import CursorRequest, PageWindow, count_up_to_now, fetch_cursor_page, fetch_window
 
 
@@ -91,3 +91,43 @@ async def complete_idempotency_key(
         .values(order_id=order_id, snapshot=snapshot)
     )
     await session.execute(stmt)
+
+
+async def lock_order(session: AsyncSession, account_id: int, public_id: str) -> Order | None:
+    """The account's order, locked until the transaction ends: transitions of one order are
+    serialised, so each happens once."""
+    stmt = (
+        sa.select(Order).where(col(Order.account_id) == account_id, col(Order.public_id) == public_id).with_for_update()
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def set_status(
+    session: AsyncSession, order: Order, to_status: str, reason: str, *, cancel_requested_at: datetime | None = None
+) -> None:
+    """Move the order and record the transition in its history, in the caller's transaction."""
+    assert order.id is not None
+    from_status = order.status
+    values: dict[str, Any] = {"status": to_status}
+    if cancel_requested_at is not None:
+        values["cancel_requested_at"] = cancel_requested_at
+    await session.execute(sa.update(Order).where(col(Order.id) == order.id).values(**values))
+    session.add(OrderEvent(order_id=order.id, from_status=from_status, to_status=to_status, reason=reason))
+    await session.flush()
+    await session.refresh(order)
+
+
+async def add_placed_event(session: AsyncSession, order: Order) -> None:
+    assert order.id is not None
+    session.add(OrderEvent(order_id=order.id, from_status=None, to_status=order.status, reason="placed"))
+    await session.flush()
+
+
+async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:
+    stmt = sa.select(OrderEvent).where(col(OrderEvent.order_id) == order_id).order_by(col(OrderEvent.id))
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def orders_by_public_ids(session: AsyncSession, account_id: int, public_ids: list[str]) -> dict[str, Order]:
+    stmt = sa.select(Order).where(col(Order.account_id) == account_id, col(Order.public_id).in_(public_ids))
+    return {order.public_id: order for order in (await session.execute(stmt)).scalars().all()}

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt
 
 from ordersvc.money import format_usd
-from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus
+from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderEvent, OrderStatus
 from ordersvc.schemas import MoneyStr
 
 ORDER_ID_PATTERN = r"^[0-9A-F]{8}$"
@@ -70,3 +70,53 @@ class OrderOut(BaseModel):
 class OrderList(BaseModel):
     data: list[OrderOut] = Field(description="Newest first.")
     has_more: bool = Field(description="Whether more orders lie beyond this page, in the direction of travel.")
+
+
+class OrderEventOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"from_status": None, "to_status": "pending", "reason": "placed", "created": "2026-01-22T10:00:00Z"}
+            ]
+        }
+    )
+
+    from_status: OrderStatus | None = Field(description="null for the first event (the order was placed).")
+    to_status: OrderStatus
+    reason: str
+    created: datetime
+
+    @classmethod
+    def of(cls, event: OrderEvent) -> OrderEventOut:
+        assert event.created_at is not None
+        return cls(
+            from_status=OrderStatus(event.from_status) if event.from_status else None,
+            to_status=OrderStatus(event.to_status),
+            reason=event.reason,
+            created=event.created_at,
+        )
+
+
+class OrderEventList(BaseModel):
+    data: list[OrderEventOut] = Field(description="Oldest first.")
+
+
+ORDER_EXAMPLE: dict[str, JsonValue] = {
+    "id": "A7E17A3E",
+    "email": "billgates@microsoft.com",
+    "quantity": 10000,
+    "price": "10.00",
+    "status": "canceled",
+    "progress": 0,
+    "created": "2026-01-22T10:00:00Z",
+}
+
+
+class OrderCancellation(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"order": ORDER_EXAMPLE, "refund": "10.00"}]})
+
+    order: OrderOut
+    refund: MoneyStr = Field(
+        description="Refunded now. `0.00` for an order in progress: it stops at its worker's next call "
+        "and ends `partial`, with a refund of the undelivered share."
+    )

@@ -141,6 +141,7 @@ async def _insert_order(session: AsyncSession, *, account_id: int, email: str, q
         raise RuntimeError("no free public order id after several attempts")
 
     assert order.id is not None
+    await repository.add_placed_event(session, order)
     await ledger.post_payment(
         session, account_id=account_id, kind=PaymentKind.ORDER, amount_mills=-price, email=email, order_id=order.id
     )

@@ -1,0 +1,91 @@
+"""What happens to an order after it is placed: cancellation with exact refunds, its history,
+and status look-ups. Each transition is one transaction under the order's row lock."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.errors import Conflict
+from ordersvc.ledger import service as ledger
+from ordersvc.ledger.models import PaymentKind
+from ordersvc.orders import repository
+from ordersvc.orders.models import Order, OrderEvent, OrderStatus
+from ordersvc.orders.service import OrderNotFound
+from ordersvc.timestamps import utc_now
+
+_PUBLIC_ID = re.compile(r"^[0-9A-F]{8}$")
+
+
+class OrderNotCancelable(Conflict):
+    code = "order_not_cancelable"
+    message = "This order is already finished and can no longer be canceled."
+
+
+def refund_mills(order: Order) -> int:
+    """price x (quantity - delivered) / quantity, rounded down to the mill: the refund never
+    exceeds the undelivered share, so charge and refunds together never return more than was
+    paid. (With price = quantity mills it is exactly quantity - delivered mills.)"""
+    return order.price_mills * (order.quantity - order.delivered) // order.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    order: Order
+    refund_mills: int  # paid now; 0 when the cancellation waits for the order's worker
+
+
+async def _locked(session: AsyncSession, account_id: int, public_id: str) -> Order:
+    order = None
+    if _PUBLIC_ID.fullmatch(public_id):
+        order = await repository.lock_order(session, account_id, public_id)
+    if order is None:
+        raise OrderNotFound()
+    return order
+
+
+async def cancel_order(session: AsyncSession, *, account_id: int, public_id: str) -> Cancellation:
+    """Before work starts: canceled now, with a full refund. In progress: the cancellation is
+    recorded and the worker is told at its next call (the order then ends `partial` with a
+    refund of the undelivered share). Finished: refused. Concurrent cancels are serialised by
+    the order's lock, so a refund is paid once."""
+    order = await _locked(session, account_id, public_id)
+    status = OrderStatus(order.status)
+    if status in (OrderStatus.AWAITING_CONFIRMATION, OrderStatus.PENDING):
+        refund = refund_mills(order)
+        await repository.set_status(session, order, OrderStatus.CANCELED.value, "canceled by the customer")
+        if refund > 0:
+            assert order.id is not None
+            await ledger.post_payment(
+                session,
+                account_id=account_id,
+                kind=PaymentKind.REFUND,
+                amount_mills=refund,
+                email=order.email,
+                order_id=order.id,
+            )
+        return Cancellation(order, refund)
+    if status is OrderStatus.IN_PROGRESS:
+        if order.cancel_requested_at is None:
+            await repository.set_status(
+                session, order, order.status, "cancellation requested by the customer", cancel_requested_at=utc_now()
+            )
+        return Cancellation(order, 0)
+    raise OrderNotCancelable()
+
+
+async def order_events(session: AsyncSession, *, account_id: int, public_id: str) -> list[OrderEvent]:
+    """The order's transitions, oldest first (another account's order is not found)."""
+    order = await repository.get_order(session, account_id, public_id) if _PUBLIC_ID.fullmatch(public_id) else None
+    if order is None:
+        raise OrderNotFound()
+    assert order.id is not None
+    return await repository.events_of(session, order.id)
+
+
+async def orders_by_ids(session: AsyncSession, *, account_id: int, public_ids: list[str]) -> dict[str, Order]:
+    """The account's orders among these ids (unknown and other accounts' ids are absent)."""
+    wanted = [i for i in public_ids if _PUBLIC_ID.fullmatch(i)]
+    return await repository.orders_by_public_ids(session, account_id, wanted) if wanted else {}
