@@ -37,7 +37,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    application = create_app(Settings())
+    application = create_app(Settings(mailer_in_serve=False))
     async with application.router.lifespan_context(application):
         yield application
 

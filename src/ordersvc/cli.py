@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersvc.accounts import service as accounts
 from ordersvc.cli_support import database_url, fail, in_transaction
 from ordersvc.config import get_settings
+from ordersvc.consent.cli import mailer_command, outbox_app, suppression_app
 from ordersvc.coupons.cli import coupons_app
 from ordersvc.deposits.cli import bonus_app, deposits_app
 from ordersvc.errors import ServiceError
@@ -31,6 +32,9 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(deposits_app, name="deposits")
 app.add_typer(bonus_app, name="bonus")
 app.add_typer(coupons_app, name="coupons")
+app.add_typer(suppression_app, name="suppression")
+app.add_typer(outbox_app, name="outbox")
+app.command("mailer")(mailer_command)
 
 
 @app.command()

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused in production
 
 
 def _default_data_dir() -> Path:
@@ -29,6 +31,21 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Where recipients reach this service: the base of the links in consent messages.
+    public_url: str = "http://127.0.0.1:8000"
+    # Signs the consent links. The default is for development only: production refuses it.
+    secret_key: str = DEVELOPMENT_SECRET
+
+    # Outgoing mail (consent messages only). Unset: messages stay in the outbox
+    # (`ordersvc outbox list`). smtp://user:pass@host:25, smtp+starttls://..., smtps://...:465
+    smtp_url: str | None = Field(default=None, validation_alias=AliasChoices("SMTP_URL", "ORDERSVC_SMTP_URL"))
+    mail_from: str = "ordersvc <no-reply@localhost>"
+    consent_link_hours: int = 72
+    consent_mail_interval_hours: int = 24
+    # How often the background mailer looks at the outbox and consent requests (seconds).
+    mailer_interval_seconds: float = 5.0
+    # `serve` runs the mailer in the background (turn off when `ordersvc mailer` runs apart).
+    mailer_in_serve: bool = True
 
     # Connection pool per server process.
     db_pool_size: int = 10
@@ -61,6 +78,12 @@ class Settings(BaseSettings):
 
     # The legacy action API refuses larger bodies with `Invalid params.`.
     legacy_max_body_bytes: int = 64 * 1024
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> Settings:
+        if self.environment == "production" and (self.secret_key == DEVELOPMENT_SECRET or len(self.secret_key) < 32):
+            raise ValueError("ORDERSVC_SECRET_KEY must be set to a random value of 32+ characters in production")
+        return self
 
 
 @lru_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,12 +15,14 @@ from fastapi.openapi.utils import get_openapi
 from ordersvc import db
 from ordersvc.accounts.endpoints import router as accounts_router
 from ordersvc.config import Settings, get_settings
+from ordersvc.consent.pages import router as consent_router
 from ordersvc.coupons.endpoints import router as coupons_router
 from ordersvc.deposits.endpoints import router as deposits_router
 from ordersvc.deposits.webhooks import router as webhooks_router
 from ordersvc.ledger.endpoints import router as ledger_router
 from ordersvc.legacy.endpoint import router as legacy_router
 from ordersvc.orders.endpoints import router as orders_router
+from ordersvc.outbox import mailer
 from ordersvc.problems import install_problem_handlers, use_problem_media_type
 
 DESCRIPTION = """\
@@ -55,9 +58,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(db.resolve_database_url(settings), settings)
         app.state.engine = engine
         app.state.sessionmaker = db.create_sessionmaker(engine)
+        stop = asyncio.Event()
+        mailer_task = (
+            asyncio.create_task(mailer.run(app.state.sessionmaker, settings, stop))
+            if settings.mailer_in_serve
+            else None
+        )
         try:
             yield
         finally:
+            stop.set()
+            if mailer_task is not None:
+                await mailer_task
             await engine.dispose()
 
     app = FastAPI(
@@ -78,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_router,
         legacy_router,
         webhooks_router,
+        consent_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

@@ -12,8 +12,8 @@ from ordersvc.errors import Conflict
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.orders import repository
+from ordersvc.orders.errors import OrderNotFound
 from ordersvc.orders.models import Order, OrderEvent, OrderStatus
-from ordersvc.orders.service import OrderNotFound
 from ordersvc.timestamps import utc_now
 
 _PUBLIC_ID = re.compile(r"^[0-9A-F]{8}$")
@@ -52,15 +52,21 @@ async def cancel_order(session: AsyncSession, *, account_id: int, public_id: str
     refund of the undelivered share). Finished: refused. Concurrent cancels are serialised by
     the order's lock, so a refund is paid once."""
     order = await _locked(session, account_id, public_id)
+    return await cancel_locked(session, order, "canceled by the customer")
+
+
+async def cancel_locked(session: AsyncSession, order: Order, reason: str) -> Cancellation:
+    """Cancel an order the caller has locked: refunded in full now if work has not started,
+    flagged for its worker if it has; refused if it is finished."""
     status = OrderStatus(order.status)
     if status in (OrderStatus.AWAITING_CONFIRMATION, OrderStatus.PENDING):
         refund = refund_mills(order)
-        await repository.set_status(session, order, OrderStatus.CANCELED.value, "canceled by the customer")
+        await repository.set_status(session, order, OrderStatus.CANCELED.value, reason)
         if refund > 0:
             assert order.id is not None
             await ledger.post_payment(
                 session,
-                account_id=account_id,
+                account_id=order.account_id,
                 kind=PaymentKind.REFUND,
                 amount_mills=refund,
                 email=order.email,
@@ -70,7 +76,7 @@ async def cancel_order(session: AsyncSession, *, account_id: int, public_id: str
     if status is OrderStatus.IN_PROGRESS:
         if order.cancel_requested_at is None:
             await repository.set_status(
-                session, order, order.status, "cancellation requested by the customer", cancel_requested_at=utc_now()
+                session, order, order.status, f"cancellation requested: {reason}", cancel_requested_at=utc_now()
             )
         return Cancellation(order, 0)
     raise OrderNotCancelable()

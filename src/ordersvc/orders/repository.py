@@ -14,13 +14,27 @@ from ordersvc.pagination import CursorRequest, PageWindow, count_up_to_now, fetc
 
 
 async def insert_order(
-    session: AsyncSession, *, public_id: str, account_id: int, email: str, quantity: int, price_mills: int
+    session: AsyncSession,
+    *,
+    public_id: str,
+    account_id: int,
+    email: str,
+    quantity: int,
+    price_mills: int,
+    status: str,
 ) -> Order | None:
     """Insert the order unless its public id is taken (then None, and the transaction stays
     usable, so the caller can retry with another id)."""
     stmt = (
         pg_insert(Order)
-        .values(public_id=public_id, account_id=account_id, email=email, quantity=quantity, price_mills=price_mills)
+        .values(
+            public_id=public_id,
+            account_id=account_id,
+            email=email,
+            quantity=quantity,
+            price_mills=price_mills,
+            status=status,
+        )
         .on_conflict_do_nothing(index_elements=["public_id"])
         .returning(Order)
     )

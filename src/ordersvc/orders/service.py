@@ -12,12 +12,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersvc.consent import service as consent
 from ordersvc.emails import normalize_email
-from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
+from ordersvc.errors import Conflict, InvalidParams, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.orders import repository
-from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order
+from ordersvc.orders.errors import OrderNotFound
+from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus
 from ordersvc.orders.repository import OrderFilters
 from ordersvc.pagination import (
     DEFAULT_LIMIT,
@@ -32,7 +34,7 @@ from ordersvc.pagination import (
 _PUBLIC_ID_ATTEMPTS = 10
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
-__all__ = ["OrderFilters"]
+__all__ = ["OrderFilters", "OrderNotFound"]
 
 
 class InvalidQuantity(ServiceError):
@@ -66,10 +68,6 @@ class InvalidIdempotencyKey(InvalidParams):
 class IdempotencyConflict(Conflict):
     code = "idempotency_conflict"
     message = "This idempotency key was already used with different parameters."
-
-
-class OrderNotFound(NotFound):
-    message = "No such order."
 
 
 def _check_idempotency_key(key: str) -> None:
@@ -129,11 +127,20 @@ async def place_order(
 
 
 async def _insert_order(session: AsyncSession, *, account_id: int, email: str, quantity: int) -> Order:
+    # Consent first: an opted-out recipient is refused before the balance is looked at, and an
+    # order whose recipient has not confirmed waits in `awaiting confirmation`.
+    status, consent_id = await consent.status_for_new_order(session, account_id=account_id, email=email)
     price = price_mills(quantity)
     await ledger.lock_for_debit(session, account_id=account_id, amount_mills=price)
     for _ in range(_PUBLIC_ID_ATTEMPTS):
         order = await repository.insert_order(
-            session, public_id=new_public_id(), account_id=account_id, email=email, quantity=quantity, price_mills=price
+            session,
+            public_id=new_public_id(),
+            account_id=account_id,
+            email=email,
+            quantity=quantity,
+            price_mills=price,
+            status=status.value,
         )
         if order is not None:
             break
@@ -145,6 +152,8 @@ async def _insert_order(session: AsyncSession, *, account_id: int, email: str, q
     await ledger.post_payment(
         session, account_id=account_id, kind=PaymentKind.ORDER, amount_mills=-price, email=email, order_id=order.id
     )
+    if status is OrderStatus.AWAITING_CONFIRMATION:
+        await consent.request_confirmation(session, consent_id=consent_id)
     return order
 
 

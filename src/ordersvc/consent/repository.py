@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from ordersvc.consent.models import ConsentStatus, RecipientConsent, RecipientMailbox, Suppression
+from ordersvc.orders.models import Order, OrderStatus
+
+
+async def is_suppressed(session: AsyncSession, email: str) -> bool:
+    stmt = sa.select(col(Suppression.email)).where(col(Suppression.email) == email)
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def add_suppression(session: AsyncSession, email: str, source: str) -> bool:
+    stmt = (
+        pg_insert(Suppression)
+        .values(email=email, source=source)
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(col(Suppression.email))
+    )
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def remove_suppression(session: AsyncSession, email: str) -> bool:
+    stmt = sa.delete(Suppression).where(col(Suppression.email) == email).returning(col(Suppression.email))
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def list_suppressions(session: AsyncSession) -> list[Suppression]:
+    return list((await session.execute(sa.select(Suppression).order_by(col(Suppression.email)))).scalars().all())
+
+
+async def lock_or_create_consent(session: AsyncSession, account_id: int, email: str) -> RecipientConsent:
+    """The pair's consent row, created as `requested` if new, locked until the transaction ends."""
+    await session.execute(
+        pg_insert(RecipientConsent)
+        .values(account_id=account_id, email=email, status=ConsentStatus.REQUESTED.value)
+        .on_conflict_do_nothing(constraint="uq_recipient_consents_account_email")
+    )
+    stmt = (
+        sa.select(RecipientConsent)
+        .where(col(RecipientConsent.account_id) == account_id, col(RecipientConsent.email) == email)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def lock_consent(session: AsyncSession, consent_id: int) -> RecipientConsent | None:
+    stmt = (
+        sa.select(RecipientConsent)
+        .where(col(RecipientConsent.id) == consent_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def lock_consents_of_email(session: AsyncSession, email: str) -> list[RecipientConsent]:
+    stmt = (
+        sa.select(RecipientConsent)
+        .where(col(RecipientConsent.email) == email)
+        .order_by(col(RecipientConsent.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def consents_to_mail(session: AsyncSession, limit: int = 100) -> list[int]:
+    stmt = (
+        sa.select(col(RecipientConsent.id))
+        .where(col(RecipientConsent.status) == ConsentStatus.REQUESTED.value, col(RecipientConsent.mailed_at).is_(None))
+        .order_by(col(RecipientConsent.id))
+        .limit(limit)
+    )
+    return [i for i in (await session.execute(stmt)).scalars().all() if i is not None]
+
+
+async def expired_consents(session: AsyncSession, now: datetime, limit: int = 100) -> list[int]:
+    stmt = (
+        sa.select(col(RecipientConsent.id))
+        .where(col(RecipientConsent.status) == ConsentStatus.REQUESTED.value, col(RecipientConsent.expires_at) < now)
+        .order_by(col(RecipientConsent.id))
+        .limit(limit)
+    )
+    return [i for i in (await session.execute(stmt)).scalars().all() if i is not None]
+
+
+async def lock_mailbox(session: AsyncSession, email: str) -> RecipientMailbox:
+    await session.execute(
+        pg_insert(RecipientMailbox).values(email=email).on_conflict_do_nothing(index_elements=["email"])
+    )
+    stmt = (
+        sa.select(RecipientMailbox)
+        .where(col(RecipientMailbox.email) == email)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def set_consent(session: AsyncSession, consent_id: int, **values: object) -> None:
+    await session.execute(sa.update(RecipientConsent).where(col(RecipientConsent.id) == consent_id).values(**values))
+
+
+async def set_mailbox(session: AsyncSession, email: str, last_mailed_at: datetime) -> None:
+    await session.execute(
+        sa.update(RecipientMailbox).where(col(RecipientMailbox.email) == email).values(last_mailed_at=last_mailed_at)
+    )
+
+
+async def lock_waiting_orders(session: AsyncSession, account_id: int, email: str) -> list[Order]:
+    """The pair's orders awaiting confirmation, locked, oldest first."""
+    stmt = (
+        sa.select(Order)
+        .where(
+            col(Order.account_id) == account_id,
+            sa.func.lower(col(Order.email)) == email,
+            col(Order.status) == OrderStatus.AWAITING_CONFIRMATION.value,
+        )
+        .order_by(col(Order.id))
+        .with_for_update()
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def lock_open_orders_to(session: AsyncSession, email: str) -> list[Order]:
+    """Every account's unfinished orders to this address, locked, oldest first."""
+    open_statuses = [OrderStatus.AWAITING_CONFIRMATION.value, OrderStatus.PENDING.value, OrderStatus.IN_PROGRESS.value]
+    stmt = (
+        sa.select(Order)
+        .where(sa.func.lower(col(Order.email)) == email, col(Order.status).in_(open_statuses))
+        .order_by(col(Order.id))
+        .with_for_update()
+    )
+    return list((await session.execute(stmt)).scalars().all())

@@ -1,0 +1,211 @@
+"""Recipient consent: work on an order starts only after the owner of its target mailbox has
+confirmed, for that customer account (double opt-in); anyone can opt an address out for good.
+
+The only mail the service sends is the confirmation request: one per address per interval
+(24 h by default), however many orders arrive."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.accounts.models import Account
+from ordersvc.config import Settings, get_settings
+from ordersvc.consent import repository, tokens
+from ordersvc.consent.messages import ConsentLinks, confirmation_message
+from ordersvc.consent.models import ConsentStatus, RecipientConsent, Suppression
+from ordersvc.consent.tokens import ConsentAction, ConsentToken
+from ordersvc.emails import normalize_email
+from ordersvc.errors import Conflict, NotFound
+from ordersvc.orders import repository as orders_repository
+from ordersvc.orders.lifecycle import cancel_locked
+from ordersvc.orders.models import OrderStatus
+from ordersvc.outbox import service as outbox
+from ordersvc.timestamps import utc_now
+
+logger = logging.getLogger(__name__)
+
+
+class RecipientOptedOut(Conflict):
+    code = "recipient_opted_out"
+    message = "Recipient has opted out."
+
+
+class ConsentClosed(Conflict):
+    code = "consent_closed"
+    message = "This request is no longer open."
+
+
+class NotSuppressed(NotFound):
+    message = "That address is not on the suppression list."
+
+
+def mailbox_key(email: str) -> str:
+    """Consent and suppression are per mailbox, whatever the case an order used."""
+    return email.lower()
+
+
+async def status_for_new_order(session: AsyncSession, *, account_id: int, email: str) -> tuple[OrderStatus, int]:
+    """The status a new order to `email` starts in, and the pair's consent id. Refuses opted-out
+    addresses. A pair whose earlier request was declined or expired is asked again (still at
+    most one message per address per interval)."""
+    address = mailbox_key(email)
+    if await repository.is_suppressed(session, address):
+        raise RecipientOptedOut()
+    consent = await repository.lock_or_create_consent(session, account_id, address)
+    assert consent.id is not None
+    if consent.status == ConsentStatus.CONFIRMED.value:
+        return OrderStatus.PENDING, consent.id
+    if consent.status != ConsentStatus.REQUESTED.value:
+        await repository.set_consent(
+            session, consent.id, status=ConsentStatus.REQUESTED.value, mailed_at=None, expires_at=None, decided_at=None
+        )
+    return OrderStatus.AWAITING_CONFIRMATION, consent.id
+
+
+def _links(settings: Settings, consent_id: int, expires: int) -> ConsentLinks:
+    def link(action: ConsentAction) -> str:
+        token = tokens.sign(settings.secret_key, ConsentToken(consent_id, action, expires))
+        return f"{settings.public_url.rstrip('/')}/consent/{action.value}/{token}"
+
+    return ConsentLinks(link(ConsentAction.CONFIRM), link(ConsentAction.DECLINE), link(ConsentAction.OPT_OUT))
+
+
+async def request_confirmation(session: AsyncSession, *, consent_id: int, settings: Settings | None = None) -> bool:
+    """Queue the pair's confirmation message unless it was sent already or the address got one
+    within the interval (then the mailer's housekeeping sends it when the window opens)."""
+    settings = settings or get_settings()
+    consent = await repository.lock_consent(session, consent_id)
+    if consent is None or consent.status != ConsentStatus.REQUESTED.value or consent.mailed_at is not None:
+        return False
+    mailbox = await repository.lock_mailbox(session, consent.email)
+    now = utc_now()
+    interval = timedelta(hours=settings.consent_mail_interval_hours)
+    if mailbox.last_mailed_at is not None and mailbox.last_mailed_at > now - interval:
+        return False
+    waiting = await repository.lock_waiting_orders(session, consent.account_id, consent.email)
+    requester = (await session.get_one(Account, consent.account_id)).email
+    expires = now + timedelta(hours=settings.consent_link_hours)
+    subject, text, html, headers = confirmation_message(
+        requester=requester,
+        orders=len(waiting),
+        quantity=sum(o.quantity for o in waiting),
+        links=_links(settings, consent_id, int(expires.timestamp())),
+        hours=settings.consent_link_hours,
+    )
+    await outbox.enqueue(
+        session, to_email=consent.email, subject=subject, body_text=text, body_html=html, headers=headers
+    )
+    await repository.set_consent(session, consent_id, mailed_at=now, expires_at=expires)
+    await repository.set_mailbox(session, consent.email, now)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: ConsentAction
+    requester: str
+    email: str
+    changed: bool  # False when the same answer was given before
+
+
+async def describe(session: AsyncSession, *, token: str, settings: Settings | None = None) -> dict[str, Any]:
+    """What a link is about, for the page that asks the recipient to press the button."""
+    settings = settings or get_settings()
+    parsed = tokens.verify(settings.secret_key, token, now=int(utc_now().timestamp()))
+    consent = await session.get(RecipientConsent, parsed.consent_id)
+    if consent is None:
+        raise tokens.InvalidToken()
+    requester = (await session.get_one(Account, consent.account_id)).email
+    return {"action": parsed.action, "requester": requester, "email": consent.email, "status": consent.status}
+
+
+async def decide(session: AsyncSession, *, token: str, settings: Settings | None = None) -> Decision:
+    """Act on a link: confirm (waiting orders become pending), decline (waiting orders are
+    canceled and refunded), or opt out (the address is suppressed for every account and its
+    open orders are canceled, refunding what was not delivered)."""
+    settings = settings or get_settings()
+    parsed = tokens.verify(settings.secret_key, token, now=int(utc_now().timestamp()))
+    consent = await repository.lock_consent(session, parsed.consent_id)
+    if consent is None:
+        raise tokens.InvalidToken()
+    assert consent.id is not None
+    requester = (await session.get_one(Account, consent.account_id)).email
+    if parsed.action is ConsentAction.OPT_OUT:
+        changed = await opt_out(session, email=consent.email, source="recipient")
+        return Decision(parsed.action, requester, consent.email, changed)
+    if parsed.action is ConsentAction.CONFIRM:
+        if consent.status == ConsentStatus.CONFIRMED.value:
+            return Decision(parsed.action, requester, consent.email, False)
+        if consent.status != ConsentStatus.REQUESTED.value:
+            raise ConsentClosed()
+        await repository.set_consent(session, consent.id, status=ConsentStatus.CONFIRMED.value, decided_at=utc_now())
+        for order in await repository.lock_waiting_orders(session, consent.account_id, consent.email):
+            await orders_repository.set_status(session, order, OrderStatus.PENDING.value, "recipient confirmed")
+        return Decision(parsed.action, requester, consent.email, True)
+    # Decline: also withdraws an earlier confirmation for this account.
+    if consent.status == ConsentStatus.DECLINED.value:
+        return Decision(parsed.action, requester, consent.email, False)
+    await repository.set_consent(session, consent.id, status=ConsentStatus.DECLINED.value, decided_at=utc_now())
+    for order in await repository.lock_open_orders_to(session, consent.email):
+        if order.account_id == consent.account_id:
+            await cancel_locked(session, order, "recipient declined")
+    return Decision(parsed.action, requester, consent.email, True)
+
+
+async def opt_out(session: AsyncSession, *, email: str, source: str) -> bool:
+    """Suppress the address for good: no more messages or orders, from any account; its open
+    orders are canceled (refunded now, or as delivered so far when work had started)."""
+    address = mailbox_key(email)
+    added = await repository.add_suppression(session, address, source)
+    now = utc_now()
+    for consent in await repository.lock_consents_of_email(session, address):
+        if consent.status != ConsentStatus.DECLINED.value:
+            assert consent.id is not None
+            await repository.set_consent(session, consent.id, status=ConsentStatus.DECLINED.value, decided_at=now)
+    for order in await repository.lock_open_orders_to(session, address):
+        await cancel_locked(session, order, "recipient opted out")
+    return added
+
+
+async def mail_waiting_requests(session: AsyncSession, *, settings: Settings | None = None) -> int:
+    """Send the requests held back by an address's mail window, now that it may have opened."""
+    sent = 0
+    for consent_id in await repository.consents_to_mail(session):
+        sent += await request_confirmation(session, consent_id=consent_id, settings=settings)
+    return sent
+
+
+async def expire_requests(session: AsyncSession) -> int:
+    """Unanswered requests past their links' expiry: expired, and their orders canceled with
+    a full refund."""
+    expired = 0
+    for consent_id in await repository.expired_consents(session, utc_now()):
+        consent = await repository.lock_consent(session, consent_id)
+        if consent is None or consent.status != ConsentStatus.REQUESTED.value:
+            continue
+        await repository.set_consent(session, consent_id, status=ConsentStatus.EXPIRED.value, decided_at=utc_now())
+        for order in await repository.lock_waiting_orders(session, consent.account_id, consent.email):
+            await cancel_locked(session, order, "confirmation expired")
+        expired += 1
+    return expired
+
+
+# Operators ---------------------------------------------------------------------------------
+
+
+async def suppress(session: AsyncSession, *, email: str) -> bool:
+    return await opt_out(session, email=normalize_email(email.strip()), source="operator")
+
+
+async def unsuppress(session: AsyncSession, *, email: str) -> None:
+    if not await repository.remove_suppression(session, mailbox_key(normalize_email(email.strip()))):
+        raise NotSuppressed()
+
+
+async def suppressions(session: AsyncSession) -> list[Suppression]:
+    return await repository.list_suppressions(session)

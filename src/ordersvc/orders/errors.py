@@ -1,0 +1,5 @@
+from ordersvc.errors import NotFound
+
+
+class OrderNotFound(NotFound):
+    message = "No such order."

@@ -1,0 +1,102 @@
+"""The sender: delivers due outbox messages over SMTP (aiosmtplib), and runs the consent
+housekeeping (mail requests whose window opened, expire unanswered ones) on each round."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ordersvc.config import Settings
+from ordersvc.consent import service as consent
+from ordersvc.outbox import service as outbox
+from ordersvc.outbox.models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[EmailMessage], Awaitable[object]]
+
+
+def build_email(message: OutboxMessage, mail_from: str) -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = mail_from
+    email["To"] = message.to_email
+    email["Subject"] = message.subject
+    # The same Message-ID on every attempt: a resend after a crash is recognisably the same mail.
+    email["Message-ID"] = message.message_id
+    for name, value in message.headers.items():
+        email[name] = value
+    email.set_content(message.body_text)
+    email.add_alternative(message.body_html, subtype="html")
+    return email
+
+
+def smtp_sender(smtp_url: str) -> Send:
+    """`smtp://[user:pass@]host[:port]` (plain), `smtp+starttls://...`, `smtps://...` (TLS)."""
+    url = urlsplit(smtp_url)
+    tls, starttls = url.scheme == "smtps", url.scheme == "smtp+starttls"
+    if url.scheme not in ("smtp", "smtps", "smtp+starttls") or not url.hostname:
+        raise ValueError(f"SMTP_URL must look like smtp://host:port, got {url.scheme}://...")
+
+    async def send(email: EmailMessage) -> object:
+        return await aiosmtplib.send(
+            email,
+            hostname=url.hostname,
+            port=url.port or (465 if tls else 587 if starttls else 25),
+            username=unquote(url.username) if url.username else None,
+            password=unquote(url.password) if url.password else None,
+            use_tls=tls,
+            start_tls=starttls,
+            timeout=30,
+        )
+
+    return send
+
+
+async def send_due(maker: async_sessionmaker[AsyncSession], send: Send, mail_from: str) -> int:
+    """Claim due messages (committed, so a crash leaves them to be retried after the lease),
+    send each, record the outcome. Returns how many were sent."""
+    async with maker.begin() as session:
+        claimed = await outbox.claim_due(session)
+    sent = 0
+    for message in claimed:
+        try:
+            await send(build_email(message, mail_from))
+        except Exception as exc:  # any SMTP or network failure: retry later, with backoff
+            logger.warning("outbox message %s to %s not sent: %s", message.id, message.to_email, exc)
+            async with maker.begin() as session:
+                await outbox.mark_failed_attempt(session, message, f"{type(exc).__name__}: {exc}")
+        else:
+            async with maker.begin() as session:
+                await outbox.mark_sent(session, message)
+            sent += 1
+    return sent
+
+
+async def housekeeping(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    async with maker.begin() as session:
+        await consent.mail_waiting_requests(session, settings=settings)
+    async with maker.begin() as session:
+        await consent.expire_requests(session)
+
+
+async def run(maker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event) -> None:
+    """Until `stop` is set: housekeeping, then (with SMTP_URL) delivery, every few seconds."""
+    send = smtp_sender(settings.smtp_url) if settings.smtp_url else None
+    if send is None:
+        logger.info("SMTP_URL is not set: consent messages stay in the outbox (ordersvc outbox list)")
+    while not stop.is_set():
+        try:
+            await housekeeping(maker, settings)
+            if send is not None:
+                await send_due(maker, send, settings.mail_from)
+        except Exception:
+            logger.exception("mailer round failed; retrying")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.mailer_interval_seconds)
