@@ -71,7 +71,7 @@ class TestOrder:
                 "email": "billgates@microsoft.com",
                 "created": orders["orders"][0]["created"],
                 "price": 10.0,
-                "status": "pending",
+                "status": "awaiting confirmation",
                 "progress": 0,
             }
         ]
@@ -227,7 +227,8 @@ class TestWireFormat:
         orders = (await call(client, customer.api_key, {"action": "orders", "page": 1, "per_page": 10})).text
         assert re.fullmatch(
             r'\{"orders": \[\{"id": "' + order_id + r'", "email": "user@example.com", "created": "[0-9: -]{19}", '
-            r'"price": 10\.00, "status": "pending", "progress": 0\}\], "page": 1, "per_page": 10, "total": 1\}',
+            r'"price": 10\.00, "status": "awaiting confirmation", "progress": 0\}\], '
+            r'"page": 1, "per_page": 10, "total": 1\}',
             orders,
         ), orders
         payments = (await call(client, customer.api_key, {"action": "payments", "page": 1, "per_page": 10})).text

@@ -39,7 +39,7 @@ class TestCreate:
             "email": "to@example.com",
             "quantity": 1234,
             "price": "1.234",
-            "status": "pending",
+            "status": "awaiting confirmation",
             "progress": 0,
             "created": "X",
         }
@@ -310,7 +310,8 @@ class TestList:
         ).json()
         by_email = await self.walk(client, customer, email="BETA@example.com")
         assert by_email == [beta["id"]]
-        assert len(await self.walk(client, customer, status="pending")) == 2
+        assert len(await self.walk(client, customer, status="awaiting confirmation")) == 2
+        assert await self.walk(client, customer, status="pending") == []
         assert await self.walk(client, customer, status="completed") == []
         created = datetime.fromisoformat(beta["created"])
         assert await self.walk(client, customer, created_gte=created.isoformat()) == [beta["id"]]

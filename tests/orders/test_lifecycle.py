@@ -43,8 +43,8 @@ class TestCancel:
         }  # fmt: skip
         events = (await client.get(f"/v1/orders/{order['id']}/events", headers=auth(customer))).json()["data"]
         assert [(e["from_status"], e["to_status"], e["reason"]) for e in events] == [
-            (None, "pending", "placed"),
-            ("pending", "canceled", "canceled by the customer"),
+            (None, "awaiting confirmation", "placed"),
+            ("awaiting confirmation", "canceled", "canceled by the customer"),
         ]
 
     async def test_cancelling_twice_refunds_once(
@@ -115,7 +115,7 @@ class TestLegacy:
         first = (await create(client, customer, quantity=10000)).json()["id"]
         second = (await create(client, customer, quantity=500)).json()["id"]
         status = await call(client, customer.api_key, {"action": "status", "order": first})
-        assert status.content == b'{"status": "pending", "progress": 0, "remains": 10000}'
+        assert status.content == b'{"status": "awaiting confirmation", "progress": 0, "remains": 10000}'
         canceled = await call(client, customer.api_key, {"action": "cancel", "order": first})
         assert canceled.content == b'{"order":"' + first.encode() + b'","status":"canceled","refund":10.00}'
         again = await call(client, customer.api_key, {"action": "cancel", "order": first})
@@ -125,7 +125,7 @@ class TestLegacy:
         )
         assert several.json() == {
             first: {"status": "canceled", "progress": 0, "remains": 10000},
-            second: {"status": "pending", "progress": 0, "remains": 500},
+            second: {"status": "awaiting confirmation", "progress": 0, "remains": 500},
             "00000000": {"error": "Incorrect order ID."},
             "nonsense": {"error": "Incorrect order ID."},
         }

@@ -52,10 +52,14 @@ async def cancel_order(session: AsyncSession, *, account_id: int, public_id: str
     refund of the undelivered share). Finished: refused. Concurrent cancels are serialised by
     the order's lock, so a refund is paid once."""
     order = await _locked(session, account_id, public_id)
-    return await cancel_locked(session, order, "canceled by the customer")
+    return await cancel_locked(
+        session, order, "canceled by the customer", in_progress_reason="cancellation requested by the customer"
+    )
 
 
-async def cancel_locked(session: AsyncSession, order: Order, reason: str) -> Cancellation:
+async def cancel_locked(
+    session: AsyncSession, order: Order, reason: str, *, in_progress_reason: str | None = None
+) -> Cancellation:
     """Cancel an order the caller has locked: refunded in full now if work has not started,
     flagged for its worker if it has; refused if it is finished."""
     status = OrderStatus(order.status)
@@ -76,7 +80,7 @@ async def cancel_locked(session: AsyncSession, order: Order, reason: str) -> Can
     if status is OrderStatus.IN_PROGRESS:
         if order.cancel_requested_at is None:
             await repository.set_status(
-                session, order, order.status, f"cancellation requested: {reason}", cancel_requested_at=utc_now()
+                session, order, order.status, in_progress_reason or reason, cancel_requested_at=utc_now()
             )
         return Cancellation(order, 0)
     raise OrderNotCancelable()
