@@ -7,7 +7,9 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from email import policy
 from email.message import EmailMessage
+from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
@@ -23,8 +25,12 @@ logger = logging.getLogger(__name__)
 Send = Callable[[EmailMessage], Awaitable[object]]
 
 
+# Long lines allowed (RFC 5322's 998): a List-Unsubscribe URL must not be folded or encoded.
+_POLICY = policy.SMTP.clone(max_line_length=998)
+
+
 def build_email(message: OutboxMessage, mail_from: str) -> EmailMessage:
-    email = EmailMessage()
+    email = EmailMessage(policy=_POLICY)
     email["From"] = mail_from
     email["To"] = message.to_email
     email["Subject"] = message.subject
@@ -45,8 +51,12 @@ def smtp_sender(smtp_url: str) -> Send:
         raise ValueError(f"SMTP_URL must look like smtp://host:port, got {url.scheme}://...")
 
     async def send(email: EmailMessage) -> object:
+        # Flattened here with our policy: aiosmtplib's own would fold (and so encode) the
+        # long List-Unsubscribe URL, which mail clients then cannot use.
         return await aiosmtplib.send(
-            email,
+            email.as_bytes(policy=_POLICY),
+            sender=parseaddr(str(email["From"]))[1],
+            recipients=[str(email["To"])],
             hostname=url.hostname,
             port=url.port or (465 if tls else 587 if starttls else 25),
             username=unquote(url.username) if url.username else None,
