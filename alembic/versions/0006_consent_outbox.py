@@ -63,6 +63,18 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
     )
     op.create_index("ix_outbox_status_next_attempt_at", "outbox", ["status", "next_attempt_at"])
+    # Orders placed before consent existed wait for it like new ones: a request per pair (the
+    # mailer sends them, one per address per day), and their status goes back to waiting.
+    op.execute(
+        "INSERT INTO recipient_consents (account_id, email, status) "
+        "SELECT DISTINCT account_id, lower(email), 'requested' FROM orders WHERE status = 'pending'"
+    )
+    op.execute(
+        "INSERT INTO order_events (order_id, from_status, to_status, reason) "
+        "SELECT id, 'pending', 'awaiting confirmation', 'waiting for recipient consent' FROM orders "
+        "WHERE status = 'pending' ORDER BY id"
+    )
+    op.execute("UPDATE orders SET status = 'awaiting confirmation' WHERE status = 'pending'")
 
 
 def downgrade() -> None:

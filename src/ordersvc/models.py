@@ -4,6 +4,7 @@ from ordersvc.accounts.models import Account, ApiKey
 from ordersvc.consent.models import RecipientConsent, RecipientMailbox, Suppression
 from ordersvc.coupons.models import Coupon, CouponRedemption
 from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress
+from ordersvc.fulfilment.models import Worker
 from ordersvc.ledger.models import Payment, PaymentKind
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent, OrderStatus
 from ordersvc.outbox.models import OutboxMessage
@@ -26,4 +27,5 @@ __all__ = [
     "RecipientConsent",
     "RecipientMailbox",
     "Suppression",
+    "Worker",
 ]

@@ -140,3 +140,10 @@ async def lock_open_orders_to(session: AsyncSession, email: str) -> list[Order]:
         .with_for_update()
     )
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def consent_id_of(session: AsyncSession, account_id: int, email: str) -> int | None:
+    stmt = sa.select(col(RecipientConsent.id)).where(
+        col(RecipientConsent.account_id) == account_id, col(RecipientConsent.email) == email
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

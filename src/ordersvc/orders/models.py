@@ -27,6 +27,7 @@ class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
         sa.Index("ix_orders_account_id_id", "account_id", "id"),
+        sa.Index("ix_orders_queue", "status", "id"),
         sa.CheckConstraint(f"quantity BETWEEN {MIN_QUANTITY} AND {MAX_QUANTITY}", name="quantity_in_range"),
         sa.CheckConstraint("price_mills = quantity", name="price_is_quantity_over_1000"),
         sa.CheckConstraint("progress BETWEEN 0 AND 100", name="progress_is_percent"),
@@ -53,6 +54,9 @@ class Order(SQLModel, table=True):
     delivered: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     # Set when the customer cancels an order in progress: its worker stops at its next call.
     cancel_requested_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    # The worker holding the order, until `lease_until`; an expired lease returns it to the queue.
+    worker_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("workers.id")))
+    lease_until: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 
