@@ -28,6 +28,11 @@ OPERATIONS = {
     ("get", "/v1/deposits"): "deposits_list",
     ("get", "/v1/bonus-tiers"): "bonus_tiers_list",
     ("post", "/v1/coupons/redeem"): "coupons_redeem",
+    ("post", "/v1/fulfilment/claim"): "fulfilment_claim",
+    ("post", "/v1/fulfilment/orders/{order_id}/progress"): "fulfilment_progress",
+    ("post", "/v1/fulfilment/orders/{order_id}/heartbeat"): "fulfilment_heartbeat",
+    ("post", "/v1/fulfilment/orders/{order_id}/complete"): "fulfilment_complete",
+    ("post", "/v1/fulfilment/orders/{order_id}/fail"): "fulfilment_fail",
 }
 PUBLIC = {"bonus_tiers_list"}
 
@@ -53,6 +58,8 @@ class TestDocument:
             assert len(op.get("description", "")) > 40, key
             assert len(op.get("tags", [])) == 1, key
             expected = [] if op["operationId"] in PUBLIC else [{"bearerAuth": []}, {"apiKeyHeader": []}]
+            if op["operationId"].startswith("fulfilment_"):
+                expected = [{"workerAuth": []}]
             assert op["security"] == expected, key
 
     def test_every_error_status_is_declared_as_a_problem(self, document: dict[str, Any]) -> None:
@@ -65,6 +72,7 @@ class TestDocument:
             "deposit_addresses_get": {"401", "409", "422"},
             "coupons_redeem": {"401", "404", "409", "422"},
             "bonus_tiers_list": set(),
+            **{f"fulfilment_{n}": {"401", "404", "409", "422"} for n in ("progress", "heartbeat", "complete", "fail")},
         }
         for op in operations(document).values():
             errors = {status for status in op["responses"] if status[0] in "45"}

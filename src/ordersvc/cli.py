@@ -15,6 +15,7 @@ from ordersvc.consent.cli import mailer_command, outbox_app, suppression_app
 from ordersvc.coupons.cli import coupons_app
 from ordersvc.deposits.cli import bonus_app, deposits_app
 from ordersvc.errors import ServiceError
+from ordersvc.fulfilment.cli import worker_command, workers_app
 from ordersvc.ledger import service as ledger
 from ordersvc.money import format_usd, parse_usd
 
@@ -35,6 +36,8 @@ app.add_typer(coupons_app, name="coupons")
 app.add_typer(suppression_app, name="suppression")
 app.add_typer(outbox_app, name="outbox")
 app.command("mailer")(mailer_command)
+app.add_typer(workers_app, name="workers")
+app.command("worker")(worker_command)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from ordersvc.consent.pages import router as consent_router
 from ordersvc.coupons.endpoints import router as coupons_router
 from ordersvc.deposits.endpoints import router as deposits_router
 from ordersvc.deposits.webhooks import router as webhooks_router
+from ordersvc.fulfilment.endpoints import router as fulfilment_router
 from ordersvc.ledger.endpoints import router as ledger_router
 from ordersvc.legacy.endpoint import router as legacy_router
 from ordersvc.orders.endpoints import router as orders_router
@@ -47,6 +48,7 @@ TAGS = [
     {"name": "deposits", "description": "Crypto deposit addresses, deposits and bonus tiers."},
     {"name": "account", "description": "Your account."},
     {"name": "api-keys", "description": "Create, list and revoke API keys."},
+    {"name": "fulfilment", "description": "For fulfilment workers (worker tokens): claim orders, report progress."},
 ]
 
 
@@ -88,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deposits_router,
         coupons_router,
         accounts_router,
+        fulfilment_router,
         legacy_router,
         webhooks_router,
         consent_router,

@@ -10,7 +10,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.models import Account
 from ordersvc.db import SessionDep
-from ordersvc.errors import InvalidApiKey
+from ordersvc.errors import InvalidApiKey, ServiceError
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -32,11 +32,19 @@ async def key_from_request(request: Request) -> str | None:
 
 
 async def request_has_valid_key(request: Request) -> bool:
-    """For error handlers that run before the route's dependencies (body validation)."""
+    """For error handlers that run before the route's dependencies (body validation): does the
+    request carry a valid credential for its route (a worker token under /v1/fulfilment, a
+    customer key elsewhere)?"""
+    from ordersvc.fulfilment import service as fulfilment
+
     async with request.app.state.sessionmaker() as session:
         try:
-            await accounts.authenticate(session, api_key=await key_from_request(request))
-        except InvalidApiKey:
+            if request.url.path.startswith("/v1/fulfilment/"):
+                bearer = await bearer_scheme(request)
+                await fulfilment.authenticate(session, token=bearer.credentials if bearer else None)
+            else:
+                await accounts.authenticate(session, api_key=await key_from_request(request))
+        except ServiceError:
             return False
     return True
 
