@@ -74,15 +74,14 @@ class TestConfirmationMessage:
         await order(client, first, to)
         await order(client, second, to)
         assert len(await messages_to(sessionmaker, to)) == 1
-        async with sessionmaker.begin() as session:
-            assert await consent.mail_waiting_requests(session) >= 0
+        assert await consent.mail_waiting_requests(sessionmaker) >= 0
         assert len(await messages_to(sessionmaker, to)) == 1  # the window is still closed
         async with sessionmaker.begin() as session:
             await session.execute(
                 sa.text("UPDATE recipient_mailboxes SET last_mailed_at = last_mailed_at - interval '25 hours' "
                         "WHERE email = :e"), {"e": to},
             )  # fmt: skip
-            await consent.mail_waiting_requests(session)
+        await consent.mail_waiting_requests(sessionmaker)
         messages = await messages_to(sessionmaker, to)
         assert len(messages) == 2
         assert second.email in messages[1].body_text
@@ -187,7 +186,7 @@ class TestExpiry:
                 sa.text("UPDATE recipient_consents SET expires_at = now() - interval '1 second' WHERE email = :e"),
                 {"e": to},
             )
-            assert await consent.expire_requests(session) >= 1
+        assert await consent.expire_requests(sessionmaker) >= 1
         assert await order_statuses(client, customer) == ["canceled"]
         assert await snapshot(sessionmaker, customer) == ("5.00", 3, 1)
 
@@ -294,3 +293,36 @@ class TestOperatorCommands:
         assert "not on the suppression list" in removed_again.stderr
         assert run_cli("outbox", "list", "--limit", "1").returncode == 0
         assert run_cli("mailer", "--once").returncode == 0
+
+
+class TestMailboxKeys:
+    async def test_case_folding_matches_for_every_script(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        """Python and PostgreSQL lower-case some letters differently (a final sigma): the key
+        is computed by PostgreSQL on both sides, so confirm and opt-out reach these orders."""
+        customer = await make_customer(balance="5")
+        to = f"ΟΔΥΣ{uuid.uuid4().hex[:6]}@example.gr"
+        await order(client, customer, to)
+        async with sessionmaker() as session:
+            stmt = sa.select(OutboxMessage).where(sa.func.lower(OutboxMessage.to_email) == sa.func.lower(to))
+            (message,) = (await session.execute(stmt)).scalars().all()
+        assert "1 order for 1000 messages" in message.body_text
+        assert (await client.post(link(message, "confirm"))).status_code == 200
+        assert await order_statuses(client, customer) == ["pending"]
+        assert (await client.post(link(message, "optout"))).status_code == 200
+        assert await order_statuses(client, customer) == ["canceled"]
+        assert (await order(client, customer, to.lower())).json()["code"] == "recipient_opted_out"
+
+    async def test_mail_queued_before_an_opt_out_is_not_sent(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, smtp
+    ) -> None:
+        url, inbox = smtp
+        customer, to = await make_customer(balance="5"), recipient()
+        await order(client, customer, to)
+        async with sessionmaker.begin() as session:
+            await consent.suppress(session, email=to)
+        await mailer.send_due(sessionmaker, mailer.smtp_sender(url), "x@example.com")
+        assert to not in [m["To"] for m in inbox.messages]
+        (stored,) = await messages_to(sessionmaker, to)
+        assert (stored.status, stored.last_error) == ("failed", "recipient opted out")

@@ -11,15 +11,26 @@ from ordersvc.consent.models import ConsentStatus, RecipientConsent, RecipientMa
 from ordersvc.orders.models import Order, OrderStatus
 
 
+# Mailbox keys are PostgreSQL's lower() of the address, computed in SQL on both sides: Python's
+# str.lower() differs for some scripts (final sigma), and a mismatch would let an opt-out miss.
+def _key(email: str) -> sa.ColumnElement[str]:
+    return sa.func.lower(sa.literal(email, sa.Text))
+
+
+async def lock_address(session: AsyncSession, email: str) -> None:
+    """Serialise everything that decides about one address (new orders, opt-outs)."""
+    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(_key(email)))))
+
+
 async def is_suppressed(session: AsyncSession, email: str) -> bool:
-    stmt = sa.select(col(Suppression.email)).where(col(Suppression.email) == email)
+    stmt = sa.select(col(Suppression.email)).where(col(Suppression.email) == _key(email))
     return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
 async def add_suppression(session: AsyncSession, email: str, source: str) -> bool:
     stmt = (
         pg_insert(Suppression)
-        .values(email=email, source=source)
+        .values(email=_key(email), source=source)
         .on_conflict_do_nothing(index_elements=["email"])
         .returning(col(Suppression.email))
     )
@@ -27,7 +38,7 @@ async def add_suppression(session: AsyncSession, email: str, source: str) -> boo
 
 
 async def remove_suppression(session: AsyncSession, email: str) -> bool:
-    stmt = sa.delete(Suppression).where(col(Suppression.email) == email).returning(col(Suppression.email))
+    stmt = sa.delete(Suppression).where(col(Suppression.email) == _key(email)).returning(col(Suppression.email))
     return (await session.execute(stmt)).scalar_one_or_none() is not None
 
 
@@ -39,12 +50,12 @@ async def lock_or_create_consent(session: AsyncSession, account_id: int, email: 
     """The pair's consent row, created as `requested` if new, locked until the transaction ends."""
     await session.execute(
         pg_insert(RecipientConsent)
-        .values(account_id=account_id, email=email, status=ConsentStatus.REQUESTED.value)
+        .values(account_id=account_id, email=_key(email), status=ConsentStatus.REQUESTED.value)
         .on_conflict_do_nothing(constraint="uq_recipient_consents_account_email")
     )
     stmt = (
         sa.select(RecipientConsent)
-        .where(col(RecipientConsent.account_id) == account_id, col(RecipientConsent.email) == email)
+        .where(col(RecipientConsent.account_id) == account_id, col(RecipientConsent.email) == _key(email))
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -64,7 +75,7 @@ async def lock_consent(session: AsyncSession, consent_id: int) -> RecipientConse
 async def lock_consents_of_email(session: AsyncSession, email: str) -> list[RecipientConsent]:
     stmt = (
         sa.select(RecipientConsent)
-        .where(col(RecipientConsent.email) == email)
+        .where(col(RecipientConsent.email) == _key(email))
         .order_by(col(RecipientConsent.id))
         .with_for_update()
         .execution_options(populate_existing=True)
@@ -94,11 +105,11 @@ async def expired_consents(session: AsyncSession, now: datetime, limit: int = 10
 
 async def lock_mailbox(session: AsyncSession, email: str) -> RecipientMailbox:
     await session.execute(
-        pg_insert(RecipientMailbox).values(email=email).on_conflict_do_nothing(index_elements=["email"])
+        pg_insert(RecipientMailbox).values(email=_key(email)).on_conflict_do_nothing(index_elements=["email"])
     )
     stmt = (
         sa.select(RecipientMailbox)
-        .where(col(RecipientMailbox.email) == email)
+        .where(col(RecipientMailbox.email) == _key(email))
         .with_for_update()
         .execution_options(populate_existing=True)
     )
@@ -111,7 +122,9 @@ async def set_consent(session: AsyncSession, consent_id: int, **values: object) 
 
 async def set_mailbox(session: AsyncSession, email: str, last_mailed_at: datetime) -> None:
     await session.execute(
-        sa.update(RecipientMailbox).where(col(RecipientMailbox.email) == email).values(last_mailed_at=last_mailed_at)
+        sa.update(RecipientMailbox)
+        .where(col(RecipientMailbox.email) == _key(email))
+        .values(last_mailed_at=last_mailed_at)
     )
 
 
@@ -121,7 +134,7 @@ async def lock_waiting_orders(session: AsyncSession, account_id: int, email: str
         sa.select(Order)
         .where(
             col(Order.account_id) == account_id,
-            sa.func.lower(col(Order.email)) == email,
+            sa.func.lower(col(Order.email)) == _key(email),
             col(Order.status) == OrderStatus.AWAITING_CONFIRMATION.value,
         )
         .order_by(col(Order.id))
@@ -135,7 +148,7 @@ async def lock_open_orders_to(session: AsyncSession, email: str) -> list[Order]:
     open_statuses = [OrderStatus.AWAITING_CONFIRMATION.value, OrderStatus.PENDING.value, OrderStatus.IN_PROGRESS.value]
     stmt = (
         sa.select(Order)
-        .where(sa.func.lower(col(Order.email)) == email, col(Order.status).in_(open_statuses))
+        .where(sa.func.lower(col(Order.email)) == _key(email), col(Order.status).in_(open_statuses))
         .order_by(col(Order.id))
         .with_for_update()
     )
@@ -144,6 +157,6 @@ async def lock_open_orders_to(session: AsyncSession, email: str) -> list[Order]:
 
 async def consent_id_of(session: AsyncSession, account_id: int, email: str) -> int | None:
     stmt = sa.select(col(RecipientConsent.id)).where(
-        col(RecipientConsent.account_id) == account_id, col(RecipientConsent.email) == email
+        col(RecipientConsent.account_id) == account_id, col(RecipientConsent.email) == _key(email)
     )
     return (await session.execute(stmt)).scalar_one_or_none()

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.accounts import repository as accounts_repository
 from ordersvc.accounts.models import Account
 from ordersvc.config import Settings, get_settings
 from ordersvc.consent import repository, tokens
@@ -44,22 +45,22 @@ class NotSuppressed(NotFound):
     message = "That address is not on the suppression list."
 
 
-def mailbox_key(email: str) -> str:
-    """Consent and suppression are per mailbox, whatever the case an order used."""
-    return email.lower()
-
-
 async def status_for_new_order(session: AsyncSession, *, account_id: int, email: str) -> tuple[OrderStatus, int]:
     """The status a new order to `email` starts in, and the pair's consent id. Refuses opted-out
     addresses. A pair whose earlier request was declined or expired is asked again (still at
-    most one message per address per interval)."""
-    address = mailbox_key(email)
-    if await repository.is_suppressed(session, address):
+    most one message per address per interval). Consent and suppression are per mailbox,
+    whatever the case an order used (compared as PostgreSQL's lower())."""
+    # Serialised with opt-outs of the address: an order can never slip past a suppression.
+    await repository.lock_address(session, email)
+    if await repository.is_suppressed(session, email):
         raise RecipientOptedOut()
-    consent = await repository.lock_or_create_consent(session, account_id, address)
+    consent = await repository.lock_or_create_consent(session, account_id, email)
     assert consent.id is not None
     if consent.status == ConsentStatus.CONFIRMED.value:
         return OrderStatus.PENDING, consent.id
+    if consent.status == ConsentStatus.REQUESTED.value and consent.expires_at and consent.expires_at < utc_now():
+        await _expire_locked(session, consent)  # its links ran out: its waiting orders end now
+        consent.status = ConsentStatus.EXPIRED.value
     if consent.status != ConsentStatus.REQUESTED.value:
         await repository.set_consent(
             session, consent.id, status=ConsentStatus.REQUESTED.value, mailed_at=None, expires_at=None, decided_at=None
@@ -141,7 +142,7 @@ async def decide(session: AsyncSession, *, token: str, settings: Settings | None
     if parsed.action is ConsentAction.CONFIRM:
         if consent.status == ConsentStatus.CONFIRMED.value:
             return Decision(parsed.action, requester, consent.email, False)
-        if consent.status != ConsentStatus.REQUESTED.value:
+        if consent.status != ConsentStatus.REQUESTED.value or await repository.is_suppressed(session, consent.email):
             raise ConsentClosed()
         await repository.set_consent(session, consent.id, status=ConsentStatus.CONFIRMED.value, decided_at=utc_now())
         for order in await repository.lock_waiting_orders(session, consent.account_id, consent.email):
@@ -160,39 +161,57 @@ async def decide(session: AsyncSession, *, token: str, settings: Settings | None
 async def opt_out(session: AsyncSession, *, email: str, source: str) -> bool:
     """Suppress the address for good: no more messages or orders, from any account; its open
     orders are canceled (refunded now, or as delivered so far when work had started)."""
-    address = mailbox_key(email)
-    added = await repository.add_suppression(session, address, source)
+    await repository.lock_address(session, email)
+    added = await repository.add_suppression(session, email, source)
     now = utc_now()
-    for consent in await repository.lock_consents_of_email(session, address):
+    for consent in await repository.lock_consents_of_email(session, email):
         if consent.status != ConsentStatus.DECLINED.value:
             assert consent.id is not None
             await repository.set_consent(session, consent.id, status=ConsentStatus.DECLINED.value, decided_at=now)
-    for order in await repository.lock_open_orders_to(session, address):
+    orders = await repository.lock_open_orders_to(session, email)
+    # Accounts locked in id order before any refund: two opt-outs refunding the same accounts
+    # cannot deadlock.
+    for account_id in sorted({o.account_id for o in orders}):
+        await accounts_repository.lock_account(session, account_id)
+    for order in orders:
         await cancel_locked(session, order, "recipient opted out")
     return added
 
 
-async def mail_waiting_requests(session: AsyncSession, *, settings: Settings | None = None) -> int:
-    """Send the requests held back by an address's mail window, now that it may have opened."""
+async def mail_waiting_requests(maker: async_sessionmaker[AsyncSession], *, settings: Settings | None = None) -> int:
+    """Send the requests held back by an address's mail window, now that it may have opened.
+    One transaction per request, so that housekeeping never holds one pair's lock while
+    waiting for another's."""
+    async with maker() as session:
+        consent_ids = await repository.consents_to_mail(session)
     sent = 0
-    for consent_id in await repository.consents_to_mail(session):
-        sent += await request_confirmation(session, consent_id=consent_id, settings=settings)
+    for consent_id in consent_ids:
+        async with maker.begin() as session:
+            sent += await request_confirmation(session, consent_id=consent_id, settings=settings)
     return sent
 
 
-async def expire_requests(session: AsyncSession) -> int:
+async def expire_requests(maker: async_sessionmaker[AsyncSession]) -> int:
     """Unanswered requests past their links' expiry: expired, and their orders canceled with
-    a full refund."""
+    a full refund. One transaction per request."""
+    async with maker() as session:
+        consent_ids = await repository.expired_consents(session, utc_now())
     expired = 0
-    for consent_id in await repository.expired_consents(session, utc_now()):
-        consent = await repository.lock_consent(session, consent_id)
-        if consent is None or consent.status != ConsentStatus.REQUESTED.value:
-            continue
-        await repository.set_consent(session, consent_id, status=ConsentStatus.EXPIRED.value, decided_at=utc_now())
-        for order in await repository.lock_waiting_orders(session, consent.account_id, consent.email):
-            await cancel_locked(session, order, "confirmation expired")
-        expired += 1
+    for consent_id in consent_ids:
+        async with maker.begin() as session:
+            consent = await repository.lock_consent(session, consent_id)
+            if consent is None or consent.status != ConsentStatus.REQUESTED.value:
+                continue
+            await _expire_locked(session, consent)
+            expired += 1
     return expired
+
+
+async def _expire_locked(session: AsyncSession, consent: RecipientConsent) -> None:
+    assert consent.id is not None
+    await repository.set_consent(session, consent.id, status=ConsentStatus.EXPIRED.value, decided_at=utc_now())
+    for order in await repository.lock_waiting_orders(session, consent.account_id, consent.email):
+        await cancel_locked(session, order, "confirmation expired")
 
 
 # Operators ---------------------------------------------------------------------------------
@@ -203,7 +222,7 @@ async def suppress(session: AsyncSession, *, email: str) -> bool:
 
 
 async def unsuppress(session: AsyncSession, *, email: str) -> None:
-    if not await repository.remove_suppression(session, mailbox_key(normalize_email(email.strip()))):
+    if not await repository.remove_suppression(session, normalize_email(email.strip())):
         raise NotSuppressed()
 
 

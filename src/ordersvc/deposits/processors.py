@@ -6,8 +6,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ordersvc.deposits.models import Network, Processor
-from ordersvc.deposits.service import DepositEvent, clean_text, usd_to_mills
+from ordersvc.deposits.service import DepositEvent, usd_to_mills
 from ordersvc.errors import InvalidParams
+from ordersvc.text import clean_text
 
 
 class InvalidPayload(InvalidParams):

@@ -18,6 +18,7 @@ from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, CursorPage, CursorRequest, InvalidCursor
+from ordersvc.text import clean_text
 from ordersvc.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
@@ -99,12 +100,6 @@ def usd_to_mills(value: Any) -> int | None:
         return None
     mills = int((amount * 1000).to_integral_value(rounding="ROUND_DOWN"))
     return mills if mills > 0 else None
-
-
-def clean_text(text: str) -> str:
-    """PostgreSQL text and JSONB hold neither NUL nor lone surrogates: replace them, so that a
-    signed event is stored (never dropped) whatever odd bytes it carries."""
-    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in text)
 
 
 def clean_payload(value: Any) -> Any:

@@ -59,16 +59,25 @@ def load_handler(spec: str) -> Handler:
 
 
 async def _heartbeats(client: httpx.AsyncClient, job: Job, lease_seconds: int) -> None:
+    """Keep the job's lease from the claim until the job ends (also while it waits its turn in
+    the batch). A failed beat is retried at the next interval; a refusal stops the job."""
     while True:
         await asyncio.sleep(lease_seconds / 3)
-        response = await client.post(f"/v1/fulfilment/orders/{job.id}/heartbeat", json={"lease_seconds": lease_seconds})
+        try:
+            response = await client.post(
+                f"/v1/fulfilment/orders/{job.id}/heartbeat", json={"lease_seconds": lease_seconds}
+            )
+        except httpx.HTTPError as exc:
+            logger.warning("heartbeat for %s failed (%s); retrying", job.id, exc)
+            continue
         if response.status_code != 200 or response.json()["stop"]:
             job.stopped = True
             return
 
 
-async def run_job(client: httpx.AsyncClient, job: Job, handler: Handler, lease_seconds: int) -> str:
-    beating = asyncio.create_task(_heartbeats(client, job, lease_seconds))
+async def run_job(client: httpx.AsyncClient, job: Job, handler: Handler) -> str:
+    if job.stopped:  # canceled (or lost) while waiting for its turn
+        return "stopped"
     try:
         await handler(job)
     except Stop:
@@ -79,10 +88,6 @@ async def run_job(client: httpx.AsyncClient, job: Job, handler: Handler, lease_s
         logger.exception("order %s failed in its handler", job.id)
         await client.post(f"/v1/fulfilment/orders/{job.id}/fail", json={"reason": f"{type(exc).__name__}: {exc}"})
         return "failed"
-    finally:
-        beating.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beating
     if job.stopped:
         return "stopped"
     response = await client.post(f"/v1/fulfilment/orders/{job.id}/complete")
@@ -107,12 +112,34 @@ async def run(
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=30) as client:
         while not stop.is_set():
-            response = await client.post("/v1/fulfilment/claim", json={"limit": batch, "lease_seconds": lease_seconds})
-            response.raise_for_status()
+            try:
+                response = await client.post(
+                    "/v1/fulfilment/claim", json={"limit": batch, "lease_seconds": lease_seconds}
+                )
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                if once:
+                    raise
+                logger.warning("claim failed (%s); retrying", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+                continue
             claimed = response.json()["data"]
-            for item in claimed:
-                job = Job(item["id"], item["email"], item["quantity"], item["delivered"], item["opt_out_url"], client)
-                outcomes[job.id] = await run_job(client, job, handler, lease_seconds)
+            jobs = [
+                Job(item["id"], item["email"], item["quantity"], item["delivered"], item["opt_out_url"], client)
+                for item in claimed
+            ]
+            beats = [asyncio.create_task(_heartbeats(client, job, lease_seconds)) for job in jobs]
+            try:
+                for job, beat in zip(jobs, beats, strict=True):
+                    try:
+                        outcomes[job.id] = await run_job(client, job, handler)
+                    finally:
+                        beat.cancel()
+            finally:
+                for beat in beats:
+                    beat.cancel()
+                await asyncio.gather(*beats, return_exceptions=True)
             if not claimed:
                 if once:
                     break

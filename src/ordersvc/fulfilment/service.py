@@ -22,6 +22,7 @@ from ordersvc.ledger.models import PaymentKind
 from ordersvc.orders import repository as orders_repository
 from ordersvc.orders.lifecycle import refund_mills
 from ordersvc.orders.models import Order, OrderStatus
+from ordersvc.text import clean_text
 from ordersvc.timestamps import utc_now
 
 WORKER_TOKENS = TokenScheme("owk_")
@@ -117,12 +118,16 @@ async def claim(
     claimed = []
     for order in await repository.claim(session, now, limit):
         assert order.id is not None
+        if order.cancel_requested_at is not None:
+            # Canceled while its worker was away: it ends here, with its refund, not resumed.
+            await _finish(session, order, "stopped: cancellation requested (lease expired)")
+            continue
         reason = f"claimed by worker {worker.name}"
         if order.status == OrderStatus.IN_PROGRESS.value:
             reason = f"lease expired; resumed by worker {worker.name} at {order.delivered} delivered"
         await repository.update_order(session, order.id, worker_id=worker.id, lease_until=lease_until)
         await orders_repository.set_status(session, order, OrderStatus.IN_PROGRESS.value, reason)
-        consent_id = await consent_repository.consent_id_of(session, order.account_id, order.email.lower())
+        consent_id = await consent_repository.consent_id_of(session, order.account_id, order.email)
         assert consent_id is not None  # a pending order's pair has a consent row
         claimed.append(Claimed(order, _opt_out_url(settings, consent_id)))
     return claimed
@@ -196,8 +201,12 @@ async def heartbeat(session: AsyncSession, *, worker: Worker, public_id: str, le
 
 
 async def complete(session: AsyncSession, *, worker: Worker, public_id: str) -> Order:
+    """Everything delivered. If a cancellation was recorded, the order ends at the count last
+    reported instead (partial, with its refund): the customer's cancel came first."""
     order = await _held(session, worker, public_id)
     assert order.id is not None
+    if order.cancel_requested_at is not None:
+        return await _finish(session, order, "stopped: cancellation requested")
     await repository.update_order(session, order.id, delivered=order.quantity, progress=100)
     await session.refresh(order)
     return await _finish(session, order, f"completed by worker {worker.name}")
@@ -205,4 +214,4 @@ async def complete(session: AsyncSession, *, worker: Worker, public_id: str) -> 
 
 async def fail(session: AsyncSession, *, worker: Worker, public_id: str, reason: str) -> Order:
     order = await _held(session, worker, public_id)
-    return await _finish(session, order, f"failed: {reason[:200]}")
+    return await _finish(session, order, f"failed: {clean_text(reason[:200])}")

@@ -69,13 +69,21 @@ def smtp_sender(smtp_url: str) -> Send:
     return send
 
 
-async def send_due(maker: async_sessionmaker[AsyncSession], send: Send, mail_from: str) -> int:
-    """Claim due messages (committed, so a crash leaves them to be retried after the lease),
-    send each, record the outcome. Returns how many were sent."""
-    async with maker.begin() as session:
-        claimed = await outbox.claim_due(session)
+async def send_due(maker: async_sessionmaker[AsyncSession], send: Send, mail_from: str, *, limit: int = 50) -> int:
+    """Claim due messages one at a time (committed, so a crash leaves the message to be retried
+    after its lease), send it, record the outcome. Returns how many were sent."""
     sent = 0
-    for message in claimed:
+    for _ in range(limit):
+        async with maker.begin() as session:
+            claimed = await outbox.claim_due(session)
+            suppressed = bool(claimed) and await outbox.is_suppressed(session, claimed[0])
+            if suppressed:  # the address opted out after the message was queued
+                await outbox.mark_failed_attempt(session, claimed[0], "recipient opted out", final=True)
+        if not claimed:
+            break
+        if suppressed:
+            continue
+        message = claimed[0]
         try:
             await send(build_email(message, mail_from))
         except Exception as exc:  # any SMTP or network failure: retry later, with backoff
@@ -90,10 +98,8 @@ async def send_due(maker: async_sessionmaker[AsyncSession], send: Send, mail_fro
 
 
 async def housekeeping(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
-    async with maker.begin() as session:
-        await consent.mail_waiting_requests(session, settings=settings)
-    async with maker.begin() as session:
-        await consent.expire_requests(session)
+    await consent.mail_waiting_requests(maker, settings=settings)
+    await consent.expire_requests(maker)
 
 
 async def run(maker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event) -> None:

@@ -13,7 +13,8 @@ from ordersvc.outbox.models import OutboxMessage, OutboxStatus
 from ordersvc.timestamps import utc_now
 
 MAX_ATTEMPTS = 8
-LEASE = timedelta(seconds=60)
+# Far longer than one SMTP exchange (30 s timeout per step): a live sender never loses its claim.
+LEASE = timedelta(minutes=5)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -36,7 +37,7 @@ async def enqueue(
     return await repository.add(session, message)
 
 
-async def claim_due(session: AsyncSession, *, limit: int = 20) -> list[OutboxMessage]:
+async def claim_due(session: AsyncSession, *, limit: int = 1) -> list[OutboxMessage]:
     now = utc_now()
     return await repository.claim_due(session, now, now + LEASE, limit)
 
@@ -46,9 +47,17 @@ async def mark_sent(session: AsyncSession, message: OutboxMessage) -> None:
     await repository.update(session, message.id, status=OutboxStatus.SENT.value, sent_at=utc_now(), last_error=None)
 
 
-async def mark_failed_attempt(session: AsyncSession, message: OutboxMessage, error: str) -> None:
+async def is_suppressed(session: AsyncSession, message: OutboxMessage) -> bool:
+    from ordersvc.consent import repository as consent_repository
+
+    return await consent_repository.is_suppressed(session, message.to_email)
+
+
+async def mark_failed_attempt(
+    session: AsyncSession, message: OutboxMessage, error: str, *, final: bool = False
+) -> None:
     assert message.id is not None
-    final = message.attempts >= MAX_ATTEMPTS
+    final = final or message.attempts >= MAX_ATTEMPTS
     await repository.update(
         session,
         message.id,
