@@ -67,7 +67,8 @@ def upgrade() -> None:
     # mailer sends them, one per address per day), and their status goes back to waiting.
     op.execute(
         "INSERT INTO recipient_consents (account_id, email, status) "
-        "SELECT DISTINCT account_id, lower(email), 'requested' FROM orders WHERE status = 'pending'"
+        "SELECT DISTINCT account_id, translate(lower(email), U&'\\03C2', U&'\\03C3'), 'requested' "
+        "FROM orders WHERE status = 'pending'"
     )
     op.execute(
         "INSERT INTO order_events (order_id, from_status, to_status, reason) "

@@ -3,18 +3,27 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+import sqlalchemy.orm
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from ordersvc.consent.models import ConsentStatus, RecipientConsent, RecipientMailbox, Suppression
 from ordersvc.orders.models import Order, OrderStatus
 
 
-# Mailbox keys are PostgreSQL's lower() of the address, computed in SQL on both sides: Python's
-# str.lower() differs for some scripts (final sigma), and a mismatch would let an opt-out miss.
+# Mailbox keys are computed in SQL, the same way on both sides of every comparison: lower(),
+# with the final sigma folded like any sigma (as Unicode case folding does; PostgreSQL's lower()
+# keeps it). Python's str.lower() differs for such letters, and a mismatch would let an opt-out
+# miss an order.
+def _fold(expression: sa.ColumnElement[str] | Mapped[str]) -> sa.ColumnElement[str]:
+    return sa.func.translate(sa.func.lower(expression), "\u03c2", "\u03c3")  # final sigma -> sigma
+
+
 def _key(email: str) -> sa.ColumnElement[str]:
-    return sa.func.lower(sa.literal(email, sa.Text))
+    return _fold(sa.literal(email, sa.Text))
 
 
 async def lock_address(session: AsyncSession, email: str) -> None:
@@ -83,14 +92,25 @@ async def lock_consents_of_email(session: AsyncSession, email: str) -> list[Reci
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def consents_to_mail(session: AsyncSession, limit: int = 100) -> list[int]:
-    stmt = (
-        sa.select(col(RecipientConsent.id))
-        .where(col(RecipientConsent.status) == ConsentStatus.REQUESTED.value, col(RecipientConsent.mailed_at).is_(None))
-        .order_by(col(RecipientConsent.id))
-        .limit(limit)
+async def consents_to_mail(session: AsyncSession, cutoff: datetime, limit: int = 100) -> list[int]:
+    """Unmailed requests whose address may be mailed again (nothing sent to it since `cutoff`),
+    the oldest request per address: held-back requests for busy addresses never crowd out the
+    ones that can go."""
+    mailbox = sa.orm.aliased(RecipientMailbox)
+    per_address = (
+        sa.select(col(RecipientConsent.id).label("id"))
+        .outerjoin(mailbox, col(mailbox.email) == col(RecipientConsent.email))
+        .where(
+            col(RecipientConsent.status) == ConsentStatus.REQUESTED.value,
+            col(RecipientConsent.mailed_at).is_(None),
+            sa.or_(col(mailbox.last_mailed_at).is_(None), col(mailbox.last_mailed_at) <= cutoff),
+        )
+        .ext(distinct_on(col(RecipientConsent.email)))
+        .order_by(col(RecipientConsent.email), col(RecipientConsent.id))
+        .subquery()
     )
-    return [i for i in (await session.execute(stmt)).scalars().all() if i is not None]
+    stmt = sa.select(per_address.c.id).order_by(per_address.c.id).limit(limit)
+    return list((await session.execute(stmt)).scalars().all())
 
 
 async def expired_consents(session: AsyncSession, now: datetime, limit: int = 100) -> list[int]:
@@ -134,7 +154,7 @@ async def lock_waiting_orders(session: AsyncSession, account_id: int, email: str
         sa.select(Order)
         .where(
             col(Order.account_id) == account_id,
-            sa.func.lower(col(Order.email)) == _key(email),
+            _fold(col(Order.email)) == _key(email),
             col(Order.status) == OrderStatus.AWAITING_CONFIRMATION.value,
         )
         .order_by(col(Order.id))
@@ -148,7 +168,7 @@ async def lock_open_orders_to(session: AsyncSession, email: str) -> list[Order]:
     open_statuses = [OrderStatus.AWAITING_CONFIRMATION.value, OrderStatus.PENDING.value, OrderStatus.IN_PROGRESS.value]
     stmt = (
         sa.select(Order)
-        .where(sa.func.lower(col(Order.email)) == _key(email), col(Order.status).in_(open_statuses))
+        .where(_fold(col(Order.email)) == _key(email), col(Order.status).in_(open_statuses))
         .order_by(col(Order.id))
         .with_for_update()
     )

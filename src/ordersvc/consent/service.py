@@ -182,8 +182,10 @@ async def mail_waiting_requests(maker: async_sessionmaker[AsyncSession], *, sett
     """Send the requests held back by an address's mail window, now that it may have opened.
     One transaction per request, so that housekeeping never holds one pair's lock while
     waiting for another's."""
+    settings = settings or get_settings()
+    cutoff = utc_now() - timedelta(hours=settings.consent_mail_interval_hours)
     async with maker() as session:
-        consent_ids = await repository.consents_to_mail(session)
+        consent_ids = await repository.consents_to_mail(session, cutoff)
     sent = 0
     for consent_id in consent_ids:
         async with maker.begin() as session:
