@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 from ordersvc.errors import ServiceError
 
@@ -49,7 +48,3 @@ def format_usd(mills: int) -> str:
     if frac_text.endswith("0"):
         frac_text = frac_text[:2]
     return f"{sign}{whole}.{frac_text}"
-
-
-def to_decimal(mills: int) -> Decimal:
-    return Decimal(mills).scaleb(-3)

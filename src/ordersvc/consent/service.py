@@ -45,8 +45,15 @@ class NotSuppressed(NotFound):
     message = "That address is not on the suppression list."
 
 
-async def status_for_new_order(session: AsyncSession, *, account_id: int, email: str) -> tuple[OrderStatus, int]:
-    """The status a new order to `email` starts in, and the pair's consent id. Refuses opted-out
+@dataclass(frozen=True, slots=True)
+class OrderConsent:
+    status: OrderStatus  # what a new order to the address starts as
+    consent_id: int
+    ask: bool  # the pair's confirmation message is still to be sent
+
+
+async def status_for_new_order(session: AsyncSession, *, account_id: int, email: str) -> OrderConsent:
+    """The status a new order to `email` starts in, and the pair's consent. Refuses opted-out
     addresses. A pair whose earlier request was declined or expired is asked again (still at
     most one message per address per interval). Consent and suppression are per mailbox,
     whatever the case an order used (compared as PostgreSQL's lower())."""
@@ -57,7 +64,7 @@ async def status_for_new_order(session: AsyncSession, *, account_id: int, email:
     consent = await repository.lock_or_create_consent(session, account_id, email)
     assert consent.id is not None
     if consent.status == ConsentStatus.CONFIRMED.value:
-        return OrderStatus.PENDING, consent.id
+        return OrderConsent(OrderStatus.PENDING, consent.id, ask=False)
     if consent.status == ConsentStatus.REQUESTED.value and consent.expires_at and consent.expires_at < utc_now():
         await _expire_locked(session, consent)  # its links ran out: its waiting orders end now
         consent.status = ConsentStatus.EXPIRED.value
@@ -65,7 +72,8 @@ async def status_for_new_order(session: AsyncSession, *, account_id: int, email:
         await repository.set_consent(
             session, consent.id, status=ConsentStatus.REQUESTED.value, mailed_at=None, expires_at=None, decided_at=None
         )
-    return OrderStatus.AWAITING_CONFIRMATION, consent.id
+        return OrderConsent(OrderStatus.AWAITING_CONFIRMATION, consent.id, ask=True)
+    return OrderConsent(OrderStatus.AWAITING_CONFIRMATION, consent.id, ask=consent.mailed_at is None)
 
 
 def _links(settings: Settings, consent_id: int, expires: int) -> ConsentLinks:

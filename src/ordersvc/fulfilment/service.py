@@ -17,10 +17,8 @@ from ordersvc.consent import tokens as consent_tokens
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.fulfilment import repository
 from ordersvc.fulfilment.models import Worker
-from ordersvc.ledger import service as ledger
-from ordersvc.ledger.models import PaymentKind
 from ordersvc.orders import repository as orders_repository
-from ordersvc.orders.lifecycle import refund_mills
+from ordersvc.orders.lifecycle import refund_undelivered
 from ordersvc.orders.models import Order, OrderStatus
 from ordersvc.text import clean_text
 from ordersvc.timestamps import utc_now
@@ -154,16 +152,7 @@ async def _finish(session: AsyncSession, order: Order, reason: str) -> Order:
         status = OrderStatus.CANCELED
     await repository.update_order(session, order.id, lease_until=None)
     await orders_repository.set_status(session, order, status.value, reason)
-    refund = refund_mills(order)
-    if refund > 0:
-        await ledger.post_payment(
-            session,
-            account_id=order.account_id,
-            kind=PaymentKind.REFUND,
-            amount_mills=refund,
-            email=order.email,
-            order_id=order.id,
-        )
+    await refund_undelivered(session, order)
     return order
 
 

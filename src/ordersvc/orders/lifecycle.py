@@ -13,15 +13,32 @@ from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.orders import repository
 from ordersvc.orders.errors import OrderNotFound
-from ordersvc.orders.models import Order, OrderEvent, OrderStatus
+from ordersvc.orders.models import PUBLIC_ID_PATTERN, Order, OrderEvent, OrderStatus
 from ordersvc.timestamps import utc_now
 
-_PUBLIC_ID = re.compile(r"^[0-9A-F]{8}$")
+_PUBLIC_ID = re.compile(PUBLIC_ID_PATTERN)
 
 
 class OrderNotCancelable(Conflict):
     code = "order_not_cancelable"
     message = "This order is already finished and can no longer be canceled."
+
+
+async def refund_undelivered(session: AsyncSession, order: Order) -> int:
+    """Pay back the undelivered share of the order's price (a `refund` payment carrying the
+    order id); the caller holds the order's lock and makes this transition once. Returns it."""
+    refund = refund_mills(order)
+    if refund > 0:
+        assert order.id is not None
+        await ledger.post_payment(
+            session,
+            account_id=order.account_id,
+            kind=PaymentKind.REFUND,
+            amount_mills=refund,
+            email=order.email,
+            order_id=order.id,
+        )
+    return refund
 
 
 def refund_mills(order: Order) -> int:
@@ -64,19 +81,8 @@ async def cancel_locked(
     flagged for its worker if it has; refused if it is finished."""
     status = OrderStatus(order.status)
     if status in (OrderStatus.AWAITING_CONFIRMATION, OrderStatus.PENDING):
-        refund = refund_mills(order)
         await repository.set_status(session, order, OrderStatus.CANCELED.value, reason)
-        if refund > 0:
-            assert order.id is not None
-            await ledger.post_payment(
-                session,
-                account_id=order.account_id,
-                kind=PaymentKind.REFUND,
-                amount_mills=refund,
-                email=order.email,
-                order_id=order.id,
-            )
-        return Cancellation(order, refund)
+        return Cancellation(order, await refund_undelivered(session, order))
     if status is OrderStatus.IN_PROGRESS:
         if order.cancel_requested_at is None:
             await repository.set_status(

@@ -8,6 +8,8 @@ from sqlmodel import Field, SQLModel
 
 from ordersvc.timestamps import utc_column
 
+# Public order ids: 8 uppercase hex characters.
+PUBLIC_ID_PATTERN = r"^[0-9A-F]{8}$"
 MIN_QUANTITY = 500
 MAX_QUANTITY = 50_000
 

@@ -5,10 +5,10 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt
 
 from ordersvc.money import format_usd
-from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderEvent, OrderStatus
+from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, PUBLIC_ID_PATTERN, Order, OrderEvent, OrderStatus
 from ordersvc.schemas import MoneyStr
 
-ORDER_ID_PATTERN = r"^[0-9A-F]{8}$"
+ORDER_ID_PATTERN = PUBLIC_ID_PATTERN
 
 
 class OrderCreate(BaseModel):

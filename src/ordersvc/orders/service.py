@@ -19,7 +19,7 @@ from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.orders import repository
 from ordersvc.orders.errors import OrderNotFound
-from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus
+from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order
 from ordersvc.orders.repository import OrderFilters
 from ordersvc.pagination import (
     DEFAULT_LIMIT,
@@ -129,7 +129,7 @@ async def place_order(
 async def _insert_order(session: AsyncSession, *, account_id: int, email: str, quantity: int) -> Order:
     # Consent first: an opted-out recipient is refused before the balance is looked at, and an
     # order whose recipient has not confirmed waits in `awaiting confirmation`.
-    status, consent_id = await consent.status_for_new_order(session, account_id=account_id, email=email)
+    gate = await consent.status_for_new_order(session, account_id=account_id, email=email)
     price = price_mills(quantity)
     await ledger.lock_for_debit(session, account_id=account_id, amount_mills=price)
     for _ in range(_PUBLIC_ID_ATTEMPTS):
@@ -140,7 +140,7 @@ async def _insert_order(session: AsyncSession, *, account_id: int, email: str, q
             email=email,
             quantity=quantity,
             price_mills=price,
-            status=status.value,
+            status=gate.status.value,
         )
         if order is not None:
             break
@@ -152,8 +152,8 @@ async def _insert_order(session: AsyncSession, *, account_id: int, email: str, q
     await ledger.post_payment(
         session, account_id=account_id, kind=PaymentKind.ORDER, amount_mills=-price, email=email, order_id=order.id
     )
-    if status is OrderStatus.AWAITING_CONFIRMATION:
-        await consent.request_confirmation(session, consent_id=consent_id)
+    if gate.ask:
+        await consent.request_confirmation(session, consent_id=gate.consent_id)
     return order
 
 
