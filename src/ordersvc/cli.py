@@ -71,6 +71,22 @@ def migrate() -> None:
     typer.echo("database schema is up to date")
 
 
+@app.command()
+def openapi(
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
+) -> None:
+    """Print the REST API's OpenAPI document (JSON), without a database or a server."""
+    from pathlib import Path
+
+    from ordersvc.main import create_app
+
+    document = json.dumps(create_app().openapi(), indent=2, ensure_ascii=False) + "\n"
+    if output is None:
+        typer.echo(document, nl=False)
+    else:
+        Path(output).write_text(document, encoding="utf-8")
+
+
 @accounts_app.command("create")
 def accounts_create(
     email: str,

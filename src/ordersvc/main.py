@@ -17,6 +17,7 @@ from ordersvc.accounts.endpoints import router as accounts_router
 from ordersvc.config import Settings, get_settings
 from ordersvc.consent.pages import router as consent_router
 from ordersvc.coupons.endpoints import router as coupons_router
+from ordersvc.dashboard.endpoints import router as dashboard_router
 from ordersvc.deposits.endpoints import router as deposits_router
 from ordersvc.deposits.webhooks import router as webhooks_router
 from ordersvc.fulfilment.endpoints import router as fulfilment_router
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         legacy_router,
         webhooks_router,
         consent_router,
+        dashboard_router,
     ):
         app.include_router(router)
     if settings.cors_origins:

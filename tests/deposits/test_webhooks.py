@@ -23,6 +23,7 @@ from tests.deposits.conftest import (
     nowpayments_headers,
 )
 from tests.legacy.helpers import call, snapshot
+from tests.orders.test_endpoints import auth
 
 
 async def deposits_count(maker: async_sessionmaker[AsyncSession]) -> int:
@@ -41,6 +42,25 @@ class TestChainWatcher:
         assert (response.status_code, response.json()) == (200, {"status": "credited"})
         # 250.500 + 5% = 12.525
         assert await snapshot(sessionmaker, customer) == ("263.025", 2, 0)
+
+    async def test_payments_name_the_deposit_network_for_the_deposit_and_its_bonus(
+        self,
+        hooks: httpx.AsyncClient,
+        client: httpx.AsyncClient,
+        make_customer: MakeCustomer,
+        address_for: AddressFor,
+        tiers,
+    ) -> None:
+        await tiers(("100", "5%"))
+        customer = await make_customer(balance="1")
+        body = chain_body(await address_for(customer.account_id), "100")
+        assert (await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))).status_code == 200
+        payments = (await client.get("/v1/payments", headers=auth(customer))).json()["data"]
+        assert [(p["kind"], p["amount"], p["network"]) for p in payments] == [
+            ("bonus", "5.00", "USDT-TRC20"),
+            ("deposit", "100.00", "USDT-TRC20"),
+            ("credit", "1.00", None),
+        ]
 
     async def test_redelivery_and_20_concurrent_deliveries_credit_once(
         self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker, tiers

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from ordersvc.accounts.models import Account
+from ordersvc.deposits.models import Deposit
 from ordersvc.ledger.models import Payment
 from ordersvc.orders.models import Order
 from ordersvc.pagination import CursorRequest, PageWindow, count_up_to_now, fetch_cursor_page, fetch_window
@@ -46,13 +47,16 @@ async def count_payments(session: AsyncSession, account_id: int) -> tuple[int, i
 class LedgerEntry:
     payment: Payment
     order_public_id: str | None
+    deposit_network: str | None = None
 
 
-def _entries(account_id: int) -> sa.Select[Payment, str]:
-    """The account's payments with the public id of the order each refers to."""
+def _entries(account_id: int) -> sa.Select[Payment, str, str]:
+    """The account's payments with the public id of the order and the network of the deposit
+    each refers to."""
     return (
-        sa.select(Payment, col(Order.public_id))
+        sa.select(Payment, col(Order.public_id), col(Deposit.network))
         .outerjoin(Order, col(Order.id) == col(Payment.order_id))
+        .outerjoin(Deposit, col(Deposit.id) == col(Payment.deposit_id))
         .where(col(Payment.account_id) == account_id)
     )
 
@@ -60,7 +64,7 @@ def _entries(account_id: int) -> sa.Select[Payment, str]:
 async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[LedgerEntry]:
     """The window's payments, oldest first."""
     rows = await fetch_window(session, _entries(account_id), col(Payment.id), window)
-    return [LedgerEntry(row[0], row[1]) for row in rows]
+    return [LedgerEntry(row[0], row[1], row[2]) for row in rows]
 
 
 async def payments_page(
@@ -71,7 +75,7 @@ async def payments_page(
     if kind is not None:
         stmt = stmt.where(col(Payment.kind) == kind)
     rows, has_more = await fetch_cursor_page(session, stmt, col(Payment.id), request)
-    return [LedgerEntry(row[0], row[1]) for row in rows], has_more
+    return [LedgerEntry(row[0], row[1], row[2]) for row in rows], has_more
 
 
 async def payment_exists(session: AsyncSession, account_id: int, payment_id: int) -> bool:

@@ -28,6 +28,7 @@ class PaymentOut(BaseModel):
                     "email": "user@example.com",
                     "order_id": "A7E17A3E",
                     "coupon": None,
+                    "network": None,
                     "description": None,
                     "created": "2026-01-22T10:05:00Z",
                 }
@@ -43,8 +44,11 @@ class PaymentOut(BaseModel):
     amount: MoneyStr
     email: str | None = Field(description="The order's target email, for order payments.")
     order_id: str | None = Field(description="The order this payment is for.")
-    coupon: str | None
-    description: str | None
+    coupon: str | None = Field(description="The coupon code, for coupon payments.")
+    network: str | None = Field(
+        description="The deposit's network (`USDT-TRC20`, `BTC`, ...), for deposit payments and their bonus."
+    )
+    description: str | None = Field(description="The operator's note, for manual credits.")
     created: datetime
 
     @classmethod
@@ -59,6 +63,7 @@ class PaymentOut(BaseModel):
             email=payment.email,
             order_id=entry.order_public_id,
             coupon=payment.coupon,
+            network=entry.deposit_network,
             description=payment.description,
             created=payment.created_at,
         )

@@ -1,0 +1,1 @@
+"""The customer dashboard: a single-page app built from `web/` into `static/`, served at `/`."""

@@ -1,0 +1,53 @@
+"""Serves the dashboard's built bundle: `index.html` at `/`, hashed assets under `/assets/`.
+
+The bundle is built from `web/` by Vite and committed, so `ordersvc serve` needs no Node. The app
+talks only to the public `/v1` API, like any third-party client."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, PlainTextResponse, Response
+
+STATIC_DIR = Path(__file__).parent / "static"
+ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+# The page loads only its own scripts and styles and talks only to its own origin. Styles set
+# through the CSSOM (progress bars) are not inline `style` attributes, so 'self' is enough.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+PAGE_HEADERS = {
+    "Cache-Control": "no-cache",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+# Asset names carry a content hash: a new build has new names, so they can be cached for good.
+ASSET_HEADERS = {
+    "Cache-Control": "public, max-age=31536000, immutable",
+    "X-Content-Type-Options": "nosniff",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def dashboard_page() -> Response:
+    index = STATIC_DIR / "index.html"
+    if not index.is_file():
+        return PlainTextResponse("The dashboard is not built: run `npm ci && npm run build` in web/.", status_code=503)
+    return FileResponse(index, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
+@router.get("/assets/{name}")
+async def dashboard_asset(name: str) -> Response:
+    # Only plain file names from the bundle's own folder: no path separators, no dot-files.
+    path = STATIC_DIR / "assets" / name
+    if not ASSET_NAME.fullmatch(name) or not path.is_file():
+        return PlainTextResponse("Not found.", status_code=404)
+    return FileResponse(path, headers=ASSET_HEADERS)

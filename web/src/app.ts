@@ -1,0 +1,25 @@
+import { api } from "./api/client";
+
+/** What every page of the signed-in dashboard shares. */
+export interface AppContext {
+  key: string;
+  email: string;
+  /** Re-reads the balance shown in the header (after an order, a cancel, a coupon). */
+  refreshBalance: () => Promise<void>;
+}
+
+export interface Page {
+  title: string;
+  element: HTMLElement;
+  /** Stops the page's timers when another page is shown. */
+  dispose?: () => void;
+}
+
+export async function fetchBalance(): Promise<string | null> {
+  try {
+    const { data } = await api.GET("/v1/balance");
+    return data?.balance ?? null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,125 @@
+import "./styles.css";
+import { api, session, whenUnauthorized } from "./api/client";
+import { fetchBalance, type AppContext, type Page } from "./app";
+import { fill, h } from "./dom";
+import { usd } from "./format";
+import { apiPage } from "./views/apipage";
+import { depositsPage } from "./views/deposits";
+import { ordersPage } from "./views/orders";
+import { paymentsPage } from "./views/payments";
+import { logo, signInPage } from "./views/signin";
+
+const ROUTES: { path: string; label: string; page: (context: AppContext) => Page }[] = [
+  { path: "orders", label: "Orders", page: ordersPage },
+  { path: "deposits", label: "Deposits", page: () => depositsPage() },
+  { path: "payments", label: "Payments", page: paymentsPage },
+  { path: "api", label: "API", page: apiPage },
+];
+const BALANCE_REFRESH_MS = 15_000;
+
+const root = document.getElementById("app")!;
+let stopShell: (() => void) | null = null;
+
+function start(notice?: string): void {
+  stopShell?.();
+  stopShell = null;
+  const key = session.key;
+  if (!key) {
+    document.title = "Sign in · ordersvc";
+    fill(root, signInPage(() => start(), notice));
+    return;
+  }
+  void openShell(key);
+}
+
+async function openShell(key: string): Promise<void> {
+  const balance = h("span", { class: "balance-value", id: "balance" }, h("span", { class: "skeleton short" }));
+  const email = h("span", { class: "account-email" });
+  const nav = h("nav", { class: "nav", "aria-label": "Dashboard" });
+  const main = h("main", { id: "main", class: "main", tabindex: -1 });
+  const signOut = h("button", { type: "button", class: "button ghost small", id: "sign-out" }, "Sign out");
+  signOut.addEventListener("click", () => {
+    session.signOut();
+    start("You are signed out.");
+  });
+  fill(
+    root,
+    h("a", { href: "#main", class: "skip-link" }, "Skip to content"),
+    h(
+      "header",
+      { class: "topbar" },
+      h("a", { class: "brand", href: "#/orders" }, logo(), "ordersvc"),
+      nav,
+      h(
+        "div",
+        { class: "account" },
+        h("div", { class: "balance", role: "status", "aria-label": "Balance" }, h("span", { class: "balance-label" }, "Balance"), balance),
+        email,
+        signOut,
+      ),
+    ),
+    main,
+  );
+
+  const context: AppContext = {
+    key,
+    email: "",
+    refreshBalance: async () => {
+      const value = await fetchBalance();
+      if (value !== null) fill(balance, usd(value));
+    },
+  };
+  for (const route of ROUTES) {
+    nav.append(h("a", { href: `#/${route.path}`, "data-route": route.path }, route.label));
+  }
+
+  let page: Page | null = null;
+  const route = (): void => {
+    const path = window.location.hash.replace(/^#\/?/, "");
+    const target = ROUTES.find((r) => r.path === path);
+    if (!target) {
+      window.location.replace("#/orders");
+      return;
+    }
+    page?.dispose?.();
+    page = target.page(context);
+    document.title = `${page.title} · ordersvc`;
+    for (const link of nav.querySelectorAll("a")) {
+      if (link.dataset.route === target.path) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    fill(main, h("h1", { class: "page-title" }, page.title), page.element);
+  };
+  const onHashChange = (): void => {
+    route();
+    main.focus({ preventScroll: true });
+  };
+  window.addEventListener("hashchange", onHashChange);
+  const timer = window.setInterval(() => {
+    if (document.visibilityState === "visible") void context.refreshBalance();
+  }, BALANCE_REFRESH_MS);
+  stopShell = () => {
+    window.removeEventListener("hashchange", onHashChange);
+    window.clearInterval(timer);
+    page?.dispose?.();
+  };
+  route();
+
+  try {
+    const { data } = await api.GET("/v1/account");
+    if (data) {
+      context.email = data.email;
+      email.textContent = data.email;
+      email.title = `Signed in as ${data.email}`;
+      fill(balance, usd(data.balance));
+    }
+  } catch {
+    // The header keeps its placeholder; the pages say when the service cannot be reached.
+  }
+}
+
+whenUnauthorized(() => {
+  session.signOut();
+  start("Your API key is no longer valid. Sign in with a current key.");
+});
+start();

@@ -1,0 +1,142 @@
+import { fill, h, type Child } from "./dom";
+
+/** A button that copies `text()` to the clipboard and says so for a moment. */
+export function copyButton(text: () => string, label: string): HTMLButtonElement {
+  const button = h("button", { type: "button", class: "button small ghost", "aria-label": label }, "Copy");
+  button.addEventListener("click", async () => {
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(text());
+      copied = true;
+    } catch {
+      copied = false;
+    }
+    button.textContent = copied ? "Copied" : "Select and copy";
+    window.setTimeout(() => (button.textContent = "Copy"), 1500);
+  });
+  return button;
+}
+
+/** A message in a reserved slot (role=status or alert), so that showing it moves nothing else. */
+export function messageSlot(): { element: HTMLElement; show: (kind: "error" | "success" | "info", text: Child) => void; clear: () => void } {
+  const element = h("div", { class: "message-slot", "aria-live": "polite" });
+  return {
+    element,
+    show(kind, text) {
+      fill(element, h("p", { class: `message ${kind}`, role: kind === "error" ? "alert" : "status" }, text));
+    },
+    clear() {
+      element.replaceChildren();
+    },
+  };
+}
+
+export interface Column<T> {
+  header: string;
+  cell: (row: T) => Child;
+  className?: string;
+}
+
+export type Cursor<Id> = { starting_after?: Id; ending_before?: Id };
+
+/**
+ * A newest-first table over a cursor-paged list endpoint: "Newer" and "Older" walk it with
+ * ending_before / starting_after, as the API documents. While a page loads the table keeps its
+ * height (placeholder rows), so nothing on the page jumps.
+ */
+export class PagedTable<T extends { id: Id }, Id extends string | number> {
+  readonly element: HTMLElement;
+  private readonly body: HTMLTableSectionElement;
+  private readonly newer: HTMLButtonElement;
+  private readonly older: HTMLButtonElement;
+  private readonly status: HTMLElement;
+  private cursor: Cursor<Id> = {};
+  private rows: T[] = [];
+
+  constructor(
+    private readonly options: {
+      caption: string;
+      columns: Column<T>[];
+      pageSize: number;
+      empty: string;
+      load: (cursor: Cursor<Id>, limit: number) => Promise<{ data: T[]; has_more: boolean } | string>;
+      rowClass?: (row: T) => string;
+    },
+  ) {
+    this.body = h("tbody");
+    this.newer = h("button", { type: "button", class: "button small ghost", disabled: true }, "← Newer");
+    this.older = h("button", { type: "button", class: "button small ghost", disabled: true }, "Older →");
+    this.status = h("span", { class: "pager-status", "aria-live": "polite" });
+    this.newer.addEventListener("click", () => this.go({ ending_before: this.rows[0]?.id } as Cursor<Id>));
+    this.older.addEventListener("click", () => this.go({ starting_after: this.rows[this.rows.length - 1]?.id } as Cursor<Id>));
+    const table = h(
+      "table",
+      null,
+      h("caption", { class: "visually-hidden" }, options.caption),
+      h("thead", null, h("tr", null, options.columns.map((c) => h("th", { scope: "col", class: c.className }, c.header)))),
+      this.body,
+    );
+    this.element = h(
+      "div",
+      { class: "paged-table" },
+      h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": options.caption }, table),
+      h("div", { class: "pager" }, this.newer, this.status, this.older),
+    );
+    this.placeholder();
+  }
+
+  /** Reloads the page being shown (the newest page at first). */
+  refresh(): Promise<void> {
+    return this.go(this.cursor);
+  }
+
+  /** Back to the newest page. */
+  first(): Promise<void> {
+    return this.go({});
+  }
+
+  private placeholder(): void {
+    fill(
+      this.body,
+      Array.from({ length: Math.min(this.options.pageSize, 5) }, () =>
+        h("tr", { class: "placeholder", "aria-hidden": "true" }, this.options.columns.map(() => h("td", null, h("span", { class: "skeleton" })))),
+      ),
+    );
+  }
+
+  private async go(cursor: Cursor<Id>): Promise<void> {
+    if (this.rows.length === 0 && this.body.querySelector("tr.placeholder") === null) this.placeholder();
+    this.element.setAttribute("aria-busy", "true");
+    const result = await this.options.load(cursor, this.options.pageSize);
+    this.element.removeAttribute("aria-busy");
+    if (typeof result === "string") {
+      fill(this.body, h("tr", null, h("td", { colspan: this.options.columns.length, class: "table-note error" }, result)));
+      return;
+    }
+    const walking = cursor.starting_after !== undefined || cursor.ending_before !== undefined;
+    if (walking && (result.data.length === 0 || (cursor.ending_before !== undefined && !result.has_more))) {
+      // Back at the newest entries, or the page we were on emptied: show a full newest page.
+      return this.go({});
+    }
+    this.cursor = cursor;
+    this.rows = result.data;
+    const onNewest = !walking;
+    this.newer.disabled = onNewest;
+    this.older.disabled = cursor.ending_before !== undefined ? false : !result.has_more;
+    this.status.textContent = result.data.length === 0 ? "" : onNewest ? "Newest first" : "Older entries";
+    if (result.data.length === 0) {
+      fill(this.body, h("tr", null, h("td", { colspan: this.options.columns.length, class: "table-note" }, this.options.empty)));
+      return;
+    }
+    fill(
+      this.body,
+      result.data.map((row) =>
+        h(
+          "tr",
+          { class: this.options.rowClass?.(row) ?? "" },
+          this.options.columns.map((c) => h("td", { class: c.className, "data-label": c.header }, c.cell(row))),
+        ),
+      ),
+    );
+  }
+}

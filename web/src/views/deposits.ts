@@ -1,0 +1,159 @@
+import { api, problemText, type Schemas } from "../api/client";
+import type { Page } from "../app";
+import { fill, h } from "../dom";
+import { timeElement, usd } from "../format";
+import { qrCode } from "../qr";
+import { copyButton, PagedTable } from "../ui";
+
+type Network = Schemas["Network"];
+type Deposit = Schemas["DepositOut"];
+
+// Every network the API knows, in the order shown. `satisfies` and the check below make the
+// type check fail when the API gains or loses a network.
+const NETWORKS = ["USDT-TRC20", "USDT-ERC20", "BTC", "LTC"] as const satisfies readonly Network[];
+type MissingNetwork = Exclude<Network, (typeof NETWORKS)[number]>;
+const allNetworksShown: MissingNetwork extends never ? true : false = true;
+void allNetworksShown;
+
+const NETWORK_NAMES: Record<Network, string> = {
+  "USDT-TRC20": "USDT on Tron (TRC-20)",
+  "USDT-ERC20": "USDT on Ethereum (ERC-20)",
+  BTC: "Bitcoin",
+  LTC: "Litecoin",
+};
+
+export function depositsPage(): Page {
+  const addressPanel = h("div", { class: "address-panel", id: "address-panel", role: "tabpanel", "aria-live": "polite" });
+  const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Network" });
+  const tabButtons = new Map<Network, HTMLButtonElement>();
+
+  const select = async (network: Network, focus = false): Promise<void> => {
+    for (const [n, button] of tabButtons) {
+      const selected = n === network;
+      button.setAttribute("aria-selected", String(selected));
+      button.tabIndex = selected ? 0 : -1;
+      if (selected && focus) button.focus();
+    }
+    addressPanel.setAttribute("aria-labelledby", `tab-${network}`);
+    addressPanel.setAttribute("aria-busy", "true");
+    fill(addressPanel, addressSkeleton());
+    fill(addressPanel, await addressView(network));
+    addressPanel.removeAttribute("aria-busy");
+  };
+
+  NETWORKS.forEach((network, index) => {
+    const button = h("button", { type: "button", role: "tab", id: `tab-${network}`, "aria-controls": "address-panel", "aria-selected": "false", class: "tab" }, network);
+    button.addEventListener("click", () => void select(network));
+    button.addEventListener("keydown", (event) => {
+      // Arrow keys move between tabs, as in any tab list.
+      const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+      if (step === 0) return;
+      event.preventDefault();
+      const next = NETWORKS[(index + step + NETWORKS.length) % NETWORKS.length];
+      if (next) void select(next, true);
+    });
+    tabButtons.set(network, button);
+    tabs.append(button);
+  });
+  void select(NETWORKS[0]);
+
+  const tiers = h("div", { class: "tiers" }, h("p", { class: "help" }, "Loading bonus tiers…"));
+  void loadTiers(tiers);
+
+  const table = new PagedTable<Deposit, number>({
+    caption: "Your deposits, newest first",
+    pageSize: 20,
+    empty: "No deposits yet. Send funds to one of your addresses above; they appear here once confirmed on chain.",
+    columns: [
+      { header: "Network", cell: (d) => d.network ?? "—" },
+      {
+        header: "Amount",
+        className: "num",
+        cell: (d) => [usd(d.amount), d.bonus !== "0.00" ? h("span", { class: "bonus-note" }, ` + ${usd(d.bonus)} bonus`) : null],
+      },
+      { header: "Tx hash", cell: (d) => (d.tx_hash ? h("code", { class: "hash", title: d.tx_hash }, d.tx_hash) : "—") },
+      { header: "Time", cell: (d) => timeElement(d.created) },
+    ],
+    load: async (cursor, limit) => {
+      try {
+        const { data, error } = await api.GET("/v1/deposits", { params: { query: { limit, ...cursor } } });
+        return data ?? problemText(error);
+      } catch {
+        return problemText(null);
+      }
+    },
+  });
+  void table.first();
+
+  const element = h(
+    "div",
+    { class: "page" },
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "address-title" },
+      h("h2", { id: "address-title" }, "Deposit address"),
+      h("p", { class: "help" }, "Pick a network. Send only that network's asset to its address: it is yours alone, and deposits to it are credited automatically once confirmed."),
+      tabs,
+      addressPanel,
+    ),
+    h("section", { class: "card", "aria-labelledby": "bonus-title" }, h("h2", { id: "bonus-title" }, "Deposit bonus"), tiers),
+    h("section", { class: "card", "aria-labelledby": "deposits-title" }, h("h2", { id: "deposits-title" }, "Deposits"), table.element),
+  );
+  return { title: "Deposits", element };
+}
+
+function addressSkeleton(): HTMLElement {
+  return h("div", { class: "address-view" }, h("div", { class: "qr-placeholder" }), h("div", { class: "address-text" }, h("span", { class: "skeleton wide" })));
+}
+
+async function addressView(network: Network): Promise<HTMLElement> {
+  try {
+    // The first request for a network assigns the account its address from the pool.
+    const { data, error } = await api.GET("/v1/deposit-addresses/{network}", { params: { path: { network } } });
+    if (!data) {
+      return h("div", { class: "address-view" }, h("p", { class: "message error", role: "alert" }, problemText(error)));
+    }
+    const address = data.address;
+    return h(
+      "div",
+      { class: "address-view" },
+      qrCode(address, `QR code of your ${network} deposit address`),
+      h(
+        "div",
+        { class: "address-text" },
+        h("p", { class: "label" }, NETWORK_NAMES[network]),
+        h("code", { class: "address", id: "deposit-address" }, address),
+        h("div", null, copyButton(() => address, `Copy the ${network} address`)),
+        h("p", { class: "help" }, `Send ${network.startsWith("USDT") ? "USDT" : network} on this network only. Funds sent on another network may be lost.`),
+      ),
+    );
+  } catch {
+    return h("div", { class: "address-view" }, h("p", { class: "message error", role: "alert" }, problemText(null)));
+  }
+}
+
+async function loadTiers(container: HTMLElement): Promise<void> {
+  try {
+    const { data, error } = await api.GET("/v1/bonus-tiers");
+    if (!data) {
+      fill(container, h("p", { class: "message error" }, problemText(error)));
+    } else if (data.data.length === 0) {
+      fill(container, h("p", { class: "help" }, "There is no deposit bonus at the moment."));
+    } else {
+      fill(
+        container,
+        h("p", null, "When you deposit more than a certain amount, you get a bonus on your account:"),
+        h(
+          "ul",
+          { class: "tier-list" },
+          data.data.map((tier) =>
+            h("li", null, h("span", { class: "tier-percent" }, `+${tier.percent}%`), h("span", null, `on deposits of ${usd(tier.threshold)} or more`)),
+          ),
+        ),
+        h("p", { class: "help" }, "The highest tier your deposit reaches applies; the bonus is credited with the deposit."),
+      );
+    }
+  } catch {
+    fill(container, h("p", { class: "message error" }, problemText(null)));
+  }
+}

@@ -1,0 +1,304 @@
+import { api, newIdempotencyKey, problemText, type Schemas } from "../api/client";
+import type { AppContext, Page } from "../app";
+import { fill, h } from "../dom";
+import { formatMills, timeElement, usd } from "../format";
+import { messageSlot, PagedTable } from "../ui";
+
+type Order = Schemas["OrderOut"];
+type OrderStatus = Schemas["OrderStatus"];
+
+export const MIN_QUANTITY = 500;
+export const MAX_QUANTITY = 50000;
+const QUANTITY_ERROR = `Invalid quantity. Range is ${MIN_QUANTITY}-${MAX_QUANTITY}.`;
+const REFRESH_MS = 10_000;
+
+const STATUS_HELP: Record<OrderStatus, string> = {
+  "awaiting confirmation":
+    "We have emailed the recipient a confirmation link. Work starts when they confirm; if they decline or do not answer within 72 hours, the order is canceled and refunded in full.",
+  pending: "Confirmed by the recipient; waiting for a fulfilment worker.",
+  "in progress": "A fulfilment worker is delivering it.",
+  completed: "Delivered in full.",
+  partial: "Stopped before the end; the undelivered share was refunded.",
+  canceled: "Canceled; what was not delivered was refunded.",
+};
+const CANCELABLE: OrderStatus[] = ["awaiting confirmation", "pending", "in progress"];
+
+/** The same checks the API makes, with its words; the API still has the last say. */
+export function validateOrder(email: string, quantityText: string): { email?: string; quantity?: string } {
+  const errors: { email?: string; quantity?: string } = {};
+  if (email.length === 0 || email.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
+    errors.email = "Invalid email.";
+  }
+  const quantity = /^\d{1,6}$/.test(quantityText) ? Number(quantityText) : NaN;
+  if (!(quantity >= MIN_QUANTITY && quantity <= MAX_QUANTITY)) errors.quantity = QUANTITY_ERROR;
+  return errors;
+}
+
+function statusBadge(status: OrderStatus): HTMLElement {
+  return h("span", { class: `badge status-${status.replace(" ", "-")}`, title: STATUS_HELP[status] }, status);
+}
+
+function progressBar(order: Order): HTMLElement {
+  const fillBar = h("span", { class: "progress-fill" });
+  fillBar.style.width = `${order.progress}%`;
+  return h(
+    "span",
+    { class: "progress-cell" },
+    h(
+      "span",
+      {
+        class: "progress",
+        role: "progressbar",
+        "aria-valuemin": 0,
+        "aria-valuemax": 100,
+        "aria-valuenow": order.progress,
+        "aria-label": `Progress of order ${order.id}`,
+      },
+      fillBar,
+    ),
+    h("span", { class: "progress-text" }, `${order.progress}%`),
+  );
+}
+
+export function ordersPage(context: AppContext): Page {
+  const notice = messageSlot();
+  const cancelDialog = createCancelDialog(context, async (canceled) => {
+    const refund = canceled.refund === "0.00" ? null : canceled.refund;
+    notice.show(
+      "success",
+      refund
+        ? ["Order ", h("code", null, canceled.order.id), ` canceled: ${usd(refund)} refunded.`]
+        : ["Order ", h("code", null, canceled.order.id), " is being stopped; the undelivered share is refunded when its worker stops."],
+    );
+    await table.refresh();
+  });
+  const awaitingNote = h("div", { class: "awaiting-slot" });
+
+  const table = new PagedTable<Order, string>({
+    caption: "Your orders, newest first",
+    pageSize: 20,
+    empty: "No orders yet. Place your first order above.",
+    columns: [
+      { header: "Target", cell: (o) => h("span", { class: "email" }, o.email) },
+      { header: "Quantity", cell: (o) => o.quantity.toLocaleString("en-US"), className: "num" },
+      { header: "Price", cell: (o) => usd(o.price), className: "num" },
+      { header: "Status", cell: (o) => statusBadge(o.status) },
+      { header: "Progress", cell: (o) => progressBar(o) },
+      { header: "Time", cell: (o) => timeElement(o.created) },
+      {
+        header: "Order",
+        cell: (o) => [
+          h("code", { class: "order-id" }, o.id),
+          CANCELABLE.includes(o.status)
+            ? h(
+                "button",
+                { type: "button", class: "button small ghost danger", onclick: () => cancelDialog.open(o), "aria-label": `Cancel order ${o.id}` },
+                "Cancel",
+              )
+            : null,
+        ],
+      },
+    ],
+    load: async (cursor, limit) => {
+      try {
+        const { data, error } = await api.GET("/v1/orders", { params: { query: { limit, ...cursor } } });
+        if (!data) return problemText(error);
+        const waiting = data.data.filter((o) => o.status === "awaiting confirmation").length;
+        fill(
+          awaitingNote,
+          waiting > 0
+            ? h(
+                "p",
+                { class: "message info", role: "note" },
+                h("strong", null, waiting === 1 ? "1 order is awaiting confirmation. " : `${waiting} orders are awaiting confirmation. `),
+                STATUS_HELP["awaiting confirmation"],
+              )
+            : null,
+        );
+        return data;
+      } catch {
+        return problemText(null);
+      }
+    },
+  });
+
+  const form = orderForm(context, async (order) => {
+    notice.show("success", [`Order `, h("code", null, order.id), ` placed: ${usd(order.price)} debited. `, order.status === "awaiting confirmation" ? "It waits for the recipient's confirmation." : ""]);
+    await Promise.all([table.first(), context.refreshBalance()]);
+  });
+
+  void table.first();
+  const timer = window.setInterval(() => {
+    if (document.visibilityState === "visible") void table.refresh();
+  }, REFRESH_MS);
+
+  const element = h(
+    "div",
+    { class: "page" },
+    h("section", { class: "card", "aria-labelledby": "new-order-title" }, h("h2", { id: "new-order-title" }, "New order"), form),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "orders-title" },
+      h("div", { class: "card-head" }, h("h2", { id: "orders-title" }, "Orders")),
+      notice.element,
+      awaitingNote,
+      table.element,
+    ),
+    cancelDialog.element,
+  );
+  return { title: "Orders", element, dispose: () => window.clearInterval(timer) };
+}
+
+function orderForm(context: AppContext, placed: (order: Order) => Promise<void>): HTMLFormElement {
+  const email = h("input", { id: "order-email", name: "email", type: "email", autocomplete: "off", required: true, placeholder: "recipient@example.com", "aria-describedby": "order-email-error" });
+  const quantity = h("input", {
+    id: "order-quantity",
+    name: "quantity",
+    type: "number",
+    inputmode: "numeric",
+    min: MIN_QUANTITY,
+    max: MAX_QUANTITY,
+    step: 1,
+    value: 10000,
+    required: true,
+    "aria-describedby": "order-quantity-help order-quantity-error",
+  });
+  const price = h("output", { id: "order-price", for: "order-quantity", "aria-live": "polite" });
+  const emailError = h("p", { id: "order-email-error", class: "field-error" });
+  const quantityError = h("p", { id: "order-quantity-error", class: "field-error" });
+  const result = messageSlot();
+  const submit = h("button", { type: "submit", class: "button primary" }, "Place order");
+  // One idempotency key per intended order: a retry of the same order (after a lost answer)
+  // cannot debit twice; any change of the form makes it a new order.
+  let idempotencyKey = newIdempotencyKey();
+
+  const updatePrice = (): void => {
+    const q = /^\d{1,6}$/.test(quantity.value) ? Number(quantity.value) : NaN;
+    price.textContent = q >= MIN_QUANTITY && q <= MAX_QUANTITY ? usd(formatMills(q)) : "—";
+  };
+  const edited = (): void => {
+    idempotencyKey = newIdempotencyKey();
+    updatePrice();
+    result.clear();
+  };
+  email.addEventListener("input", () => {
+    edited();
+    emailError.textContent = "";
+    email.removeAttribute("aria-invalid");
+  });
+  quantity.addEventListener("input", () => {
+    edited();
+    quantityError.textContent = "";
+    quantity.removeAttribute("aria-invalid");
+  });
+  updatePrice();
+
+  const form = h(
+    "form",
+    { class: "order-form", novalidate: true, "aria-label": "New order" },
+    h("div", { class: "field grow" }, h("label", { for: "order-email" }, "Target email"), email, emailError),
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: "order-quantity" }, "Quantity"),
+      quantity,
+      h("p", { id: "order-quantity-help", class: "help" }, `${MIN_QUANTITY.toLocaleString("en-US")}–${MAX_QUANTITY.toLocaleString("en-US")}`),
+      quantityError,
+    ),
+    h("div", { class: "field price-field" }, h("span", { class: "label" }, "Price"), price, h("p", { class: "help" }, "quantity / 1000")),
+    h("div", { class: "field actions" }, submit),
+    h("div", { class: "form-result" }, result.element),
+    h("p", { class: "help wide" }, "The recipient is asked to confirm by email before any work starts. Your balance is debited now; a decline, an expiry or a cancel refunds it."),
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const errors = validateOrder(email.value.trim(), quantity.value.trim());
+    emailError.textContent = errors.email ?? "";
+    quantityError.textContent = errors.quantity ?? "";
+    email.toggleAttribute("aria-invalid", Boolean(errors.email));
+    quantity.toggleAttribute("aria-invalid", Boolean(errors.quantity));
+    if (errors.email || errors.quantity) {
+      (errors.email ? email : quantity).focus();
+      return;
+    }
+    submit.disabled = true;
+    result.show("info", "Placing your order…");
+    try {
+      const { data, error } = await api.POST("/v1/orders", {
+        body: { email: email.value.trim(), quantity: Number(quantity.value) },
+        params: { header: { "Idempotency-Key": idempotencyKey } },
+      });
+      if (data) {
+        idempotencyKey = newIdempotencyKey();
+        email.value = "";
+        result.clear();
+        await placed(data);
+      } else {
+        result.show("error", problemText(error));
+        if (error?.code === "invalid_email") email.focus();
+        if (error?.code === "invalid_quantity") quantity.focus();
+      }
+    } catch {
+      result.show("error", problemText(null));
+    } finally {
+      submit.disabled = false;
+      void context.refreshBalance();
+    }
+  });
+  return form;
+}
+
+function createCancelDialog(
+  context: AppContext,
+  canceled: (cancellation: Schemas["OrderCancellation"]) => Promise<void>,
+): { element: HTMLDialogElement; open: (order: Order) => void } {
+  const text = h("p");
+  const result = messageSlot();
+  const confirm = h("button", { type: "button", class: "button danger" }, "Cancel order");
+  const keep = h("button", { type: "button", class: "button ghost" }, "Keep it");
+  const dialog = h(
+    "dialog",
+    { class: "dialog", "aria-labelledby": "cancel-title" },
+    h("h2", { id: "cancel-title" }, "Cancel this order?"),
+    text,
+    result.element,
+    h("div", { class: "dialog-actions" }, keep, confirm),
+  );
+  let current: Order | null = null;
+  keep.addEventListener("click", () => dialog.close());
+  confirm.addEventListener("click", async () => {
+    if (!current) return;
+    confirm.disabled = true;
+    try {
+      const { data, error } = await api.POST("/v1/orders/{order_id}/cancel", { params: { path: { order_id: current.id } } });
+      if (data) {
+        dialog.close();
+        await Promise.all([canceled(data), context.refreshBalance()]);
+      } else {
+        result.show("error", problemText(error));
+      }
+    } catch {
+      result.show("error", problemText(null));
+    } finally {
+      confirm.disabled = false;
+    }
+  });
+  return {
+    element: dialog,
+    open(order) {
+      current = order;
+      result.clear();
+      fill(
+        text,
+        "Order ",
+        h("code", null, order.id),
+        ` to ${order.email}: `,
+        order.status === "in progress"
+          ? "delivery stops at the worker's next report, and the undelivered share is refunded then."
+          : `${usd(order.price)} is refunded now.`,
+      );
+      dialog.showModal();
+      keep.focus();
+    },
+  };
+}
