@@ -16,7 +16,7 @@ export function usd(amount: string): string {
 }
 
 export function signedUsd(amount: string): string {
-  return amount.startsWith("-") ? `−${amount.slice(1)} USD` : `+${amount} USD`;
+  return amount.startsWith("-") ? `${amount} USD` : `+${amount} USD`;
 }
 
 const localFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });

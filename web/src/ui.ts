@@ -33,6 +33,8 @@ export function messageSlot(): { element: HTMLElement; show: (kind: "error" | "s
 
 export interface Column<T> {
   header: string;
+  /** The header is read by screen readers only (a column of buttons). */
+  hideHeader?: boolean;
   cell: (row: T) => Child;
   className?: string;
 }
@@ -73,7 +75,9 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
       "table",
       null,
       h("caption", { class: "visually-hidden" }, options.caption),
-      h("thead", null, h("tr", null, options.columns.map((c) => h("th", { scope: "col", class: c.className }, c.header)))),
+      h("thead", null, h("tr", null, options.columns.map((c) =>
+            h("th", { scope: "col", class: c.className }, c.hideHeader ? h("span", { class: "visually-hidden" }, c.header) : c.header),
+          ),)),
       this.body,
     );
     this.element = h(
@@ -134,7 +138,7 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
         h(
           "tr",
           { class: this.options.rowClass?.(row) ?? "" },
-          this.options.columns.map((c) => h("td", { class: c.className, "data-label": c.header }, c.cell(row))),
+          this.options.columns.map((c) => h("td", { class: c.className, "data-label": c.hideHeader ? "" : c.header }, c.cell(row))),
         ),
       ),
     );

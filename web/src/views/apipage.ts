@@ -3,6 +3,16 @@ import { h } from "../dom";
 import { endpointUrl, EXAMPLES, fillExample } from "../examples";
 import { copyButton } from "../ui";
 
+// The legacy API's errors, as the reference lists them.
+const ERRORS = [
+  "Invalid key.",
+  "Invalid params.",
+  "Invalid email.",
+  "Invalid quantity. Range is 500-50000.",
+  "Insufficient balance.",
+  "Unknown action.",
+];
+
 export function apiPage(context: AppContext): Page {
   const endpoint = endpointUrl(window.location.origin, context.key);
   const code = h("pre", { class: "code", tabindex: 0, id: "example-code" }, h("code"));
@@ -59,7 +69,16 @@ export function apiPage(context: AppContext): Page {
           ].map(([request, does]) => h("tr", null, h("td", null, h("code", null, request)), h("td", null, does))),
         ),
       ),
-      h("p", { class: "help" }, "Orders and payments accept page and per_page (1..100); without them you get the last page with per_page=100. Errors come back as ", h("code", null, '{"error":"..."}'), "."),
+      h(
+        "p",
+        { class: "help" },
+        "Orders and payments accept page and per_page (1..100); without them you get the last page with per_page=100. Times are UTC, YYYY-MM-DD HH:MM:SS. Errors come back as JSON with the error field:",
+      ),
+      h(
+        "ul",
+        { class: "error-list" },
+        ERRORS.map((message) => h("li", null, h("code", null, JSON.stringify({ error: message })))),
+      ),
     ),
     h(
       "section",

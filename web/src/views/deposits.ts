@@ -97,7 +97,7 @@ export function depositsPage(): Page {
       addressPanel,
     ),
     h("section", { class: "card", "aria-labelledby": "bonus-title" }, h("h2", { id: "bonus-title" }, "Deposit bonus"), tiers),
-    h("section", { class: "card", "aria-labelledby": "deposits-title" }, h("h2", { id: "deposits-title" }, "Deposits"), table.element),
+    h("section", { class: "card", "aria-labelledby": "deposits-title" }, h("h2", { id: "deposits-title" }, "Your deposits"), table.element),
   );
   return { title: "Deposits", element };
 }

@@ -79,16 +79,17 @@ export function ordersPage(context: AppContext): Page {
     pageSize: 20,
     empty: "No orders yet. Place your first order above.",
     columns: [
-      { header: "Target", cell: (o) => h("span", { class: "email" }, o.email) },
+      { header: "Target", cell: (o) => h("span", { class: "target" }, h("span", { class: "email" }, o.email), h("code", { class: "order-id", title: "Order id" }, o.id)) },
       { header: "Quantity", cell: (o) => o.quantity.toLocaleString("en-US"), className: "num" },
       { header: "Price", cell: (o) => usd(o.price), className: "num" },
       { header: "Status", cell: (o) => statusBadge(o.status) },
       { header: "Progress", cell: (o) => progressBar(o) },
       { header: "Time", cell: (o) => timeElement(o.created) },
       {
-        header: "Order",
-        cell: (o) => [
-          h("code", { class: "order-id" }, o.id),
+        header: "Actions",
+        hideHeader: true,
+        className: "row-actions",
+        cell: (o) =>
           CANCELABLE.includes(o.status)
             ? h(
                 "button",
@@ -96,7 +97,6 @@ export function ordersPage(context: AppContext): Page {
                 "Cancel",
               )
             : null,
-        ],
       },
     ],
     load: async (cursor, limit) => {
@@ -139,7 +139,7 @@ export function ordersPage(context: AppContext): Page {
     h(
       "section",
       { class: "card", "aria-labelledby": "orders-title" },
-      h("div", { class: "card-head" }, h("h2", { id: "orders-title" }, "Orders")),
+      h("div", { class: "card-head" }, h("h2", { id: "orders-title" }, "Your orders")),
       notice.element,
       awaitingNote,
       table.element,

@@ -86,7 +86,7 @@ export function paymentsPage(context: AppContext): Page {
     "div",
     { class: "page" },
     h("section", { class: "card", "aria-labelledby": "coupon-title" }, h("h2", { id: "coupon-title" }, "Redeem a coupon"), form),
-    h("section", { class: "card", "aria-labelledby": "payments-title" }, h("h2", { id: "payments-title" }, "Payments"), h("p", { class: "help" }, "Every change of your balance: deposits, bonuses, coupons and refunds add, orders subtract."), table.element),
+    h("section", { class: "card", "aria-labelledby": "payments-title" }, h("h2", { id: "payments-title" }, "Your payments"), h("p", { class: "help" }, "Every change of your balance: deposits, bonuses, coupons and refunds add, orders subtract."), table.element),
   );
   return { title: "Payments", element };
 }

@@ -1,0 +1,447 @@
+"""The customer's journey through the dashboard in a real browser (headless Chromium), against
+a live `ordersvc serve` on the test database: every number on screen is checked against the API."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ordersvc.deposits import service as deposits
+from ordersvc.fulfilment import service as fulfilment
+from ordersvc.money import format_usd, parse_usd
+from tests.conftest import MakeCustomer
+from tests.consent.test_consent import messages_to, recipient
+from tests.dashboard.conftest import CHROMIUM
+from tests.dashboard.seed import SEED, code_lines, seed_examples
+from tests.legacy.helpers import snapshot
+from tests.support import Customer, ServerProcess
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).is_file(),
+    reason=f"no Chromium at {CHROMIUM}: install Debian's `chromium` package (.ci/run does) "
+    "or set ORDERSVC_CHROMIUM to run the browser tests",
+)
+
+TIME_ZONE = "America/New_York"  # not UTC, so that local times and UTC differ on screen
+
+
+class Console:
+    """JavaScript errors and console errors (CSP violations among them) seen by a page."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, page: Any) -> None:
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        page.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        # A refused request (402, 409, 401) is logged by Chromium as a failed resource load:
+        # that is the API answering, not the page failing.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.errors.append(message.text)
+
+
+@pytest.fixture
+async def page(browser: Any, live_server: ServerProcess) -> AsyncIterator[Any]:
+    context = await browser.new_context(
+        base_url=live_server.base_url, viewport={"width": 1280, "height": 860}, locale="en-US", timezone_id=TIME_ZONE
+    )
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    console = Console()
+    console.watch(page)
+    yield page
+    await context.close()
+    assert console.errors == []
+
+
+async def sign_in(page: Any, key: str) -> None:
+    from playwright.async_api import expect
+
+    await page.goto("/")
+    await page.get_by_label("API key").fill(key)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Orders", exact=True)).to_be_visible()
+
+
+async def api_get(server: ServerProcess, customer: Customer, path: str) -> Any:
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        response = await client.get(path, headers={"Authorization": f"Bearer {customer.api_key}"})
+        response.raise_for_status()
+        return response.json()
+
+
+async def confirm_and_start(
+    server: ServerProcess, sessionmaker: async_sessionmaker[AsyncSession], to: str, order_id: str, delivered: int
+) -> None:
+    """The recipient confirms through the link in their mail; a worker claims the order and reports."""
+    (message,) = await messages_to(sessionmaker, to)
+    confirm = re.search(r"/consent/confirm/[A-Za-z0-9_.-]+", message.body_text)
+    assert confirm is not None
+    async with sessionmaker.begin() as session:
+        _, token = await fulfilment.create_worker(session, name=f"dash-{uuid.uuid4().hex[:8]}")
+    worker = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.base_url) as client:
+        assert (await client.post(confirm.group(0))).status_code == 200
+        for _ in range(100):  # other tests' pending orders may come first
+            claimed = (await client.post("/v1/fulfilment/claim", json={"limit": 50}, headers=worker)).json()["data"]
+            if order_id in [c["id"] for c in claimed] or not claimed:
+                break
+        assert order_id in [c["id"] for c in claimed]
+        progress = await client.post(
+            f"/v1/fulfilment/orders/{order_id}/progress", json={"delivered": delivered}, headers=worker
+        )
+        assert progress.status_code == 200, progress.text
+
+
+class TestCustomerJourney:
+    async def test_sign_in_order_refusal_cancel_coupon_deposits_and_api_page(
+        self,
+        page: Any,
+        live_server: ServerProcess,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        coupon: str,
+        stocked_address_pool: None,
+        bonus_tier: None,
+        screenshots: Path,
+    ) -> None:
+        from playwright.async_api import expect
+
+        customer = await make_customer(balance="25")
+
+        # Sign-in: a wrong key is refused in place; the right one opens the orders page.
+        await page.goto("/")
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await page.screenshot(path=screenshots / "01-sign-in.png")
+        await page.get_by_label("API key").fill("osk_not-a-real-key")
+        await page.get_by_role("button", name="Sign in").click()
+        await expect(page.get_by_role("alert")).to_have_text("This API key is not valid. Check it and try again.")
+        await sign_in(page, customer.api_key)
+        await expect(page.locator("#balance")).to_have_text("25.00 USD")
+        await expect(page.locator(".account-email")).to_have_text(customer.email)
+        assert customer.api_key not in page.url
+        assert await page.evaluate("sessionStorage.getItem('ordersvc.apiKey')") == customer.api_key
+        assert await page.evaluate("localStorage.length") == 0
+        assert await page.evaluate("document.cookie") == ""
+
+        # Live price, and the API's own validation before anything is sent.
+        quantity, email = page.get_by_label("Quantity"), page.get_by_label("Target email")
+        await quantity.fill("1234")
+        await expect(page.locator("#order-price")).to_have_text("1.234 USD")
+        await quantity.fill("10000")
+        await expect(page.locator("#order-price")).to_have_text("10.00 USD")
+        await email.fill("not an email")
+        await quantity.fill("499")
+        await expect(page.locator("#order-price")).to_have_text("—")
+        await page.get_by_role("button", name="Place order").click()
+        await expect(page.locator("#order-email-error")).to_have_text("Invalid email.")
+        await expect(page.locator("#order-quantity-error")).to_have_text("Invalid quantity. Range is 500-50000.")
+        assert await snapshot(sessionmaker, customer) == ("25.00", 1, 0)
+
+        # An order is placed, debited, and shown as waiting for its recipient.
+        first = recipient()
+        await email.fill(first)
+        await quantity.fill("10000")
+        await page.get_by_role("button", name="Place order").click()
+        await expect(page.locator("#balance")).to_have_text("15.00 USD")
+        (placed,) = (await api_get(live_server, customer, "/v1/orders"))["data"]
+        row = page.locator("tbody tr", has_text=first)
+        await expect(row.locator("td")).to_have_text(
+            [
+                f"{first}{placed['id']}",
+                "10,000",
+                "10.00 USD",
+                "awaiting confirmation",
+                "0%",
+                re.compile(r"\w"),
+                "Cancel",
+            ]
+        )
+        await expect(page.get_by_role("note")).to_contain_text("1 order is awaiting confirmation.")
+        await expect(page.get_by_role("note")).to_contain_text("Work starts when they confirm")
+
+        # Times are in the browser's zone, the exact UTC time on hover.
+        created = datetime.fromisoformat(placed["created"].replace("Z", "+00:00"))
+        cell = row.locator("time")
+        assert await cell.get_attribute("title") == created.strftime("%Y-%m-%d %H:%M:%S UTC")
+        local = created.astimezone(ZoneInfo(TIME_ZONE))
+        await expect(cell).to_contain_text(f"{local.hour % 12 or 12}:{local:%M} {local:%p}")
+
+        # A refused order: the API's error is shown in place, and nothing changed.
+        await email.fill(recipient())
+        await quantity.fill("20000")
+        await expect(page.locator("#order-price")).to_have_text("20.00 USD")
+        await page.get_by_role("button", name="Place order").click()
+        await expect(page.locator(".order-form [role=alert]")).to_have_text("Insufficient balance.")
+        assert await snapshot(sessionmaker, customer) == ("15.00", 2, 1)
+
+        # The recipient confirms, a worker starts: status and progress follow.
+        await confirm_and_start(live_server, sessionmaker, first, placed["id"], delivered=3700)
+        await page.reload()
+        await expect(row.locator("td").nth(3)).to_have_text("in progress")
+        await expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "37")
+        await expect(row.locator(".progress-text")).to_have_text("37%")
+
+        # A second order, canceled before its recipient answered: refunded in full at once.
+        second = recipient()
+        await email.fill(second)
+        await quantity.fill("2500")
+        await page.get_by_role("button", name="Place order").click()
+        await expect(page.locator("#balance")).to_have_text("12.50 USD")
+        await page.get_by_role("button", name=re.compile(r"^Cancel order [0-9A-F]{8}$")).first.click()
+        dialog = page.get_by_role("dialog")
+        await expect(dialog).to_contain_text("2.50 USD is refunded now.")
+        await dialog.get_by_role("button", name="Cancel order").click()
+        await expect(page.locator("#balance")).to_have_text("15.00 USD")
+        await expect(page.locator("tbody tr", has_text=second).locator("td").nth(3)).to_have_text("canceled")
+        await expect(page.get_by_role("status").filter(has_text="canceled")).to_contain_text("2.50 USD refunded")
+        await page.screenshot(path=screenshots / "02-orders.png", full_page=True)
+
+        # Deposits: an address with its QR code, the bonus tiers, and a credited deposit.
+        await page.get_by_role("link", name="Deposits").click()
+        await expect(page.get_by_role("tab", name="USDT-TRC20")).to_have_attribute("aria-selected", "true")
+        assigned = await api_get(live_server, customer, "/v1/deposit-addresses/USDT-TRC20")
+        await expect(page.locator("#deposit-address")).to_have_text(assigned["address"])
+        await expect(page.get_by_role("img", name="QR code of your USDT-TRC20 deposit address")).to_be_visible()
+        await expect(page.locator(".tier-list li")).to_have_text(["+5%on deposits of 100.00 USD or more"])
+        await page.get_by_role("tab", name="BTC").click()
+        btc = await api_get(live_server, customer, "/v1/deposit-addresses/BTC")
+        await expect(page.locator("#deposit-address")).to_have_text(btc["address"])
+        tx_hash = uuid.uuid4().hex
+        async with sessionmaker.begin() as session:
+            outcome = await deposits.record_deposit(
+                session,
+                deposits.DepositEvent(
+                    processor="chain",
+                    external_id=f"USDT-TRC20:{tx_hash}:{assigned['address']}",
+                    amount_mills=parse_usd("150"),
+                    payload={},
+                    network="USDT-TRC20",
+                    address=assigned["address"],
+                    tx_hash=tx_hash,
+                ),
+            )
+        assert outcome.status == "credited"
+        await page.reload()
+        deposit_row = page.locator("tbody tr", has_text=tx_hash)
+        await expect(deposit_row.locator("td")).to_have_text(
+            ["USDT-TRC20", "150.00 USD + 7.50 USD bonus", tx_hash, re.compile(r"\w")]
+        )
+        await expect(page.locator("#balance")).to_have_text("172.50 USD")
+        await page.get_by_role("tab", name="USDT-TRC20").click()
+        await expect(page.locator("#deposit-address")).to_have_text(assigned["address"])
+        await page.screenshot(path=screenshots / "03-deposits.png", full_page=True)
+
+        # Payments: a coupon is redeemed once; every payment says what it was.
+        await page.get_by_role("link", name="Payments").click()
+        await page.get_by_label("Coupon code").fill(coupon.lower())
+        await page.get_by_role("button", name="Redeem").click()
+        await expect(page.locator(".coupon-form [role=status]")).to_have_text(
+            f"Coupon {coupon.lower()} redeemed: 10.00 USD added to your balance."
+        )
+        await expect(page.locator("#balance")).to_have_text("182.50 USD")
+        await page.get_by_label("Coupon code").fill(coupon)
+        await page.get_by_role("button", name="Redeem").click()
+        await expect(page.locator(".coupon-form [role=alert]")).to_have_text("You have already redeemed this coupon.")
+        ledger = (await api_get(live_server, customer, "/v1/payments"))["data"]
+        refunded = next(p["order_id"] for p in ledger if p["kind"] == "refund")
+        redeemed = next(p["coupon"] for p in ledger if p["kind"] == "coupon")
+        assert redeemed.lower() == coupon.lower()
+        await expect(page.locator("tbody tr")).to_have_count(len(ledger))
+        await expect(page.locator("tbody tr td:nth-child(2)")).to_have_text(
+            [
+                f"Coupon {redeemed}",
+                "Bonus on a USDT-TRC20 deposit",
+                "Deposit on USDT-TRC20",
+                f"Refund of order {refunded}",
+                f"Order {refunded} to {second}",
+                f"Order {placed['id']} to {first}",
+                "Top-up",
+            ]
+        )
+        await expect(page.locator("tbody tr td:nth-child(1)")).to_have_text(
+            ["+10.00 USD", "+7.50 USD", "+150.00 USD", "+2.50 USD", "-2.50 USD", "-10.00 USD", "+25.00 USD"]
+        )
+        await page.screenshot(path=screenshots / "04-payments.png", full_page=True)
+        assert await snapshot(sessionmaker, customer) == ("182.50", 7, 2)
+
+        # API: the endpoint URL with the key, the seed's examples filled in, a link to /docs.
+        await page.get_by_role("link", name="API", exact=True).click()
+        endpoint = f"{live_server.base_url}/api?key={customer.api_key}"
+        await expect(page.locator("#endpoint-url")).to_have_text(endpoint)
+        await expect(page.get_by_role("link", name="Interactive reference")).to_have_attribute("href", "/docs")
+        for tab in ("PHP", "PHP with curl", "Python", "curl"):
+            await page.get_by_role("tab", name=tab, exact=True).click()
+            code = await page.locator("#example-code").inner_text()
+            assert customer.api_key in code
+            assert endpoint in code
+        await page.get_by_role("tab", name="PHP", exact=True).click()
+        await page.screenshot(path=screenshots / "05-api.png", full_page=True)
+
+        # The endpoint as shown works for the seed's clients: the Python example's balance call.
+        async with httpx.AsyncClient() as client:
+            balance = await client.post(endpoint, json={"action": "balance"})
+        assert balance.text == '{"balance": 182.50}'
+
+        # Sign-out forgets the key.
+        await page.get_by_role("button", name="Sign out").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        assert await page.evaluate("sessionStorage.getItem('ordersvc.apiKey')") is None
+
+    @pytest.mark.skipif(not SEED.is_file(), reason=f"the seed's reference is not at {SEED}")
+    async def test_api_page_shows_the_seed_examples_with_key_and_endpoint(
+        self, page: Any, live_server: ServerProcess, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer()
+        await sign_in(page, customer.api_key)
+        await page.goto("/#/api")
+        endpoint = f"{live_server.base_url}/api?key={customer.api_key}"
+        for tab, expected in seed_examples(customer.api_key, endpoint).items():
+            await page.get_by_role("tab", name=tab, exact=True).click()
+            assert code_lines(await page.locator("#example-code").inner_text()) == expected, tab
+
+
+class TestUsability:
+    async def test_keyboard_alone_signs_in_places_an_order_and_moves_between_pages(
+        self, page: Any, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        from playwright.async_api import expect
+
+        customer = await make_customer(balance="5")
+        await page.goto("/")
+        await page.keyboard.type(customer.api_key)  # the key field has the focus
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("heading", name="Orders", exact=True)).to_be_visible()
+        await page.get_by_label("Target email").focus()
+        await page.keyboard.type(recipient())
+        await page.keyboard.press("Tab")
+        await page.keyboard.press("Control+A")
+        await page.keyboard.type("500")
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#balance")).to_have_text("4.50 USD")
+        assert (await snapshot(sessionmaker, customer))[2] == 1
+        # Tab from the top of the page reaches the navigation; Enter follows a link.
+        await page.locator("body").focus()
+        for _ in range(10):
+            await page.keyboard.press("Tab")
+            if await page.evaluate("document.activeElement.textContent") == "Payments":
+                break
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("heading", name="Payments", exact=True)).to_be_visible()
+
+    async def test_phone_width_fits_the_screen(
+        self, browser: Any, live_server: ServerProcess, make_customer: MakeCustomer, screenshots: Path
+    ) -> None:
+        from playwright.async_api import expect
+
+        customer = await make_customer(balance="25")
+        context = await browser.new_context(
+            base_url=live_server.base_url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+        )
+        phone = await context.new_page()
+        try:
+            await sign_in(phone, customer.api_key)
+            await phone.get_by_label("Target email").fill(recipient())
+            await phone.get_by_label("Quantity").fill("1500")
+            await phone.get_by_role("button", name="Place order").click()
+            await expect(phone.locator("#balance")).to_have_text("23.50 USD")
+            await expect(phone.locator("tbody tr")).to_have_count(1)
+            for route in ("orders", "deposits", "payments", "api"):
+                await phone.goto(f"/#/{route}")
+                await expect(phone.locator(".page")).to_be_visible()
+                overflow = await phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 0, f"{route} is {overflow}px wider than the phone"
+            await phone.goto("/#/orders")
+            await expect(phone.locator("tbody tr")).to_have_count(1)
+            await phone.screenshot(path=screenshots / "06-orders-phone.png", full_page=True)
+        finally:
+            await context.close()
+
+    async def test_nothing_moves_while_a_list_loads(self, page: Any, make_customer: MakeCustomer) -> None:
+        from playwright.async_api import expect
+
+        customer = await make_customer(balance="25")
+        await sign_in(page, customer.api_key)
+        release: list[Any] = []
+
+        async def hold(route: Any) -> None:
+            release.append(route)
+
+        await page.route("**/v1/orders?*", hold)
+        await page.goto("/#/payments")
+        await page.goto("/#/orders")
+        await expect(page.locator("tr.placeholder").first).to_be_visible()
+        heading = await page.get_by_role("heading", name="Orders", exact=True).bounding_box()
+        form = await page.locator(".order-form").bounding_box()
+        for route in release:
+            await route.continue_()
+        await page.unroute("**/v1/orders?*")
+        await expect(page.get_by_text("No orders yet.")).to_be_visible()
+        assert await page.get_by_role("heading", name="Orders", exact=True).bounding_box() == heading
+        assert await page.locator(".order-form").bounding_box() == form
+
+    async def test_a_revoked_key_signs_the_browser_out(
+        self, page: Any, live_server: ServerProcess, make_customer: MakeCustomer
+    ) -> None:
+        from playwright.async_api import expect
+
+        customer = await make_customer()
+        await sign_in(page, customer.api_key)
+        prefix = customer.api_key[:12]
+        async with httpx.AsyncClient(base_url=live_server.base_url) as client:
+            revoked = await client.delete(
+                f"/v1/api-keys/{prefix}", headers={"Authorization": f"Bearer {customer.api_key}"}
+            )
+        assert revoked.status_code == 204
+        await page.get_by_role("link", name="Payments").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await expect(page.get_by_role("status")).to_have_text(
+            "Your API key is no longer valid. Sign in with a current key."
+        )
+        assert await page.evaluate("sessionStorage.getItem('ordersvc.apiKey')") is None
+
+
+class TestPaging:
+    async def test_older_and_newer_walk_the_payments_like_the_api(
+        self, page: Any, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        from playwright.async_api import expect
+
+        from ordersvc.ledger import service as ledger
+
+        customer = await make_customer()
+        async with sessionmaker.begin() as session:
+            for n in range(1, 46):  # 45 top-ups of 0.001 .. 0.045 USD: each row is recognisable
+                await ledger.credit(session, email=customer.email, amount_mills=n)
+        amounts = page.locator("tbody tr td:nth-child(1)")
+        newer, older = page.get_by_role("button", name="← Newer"), page.get_by_role("button", name="Older →")
+
+        def expected(first: int, last: int) -> list[str]:
+            return [f"+{format_usd(n)} USD" for n in range(first, last - 1, -1)]
+
+        await sign_in(page, customer.api_key)
+        await page.get_by_role("link", name="Payments").click()
+        await expect(amounts).to_have_text(expected(45, 26))
+        await expect(newer).to_be_disabled()
+        await older.click()
+        await expect(amounts).to_have_text(expected(25, 6))
+        await older.click()
+        await expect(amounts).to_have_text(expected(5, 1))
+        await expect(older).to_be_disabled()
+        await newer.click()
+        await expect(amounts).to_have_text(expected(25, 6))
+        await expect(older).to_be_enabled()
+        await newer.click()
+        await expect(amounts).to_have_text(expected(45, 26))
+        await expect(newer).to_be_disabled()
