@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.deposits import service as deposits
@@ -71,7 +72,7 @@ async def sign_in(page: Any, key: str) -> None:
     await page.goto("/")
     await page.get_by_label("API key").fill(key)
     await page.get_by_role("button", name="Sign in").click()
-    await expect(page.get_by_role("heading", name="Orders", exact=True)).to_be_visible()
+    await expect(page.get_by_role("heading", name="Orders", level=1)).to_be_visible()
 
 
 async def api_get(server: ServerProcess, customer: Customer, path: str) -> Any:
@@ -79,6 +80,15 @@ async def api_get(server: ServerProcess, customer: Customer, path: str) -> Any:
         response = await client.get(path, headers={"Authorization": f"Bearer {customer.api_key}"})
         response.raise_for_status()
         return response.json()
+
+
+async def api_list_orders(sessionmaker: async_sessionmaker[AsyncSession], customer: Customer) -> list[str]:
+    """The customer's order ids, newest first, read from the database."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            sa.text("SELECT public_id FROM orders WHERE account_id = :a ORDER BY id DESC"), {"a": customer.account_id}
+        )
+        return [row[0] for row in rows]
 
 
 async def confirm_and_start(
@@ -199,25 +209,32 @@ class TestCustomerJourney:
         await quantity.fill("2500")
         await page.get_by_role("button", name="Place order").click()
         await expect(page.locator("#balance")).to_have_text("12.50 USD")
-        await page.get_by_role("button", name=re.compile(r"^Cancel order [0-9A-F]{8}$")).first.click()
+        second_row = page.locator("tbody tr", has_text=second)
+        await second_row.get_by_role("button", name=re.compile(r"^Cancel order [0-9A-F]{8}$")).click()
         dialog = page.get_by_role("dialog")
         await expect(dialog).to_contain_text("2.50 USD is refunded now.")
         await dialog.get_by_role("button", name="Cancel order").click()
         await expect(page.locator("#balance")).to_have_text("15.00 USD")
-        await expect(page.locator("tbody tr", has_text=second).locator("td").nth(3)).to_have_text("canceled")
+        await expect(second_row.locator("td").nth(3)).to_have_text("canceled")
+        await expect(second_row.get_by_role("button")).to_have_count(0)
         await expect(page.get_by_role("status").filter(has_text="canceled")).to_contain_text("2.50 USD refunded")
         await page.screenshot(path=screenshots / "02-orders.png", full_page=True)
 
-        # Deposits: an address with its QR code, the bonus tiers, and a credited deposit.
+        # Deposits: an address (from the pool only when asked for) with its QR code, the bonus
+        # tiers, and a credited deposit.
         await page.get_by_role("link", name="Deposits").click()
         await expect(page.get_by_role("tab", name="USDT-TRC20")).to_have_attribute("aria-selected", "true")
-        assigned = await api_get(live_server, customer, "/v1/deposit-addresses/USDT-TRC20")
-        await expect(page.locator("#deposit-address")).to_have_text(assigned["address"])
-        await expect(page.get_by_role("img", name="QR code of your USDT-TRC20 deposit address")).to_be_visible()
         await expect(page.locator(".tier-list li")).to_have_text(["+5%on deposits of 100.00 USD or more"])
         await page.get_by_role("tab", name="BTC").click()
-        btc = await api_get(live_server, customer, "/v1/deposit-addresses/BTC")
-        await expect(page.locator("#deposit-address")).to_have_text(btc["address"])
+        await expect(page.get_by_role("button", name="Get my BTC address")).to_be_visible()
+        assert (await api_get(live_server, customer, "/v1/deposit-addresses"))["data"] == []
+        await page.get_by_role("tab", name="USDT-TRC20").click()
+        await page.get_by_role("button", name="Get my USDT-TRC20 address").click()
+        await expect(page.locator("#deposit-address")).to_be_visible()
+        (assigned,) = (await api_get(live_server, customer, "/v1/deposit-addresses"))["data"]
+        assert assigned["network"] == "USDT-TRC20"
+        await expect(page.locator("#deposit-address")).to_have_text(assigned["address"])
+        await expect(page.get_by_role("img", name="QR code of your USDT-TRC20 deposit address")).to_be_visible()
         tx_hash = uuid.uuid4().hex
         async with sessionmaker.begin() as session:
             outcome = await deposits.record_deposit(
@@ -233,13 +250,13 @@ class TestCustomerJourney:
                 ),
             )
         assert outcome.status == "credited"
-        await page.reload()
+        await page.reload()  # opens on the network that has an address
+        await expect(page.get_by_role("tab", name="USDT-TRC20")).to_have_attribute("aria-selected", "true")
         deposit_row = page.locator("tbody tr", has_text=tx_hash)
         await expect(deposit_row.locator("td")).to_have_text(
             ["USDT-TRC20", "150.00 USD + 7.50 USD bonus", tx_hash, re.compile(r"\w")]
         )
         await expect(page.locator("#balance")).to_have_text("172.50 USD")
-        await page.get_by_role("tab", name="USDT-TRC20").click()
         await expect(page.locator("#deposit-address")).to_have_text(assigned["address"])
         await page.screenshot(path=screenshots / "03-deposits.png", full_page=True)
 
@@ -313,32 +330,77 @@ class TestCustomerJourney:
 
 
 class TestUsability:
-    async def test_keyboard_alone_signs_in_places_an_order_and_moves_between_pages(
+    async def test_keyboard_alone_signs_in_orders_cancels_and_moves_between_pages(
         self, page: Any, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         from playwright.async_api import expect
 
         customer = await make_customer(balance="5")
+
+        async def tab_to(name: str, limit: int = 40) -> None:
+            """Press Tab until the focused element's accessible text is `name`."""
+            for _ in range(limit):
+                await page.keyboard.press("Tab")
+                focused = await page.evaluate(
+                    """() => {
+                        const e = document.activeElement;
+                        const label = e.labels && e.labels.length ? e.labels[0].textContent : null;
+                        return (e.getAttribute("aria-label") || label || e.textContent || "").trim();
+                    }"""
+                )
+                if focused == name:
+                    return
+            raise AssertionError(f"Tab never reached {name!r}")
+
         await page.goto("/")
         await page.keyboard.type(customer.api_key)  # the key field has the focus
         await page.keyboard.press("Enter")
-        await expect(page.get_by_role("heading", name="Orders", exact=True)).to_be_visible()
-        await page.get_by_label("Target email").focus()
+        await expect(page.get_by_role("heading", name="Orders", level=1)).to_be_visible()
+
+        # The skip link is the first stop from the top of the page; it moves to the content and
+        # keeps the page.
+        await page.reload()
+        await expect(page.locator("#balance")).to_have_text("5.00 USD")
+        await tab_to("Skip to content", limit=1)
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#main")).to_be_focused()
+        assert page.url.endswith("#/orders")
+
+        # An order, typed and sent from the keyboard.
+        await tab_to("Target email")
         await page.keyboard.type(recipient())
         await page.keyboard.press("Tab")
         await page.keyboard.press("Control+A")
         await page.keyboard.type("500")
         await page.keyboard.press("Enter")
         await expect(page.locator("#balance")).to_have_text("4.50 USD")
-        assert (await snapshot(sessionmaker, customer))[2] == 1
-        # Tab from the top of the page reaches the navigation; Enter follows a link.
-        await page.locator("body").focus()
-        for _ in range(10):
-            await page.keyboard.press("Tab")
-            if await page.evaluate("document.activeElement.textContent") == "Payments":
-                break
+        (placed,) = await api_list_orders(sessionmaker, customer)
+
+        # Cancel: Escape keeps the order, Enter on the dialog's button cancels it.
+        cancel = f"Cancel order {placed}"
+        await tab_to(cancel)
         await page.keyboard.press("Enter")
-        await expect(page.get_by_role("heading", name="Payments", exact=True)).to_be_visible()
+        await expect(page.get_by_role("dialog")).to_be_visible()
+        await expect(page.get_by_role("button", name="Keep it")).to_be_focused()
+        await page.keyboard.press("Escape")
+        await expect(page.get_by_role("dialog")).to_be_hidden()
+        await expect(page.get_by_role("button", name=cancel)).to_be_focused()
+        await page.keyboard.press("Enter")
+        await page.keyboard.press("Tab")  # from "Keep it" to "Cancel order"
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#balance")).to_have_text("5.00 USD")
+        await expect(page.locator(".table-scroll")).to_be_focused()  # not lost to the page top
+
+        # Navigation links and tab lists (arrow keys) work from the keyboard.
+        await page.reload()
+        await tab_to("API")
+        await page.keyboard.press("Enter")
+        await expect(page.get_by_role("heading", name="API", level=1)).to_be_visible()
+        await tab_to("PHP")
+        await page.keyboard.press("ArrowRight")
+        await expect(page.get_by_role("tab", name="PHP with curl")).to_be_focused()
+        await expect(page.get_by_role("tab", name="PHP with curl")).to_have_attribute("aria-selected", "true")
+        await expect(page.locator("#example-code")).to_contain_text("curl_init($endpoint)")
 
     async def test_phone_width_fits_the_screen(
         self, browser: Any, live_server: ServerProcess, make_customer: MakeCustomer, screenshots: Path
@@ -382,14 +444,14 @@ class TestUsability:
         await page.goto("/#/payments")
         await page.goto("/#/orders")
         await expect(page.locator("tr.placeholder").first).to_be_visible()
-        heading = await page.get_by_role("heading", name="Orders", exact=True).bounding_box()
-        form = await page.locator(".order-form").bounding_box()
+        watched = ["h1", ".order-form", "#orders-title", ".table-scroll"]
+        before = [await page.locator(selector).bounding_box() for selector in watched]
         for route in release:
             await route.continue_()
         await page.unroute("**/v1/orders?*")
         await expect(page.get_by_text("No orders yet.")).to_be_visible()
-        assert await page.get_by_role("heading", name="Orders", exact=True).bounding_box() == heading
-        assert await page.locator(".order-form").bounding_box() == form
+        after = [await page.locator(selector).bounding_box() for selector in watched]
+        assert after == before
 
     async def test_a_revoked_key_signs_the_browser_out(
         self, page: Any, live_server: ServerProcess, make_customer: MakeCustomer

@@ -44,7 +44,7 @@ async function openShell(key: string): Promise<void> {
   });
   fill(
     root,
-    h("a", { href: "#main", class: "skip-link" }, "Skip to content"),
+    skipLink(main),
     h(
       "header",
       { class: "topbar" },
@@ -61,12 +61,19 @@ async function openShell(key: string): Promise<void> {
     main,
   );
 
+  let balanceRequests = 0;
+  const showBalance = (value: string): void => {
+    if (balance.textContent !== usd(value)) fill(balance, usd(value));
+  };
   const context: AppContext = {
     key,
     email: "",
     refreshBalance: async () => {
+      // Answers may arrive out of order (a periodic read overtaken by the read after a debit):
+      // only the latest request may write, and only a change is written (it is a live region).
+      const request = ++balanceRequests;
       const value = await fetchBalance();
-      if (value !== null) fill(balance, usd(value));
+      if (value !== null && request === balanceRequests) showBalance(value);
     },
   };
   for (const route of ROUTES) {
@@ -75,6 +82,7 @@ async function openShell(key: string): Promise<void> {
 
   let page: Page | null = null;
   const route = (): void => {
+    if (window.location.hash !== "" && !window.location.hash.startsWith("#/")) return; // an in-page anchor
     const path = window.location.hash.replace(/^#\/?/, "");
     const target = ROUTES.find((r) => r.path === path);
     if (!target) {
@@ -111,11 +119,22 @@ async function openShell(key: string): Promise<void> {
       context.email = data.email;
       email.textContent = data.email;
       email.title = `Signed in as ${data.email}`;
-      fill(balance, usd(data.balance));
+      balanceRequests++; // newer than any balance read still in flight
+      showBalance(data.balance);
     }
   } catch {
     // The header keeps its placeholder; the pages say when the service cannot be reached.
   }
+}
+
+/** "Skip to content" moves the focus to the page's content without touching the route. */
+function skipLink(main: HTMLElement): HTMLAnchorElement {
+  const link = h("a", { href: "#main", class: "skip-link" }, "Skip to content");
+  link.addEventListener("click", (event) => {
+    event.preventDefault();
+    main.focus();
+  });
+  return link;
 }
 
 whenUnauthorized(() => {

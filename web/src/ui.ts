@@ -17,7 +17,7 @@ export function copyButton(text: () => string, label: string): HTMLButtonElement
   return button;
 }
 
-/** A message in a reserved slot (role=status or alert), so that showing it moves nothing else. */
+/** Where a form's answer appears (role=status, or alert for an error), next to the form. */
 export function messageSlot(): { element: HTMLElement; show: (kind: "error" | "success" | "info", text: Child) => void; clear: () => void } {
   const element = h("div", { class: "message-slot", "aria-live": "polite" });
   return {
@@ -52,8 +52,12 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
   private readonly newer: HTMLButtonElement;
   private readonly older: HTMLButtonElement;
   private readonly status: HTMLElement;
-  private cursor: Cursor<Id> = {};
+  private readonly pager: HTMLElement;
+  private requested: Cursor<Id> = {};
   private rows: T[] = [];
+  /** Only the latest request may fill the table: a slow earlier answer (an auto-refresh
+   * overtaken by a click on "Older") must not overwrite a newer one. */
+  private generation = 0;
 
   constructor(
     private readonly options: {
@@ -63,12 +67,15 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
       empty: string;
       load: (cursor: Cursor<Id>, limit: number) => Promise<{ data: T[]; has_more: boolean } | string>;
       rowClass?: (row: T) => string;
+      /** Called with the rows just shown. */
+      shown?: (rows: T[]) => void;
     },
   ) {
     this.body = h("tbody");
     this.newer = h("button", { type: "button", class: "button small ghost", disabled: true }, "← Newer");
     this.older = h("button", { type: "button", class: "button small ghost", disabled: true }, "Older →");
     this.status = h("span", { class: "pager-status", "aria-live": "polite" });
+    this.pager = h("div", { class: "pager" }, this.newer, this.status, this.older);
     this.newer.addEventListener("click", () => this.go({ ending_before: this.rows[0]?.id } as Cursor<Id>));
     this.older.addEventListener("click", () => this.go({ starting_after: this.rows[this.rows.length - 1]?.id } as Cursor<Id>));
     const table = h(
@@ -84,14 +91,19 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
       "div",
       { class: "paged-table" },
       h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": options.caption }, table),
-      h("div", { class: "pager" }, this.newer, this.status, this.older),
+      this.pager,
     );
     this.placeholder();
   }
 
-  /** Reloads the page being shown (the newest page at first). */
+  /** Reloads the page being shown, or the one last asked for if it is still loading. */
   refresh(): Promise<void> {
-    return this.go(this.cursor);
+    return this.go(this.requested);
+  }
+
+  /** Whether the keyboard focus is inside the table (a refresh then waits, so it is not lost). */
+  hasFocus(): boolean {
+    return this.element.contains(document.activeElement);
   }
 
   /** Back to the newest page. */
@@ -102,7 +114,7 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
   private placeholder(): void {
     fill(
       this.body,
-      Array.from({ length: Math.min(this.options.pageSize, 5) }, () =>
+      Array.from({ length: Math.min(this.options.pageSize, 3) }, () =>
         h("tr", { class: "placeholder", "aria-hidden": "true" }, this.options.columns.map(() => h("td", null, h("span", { class: "skeleton" })))),
       ),
     );
@@ -111,7 +123,10 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
   private async go(cursor: Cursor<Id>): Promise<void> {
     if (this.rows.length === 0 && this.body.querySelector("tr.placeholder") === null) this.placeholder();
     this.element.setAttribute("aria-busy", "true");
+    const generation = ++this.generation;
+    this.requested = cursor;
     const result = await this.options.load(cursor, this.options.pageSize);
+    if (generation !== this.generation) return;
     this.element.removeAttribute("aria-busy");
     if (typeof result === "string") {
       fill(this.body, h("tr", null, h("td", { colspan: this.options.columns.length, class: "table-note error" }, result)));
@@ -122,16 +137,25 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
       // Back at the newest entries, or the page we were on emptied: show a full newest page.
       return this.go({});
     }
-    this.cursor = cursor;
     this.rows = result.data;
     const onNewest = !walking;
     this.newer.disabled = onNewest;
     this.older.disabled = cursor.ending_before !== undefined ? false : !result.has_more;
-    this.status.textContent = result.data.length === 0 ? "" : onNewest ? "Newest first" : "Older entries";
+    // A single page needs no pager (it is the last thing in its card: nothing moves for it).
+    this.pager.classList.toggle("single", this.newer.disabled && this.older.disabled);
+    const status = result.data.length === 0 ? "" : onNewest ? "Newest first" : "Older entries";
+    if (this.status.textContent !== status) this.status.textContent = status;
+    this.options.shown?.(result.data);
     if (result.data.length === 0) {
+      const hadFocus = this.body.contains(document.activeElement);
       fill(this.body, h("tr", null, h("td", { colspan: this.options.columns.length, class: "table-note" }, this.options.empty)));
+      if (hadFocus) this.restoreFocus(null);
       return;
     }
+    // Rows are rebuilt: a focused control in them gets the focus back in its new row (found by
+    // its label), or the table region does, so keyboard users do not fall back to the page top.
+    const hadFocus = this.body.contains(document.activeElement);
+    const focusedLabel = hadFocus ? document.activeElement?.getAttribute("aria-label") : null;
     fill(
       this.body,
       result.data.map((row) =>
@@ -142,5 +166,12 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
         ),
       ),
     );
+    if (hadFocus) this.restoreFocus(focusedLabel);
+  }
+
+  /** Focus the control labelled `label` in the rows, or else the table region. */
+  restoreFocus(label: string | null | undefined): void {
+    const again = label ? Array.from(this.body.querySelectorAll<HTMLElement>("[aria-label]")).find((e) => e.getAttribute("aria-label") === label) : undefined;
+    (again ?? this.element.querySelector<HTMLElement>(".table-scroll"))?.focus();
   }
 }

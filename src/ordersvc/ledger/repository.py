@@ -50,7 +50,7 @@ class LedgerEntry:
     deposit_network: str | None = None
 
 
-def _entries(account_id: int) -> sa.Select[Payment, str, str]:
+def _entries(account_id: int) -> sa.Select[Payment, str, str | None]:
     """The account's payments with the public id of the order and the network of the deposit
     each refers to."""
     return (

@@ -38,8 +38,11 @@ api.use({
     if (key) request.headers.set("Authorization", `Bearer ${key}`);
     return request;
   },
-  onResponse({ response }) {
-    if (response.status === 401 && session.key) onUnauthorized();
+  onResponse({ request, response }) {
+    // Only a refusal of the key in use signs out (not a late answer to a request sent with
+    // another key, e.g. the one typed on the sign-in page).
+    const key = session.key;
+    if (response.status === 401 && key && request.headers.get("Authorization") === `Bearer ${key}`) onUnauthorized();
     return response;
   },
 });

@@ -26,36 +26,68 @@ export function depositsPage(): Page {
   const addressPanel = h("div", { class: "address-panel", id: "address-panel", role: "tabpanel", "aria-live": "polite" });
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Network" });
   const tabButtons = new Map<Network, HTMLButtonElement>();
+  // Addresses come from a limited pool: the page reads the ones already assigned and assigns a
+  // network's address only when the customer asks for it.
+  const assigned = new Map<Network, string>();
+  let selected: Network = NETWORKS[0];
 
-  const select = async (network: Network, focus = false): Promise<void> => {
+  const showPanel = (network: Network): void => {
+    const address = assigned.get(network);
+    fill(addressPanel, address ? addressView(network, address) : requestView(network, () => void assign(network)));
+  };
+  const assign = async (network: Network): Promise<void> => {
+    fill(addressPanel, addressSkeleton());
+    try {
+      const { data, error } = await api.GET("/v1/deposit-addresses/{network}", { params: { path: { network } } });
+      if (data) assigned.set(network, data.address);
+      if (network !== selected) return; // the customer moved on to another network meanwhile
+      if (data) {
+        showPanel(network);
+        addressPanel.querySelector<HTMLElement>(".address")?.focus();
+      } else {
+        fill(addressPanel, h("div", { class: "address-view" }, h("p", { class: "message error", role: "alert" }, problemText(error))));
+      }
+    } catch {
+      if (network === selected) fill(addressPanel, h("div", { class: "address-view" }, h("p", { class: "message error", role: "alert" }, problemText(null))));
+    }
+  };
+  const select = (network: Network, focus = false): void => {
+    selected = network;
     for (const [n, button] of tabButtons) {
-      const selected = n === network;
-      button.setAttribute("aria-selected", String(selected));
-      button.tabIndex = selected ? 0 : -1;
-      if (selected && focus) button.focus();
+      const isSelected = n === network;
+      button.setAttribute("aria-selected", String(isSelected));
+      button.tabIndex = isSelected ? 0 : -1;
+      if (isSelected && focus) button.focus();
     }
     addressPanel.setAttribute("aria-labelledby", `tab-${network}`);
-    addressPanel.setAttribute("aria-busy", "true");
-    fill(addressPanel, addressSkeleton());
-    fill(addressPanel, await addressView(network));
-    addressPanel.removeAttribute("aria-busy");
+    showPanel(network);
   };
 
   NETWORKS.forEach((network, index) => {
     const button = h("button", { type: "button", role: "tab", id: `tab-${network}`, "aria-controls": "address-panel", "aria-selected": "false", class: "tab" }, network);
-    button.addEventListener("click", () => void select(network));
+    button.addEventListener("click", () => select(network));
     button.addEventListener("keydown", (event) => {
       // Arrow keys move between tabs, as in any tab list.
       const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
       if (step === 0) return;
       event.preventDefault();
       const next = NETWORKS[(index + step + NETWORKS.length) % NETWORKS.length];
-      if (next) void select(next, true);
+      if (next) select(next, true);
     });
     tabButtons.set(network, button);
     tabs.append(button);
   });
-  void select(NETWORKS[0]);
+  fill(addressPanel, addressSkeleton());
+  void (async () => {
+    try {
+      const { data } = await api.GET("/v1/deposit-addresses");
+      for (const address of data?.data ?? []) assigned.set(address.network, address.address);
+    } catch {
+      // Shown as "no address yet"; asking for one reports the error.
+    }
+    // Open on the first network that already has an address.
+    select(NETWORKS.find((n) => assigned.has(n)) ?? selected);
+  })();
 
   const tiers = h("div", { class: "tiers" }, h("p", { class: "help" }, "Loading bonus tiers…"));
   void loadTiers(tiers);
@@ -106,30 +138,35 @@ function addressSkeleton(): HTMLElement {
   return h("div", { class: "address-view" }, h("div", { class: "qr-placeholder" }), h("div", { class: "address-text" }, h("span", { class: "skeleton wide" })));
 }
 
-async function addressView(network: Network): Promise<HTMLElement> {
-  try {
-    // The first request for a network assigns the account its address from the pool.
-    const { data, error } = await api.GET("/v1/deposit-addresses/{network}", { params: { path: { network } } });
-    if (!data) {
-      return h("div", { class: "address-view" }, h("p", { class: "message error", role: "alert" }, problemText(error)));
-    }
-    const address = data.address;
-    return h(
+function addressView(network: Network, address: string): HTMLElement {
+  return h(
+    "div",
+    { class: "address-view" },
+    qrCode(address, `QR code of your ${network} deposit address`),
+    h(
       "div",
-      { class: "address-view" },
-      qrCode(address, `QR code of your ${network} deposit address`),
-      h(
-        "div",
-        { class: "address-text" },
-        h("p", { class: "label" }, NETWORK_NAMES[network]),
-        h("code", { class: "address", id: "deposit-address" }, address),
-        h("div", null, copyButton(() => address, `Copy the ${network} address`)),
-        h("p", { class: "help" }, `Send ${network.startsWith("USDT") ? "USDT" : network} on this network only. Funds sent on another network may be lost.`),
-      ),
-    );
-  } catch {
-    return h("div", { class: "address-view" }, h("p", { class: "message error", role: "alert" }, problemText(null)));
-  }
+      { class: "address-text" },
+      h("p", { class: "label" }, NETWORK_NAMES[network]),
+      h("code", { class: "address", id: "deposit-address", tabindex: -1 }, address),
+      h("div", null, copyButton(() => address, `Copy the ${network} address`)),
+      h("p", { class: "help" }, `Send ${network.startsWith("USDT") ? "USDT" : network} on this network only. Funds sent on another network may be lost.`),
+    ),
+  );
+}
+
+function requestView(network: Network, request: () => void): HTMLElement {
+  return h(
+    "div",
+    { class: "address-view" },
+    h("div", { class: "qr-placeholder", "aria-hidden": "true" }),
+    h(
+      "div",
+      { class: "address-text" },
+      h("p", { class: "label" }, NETWORK_NAMES[network]),
+      h("p", null, `You have no ${network} address yet. It is yours alone once assigned.`),
+      h("button", { type: "button", class: "button primary", onclick: request }, `Get my ${network} address`),
+    ),
+  );
 }
 
 async function loadTiers(container: HTMLElement): Promise<void> {

@@ -71,6 +71,7 @@ export function ordersPage(context: AppContext): Page {
         : ["Order ", h("code", null, canceled.order.id), " is being stopped; the undelivered share is refunded when its worker stops."],
     );
     await table.refresh();
+    table.restoreFocus(`Cancel order ${canceled.order.id}`);
   });
   const awaitingNote = h("div", { class: "awaiting-slot" });
 
@@ -99,23 +100,24 @@ export function ordersPage(context: AppContext): Page {
             : null,
       },
     ],
+    shown: (orders) => {
+      const waiting = orders.filter((o) => o.status === "awaiting confirmation").length;
+      fill(
+        awaitingNote,
+        waiting > 0
+          ? h(
+              "p",
+              { class: "message info", role: "note" },
+              h("strong", null, waiting === 1 ? "1 order is awaiting confirmation. " : `${waiting} orders are awaiting confirmation. `),
+              STATUS_HELP["awaiting confirmation"],
+            )
+          : null,
+      );
+    },
     load: async (cursor, limit) => {
       try {
         const { data, error } = await api.GET("/v1/orders", { params: { query: { limit, ...cursor } } });
-        if (!data) return problemText(error);
-        const waiting = data.data.filter((o) => o.status === "awaiting confirmation").length;
-        fill(
-          awaitingNote,
-          waiting > 0
-            ? h(
-                "p",
-                { class: "message info", role: "note" },
-                h("strong", null, waiting === 1 ? "1 order is awaiting confirmation. " : `${waiting} orders are awaiting confirmation. `),
-                STATUS_HELP["awaiting confirmation"],
-              )
-            : null,
-        );
-        return data;
+        return data ?? problemText(error);
       } catch {
         return problemText(null);
       }
@@ -128,8 +130,10 @@ export function ordersPage(context: AppContext): Page {
   });
 
   void table.first();
+  // Progress moves while workers deliver. The refresh waits while the keyboard focus is in the
+  // table or the cancel dialog is open, so that nothing is pulled from under the user.
   const timer = window.setInterval(() => {
-    if (document.visibilityState === "visible") void table.refresh();
+    if (document.visibilityState === "visible" && !table.hasFocus() && !cancelDialog.element.open) void table.refresh();
   }, REFRESH_MS);
 
   const element = h(
@@ -222,7 +226,8 @@ function orderForm(context: AppContext, placed: (order: Order) => Promise<void>)
       return;
     }
     submit.disabled = true;
-    result.show("info", "Placing your order…");
+    submit.textContent = "Placing…";
+    result.clear();
     try {
       const { data, error } = await api.POST("/v1/orders", {
         body: { email: email.value.trim(), quantity: Number(quantity.value) },
@@ -242,6 +247,7 @@ function orderForm(context: AppContext, placed: (order: Order) => Promise<void>)
       result.show("error", problemText(null));
     } finally {
       submit.disabled = false;
+      submit.textContent = "Place order";
       void context.refreshBalance();
     }
   });

@@ -40,7 +40,8 @@ export function signInPage(onSignedIn: () => void, notice?: string): HTMLElement
       return;
     }
     submit.disabled = true;
-    message.show("info", "Checking your key…");
+    submit.textContent = "Checking…";
+    message.clear();
     try {
       const { data, error, response } = await api.GET("/v1/account", { headers: { Authorization: `Bearer ${key}` } });
       if (data) {
@@ -53,6 +54,7 @@ export function signInPage(onSignedIn: () => void, notice?: string): HTMLElement
       message.show("error", problemText(null));
     } finally {
       submit.disabled = false;
+      submit.textContent = "Sign in";
     }
     input.focus();
   });
