@@ -31,6 +31,16 @@ export function messageSlot(): { element: HTMLElement; show: (kind: "error" | "s
   };
 }
 
+/** Arrow keys move between the tabs of a tab list (each tab calls this with its index). */
+export function onArrowKeys(index: number, count: number, select: (index: number) => void): (event: KeyboardEvent) => void {
+  return (event) => {
+    const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
+    if (step === 0) return;
+    event.preventDefault();
+    select((index + step + count) % count);
+  };
+}
+
 export interface Column<T> {
   header: string;
   /** The header is read by screen readers only (a column of buttons). */

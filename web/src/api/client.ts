@@ -59,6 +59,16 @@ export function problemText(error: unknown): string {
   return "The service could not be reached. Please try again.";
 }
 
+/** The data of an API call, or the text to show when it was refused or got no answer. */
+export async function dataOrProblem<T>(call: () => Promise<{ data?: T; error?: unknown }>): Promise<T | string> {
+  try {
+    const { data, error } = await call();
+    return data ?? problemText(error);
+  } catch {
+    return problemText(null);
+  }
+}
+
 /** A fresh idempotency key: the same key is reused when the same order is retried. */
 export function newIdempotencyKey(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));

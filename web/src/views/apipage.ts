@@ -1,7 +1,7 @@
 import type { AppContext, Page } from "../app";
 import { h } from "../dom";
 import { endpointUrl, EXAMPLES, fillExample } from "../examples";
-import { copyButton } from "../ui";
+import { copyButton, onArrowKeys } from "../ui";
 
 // The legacy API's errors, as the reference lists them.
 const ERRORS = [
@@ -34,12 +34,7 @@ export function apiPage(context: AppContext): Page {
   EXAMPLES.forEach((example, index) => {
     const button = h("button", { type: "button", role: "tab", class: "tab", id: `example-tab-${example.id}`, "data-example": example.id, "aria-controls": "example-code" }, example.label);
     button.addEventListener("click", () => show(example.id));
-    button.addEventListener("keydown", (event) => {
-      const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
-      if (step === 0) return;
-      event.preventDefault();
-      show(EXAMPLES[(index + step + EXAMPLES.length) % EXAMPLES.length]!.id, true);
-    });
+    button.addEventListener("keydown", onArrowKeys(index, EXAMPLES.length, (next) => show(EXAMPLES[next]!.id, true)));
     tabs.append(button);
   });
   show(current.id);

@@ -1,9 +1,9 @@
-import { api, problemText, type Schemas } from "../api/client";
+import { api, dataOrProblem, problemText, type Schemas } from "../api/client";
 import type { Page } from "../app";
 import { fill, h } from "../dom";
 import { timeElement, usd } from "../format";
 import { qrCode } from "../qr";
-import { copyButton, PagedTable } from "../ui";
+import { copyButton, onArrowKeys, PagedTable } from "../ui";
 
 type Network = Schemas["Network"];
 type Deposit = Schemas["DepositOut"];
@@ -66,14 +66,7 @@ export function depositsPage(): Page {
   NETWORKS.forEach((network, index) => {
     const button = h("button", { type: "button", role: "tab", id: `tab-${network}`, "aria-controls": "address-panel", "aria-selected": "false", class: "tab" }, network);
     button.addEventListener("click", () => select(network));
-    button.addEventListener("keydown", (event) => {
-      // Arrow keys move between tabs, as in any tab list.
-      const step = event.key === "ArrowRight" ? 1 : event.key === "ArrowLeft" ? -1 : 0;
-      if (step === 0) return;
-      event.preventDefault();
-      const next = NETWORKS[(index + step + NETWORKS.length) % NETWORKS.length];
-      if (next) select(next, true);
-    });
+    button.addEventListener("keydown", onArrowKeys(index, NETWORKS.length, (next) => select(NETWORKS[next]!, true)));
     tabButtons.set(network, button);
     tabs.append(button);
   });
@@ -106,14 +99,7 @@ export function depositsPage(): Page {
       { header: "Tx hash", cell: (d) => (d.tx_hash ? h("code", { class: "hash", title: d.tx_hash }, d.tx_hash) : "—") },
       { header: "Time", cell: (d) => timeElement(d.created) },
     ],
-    load: async (cursor, limit) => {
-      try {
-        const { data, error } = await api.GET("/v1/deposits", { params: { query: { limit, ...cursor } } });
-        return data ?? problemText(error);
-      } catch {
-        return problemText(null);
-      }
-    },
+    load: (cursor, limit) => dataOrProblem(() => api.GET("/v1/deposits", { params: { query: { limit, ...cursor } } })),
   });
   void table.first();
 

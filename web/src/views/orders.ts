@@ -1,4 +1,4 @@
-import { api, newIdempotencyKey, problemText, type Schemas } from "../api/client";
+import { api, dataOrProblem, newIdempotencyKey, problemText, type Schemas } from "../api/client";
 import type { AppContext, Page } from "../app";
 import { fill, h } from "../dom";
 import { formatMills, timeElement, usd } from "../format";
@@ -114,14 +114,7 @@ export function ordersPage(context: AppContext): Page {
           : null,
       );
     },
-    load: async (cursor, limit) => {
-      try {
-        const { data, error } = await api.GET("/v1/orders", { params: { query: { limit, ...cursor } } });
-        return data ?? problemText(error);
-      } catch {
-        return problemText(null);
-      }
-    },
+    load: (cursor, limit) => dataOrProblem(() => api.GET("/v1/orders", { params: { query: { limit, ...cursor } } })),
   });
 
   const form = orderForm(context, async (order) => {

@@ -1,4 +1,4 @@
-import { api, problemText, type Schemas } from "../api/client";
+import { api, dataOrProblem, problemText, type Schemas } from "../api/client";
 import type { AppContext, Page } from "../app";
 import { h } from "../dom";
 import { signedUsd, timeElement, usd } from "../format";
@@ -34,14 +34,7 @@ export function paymentsPage(context: AppContext): Page {
       { header: "Description", cell: (p) => describePayment(p) },
       { header: "Time", cell: (p) => timeElement(p.created) },
     ],
-    load: async (cursor, limit) => {
-      try {
-        const { data, error } = await api.GET("/v1/payments", { params: { query: { limit, ...cursor } } });
-        return data ?? problemText(error);
-      } catch {
-        return problemText(null);
-      }
-    },
+    load: (cursor, limit) => dataOrProblem(() => api.GET("/v1/payments", { params: { query: { limit, ...cursor } } })),
   });
   void table.first();
 
