@@ -412,6 +412,8 @@ class TestUsability:
             base_url=live_server.base_url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
         )
         phone = await context.new_page()
+        console = Console()
+        console.watch(phone)
         try:
             await sign_in(phone, customer.api_key)
             await phone.get_by_label("Target email").fill(recipient())
@@ -429,6 +431,7 @@ class TestUsability:
             await phone.screenshot(path=screenshots / "06-orders-phone.png", full_page=True)
         finally:
             await context.close()
+        assert console.errors == []
 
     async def test_nothing_moves_while_a_list_loads(self, page: Any, make_customer: MakeCustomer) -> None:
         from playwright.async_api import expect
