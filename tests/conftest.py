@@ -22,6 +22,10 @@ from ordersvc.main import create_app
 from ordersvc.money import parse_usd
 from tests.support import Customer, run_cli, unique_email
 
+# The suite fires hundreds of requests per key (races); the rate limit has its own tests
+# (tests/ops), with their own settings. Server subprocesses inherit this.
+os.environ.setdefault("ORDERSVC_RATE_LIMIT_PER_SECOND", "0")
+
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -42,10 +43,25 @@ def live_schema(fuzz_server: ServerProcess) -> schemathesis.BaseSchema:
 schema = schemathesis.pytest.from_fixture("live_schema").include(path_regex=r"^/v1/")
 
 
+def account_state(base_url: str, key: str) -> tuple[object, ...]:
+    """Balance, newest payment and newest order of the fuzzing account: what a refusal must not change."""
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=10) as client:
+        balance = client.get("/v1/balance").json()["balance"]
+        payments = client.get("/v1/payments", params={"limit": 1}).json()["data"]
+        orders = client.get("/v1/orders", params={"limit": 1}).json()["data"]
+    return balance, [p["id"] for p in payments], [(o["id"], o["status"]) for o in orders]
+
+
 @schema.parametrize()
 @settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
-def test_rest_api_never_fails_and_keeps_its_schema(case: schemathesis.Case, fuzz_key: str) -> None:
-    case.call_and_validate(
+def test_rest_api_never_fails_and_keeps_its_schema(
+    case: schemathesis.Case, fuzz_key: str, fuzz_server: ServerProcess
+) -> None:
+    before = account_state(fuzz_server.base_url, fuzz_key)
+    response = case.call_and_validate(
         headers={"Authorization": f"Bearer {fuzz_key}"},
         checks=[not_a_server_error, response_schema_conformance, status_code_conformance, content_type_conformance],
     )
+    if response.status_code >= 400:
+        assert account_state(fuzz_server.base_url, fuzz_key) == before, "a refused request changed the account"

@@ -47,20 +47,31 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
 ) -> None:
     """Run the HTTP service (migrations are applied first)."""
+    import os
+    import tempfile
+
     import uvicorn
 
-    from ordersvc.logging_config import logging_config
+    from ordersvc.logging_config import configure_logging, logging_config
 
     settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     database_url()
     get_settings.cache_clear()  # worker processes read the resolved DATABASE_URL
+    if workers > 1 and settings.metrics_enabled and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its samples here; a scrape of any worker sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ordersvc-metrics-")
     uvicorn.run(
         "ordersvc.main:app_factory",
         factory=True,
         host=host or settings.host,
         port=port or settings.port,
         workers=workers,
-        log_config=logging_config(),
+        log_config=logging_config(settings.log_format, settings.log_level),
+        access_log=False,  # the app logs every request itself, with its request id and no secrets
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
+        timeout_keep_alive=5,
+        h11_max_incomplete_event_size=16 * 1024,  # request line + headers
     )
 
 

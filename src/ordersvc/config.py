@@ -19,7 +19,7 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDERSVC_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ORDERSVC_", env_file=".env", extra="ignore", populate_by_name=True)
 
     # `DATABASE_URL` (no prefix) is the conventional name; when it is unset an embedded
     # PostgreSQL is started with its data in `data_dir`.
@@ -47,9 +47,35 @@ class Settings(BaseSettings):
     # `serve` runs the mailer in the background (turn off when `ordersvc mailer` runs apart).
     mailer_in_serve: bool = True
 
-    # Connection pool per server process.
+    # Connection pool per server process: at most pool_size + max_overflow connections; a request
+    # waits up to pool_timeout seconds for one.
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    db_pool_timeout_seconds: float = 10.0
+    # Server-side limits on every connection: a statement, and a transaction left idle.
+    db_statement_timeout_ms: int = 10_000
+    db_idle_in_transaction_timeout_ms: int = 60_000
+
+    # Logs: one JSON object per line (`json`) or readable text (`console`).
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+    # Prometheus metrics at /metrics (off unless set: the route is on the public port).
+    metrics_enabled: bool = Field(
+        default=False, validation_alias=AliasChoices("ORDERSVC_METRICS", "ORDERSVC_METRICS_ENABLED")
+    )
+
+    # Per-API-key rate limit (token bucket): `rate_limit_per_second` refill, `rate_limit_burst`
+    # size; 0 turns it off. Shared by every replica through Redis when REDIS_URL is set.
+    rate_limit_per_second: float = 50.0
+    rate_limit_burst: int = 100
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "ORDERSVC_REDIS_URL"))
+
+    # Request limits: body size (the legacy API has its own, below), time to answer.
+    max_body_bytes: int = 1024 * 1024
+    request_timeout_seconds: float = 30.0
+    # On SIGTERM, in-flight requests get this long to finish.
+    shutdown_grace_seconds: float = 20.0
 
     # Browser origins allowed to call the REST API (CORS), e.g. the dashboard's. None by default.
     # As a JSON list or comma-separated: ORDERSVC_CORS_ORIGINS=https://app.example.com

@@ -1,20 +1,28 @@
-"""Logging for `serve`: uvicorn's format, with API keys redacted from every logged URL.
+"""Structured logging for `serve`: one JSON object per line (structlog), for uvicorn's, the
+app's and the access log alike, each with the request id of the request it belongs to.
 
-Legacy clients carry their key in the query string (`/api?key=...`), and access logs print
-the full path, so the key would otherwise land in log files."""
+No API key, worker token or signature may reach a log line. Legacy clients carry their key in
+the query string (`/api?key=...`), so every string is scrubbed on its way out: secret query
+parameters, anything shaped like one of our tokens, and fields named like a credential."""
 
 from __future__ import annotations
 
 import logging
+import logging.config
 import re
-from copy import deepcopy
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from uvicorn.config import LOGGING_CONFIG
+import structlog
+from structlog.types import EventDict, Processor
 
 _SECRET_NAMES = frozenset({"key", "api_key", "apikey", "token"})
+_SECRET_FIELDS = frozenset(
+    {"authorization", "api_key", "apikey", "key", "token", "signature", "password", "secret", "x-api-key", "cookie"}
+)
 _QUERY = re.compile(r"\?([^\s\"#]*)")
+# API keys (osk_) and worker tokens (owk_): a random tail after the prefix.
+_TOKEN = re.compile(r"\b(osk|owk)_[A-Za-z0-9_-]{4,}")
 
 
 def _redact_query(match: re.Match[str]) -> str:
@@ -29,22 +37,91 @@ def _redact_query(match: re.Match[str]) -> str:
 
 
 def redact(text: str) -> str:
-    return _QUERY.sub(_redact_query, text)
+    """`text` with secret query parameters and anything token-shaped replaced."""
+    return _TOKEN.sub(r"\1_[REDACTED]", _QUERY.sub(_redact_query, text))
 
 
-class RedactSecretsFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
-            record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        return True
+def redact_query_string(query: str) -> str:
+    return redact(f"?{query}")[1:] if query else ""
 
 
-def logging_config() -> dict[str, Any]:
-    config = deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact_secrets": {"()": "ordersvc.logging_config.RedactSecretsFilter"}}
-    for handler in config["handlers"].values():
-        handler["filters"] = ["redact_secrets"]
-    config["loggers"]["ordersvc"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
+def redact_event(logger: Any, method: str, event: EventDict) -> EventDict:
+    for name, value in event.items():
+        if name.lower() in _SECRET_FIELDS:
+            event[name] = "[REDACTED]"
+        elif isinstance(value, str):
+            event[name] = redact(value)
+    return event
+
+
+def _processors() -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.PositionalArgumentsFormatter(),
+        structlog.processors.format_exc_info,
+        redact_event,
+    ]
+
+
+def configure_structlog() -> None:
+    """structlog loggers hand their events to the standard library, formatted below."""
+    structlog.configure(
+        processors=[*_processors(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def json_formatter() -> structlog.stdlib.ProcessorFormatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+
+
+def console_formatter() -> structlog.stdlib.ProcessorFormatter:
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_processors(),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+    )
+
+
+def logging_config(log_format: str = "json", level: str = "INFO") -> dict[str, Any]:
+    """A `logging.config.dictConfig` for uvicorn (`log_config=`) and the app: every record,
+    whoever logs it, leaves as one JSON line on stderr."""
+    formatter = (
+        "ordersvc.logging_config.json_formatter"
+        if log_format == "json"
+        else "ordersvc.logging_config.console_formatter"
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"structured": {"()": formatter}},
+        "handlers": {
+            "default": {"class": "logging.StreamHandler", "formatter": "structured", "stream": "ext://sys.stderr"}
+        },
+        "root": {"handlers": ["default"], "level": level},
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
+            "uvicorn.error": {"level": level},
+            "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "ordersvc": {"handlers": ["default"], "level": level, "propagate": False},
+            "alembic.runtime.plugins": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
+    logging.config.dictConfig(logging_config(log_format, level))
+    configure_structlog()

@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
@@ -23,6 +22,10 @@ from ordersvc.deposits.webhooks import router as webhooks_router
 from ordersvc.fulfilment.endpoints import router as fulfilment_router
 from ordersvc.ledger.endpoints import router as ledger_router
 from ordersvc.legacy.endpoint import router as legacy_router
+from ordersvc.logging_config import configure_logging
+from ordersvc.ops.health import router as health_router
+from ordersvc.ops.middleware import RequestContextMiddleware
+from ordersvc.ops.ratelimit import create_rate_limiter
 from ordersvc.orders.endpoints import router as orders_router
 from ordersvc.outbox import mailer
 from ordersvc.problems import install_problem_handlers, use_problem_media_type
@@ -61,6 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = db.create_engine(db.resolve_database_url(settings), settings)
         app.state.engine = engine
         app.state.sessionmaker = db.create_sessionmaker(engine)
+        app.state.migration_head = db.migration_head()
+        app.state.rate_limiter = create_rate_limiter(
+            rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst, redis_url=settings.redis_url
+        )
         stop = asyncio.Event()
         mailer_task = (
             asyncio.create_task(mailer.run(app.state.sessionmaker, settings, stop))
@@ -73,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stop.set()
             if mailer_task is not None:
                 await mailer_task
+            if app.state.rate_limiter is not None:
+                await app.state.rate_limiter.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -96,6 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         webhooks_router,
         consent_router,
         dashboard_router,
+        health_router,
     ):
         app.include_router(router)
     if settings.cors_origins:
@@ -107,6 +117,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Idempotent-Replayed"],
             max_age=600,
         )
+    # Outermost: it times, limits and logs everything below it, CORS and errors included.
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.request_timeout_seconds,
+    )
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -123,15 +139,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz(request: Request) -> dict[str, str]:
-        async with request.app.state.engine.connect() as connection:
-            await connection.execute(sa.text("SELECT 1"))
-        return {"status": "ok"}
-
     return app
 
 
 def app_factory() -> FastAPI:
     """Entry point for `uvicorn --factory ordersvc.main:app_factory` (and `serve --workers`)."""
-    return create_app()
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return create_app(settings)

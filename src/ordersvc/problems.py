@@ -126,7 +126,7 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
                 return unauthorized
             errors = [{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}]
             return problem_response(422, "validation_error", "The request body is not valid JSON.", errors=errors)
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(Exception)

@@ -11,6 +11,7 @@ from ordersvc.accounts import service as accounts
 from ordersvc.accounts.models import Account
 from ordersvc.db import SessionDep
 from ordersvc.errors import InvalidApiKey, ServiceError
+from ordersvc.ops import ratelimit
 
 bearer_scheme = HTTPBearer(
     auto_error=False,
@@ -50,15 +51,20 @@ async def request_has_valid_key(request: Request) -> bool:
 
 
 async def current_account(
+    request: Request,
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Account:
     # The two schemes are dependencies (not `key_from_request`) so that OpenAPI declares them.
+    key = bearer.credentials if bearer else api_key
     try:
-        return await accounts.authenticate(session, api_key=bearer.credentials if bearer else api_key)
+        account = await accounts.authenticate(session, api_key=key)
     except InvalidApiKey:
         raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
+    assert key is not None
+    await ratelimit.enforce(request, key)
+    return account
 
 
 AccountDep = Annotated[Account, Depends(current_account)]

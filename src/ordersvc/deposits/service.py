@@ -17,6 +17,7 @@ from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress, Deposit
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
+from ordersvc.ops import metrics
 from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, CursorPage, CursorRequest, InvalidCursor
 from ordersvc.text import clean_text
 from ordersvc.timestamps import utc_now
@@ -259,6 +260,7 @@ async def _credit(session: AsyncSession, deposit: Deposit, account_id: int) -> N
             session, account_id=account_id, kind=PaymentKind.BONUS, amount_mills=bonus, deposit_id=deposit.id
         )
     await repository.mark_credited(session, deposit.id, account_id, bonus, utc_now())
+    metrics.count_after_commit(session, metrics.DEPOSITS_CREDITED.inc)
 
 
 async def assign_unmatched(session: AsyncSession, *, deposit_id: int, email: str) -> Deposit:

@@ -20,6 +20,7 @@ from ordersvc.errors import InvalidParams, ServiceError
 from ordersvc.legacy import render
 from ordersvc.legacy.actions import ACTIONS
 from ordersvc.legacy.params import find_key, parse_body
+from ordersvc.ops import ratelimit
 
 
 class UnknownAction(ServiceError):
@@ -55,7 +56,10 @@ async def legacy_api(request: Request, session: SessionDep) -> Response:
     body = None if raw is None else await parse_body(raw, request.headers)
     if body is None:
         raise InvalidParams()
-    account = await accounts.authenticate(session, api_key=find_key(request, body))
+    key = find_key(request, body)
+    account = await accounts.authenticate(session, api_key=key)
+    assert isinstance(key, str)
+    await ratelimit.enforce(request, key)  # {"error":"Too many requests."}, HTTP 200 like every legacy error
     action_name = body.get("action")
     if not isinstance(action_name, str):
         raise InvalidParams()

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ordersvc.errors import Conflict
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
+from ordersvc.ops import metrics
 from ordersvc.orders import repository
 from ordersvc.orders.errors import OrderNotFound
 from ordersvc.orders.models import PUBLIC_ID_PATTERN, Order, OrderEvent, OrderStatus
@@ -38,6 +39,8 @@ async def refund_undelivered(session: AsyncSession, order: Order) -> int:
             email=order.email,
             order_id=order.id,
         )
+        metrics.count_after_commit(session, metrics.REFUNDS.inc)
+        metrics.count_after_commit(session, lambda: metrics.REFUNDED_MILLS.inc(refund))
     return refund
 
 

@@ -17,6 +17,7 @@ from ordersvc.emails import normalize_email
 from ordersvc.errors import Conflict, InvalidParams, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
+from ordersvc.ops import metrics
 from ordersvc.orders import repository
 from ordersvc.orders.errors import OrderNotFound
 from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order
@@ -154,6 +155,7 @@ async def _insert_order(session: AsyncSession, *, account_id: int, email: str, q
     )
     if gate.ask:
         await consent.request_confirmation(session, consent_id=gate.consent_id)
+    metrics.count_after_commit(session, metrics.ORDERS_PLACED.inc)
     return order
 
 

@@ -1,0 +1,172 @@
+"""The request context, as one plain ASGI middleware around the whole app:
+
+- a request id (`X-Request-ID` in, or a new one) on the response and on every log line of the
+  request;
+- one structured access-log line per request, without the query's secrets;
+- HTTP metrics by route template (never by raw path: unknown paths are one label);
+- a body-size limit (413) and a time limit (503; the transaction is rolled back);
+- the rate-limit headers of the request's bucket, if it took one.
+
+Plain ASGI rather than BaseHTTPMiddleware: nothing is buffered, and the cost per request is a
+few function calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ordersvc.logging_config import redact_query_string
+from ordersvc.ops import metrics
+
+logger = structlog.get_logger("ordersvc.access")
+stdlib_logger = logging.getLogger(__name__)
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+# The legacy endpoint enforces its own, smaller body limit with its own error format.
+OWN_BODY_LIMIT = frozenset({"/api", "/api/"})
+LEGACY_PATHS = OWN_BODY_LIMIT
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` when a body without (or beyond) its Content-Length grows too large.
+    An HTTPException, so that FastAPI's body reader passes it through to the problem handlers."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"The request body is larger than {limit} bytes.")
+
+
+def _problem(status: int, code: str, detail: str) -> tuple[int, bytes, bytes]:
+    title = {413: "Content Too Large", 503: "Service Unavailable"}[status]
+    body = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail, "code": code}
+    return status, json.dumps(body).encode(), b"application/problem+json"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.timeout_seconds = timeout_seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        # Shared with the request: copies of the scope made by the router keep this same dict.
+        state: dict[str, Any] = scope.setdefault("state", {})
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+
+        async def send_with_context(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = request_id
+                decision = state.get("rate_limit")
+                if decision is not None:
+                    for name, value in decision.headers().items():
+                        headers[name] = value
+            await send(message)
+
+        path: str = scope["path"]
+        receive_limited = receive
+        if path not in OWN_BODY_LIMIT:
+            declared = _header(scope, b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+                await self._answer(scope, send_with_context, *self._too_large())
+                self._log(scope, request_id, 413, started)
+                return
+            receive_limited = self._limit(receive)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                async with asyncio.timeout(self.timeout_seconds):
+                    await self.app(scope, receive_limited, send_with_context)
+            except BodyTooLarge:
+                if not response_started:
+                    await self._answer(scope, send_with_context, *self._too_large())
+            except TimeoutError:
+                stdlib_logger.warning("request timed out after %ss: %s %s", self.timeout_seconds, scope["method"], path)
+                if not response_started:
+                    if path in LEGACY_PATHS:  # old clients read errors from 200 answers
+                        await self._answer(
+                            scope, send_with_context, 200, b'{"error":"Request timed out."}', b"application/json"
+                        )
+                    else:
+                        await self._answer(
+                            scope,
+                            send_with_context,
+                            *_problem(503, "timeout", "The request took too long and was not completed; retry it."),
+                        )
+            finally:
+                self._log(scope, request_id, status, started)
+
+    def _too_large(self) -> tuple[int, bytes, bytes]:
+        return _problem(413, "body_too_large", f"The request body is larger than {self.max_body_bytes} bytes.")
+
+    def _limit(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise BodyTooLarge(self.max_body_bytes)
+            return message
+
+        return receive_limited
+
+    @staticmethod
+    async def _answer(scope: Scope, send: Send, status: int, body: bytes, content_type: bytes) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    def _log(scope: Scope, request_id: str, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        template = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
+        metrics.HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
+        client = scope.get("client")
+        logger.info(
+            "request",
+            request_id=request_id,
+            method=scope["method"],
+            path=scope["path"],
+            query=redact_query_string(scope.get("query_string", b"").decode("latin-1")),
+            route=template,
+            status=status,
+            duration_ms=round(elapsed * 1000, 2),
+            client=client[0] if client else None,
+        )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            decoded: str = value.decode("latin-1")
+            return decoded
+    return None

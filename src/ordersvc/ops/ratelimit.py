@@ -1,0 +1,160 @@
+"""Per-API-key rate limit: a token bucket of `burst` requests refilled at `rate` per second.
+
+In-process by default (each server process counts alone); with `REDIS_URL` the buckets live in
+Redis and every replica shares them. The bucket is taken after the key is authenticated, so a
+stranger who knows a key's (non-secret) prefix cannot spend its owner's requests.
+
+If Redis cannot be reached the request is let through and a warning logged: a rate limit
+protects the service, and refusing every customer because a cache is down protects nothing."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Protocol
+
+from fastapi import Request
+
+from ordersvc.errors import ServiceError
+from ordersvc.ops import metrics
+
+logger = logging.getLogger(__name__)
+
+MAX_BUCKETS_IN_MEMORY = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int  # the bucket's size: requests allowed in a burst
+    remaining: int  # whole requests left now
+    reset_seconds: int  # until the bucket is full again
+    retry_after_seconds: int  # until one request is allowed again (0 when allowed)
+
+    def headers(self) -> dict[str, str]:
+        """IETF draft RateLimit header fields (and Retry-After on a refusal)."""
+        headers = {
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(self.remaining),
+            "RateLimit-Reset": str(self.reset_seconds),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(self.retry_after_seconds)
+        return headers
+
+
+class RateLimited(ServiceError):
+    status = 429
+    code = "rate_limited"
+    message = "Too many requests."
+
+
+class RateLimiter(Protocol):
+    async def take(self, bucket: str) -> Decision: ...
+
+    async def close(self) -> None: ...
+
+
+def _decide(tokens: float, allowed: bool, burst: int, rate: float) -> Decision:
+    return Decision(
+        allowed=allowed,
+        limit=burst,
+        remaining=max(0, math.floor(tokens)),
+        reset_seconds=math.ceil(max(0.0, burst - tokens) / rate),
+        retry_after_seconds=0 if allowed else max(1, math.ceil((1 - tokens) / rate)),
+    )
+
+
+class MemoryRateLimiter:
+    """Buckets in this process; the least recently used are forgotten beyond MAX_BUCKETS_IN_MEMORY
+    (a forgotten bucket is a full one, which only ever errs on the generous side)."""
+
+    def __init__(self, *, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    async def take(self, bucket: str) -> Decision:
+        # No await between reading and writing the bucket: atomic within the event loop.
+        now = time.monotonic()
+        tokens, updated = self._buckets.pop(bucket, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - updated) * self.rate)
+        allowed = tokens >= 1.0
+        if allowed:
+            tokens -= 1.0
+        self._buckets[bucket] = (tokens, now)
+        if len(self._buckets) > MAX_BUCKETS_IN_MEMORY:
+            self._buckets.popitem(last=False)
+        return _decide(tokens, allowed, self.burst, self.rate)
+
+    async def close(self) -> None:
+        return None
+
+
+# One atomic step in Redis: refill by the time elapsed (Redis' own clock, the same for every
+# replica), take a token if there is one, remember the state for as long as refilling takes.
+_TAKE = """
+local burst = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local now_parts = redis.call('TIME')
+local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(state[1]) or burst
+local updated = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(tokens)}
+"""
+
+
+class RedisRateLimiter:
+    def __init__(self, url: str, *, rate: float, burst: int, prefix: str = "ordersvc:ratelimit:") -> None:
+        import redis.asyncio as redis
+
+        self.rate, self.burst, self.prefix = rate, burst, prefix
+        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._take = self._redis.register_script(_TAKE)
+
+    async def take(self, bucket: str) -> Decision:
+        from redis.exceptions import RedisError
+
+        try:
+            allowed, tokens = await self._take(keys=[self.prefix + bucket], args=[self.burst, self.rate])
+        except (RedisError, OSError) as exc:
+            logger.warning("rate limit store unreachable, request allowed: %s", exc)
+            return Decision(True, self.burst, self.burst, 0, 0)
+        return _decide(float(tokens), bool(allowed), self.burst, self.rate)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def create_rate_limiter(*, rate: float, burst: int, redis_url: str | None) -> RateLimiter | None:
+    """None when the limit is off (rate 0)."""
+    if rate <= 0:
+        return None
+    if redis_url:
+        return RedisRateLimiter(redis_url, rate=rate, burst=burst)
+    return MemoryRateLimiter(rate=rate, burst=burst)
+
+
+async def enforce(request: Request, api_key: str) -> None:
+    """Take one request from the key's bucket; raise RateLimited when it is empty. The decision
+    is left in the request's state, where the request middleware turns it into headers."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        return
+    # The key's 12-character prefix names it (the secret part never reaches the store).
+    decision = await limiter.take(f"key:{api_key[:12]}")
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        metrics.RATE_LIMITED.inc()
+        raise RateLimited()

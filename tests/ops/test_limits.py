@@ -1,0 +1,111 @@
+"""Request limits: request id, body size, time; each refusal changes nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tests.conftest import MakeCustomer
+from tests.legacy.helpers import snapshot
+from tests.ops.conftest import app_client
+from tests.orders.test_endpoints import auth
+from tests.support import Customer
+
+
+class TestRequestId:
+    async def test_a_valid_request_id_is_kept_and_returned(self, client) -> None:
+        response = await client.get("/healthz", headers={"X-Request-ID": "req-42.abc:1"})
+        assert response.headers["X-Request-ID"] == "req-42.abc:1"
+
+    @pytest.mark.parametrize("sent", [None, "", "has spaces", "x" * 129, 'quote"d'])
+    async def test_a_missing_or_odd_request_id_is_replaced(self, client, sent: str | None) -> None:
+        headers = {} if sent is None else {"X-Request-ID": sent}
+        returned = (await client.get("/healthz", headers=headers)).headers["X-Request-ID"]
+        assert returned != sent
+        assert len(returned) == 32
+        int(returned, 16)
+
+
+class TestBodyLimit:
+    async def test_an_oversized_body_is_413_and_changes_nothing(
+        self, database_url: str, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer(balance="5")
+        body = json.dumps({"email": "a@example.com", "quantity": 500, "padding": "x" * 2000}).encode()
+        async with app_client(max_body_bytes=1000) as (_, client):
+            declared = await client.post(
+                "/v1/orders", content=body, headers={**auth(customer), "Content-Type": "application/json"}
+            )
+
+            async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it streams
+                for start in range(0, len(body), 100):
+                    yield body[start : start + 100]
+
+            streamed = await client.post(
+                "/v1/orders", content=chunks(), headers={**auth(customer), "Content-Type": "application/json"}
+            )
+            small = await client.post(
+                "/v1/orders", json={"email": "a@example.com", "quantity": 500}, headers=auth(customer)
+            )
+        for refused in (declared, streamed):
+            assert refused.status_code == 413
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["code"] == "body_too_large"
+        assert small.status_code == 201
+        assert await snapshot(sessionmaker, customer) == ("4.50", 2, 1)
+
+    async def test_the_legacy_api_keeps_its_own_limit_and_answer(
+        self, database_url: str, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer(balance="5")
+        async with app_client(max_body_bytes=100, legacy_max_body_bytes=4000) as (_, client):
+            fits = await client.post(f"/api?key={customer.api_key}", json={"action": "balance", "padding": "x" * 1000})
+            too_big = await client.post(
+                f"/api?key={customer.api_key}", json={"action": "balance", "padding": "x" * 5000}
+            )
+        assert fits.text == '{"balance": 5.00}'
+        assert too_big.text == '{"error":"Invalid params."}'
+
+
+@pytest.fixture
+def hold_account(sessionmaker: async_sessionmaker[AsyncSession]):
+    """Lock an account's row from another transaction, so that its next order waits."""
+
+    async def hold(customer: Customer, release: asyncio.Event) -> None:
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                sa.text("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"), {"id": customer.account_id}
+            )
+            await release.wait()
+
+    return hold
+
+
+class TestTimeLimit:
+    async def test_a_request_over_its_time_is_503_and_rolled_back(
+        self, database_url: str, make_customer: MakeCustomer, sessionmaker, hold_account
+    ) -> None:
+        customer = await make_customer(balance="5")
+        release = asyncio.Event()
+        holder = asyncio.create_task(hold_account(customer, release))
+        await asyncio.sleep(0.2)
+        try:
+            async with app_client(request_timeout_seconds=0.5) as (_, client):
+                rest = await client.post(
+                    "/v1/orders", json={"email": "t@example.com", "quantity": 500}, headers=auth(customer)
+                )
+                legacy = await client.post(
+                    f"/api?key={customer.api_key}", json={"action": "order", "email": "t@example.com", "quantity": 500}
+                )
+        finally:
+            release.set()
+            await holder
+        assert rest.status_code == 503
+        assert rest.json()["code"] == "timeout"
+        assert (legacy.status_code, legacy.text) == (200, '{"error":"Request timed out."}')
+        assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)

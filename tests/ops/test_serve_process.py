@@ -1,0 +1,127 @@
+"""`ordersvc serve` as operators run it: JSON logs without secrets, and a graceful SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ordersvc.fulfilment import service as fulfilment
+from tests.conftest import MakeCustomer
+from tests.legacy.helpers import snapshot
+from tests.orders.test_endpoints import auth
+from tests.support import serve
+
+WEBHOOK_SECRET = "chain-" + uuid.uuid4().hex
+
+
+class TestLogs:
+    async def test_every_line_is_json_with_request_ids_and_no_secret(
+        self,
+        database_url: str,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tmp_path: Path,
+    ) -> None:
+        customer = await make_customer(balance="5")
+        async with sessionmaker.begin() as session:
+            _, worker_token = await fulfilment.create_worker(session, name=f"log-{uuid.uuid4().hex[:8]}")
+        env = {**os.environ, "ORDERSVC_CHAIN_WEBHOOK_SECRETS": WEBHOOK_SECRET, "ORDERSVC_MAILER_IN_SERVE": "false"}
+        body = json.dumps(
+            {
+                "network": "BTC",
+                "address": "bc1nowhere",
+                "tx_hash": uuid.uuid4().hex,
+                "amount_usd": "1",
+                "confirmations": 9,
+            }
+        ).encode()
+        t = int(time.time())
+        signature = hmac.new(WEBHOOK_SECRET.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+        key = customer.api_key
+        with serve(tmp_path, env=env) as server:
+            async with httpx.AsyncClient(base_url=server.base_url) as client:
+                await client.post(f"/api?key={key}", json={"action": "balance"}, headers={"X-Request-ID": "trace-me-1"})
+                await client.post("/api", json={"action": "balance", "key": key})
+                await client.post("/api", json={"action": "balance"}, headers={"X-API-Key": key})
+                await client.get("/v1/balance", headers=auth(customer))
+                await client.get(f"/v1/orders/{key}", headers=auth(customer))  # a key pasted into a path
+                await client.get("/v1/balance", headers={"Authorization": f"Bearer {key}x"})  # a wrong key
+                await client.post(
+                    "/v1/fulfilment/claim", json={"limit": 1}, headers={"Authorization": f"Bearer {worker_token}"}
+                )
+                await client.post(
+                    "/webhooks/chain",
+                    content=body,
+                    headers={"Ordersvc-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"},
+                )
+        log = server.log()
+        lines = [line for line in log.splitlines() if line.strip()]
+        records = [json.loads(line) for line in lines]  # every line is one JSON object
+        requests = [r for r in records if r.get("event") == "request"]
+        assert len(requests) >= 8
+        assert all(len(r["request_id"]) > 0 and r["status"] > 0 and "duration_ms" in r for r in requests)
+        assert {
+            "method": "POST",
+            "path": "/api",
+            "query": "key=[REDACTED]",
+            "request_id": "trace-me-1",
+        }.items() <= next(r for r in requests if r["request_id"] == "trace-me-1").items()
+        assert any(r["route"] == "/v1/orders/{order_id}" and "osk_[REDACTED]" in r["path"] for r in requests)
+        for secret in (key, key[12:], worker_token, worker_token[12:], signature, WEBHOOK_SECRET):
+            assert secret not in log
+
+
+class TestGracefulShutdown:
+    async def test_sigterm_finishes_the_request_in_flight_then_exits_cleanly(
+        self,
+        database_url: str,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tmp_path: Path,
+    ) -> None:
+        customer = await make_customer(balance="5")
+        env = {**os.environ, "ORDERSVC_MAILER_IN_SERVE": "false", "ORDERSVC_SHUTDOWN_GRACE_SECONDS": "20"}
+        with serve(tmp_path, env=env) as server:
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+                async with sessionmaker.begin() as session:
+                    # Hold the account's row: the order below waits for it, in flight.
+                    await session.execute(
+                        sa.text("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"), {"id": customer.account_id}
+                    )
+                    in_flight = asyncio.create_task(
+                        client.post(
+                            "/v1/orders", json={"email": "s@example.com", "quantity": 1000}, headers=auth(customer)
+                        )
+                    )
+                    await asyncio.sleep(0.5)
+                    server.process.send_signal(signal.SIGTERM)
+                    await asyncio.sleep(1.0)
+                    # No new connections while it drains...
+                    try:
+                        async with httpx.AsyncClient(base_url=server.base_url, timeout=2) as fresh:
+                            refused = (await fresh.get("/healthz")).status_code != 200
+                    except httpx.TransportError:
+                        refused = True
+                    assert refused
+                    assert server.process.poll() is None  # ...and it waits for the order
+                    assert not in_flight.done()
+                # The row is released here: the order goes through and is answered.
+                answer = await in_flight
+            assert answer.status_code == 201, answer.text
+            # uvicorn finishes its shutdown, then re-raises the signal: -SIGTERM is a clean exit.
+            assert server.process.wait(timeout=20) in (0, -signal.SIGTERM)
+        assert await snapshot(sessionmaker, customer) == ("4.00", 2, 1)
+        log = server.log()
+        assert "Traceback" not in log
+        assert log.index("Shutting down") < log.index('"status": 201') < log.index("Application shutdown complete")
