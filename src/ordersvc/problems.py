@@ -16,6 +16,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, request_has_valid_key
 from ordersvc.errors import InvalidApiKey, ServiceError
+from ordersvc.ops.dberrors import (
+    DATABASE_ERROR_CLASSES,
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE_MESSAGE,
+    is_database_unavailable,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -129,16 +135,37 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         return problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        # Handled here (not by the catch-all below, which re-raises to the server and makes it
+        # drop the connection): an outage is answered, and the connection kept.
+        if not is_database_unavailable(exc):
+            raise exc
+        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        return problem_response(
+            503,
+            "service_unavailable",
+            UNAVAILABLE_MESSAGE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS), **_cors_headers(request, cors_origins)},
+        )
+
+    for error_class in DATABASE_ERROR_CLASSES:
+        app.add_exception_handler(error_class, database_error)
+
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         # Logged with its traceback (and re-raised by Starlette to the server's log): the
         # client gets a problem document, the operator gets the cause.
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        # This handler runs outside CORSMiddleware: add its header, or a browser app would see
-        # a CORS failure instead of this document.
-        origin = request.headers.get("origin")
-        headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin in cors_origins else None
-        return problem_response(500, "internal_error", "Something went wrong on our side.", headers=headers)
+        return problem_response(
+            500, "internal_error", "Something went wrong on our side.", headers=_cors_headers(request, cors_origins)
+        )
+
+
+def _cors_headers(request: Request, cors_origins: list[str]) -> dict[str, str]:
+    """The exception handler runs outside CORSMiddleware: without its header a browser app would
+    see a CORS failure instead of the problem document."""
+    origin = request.headers.get("origin")
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin in cors_origins else {}
 
 
 def use_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:

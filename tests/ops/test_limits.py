@@ -109,3 +109,24 @@ class TestTimeLimit:
         assert rest.json()["code"] == "timeout"
         assert (legacy.status_code, legacy.text) == (200, '{"error":"Request timed out."}')
         assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
+
+
+class TestDatabaseLimits:
+    async def test_every_connection_carries_the_statement_and_idle_timeouts(self, database_url: str) -> None:
+        settings = {"db_statement_timeout_ms": 1500, "db_idle_in_transaction_timeout_ms": 7000}
+        async with app_client(**settings) as (app, _), app.state.engine.connect() as connection:
+            statement = (await connection.execute(sa.text("SHOW statement_timeout"))).scalar()
+            idle = (await connection.execute(sa.text("SHOW idle_in_transaction_session_timeout"))).scalar()
+        assert (statement, idle) == ("1500ms", "7s")
+
+    async def test_a_statement_over_its_time_is_a_503_not_a_crash(
+        self, database_url: str, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer()
+        # Any slow statement will do: the key lookup waits on a lock it cannot get.
+        async with app_client(db_statement_timeout_ms=200) as (app, client), app.state.sessionmaker.begin() as session:
+            await session.execute(sa.text("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE"))
+            answer = await client.get("/v1/balance", headers=auth(customer))
+        assert answer.status_code == 503
+        assert answer.headers["Retry-After"] == "1"
+        assert answer.json()["code"] == "service_unavailable"

@@ -6,6 +6,7 @@ unreadable body -> `Invalid params.`; key -> `Invalid key.`; action -> `Invalid 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -21,6 +22,9 @@ from ordersvc.legacy import render
 from ordersvc.legacy.actions import ACTIONS
 from ordersvc.legacy.params import find_key, parse_body
 from ordersvc.ops import ratelimit
+from ordersvc.ops.dberrors import UNAVAILABLE_MESSAGE, is_database_unavailable
+
+logger = logging.getLogger(__name__)
 
 
 class UnknownAction(ServiceError):
@@ -40,6 +44,11 @@ class LegacyRoute(APIRoute):
                 return await handler(request)
             except ServiceError as exc:
                 return render.error(exc.message)
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                logger.warning("database unavailable on the legacy API: %s", exc.__class__.__name__)
+                return render.error(UNAVAILABLE_MESSAGE)
 
         return handle
 
