@@ -122,6 +122,12 @@ def seed(url: str, history: int) -> Seeded:
                 ANALYZE;
             """,
             )
+        psql(url, f"""
+            UPDATE accounts a SET
+                payments_count = (SELECT count(*) FROM payments p WHERE p.account_id = a.id),
+                orders_count = (SELECT count(*) FROM orders o WHERE o.account_id = a.id)
+            WHERE a.id = ANY(ARRAY{funded});
+        """)  # fmt: skip
         return Seeded(hot[0], hot[1], many[0], (many[1][0], many[1][-1]), big[0], small[0])
 
     return asyncio.run(create())
@@ -135,7 +141,7 @@ PGBENCH_SCRIPT = f"""
 BEGIN;
 SELECT api_keys.id, api_keys.account_id, api_keys.prefix, api_keys.key_hash, accounts.balance_mills
   FROM api_keys JOIN accounts ON accounts.id = api_keys.account_id WHERE api_keys.account_id = :aid;
-SELECT pg_advisory_xact_lock(hashtext(translate(lower('{RECIPIENT}'), '{FINAL_SIGMA}', '{SIGMA}')));
+SELECT pg_advisory_xact_lock_shared(hashtext(translate(lower('{RECIPIENT}'), '{FINAL_SIGMA}', '{SIGMA}')));
 SELECT email FROM suppressions WHERE email = translate(lower('{RECIPIENT}'), '{FINAL_SIGMA}', '{SIGMA}');
 INSERT INTO recipient_consents (account_id, email, status) VALUES (:aid, '{RECIPIENT}', 'awaiting')
   ON CONFLICT ON CONSTRAINT uq_recipient_consents_account_email DO NOTHING RETURNING id;
@@ -145,7 +151,8 @@ INSERT INTO orders (public_id, account_id, email, quantity, price_mills, status)
   VALUES (upper(lpad(to_hex(nextval('bench_pgbench_ids')), 8, '0')), :aid, '{RECIPIENT}', 500, 500, 'pending')
   RETURNING id \\gset
 INSERT INTO order_events (order_id, from_status, to_status, reason) VALUES (:id, NULL, 'pending', 'placed');
-UPDATE accounts SET balance_mills = balance_mills - 500 WHERE id = :aid RETURNING balance_mills;
+UPDATE accounts SET balance_mills = balance_mills - 500, payments_count = payments_count + 1,
+  orders_count = orders_count + 1 WHERE id = :aid RETURNING balance_mills;
 INSERT INTO payments (account_id, kind, amount_mills, email, order_id) VALUES (:aid, 'order', -500, '{RECIPIENT}', :id);
 END;
 """

@@ -72,6 +72,7 @@ def serve(
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
         timeout_keep_alive=5,
         h11_max_incomplete_event_size=16 * 1024,  # request line + headers
+        http="ordersvc.ops.http:NoDelayH11Protocol",
     )
 
 
@@ -163,9 +164,11 @@ def payments_credit(
 
 @ledger_app.command("verify")
 def ledger_verify() -> None:
-    """Check every account's balance against the sum of its payments (exit 1 on a difference)."""
+    """Check every account's balance against the sum of its payments, and its payment and order
+    counters against the real counts (exit 1 on a difference)."""
     mismatches = in_transaction(ledger.verify)
-    if not mismatches:
+    count_mismatches = in_transaction(ledger.verify_counts)
+    if not mismatches and not count_mismatches:
         typer.echo("ok: every balance equals the sum of its payments")
         return
     for m in mismatches:
@@ -174,4 +177,6 @@ def ledger_verify() -> None:
             f" != payments {format_usd(m.payments_sum_mills)}",
             err=True,
         )
+    for c in count_mismatches:
+        typer.echo(f"account {c.account_id} {c.email}: {c.what} counter {c.counted} != {c.actual}", err=True)
     raise typer.Exit(code=1)

@@ -89,11 +89,21 @@ async def fetch_window(
     return list((await session.execute(stmt.order_by(id_column).offset(window.offset))).all())
 
 
-async def count_up_to_now(
-    session: AsyncSession, id_column: Mapped[int | None], where: sa.ColumnElement[bool]
+async def counted_up_to_now(
+    session: AsyncSession,
+    counter: Mapped[int],
+    owner_id: Mapped[int | None],
+    id_column: Mapped[int | None],
+    owner_column: Mapped[int],
+    owner: int,
 ) -> tuple[int, int | None]:
-    """(number of rows, highest id) matching `where`, in one statement."""
-    row = (await session.execute(sa.select(sa.func.count(), sa.func.max(id_column)).where(where))).one()
+    """(the owner's counter of these rows, highest id of its rows), in one statement, so from
+    one snapshot: the counter is kept by the same transactions that insert the rows. The count
+    costs one row read and the highest id one index probe, however long the history."""
+    highest = sa.select(sa.func.max(id_column)).where(owner_column == owner).scalar_subquery()
+    row = (await session.execute(sa.select(counter, highest).where(owner_id == owner))).one_or_none()
+    if row is None:
+        return 0, None
     return int(row[0]), row[1]
 
 

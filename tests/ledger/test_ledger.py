@@ -129,3 +129,42 @@ class TestRunningBalance:
             )
             assert [m.payments_sum_mills for m in await ledger.verify(session)] == [0]
             await session.rollback()
+
+
+class TestCounters:
+    async def test_payments_and_orders_are_counted_with_the_balance(
+        self, client, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer = await make_customer(balance="5")
+        for _ in range(3):
+            placed = await client.post(
+                f"/api?key={customer.api_key}", json={"action": "order", "email": "c@example.com", "quantity": 500}
+            )
+            assert placed.text.startswith('{"order":')
+        order_id = placed.json()["order"]
+        await client.post(f"/api?key={customer.api_key}", json={"action": "cancel", "order": order_id})
+        async with sessionmaker() as session:
+            row = (
+                await session.execute(
+                    sa.text("SELECT payments_count, orders_count FROM accounts WHERE id = :id"),
+                    {"id": customer.account_id},
+                )
+            ).one()
+            assert tuple(row) == (5, 3)  # a credit, three debits, a refund; three orders
+            assert await ledger.verify_counts(session) == []
+        listed = (await client.post(f"/api?key={customer.api_key}", json={"action": "payments"})).json()
+        assert (listed["total"], len(listed["payments"])) == (5, 5)
+        assert (await client.post(f"/api?key={customer.api_key}", json={"action": "orders"})).json()["total"] == 3
+
+    async def test_verify_counts_reports_a_tampered_counter(
+        self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer = await make_customer(balance="5")
+        async with sessionmaker() as session:  # rolled back at the end of the block
+            await session.execute(
+                sa.text("UPDATE accounts SET orders_count = 7 WHERE id = :id"), {"id": customer.account_id}
+            )
+            assert [(m.account_id, m.what, m.counted, m.actual) for m in await ledger.verify_counts(session)] == [
+                (customer.account_id, "orders", 7, 0)
+            ]
+            await session.rollback()

@@ -15,6 +15,11 @@ class Account(SQLModel, table=True):
     # Running balance in mills, written only by the ledger in the same transaction as the
     # payment that changes it; `ordersvc ledger verify` proves it equals the sum of payments.
     balance_mills: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    # How many payments and orders the account has, moved by the ledger with the balance (an
+    # order is debited exactly once, when it is placed): the legacy lists' `total` without a
+    # count over the whole history. Also proven by `ordersvc ledger verify`.
+    payments_count: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
+    orders_count: int = Field(default=0, sa_column=sa.Column(sa.BigInteger, nullable=False, server_default="0"))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 

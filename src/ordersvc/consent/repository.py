@@ -26,9 +26,13 @@ def _key(email: str) -> sa.ColumnElement[str]:
     return _fold(sa.literal(email, sa.Text))
 
 
-async def lock_address(session: AsyncSession, email: str) -> None:
-    """Serialise everything that decides about one address (new orders, opt-outs)."""
-    await session.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(_key(email)))))
+async def lock_address(session: AsyncSession, email: str, *, shared: bool = False) -> None:
+    """Serialise opt-outs of an address with everything else that decides about it. New orders
+    take the lock shared: they exclude an opt-out, not each other (orders of one pair are
+    serialised by the pair's consent row, orders of one account by the account's row), so a
+    popular address does not make every customer's orders to it wait in one line."""
+    lock = sa.func.pg_advisory_xact_lock_shared if shared else sa.func.pg_advisory_xact_lock
+    await session.execute(sa.select(lock(sa.func.hashtext(_key(email)))))
 
 
 async def is_suppressed(session: AsyncSession, email: str) -> bool:

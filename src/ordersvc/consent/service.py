@@ -57,8 +57,9 @@ async def status_for_new_order(session: AsyncSession, *, account_id: int, email:
     addresses. A pair whose earlier request was declined or expired is asked again (still at
     most one message per address per interval). Consent and suppression are per mailbox,
     whatever the case an order used (compared as PostgreSQL's lower())."""
-    # Serialised with opt-outs of the address: an order can never slip past a suppression.
-    await repository.lock_address(session, email)
+    # Serialised with opt-outs of the address (shared among orders): an order can never slip
+    # past a suppression.
+    await repository.lock_address(session, email, shared=True)
     if await repository.is_suppressed(session, email):
         raise RecipientOptedOut()
     consent = await repository.lock_or_create_consent(session, account_id, email)

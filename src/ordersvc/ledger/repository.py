@@ -10,7 +10,7 @@ from ordersvc.accounts.models import Account
 from ordersvc.deposits.models import Deposit
 from ordersvc.ledger.models import Payment
 from ordersvc.orders.models import Order
-from ordersvc.pagination import CursorRequest, PageWindow, count_up_to_now, fetch_cursor_page, fetch_window
+from ordersvc.pagination import CursorRequest, PageWindow, counted_up_to_now, fetch_cursor_page, fetch_window
 
 
 async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
@@ -24,11 +24,16 @@ async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def add_to_balance(session: AsyncSession, account_id: int, amount_mills: int) -> int | None:
+async def add_to_balance(session: AsyncSession, account_id: int, amount_mills: int, *, new_order: bool) -> int | None:
+    """Move the balance by one payment, and count the payment (and the order it debits)."""
     stmt = (
         sa.update(Account)
         .where(col(Account.id) == account_id)
-        .values(balance_mills=col(Account.balance_mills) + amount_mills)
+        .values(
+            balance_mills=col(Account.balance_mills) + amount_mills,
+            payments_count=col(Account.payments_count) + 1,
+            orders_count=col(Account.orders_count) + (1 if new_order else 0),
+        )
         .returning(col(Account.balance_mills))
     )
     return (await session.execute(stmt)).scalar_one_or_none()
@@ -40,7 +45,10 @@ async def get_balance(session: AsyncSession, account_id: int) -> int | None:
 
 
 async def count_payments(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
-    return await count_up_to_now(session, col(Payment.id), col(Payment.account_id) == account_id)
+    """(number of payments, highest payment id), both as of one snapshot."""
+    return await counted_up_to_now(
+        session, col(Account.payments_count), col(Account.id), col(Payment.id), col(Payment.account_id), account_id
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,3 +114,38 @@ async def balance_mismatches(session: AsyncSession) -> list[BalanceMismatch]:
     )
     rows = (await session.execute(stmt)).all()
     return [BalanceMismatch(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class CountMismatch:
+    account_id: int
+    email: str
+    what: str  # "payments" or "orders"
+    counted: int  # the account's counter
+    actual: int
+
+
+async def count_mismatches(session: AsyncSession) -> list[CountMismatch]:
+    payments = (
+        sa.select(col(Payment.account_id), sa.func.count().label("n")).group_by(col(Payment.account_id)).subquery()
+    )
+    orders = sa.select(col(Order.account_id), sa.func.count().label("n")).group_by(col(Order.account_id)).subquery()
+    actual_payments = sa.func.coalesce(payments.c.n, 0)
+    actual_orders = sa.func.coalesce(orders.c.n, 0)
+    stmt = (
+        sa.select(
+            col(Account.id), col(Account.email), col(Account.payments_count), actual_payments,
+            col(Account.orders_count), actual_orders,
+        )
+        .outerjoin(payments, payments.c.account_id == col(Account.id))
+        .outerjoin(orders, orders.c.account_id == col(Account.id))
+        .where(sa.or_(col(Account.payments_count) != actual_payments, col(Account.orders_count) != actual_orders))
+        .order_by(col(Account.id))
+    )  # fmt: skip
+    mismatches = []
+    for r in (await session.execute(stmt)).all():
+        if r[2] != r[3]:
+            mismatches.append(CountMismatch(int(r[0]), r[1], "payments", int(r[2]), int(r[3])))
+        if r[4] != r[5]:
+            mismatches.append(CountMismatch(int(r[0]), r[1], "orders", int(r[4]), int(r[5])))
+    return mismatches

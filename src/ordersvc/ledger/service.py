@@ -9,7 +9,7 @@ from ordersvc.accounts import service as accounts_service
 from ordersvc.errors import NotFound, ServiceError
 from ordersvc.ledger import repository
 from ordersvc.ledger.models import NEGATIVE_KINDS, POSITIVE_KINDS, Payment, PaymentKind
-from ordersvc.ledger.repository import BalanceMismatch, LedgerEntry
+from ordersvc.ledger.repository import BalanceMismatch, CountMismatch, LedgerEntry
 from ordersvc.pagination import (
     DEFAULT_LIMIT,
     CursorPage,
@@ -60,7 +60,8 @@ async def post_payment(
     `balance_not_negative` check is the last line of defence against an overdraft."""
     if (kind in POSITIVE_KINDS and amount_mills <= 0) or (kind in NEGATIVE_KINDS and amount_mills >= 0):
         raise ValueError(f"a {kind} payment cannot be {amount_mills} mills")
-    if await repository.add_to_balance(session, account_id, amount_mills) is None:
+    new_order = kind == PaymentKind.ORDER  # an order is debited once, when it is placed
+    if await repository.add_to_balance(session, account_id, amount_mills, new_order=new_order) is None:
         raise NotFound("No such account.")
     payment = Payment(
         account_id=account_id,
@@ -122,3 +123,8 @@ async def page_payments(
 async def verify(session: AsyncSession) -> list[BalanceMismatch]:
     """Every account whose running balance differs from the sum of its payments."""
     return await repository.balance_mismatches(session)
+
+
+async def verify_counts(session: AsyncSession) -> list[CountMismatch]:
+    """Every account whose payment or order counter differs from its real count."""
+    return await repository.count_mismatches(session)

@@ -9,8 +9,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from ordersvc.accounts.models import Account
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
-from ordersvc.pagination import CursorRequest, PageWindow, count_up_to_now, fetch_cursor_page, fetch_window
+from ordersvc.pagination import CursorRequest, PageWindow, counted_up_to_now, fetch_cursor_page, fetch_window
 
 
 async def insert_order(
@@ -42,7 +43,10 @@ async def insert_order(
 
 
 async def count_orders(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
-    return await count_up_to_now(session, col(Order.id), col(Order.account_id) == account_id)
+    """(number of orders, highest order id), both as of one snapshot."""
+    return await counted_up_to_now(
+        session, col(Account.orders_count), col(Account.id), col(Order.id), col(Order.account_id), account_id
+    )
 
 
 async def orders_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[Order]:
