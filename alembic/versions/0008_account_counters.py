@@ -23,7 +23,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("accounts", sa.Column("payments_count", sa.BigInteger, nullable=False, server_default="0"))
     op.add_column("accounts", sa.Column("orders_count", sa.BigInteger, nullable=False, server_default="0"))
-    # Every account row is locked while it is backfilled: no payment can slip between count and write.
+    # Writers wait while the counts are taken and written (a statement's snapshot would miss a
+    # payment committed while it waited for an account row); reads go on.
+    op.execute("LOCK TABLE payments, orders IN SHARE MODE")
     op.execute(
         """
         UPDATE accounts a SET

@@ -70,6 +70,8 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=True,
+        # Errors and logs show statements, never their values (emails, key hashes, codes).
+        hide_parameters=True,
         connect_args={
             "server_settings": {
                 "statement_timeout": str(settings.db_statement_timeout_ms),
@@ -124,6 +126,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
+            # From here the transaction may commit: the request's time limit no longer applies,
+            # or a client could be told "not completed, retry" about work that was done.
+            deadline = getattr(request.state, "request_deadline", None)
+            if deadline is not None:
+                deadline.reschedule(None)
             await session.commit()
 
 

@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         timeout_seconds=settings.request_timeout_seconds,
+        cors_origins=settings.cors_origins,
     )
 
     def openapi() -> dict[str, Any]:

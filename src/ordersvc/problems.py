@@ -90,13 +90,18 @@ _DESCRIPTIONS = {
     404: "No such object for this account.",
     409: "Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`).",
     422: "Invalid request: see `code` and `errors`.",
+    429: "Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds.",
+    503: "Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; "
+    "an `Idempotency-Key` makes the retry safe.",
 }
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for these error statuses (401 and 422 are always added)."""
+    """OpenAPI `responses=` entries for these error statuses (401, 422, 429 and 503 are always
+    added: every authenticated route can answer them)."""
     return {
-        status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in sorted({401, 422, *statuses})
+        status: {"model": Problem, "description": _DESCRIPTIONS[status]}
+        for status in sorted({401, 422, 429, 503, *statuses})
     }
 
 

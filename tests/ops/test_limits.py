@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.db import SessionDep
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import snapshot
 from tests.ops.conftest import app_client
@@ -130,3 +132,79 @@ class TestDatabaseLimits:
         assert answer.status_code == 503
         assert answer.headers["Retry-After"] == "1"
         assert answer.json()["code"] == "service_unavailable"
+
+
+class TestCommitIsNeverCutShort:
+    async def test_a_request_already_committing_is_answered_with_its_result(
+        self, database_url: str, sessionmaker
+    ) -> None:
+        """The time limit stops at COMMIT: a commit that waits (here on a deferred unique check
+        against another open transaction) finishes and is answered, never "not completed"."""
+        table = f"deferred_{uuid.uuid4().hex[:8]}"
+        async with sessionmaker.begin() as session:
+            await session.execute(sa.text(f"CREATE TABLE {table} (k int UNIQUE DEFERRABLE INITIALLY DEFERRED)"))
+        try:
+            async with app_client(request_timeout_seconds=0.5) as (app, client):
+
+                async def write(session: SessionDep) -> dict[str, str]:
+                    await session.execute(sa.text(f"INSERT INTO {table} VALUES (1)"))
+                    return {"status": "written"}
+
+                app.add_api_route("/test/deferred", write, methods=["POST"])
+                release = asyncio.Event()
+
+                async def other_writer() -> None:
+                    async with sessionmaker() as other:
+                        await other.execute(sa.text(f"INSERT INTO {table} VALUES (1)"))
+                        await release.wait()
+                        await other.rollback()  # the request's commit may now go through
+
+                holder = asyncio.create_task(other_writer())
+                await asyncio.sleep(0.2)
+                request = asyncio.create_task(client.post("/test/deferred"))
+                await asyncio.sleep(1.0)  # well past the 0.5 s limit, waiting inside COMMIT
+                release.set()
+                await holder
+                answer = await request
+            assert (answer.status_code, answer.json()) == (200, {"status": "written"})
+            async with sessionmaker() as session:
+                assert (await session.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar() == 1
+        finally:
+            async with sessionmaker.begin() as session:
+                await session.execute(sa.text(f"DROP TABLE {table}"))
+
+
+class TestUnhandledErrors:
+    async def test_a_bug_is_a_500_problem_with_the_request_id(self, database_url: str) -> None:
+        async with app_client() as (app, client):
+
+            async def broken() -> None:
+                raise RuntimeError("a bug")
+
+            app.add_api_route("/test/broken", broken)
+            answer = await client.get("/test/broken", headers={"X-Request-ID": "bug-1"})
+        assert answer.status_code == 500
+        assert answer.headers["X-Request-ID"] == "bug-1"
+        assert answer.json()["code"] == "internal_error"
+
+
+class TestOutageClassification:
+    def test_a_value_the_driver_cannot_encode_is_not_an_outage(self) -> None:
+        import asyncpg
+
+        from ordersvc.ops.dberrors import is_database_unavailable
+
+        assert not is_database_unavailable(asyncpg.DataError("invalid input for query argument"))
+        assert not is_database_unavailable(FileNotFoundError(2, "a bug's missing file"))
+        assert not is_database_unavailable(RuntimeError("a bug"))
+        assert is_database_unavailable(ConnectionRefusedError())
+        assert is_database_unavailable(asyncpg.DeadlockDetectedError("deadlock detected"))
+
+    async def test_a_server_that_is_down_is_an_outage(self, tmp_path) -> None:
+        import asyncpg
+
+        from ordersvc.ops.dberrors import is_database_unavailable
+
+        with pytest.raises(OSError, match="No such file or directory") as raised:  # no server on this socket
+            await asyncpg.connect(host=str(tmp_path), port=5999, user="postgres", timeout=2)
+        assert is_database_unavailable(raised.value)

@@ -23,6 +23,7 @@ from tests.orders.test_endpoints import auth
 from tests.support import serve
 
 WEBHOOK_SECRET = "chain-" + uuid.uuid4().hex
+CONSENT_TOKEN = "c" + uuid.uuid4().hex  # well-formed or not, a path token is never logged
 
 
 class TestLogs:
@@ -65,6 +66,7 @@ class TestLogs:
                     content=body,
                     headers={"Ordersvc-Signature": f"t={t},v1={signature}", "Content-Type": "application/json"},
                 )
+                await client.get(f"/consent/confirm/{CONSENT_TOKEN}")  # a signed link's token
         log = server.log()
         lines = [line for line in log.splitlines() if line.strip()]
         records = [json.loads(line) for line in lines]  # every line is one JSON object
@@ -78,7 +80,8 @@ class TestLogs:
             "request_id": "trace-me-1",
         }.items() <= next(r for r in requests if r["request_id"] == "trace-me-1").items()
         assert any(r["route"] == "/v1/orders/{order_id}" and "osk_[REDACTED]" in r["path"] for r in requests)
-        for secret in (key, key[12:], worker_token, worker_token[12:], signature, WEBHOOK_SECRET):
+        assert any(r["route"] == "/consent/{action}/{token}" and r["path"] == r["route"] for r in requests)
+        for secret in (key, key[12:], worker_token, worker_token[12:], signature, WEBHOOK_SECRET, CONSENT_TOKEN):
             assert secret not in log
 
 

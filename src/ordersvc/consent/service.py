@@ -140,14 +140,20 @@ async def decide(session: AsyncSession, *, token: str, settings: Settings | None
     open orders are canceled, refunding what was not delivered)."""
     settings = settings or get_settings()
     parsed = tokens.verify(settings.secret_key, token, now=int(utc_now().timestamp()))
+    if parsed.action is ConsentAction.OPT_OUT:
+        # Not locked here: opt_out takes the address lock first and the consent rows after it,
+        # in the order new orders take them (a consent row, then the address, would deadlock).
+        found = await session.get(RecipientConsent, parsed.consent_id)
+        if found is None:
+            raise tokens.InvalidToken()
+        requester = (await session.get_one(Account, found.account_id)).email
+        changed = await opt_out(session, email=found.email, source="recipient")
+        return Decision(parsed.action, requester, found.email, changed)
     consent = await repository.lock_consent(session, parsed.consent_id)
     if consent is None:
         raise tokens.InvalidToken()
     assert consent.id is not None
     requester = (await session.get_one(Account, consent.account_id)).email
-    if parsed.action is ConsentAction.OPT_OUT:
-        changed = await opt_out(session, email=consent.email, source="recipient")
-        return Decision(parsed.action, requester, consent.email, changed)
     if parsed.action is ConsentAction.CONFIRM:
         if consent.status == ConsentStatus.CONFIRMED.value:
             return Decision(parsed.action, requester, consent.email, False)

@@ -46,16 +46,23 @@ class BodyTooLarge(StarletteHTTPException):
 
 
 def _problem(status: int, code: str, detail: str) -> tuple[int, bytes, bytes]:
-    title = {413: "Content Too Large", 503: "Service Unavailable"}[status]
+    title = {413: "Content Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}[status]
     body = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail, "code": code}
     return status, json.dumps(body).encode(), b"application/problem+json"
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+DEADLINE = "request_deadline"  # the request's asyncio.Timeout, in its state (see db.get_session)
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float, cors_origins: list[str] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.timeout_seconds = timeout_seconds
+        self.cors_origins = cors_origins or []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,7 +101,10 @@ class RequestContextMiddleware:
 
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
-                async with asyncio.timeout(self.timeout_seconds):
+                async with asyncio.timeout(self.timeout_seconds) as deadline:
+                    # The session lifts the deadline when it starts to commit: a request whose
+                    # transaction may have committed is never answered "not completed".
+                    state[DEADLINE] = deadline
                     await self.app(scope, receive_limited, send_with_context)
             except BodyTooLarge:
                 if not response_started:
@@ -112,6 +122,13 @@ class RequestContextMiddleware:
                             send_with_context,
                             *_problem(503, "timeout", "The request took too long and was not completed; retry it."),
                         )
+            except Exception:
+                # Answered here rather than by Starlette's outermost handler, so that the answer
+                # and the traceback's log line carry the request id.
+                stdlib_logger.exception("unhandled error on %s %s", scope["method"], _loggable_path(scope))
+                if not response_started:
+                    status_, body, content_type = _problem(500, "internal_error", "Something went wrong on our side.")
+                    await self._answer(scope, send_with_context, status_, body, content_type, self._cors(scope))
             finally:
                 self._log(scope, request_id, status, started)
 
@@ -132,15 +149,25 @@ class RequestContextMiddleware:
 
         return receive_limited
 
+    def _cors(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        """CORS headers for an answer made here, outside CORSMiddleware (a browser app would
+        otherwise see a CORS failure instead of the problem)."""
+        origin = _header(scope, b"origin")
+        if origin is not None and origin in self.cors_origins:
+            return [(b"access-control-allow-origin", origin.encode("latin-1")), (b"vary", b"Origin")]
+        return []
+
     @staticmethod
-    async def _answer(scope: Scope, send: Send, status: int, body: bytes, content_type: bytes) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())],
-            }
-        )
+    async def _answer(
+        scope: Scope,
+        send: Send,
+        status: int,
+        body: bytes,
+        content_type: bytes,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers + (extra_headers or [])})
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
@@ -148,20 +175,31 @@ class RequestContextMiddleware:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
         template = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
-        metrics.HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(scope["method"], template).observe(elapsed)
+        # Labels from a fixed set: a client inventing methods cannot create new series.
+        method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+        metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
         client = scope.get("client")
         logger.info(
             "request",
             request_id=request_id,
-            method=scope["method"],
-            path=scope["path"],
+            method=scope["method"][:16],
+            path=_loggable_path(scope),
             query=redact_query_string(scope.get("query_string", b"").decode("latin-1")),
             route=template,
             status=status,
             duration_ms=round(elapsed * 1000, 2),
             client=client[0] if client else None,
         )
+
+
+def _loggable_path(scope: Scope) -> str:
+    """The path, unless a path parameter is a credential (the consent pages' signed tokens):
+    then the route's template."""
+    template = getattr(scope.get("route"), "path", None)
+    if template is not None and "{token}" in template:
+        return str(template)
+    return str(scope["path"])
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

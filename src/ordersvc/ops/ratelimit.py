@@ -53,7 +53,9 @@ class RateLimited(ServiceError):
 
 
 class RateLimiter(Protocol):
-    async def take(self, bucket: str) -> Decision: ...
+    async def take(self, bucket: str) -> Decision | None:
+        """The bucket's decision; None when it cannot be told (the request is let through)."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -118,19 +120,24 @@ return {allowed, tostring(tokens)}
 class RedisRateLimiter:
     def __init__(self, url: str, *, rate: float, burst: int, prefix: str = "ordersvc:ratelimit:") -> None:
         import redis.asyncio as redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
         self.rate, self.burst, self.prefix = rate, burst, prefix
-        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # No retries: an unreachable store must cost a request at most one short timeout.
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=0.25, socket_connect_timeout=0.25, retry=Retry(NoBackoff(), 0), retry_on_timeout=False
+        )
         self._take = self._redis.register_script(_TAKE)
 
-    async def take(self, bucket: str) -> Decision:
+    async def take(self, bucket: str) -> Decision | None:
         from redis.exceptions import RedisError
 
         try:
             allowed, tokens = await self._take(keys=[self.prefix + bucket], args=[self.burst, self.rate])
         except (RedisError, OSError) as exc:
-            logger.warning("rate limit store unreachable, request allowed: %s", exc)
-            return Decision(True, self.burst, self.burst, 0, 0)
+            logger.warning("rate limit store unreachable, request allowed: %s", exc.__class__.__name__)
+            return None
         return _decide(float(tokens), bool(allowed), self.burst, self.rate)
 
     async def close(self) -> None:
@@ -154,6 +161,8 @@ async def enforce(request: Request, api_key: str) -> None:
         return
     # The key's 12-character prefix names it (the secret part never reaches the store).
     decision = await limiter.take(f"key:{api_key[:12]}")
+    if decision is None:
+        return
     request.state.rate_limit = decision
     if not decision.allowed:
         metrics.RATE_LIMITED.inc()
