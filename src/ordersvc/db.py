@@ -77,12 +77,6 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
                 "statement_timeout": str(settings.db_statement_timeout_ms),
                 "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
                 "application_name": "ordersvc",
-                # Plan every prepared statement once, for an average account. A custom plan for
-                # an account holding much of a table (a big customer) walks the primary key
-                # backwards past every newer row of other accounts to find its newest 20
-                # (8.5 ms at 100,000 such rows, growing with them); the generic plan uses the
-                # (account_id, id) index (0.1 ms). bench/README.md has the measurements.
-                "plan_cache_mode": "force_generic_plan",
             }
         },
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar, TypeVarTuple
+from typing import Any, Generic, TypeVar, TypeVarTuple
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -76,17 +76,40 @@ class NumberedPage(Generic[T]):
     total: int
 
 
+def owned_by(owner_column: Mapped[int], owner: int) -> sa.ColumnElement[bool]:
+    """`owner_column = owner`, written as a range on purpose, for lists ordered by
+    `owned_order(...)`. With an equality PostgreSQL treats the owner as a constant and may serve
+    `ORDER BY id` from the primary key, skipping every newer row of other owners: a big
+    account's newest page or a small account's oldest row took 10-200 ms in bench/load.py,
+    growing with everyone else's history. Pinned by a range, the only index that yields
+    (owner, id) order is the (owner, id) index, whatever the statistics or the plan cache say."""
+    return sa.and_(owner_column >= owner, owner_column <= owner)
+
+
+def owned_order(owner_column: Mapped[int] | None, id_column: Mapped[int | None], *, newest_first: bool) -> list[Any]:
+    columns = [c for c in (owner_column, id_column) if c is not None]
+    return [c.desc() if newest_first else c.asc() for c in columns]
+
+
 async def fetch_window(
-    session: AsyncSession, stmt: sa.Select[*Ts], id_column: Mapped[int | None], window: PageWindow
+    session: AsyncSession,
+    stmt: sa.Select[*Ts],
+    id_column: Mapped[int | None],
+    window: PageWindow,
+    *,
+    owner_column: Mapped[int] | None = None,
 ) -> list[sa.Row[*Ts]]:
-    """Run `stmt` (already filtered) for the rows of `window`, ordered by `id_column` ascending."""
+    """Run `stmt` (already filtered, with `owned_by` when `owner_column` is given) for the rows
+    of `window`, ordered by `id_column` ascending."""
     if window.size == 0 or window.last_id is None:
         return []
     stmt = stmt.where(id_column <= window.last_id).limit(window.size)
     if window.read_backwards:
-        rows = (await session.execute(stmt.order_by(id_column.desc()).offset(window.offset_from_newest))).all()
+        newest = stmt.order_by(*owned_order(owner_column, id_column, newest_first=True))
+        rows = (await session.execute(newest.offset(window.offset_from_newest))).all()
         return list(reversed(rows))
-    return list((await session.execute(stmt.order_by(id_column).offset(window.offset))).all())
+    oldest = stmt.order_by(*owned_order(owner_column, id_column, newest_first=False))
+    return list((await session.execute(oldest.offset(window.offset))).all())
 
 
 async def counted_up_to_now(
@@ -100,7 +123,13 @@ async def counted_up_to_now(
     """(the owner's counter of these rows, highest id of its rows), in one statement, so from
     one snapshot: the counter is kept by the same transactions that insert the rows. The count
     costs one row read and the highest id one index probe, however long the history."""
-    highest = sa.select(sa.func.max(id_column)).where(owner_column == owner).scalar_subquery()
+    highest = (
+        sa.select(id_column)
+        .where(owned_by(owner_column, owner))
+        .order_by(*owned_order(owner_column, id_column, newest_first=True))
+        .limit(1)
+        .scalar_subquery()
+    )
     row = (await session.execute(sa.select(counter, highest).where(owner_id == owner))).one_or_none()
     if row is None:
         return 0, None
@@ -146,15 +175,23 @@ class CursorPage(Generic[T]):
 
 
 async def fetch_cursor_page(
-    session: AsyncSession, stmt: sa.Select[*Ts], id_column: Mapped[int | None], request: CursorRequest
+    session: AsyncSession,
+    stmt: sa.Select[*Ts],
+    id_column: Mapped[int | None],
+    request: CursorRequest,
+    *,
+    owner_column: Mapped[int] | None = None,
 ) -> tuple[list[sa.Row[*Ts]], bool]:
-    """The page of `stmt` (already filtered) for `request`, newest first, and `has_more`."""
+    """The page of `stmt` (already filtered, with `owned_by` when `owner_column` is given) for
+    `request`, newest first, and `has_more`."""
     window = request.limit + 1  # one extra row tells whether there is more
     if request.ending_before is not None:
-        stmt = stmt.where(id_column > request.ending_before).order_by(id_column).limit(window)
+        stmt = stmt.where(id_column > request.ending_before)
+        stmt = stmt.order_by(*owned_order(owner_column, id_column, newest_first=False)).limit(window)
         rows = list((await session.execute(stmt)).all())
         return list(reversed(rows[: request.limit])), len(rows) > request.limit
     if request.starting_after is not None:
         stmt = stmt.where(id_column < request.starting_after)
-    rows = list((await session.execute(stmt.order_by(id_column.desc()).limit(window))).all())
+    newest = stmt.order_by(*owned_order(owner_column, id_column, newest_first=True)).limit(window)
+    rows = list((await session.execute(newest)).all())
     return rows[: request.limit], len(rows) > request.limit

@@ -10,7 +10,14 @@ from ordersvc.accounts.models import Account
 from ordersvc.deposits.models import Deposit
 from ordersvc.ledger.models import Payment
 from ordersvc.orders.models import Order
-from ordersvc.pagination import CursorRequest, PageWindow, counted_up_to_now, fetch_cursor_page, fetch_window
+from ordersvc.pagination import (
+    CursorRequest,
+    PageWindow,
+    counted_up_to_now,
+    fetch_cursor_page,
+    fetch_window,
+    owned_by,
+)
 
 
 async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
@@ -65,13 +72,15 @@ def _entries(account_id: int) -> sa.Select[Payment, str, str | None]:
         sa.select(Payment, col(Order.public_id), col(Deposit.network))
         .outerjoin(Order, col(Order.id) == col(Payment.order_id))
         .outerjoin(Deposit, col(Deposit.id) == col(Payment.deposit_id))
-        .where(col(Payment.account_id) == account_id)
+        .where(owned_by(col(Payment.account_id), account_id))
     )
 
 
 async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[LedgerEntry]:
     """The window's payments, oldest first."""
-    rows = await fetch_window(session, _entries(account_id), col(Payment.id), window)
+    rows = await fetch_window(
+        session, _entries(account_id), col(Payment.id), window, owner_column=col(Payment.account_id)
+    )
     return [LedgerEntry(row[0], row[1], row[2]) for row in rows]
 
 
@@ -82,7 +91,9 @@ async def payments_page(
     stmt = _entries(account_id)
     if kind is not None:
         stmt = stmt.where(col(Payment.kind) == kind)
-    rows, has_more = await fetch_cursor_page(session, stmt, col(Payment.id), request)
+    rows, has_more = await fetch_cursor_page(
+        session, stmt, col(Payment.id), request, owner_column=col(Payment.account_id)
+    )
     return [LedgerEntry(row[0], row[1], row[2]) for row in rows], has_more
 
 

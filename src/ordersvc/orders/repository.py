@@ -11,7 +11,14 @@ from sqlmodel import col
 
 from ordersvc.accounts.models import Account
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
-from ordersvc.pagination import CursorRequest, PageWindow, counted_up_to_now, fetch_cursor_page, fetch_window
+from ordersvc.pagination import (
+    CursorRequest,
+    PageWindow,
+    counted_up_to_now,
+    fetch_cursor_page,
+    fetch_window,
+    owned_by,
+)
 
 
 async def insert_order(
@@ -51,8 +58,9 @@ async def count_orders(session: AsyncSession, account_id: int) -> tuple[int, int
 
 async def orders_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[Order]:
     """The window's orders, oldest first."""
-    stmt = sa.select(Order).where(col(Order.account_id) == account_id)
-    return [row[0] for row in await fetch_window(session, stmt, col(Order.id), window)]
+    stmt = sa.select(Order).where(owned_by(col(Order.account_id), account_id))
+    rows = await fetch_window(session, stmt, col(Order.id), window, owner_column=col(Order.account_id))
+    return [row[0] for row in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +79,7 @@ async def get_order(session: AsyncSession, account_id: int, public_id: str) -> O
 async def orders_page(
     session: AsyncSession, account_id: int, filters: OrderFilters, request: CursorRequest
 ) -> tuple[list[Order], bool]:
-    stmt = sa.select(Order).where(col(Order.account_id) == account_id)
+    stmt = sa.select(Order).where(owned_by(col(Order.account_id), account_id))
     if filters.status is not None:
         stmt = stmt.where(col(Order.status) == filters.status)
     if filters.email is not None:
@@ -80,7 +88,7 @@ async def orders_page(
         stmt = stmt.where(col(Order.created_at) >= filters.created_gte)
     if filters.created_lt is not None:
         stmt = stmt.where(col(Order.created_at) < filters.created_lt)
-    rows, has_more = await fetch_cursor_page(session, stmt, col(Order.id), request)
+    rows, has_more = await fetch_cursor_page(session, stmt, col(Order.id), request, owner_column=col(Order.account_id))
     return [row[0] for row in rows], has_more
 
 
