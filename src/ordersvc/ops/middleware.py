@@ -110,7 +110,9 @@ class RequestContextMiddleware:
                 if not response_started:
                     await self._answer(scope, send_with_context, *self._too_large())
             except TimeoutError:
-                stdlib_logger.warning("request timed out after %ss: %s %s", self.timeout_seconds, scope["method"], path)
+                stdlib_logger.warning(
+                    "request timed out after %ss: %s %s", self.timeout_seconds, scope["method"], _loggable_path(scope)
+                )
                 if not response_started:
                     if path in LEGACY_PATHS:  # old clients read errors from 200 answers
                         await self._answer(
