@@ -88,6 +88,22 @@ class TestPaymentsCredit:
 
 
 class TestLedgerVerify:
+    async def test_drifted_counters_are_reported_then_recounted(
+        self, account: dict[str, str], sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                sa.text("UPDATE accounts SET payments_count = payments_count + 3 WHERE id = :id"), {"id": account["id"]}
+            )
+        verify = run_cli("ledger", "verify")
+        recount = run_cli("ledger", "recount")
+        assert verify.returncode == 1
+        assert f"account {account['id']} {account['email']}: payments counter" in verify.stderr
+        assert "ledger recount" in verify.stderr
+        assert recount.returncode == 0, recount.stderr
+        assert re.fullmatch(r"recounted: [1-9][0-9]* account\(s\) repaired\n", recount.stdout)  # this one at least
+        assert run_cli("ledger", "verify").returncode == 0
+
     def test_verify_passes(self, database_url: str) -> None:
         result = run_cli("ledger", "verify")
         assert result.returncode == 0, result.stderr

@@ -160,3 +160,25 @@ async def count_mismatches(session: AsyncSession) -> list[CountMismatch]:
         if r[4] != r[5]:
             mismatches.append(CountMismatch(int(r[0]), r[1], "orders", int(r[4]), int(r[5])))
     return mismatches
+
+
+async def recount(session: AsyncSession) -> int:
+    """Set every account's payment and order counters to the real counts; returns how many
+    accounts changed. Writers of payments and orders wait meanwhile (SHARE locks): the counts and
+    the writes come from one consistent state."""
+    await session.execute(sa.text("LOCK TABLE payments, orders IN SHARE MODE"))
+    result = await session.execute(
+        sa.text(
+            """
+            UPDATE accounts a SET payments_count = c.payments, orders_count = c.orders
+            FROM (
+                SELECT a2.id,
+                       (SELECT count(*) FROM payments p WHERE p.account_id = a2.id) AS payments,
+                       (SELECT count(*) FROM orders o WHERE o.account_id = a2.id) AS orders
+                FROM accounts a2
+            ) c
+            WHERE a.id = c.id AND (a.payments_count <> c.payments OR a.orders_count <> c.orders)
+            """
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -128,3 +128,9 @@ async def verify(session: AsyncSession) -> list[BalanceMismatch]:
 async def verify_counts(session: AsyncSession) -> list[CountMismatch]:
     """Every account whose payment or order counter differs from its real count."""
     return await repository.count_mismatches(session)
+
+
+async def recount(session: AsyncSession) -> int:
+    """Repair drifted payment/order counters (e.g. after old code wrote during a rolling deploy
+    across migration 0008); the number of accounts repaired."""
+    return await repository.recount(session)
