@@ -82,14 +82,19 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
-def migration_head() -> str:
-    """The Alembic revision this code expects the database to be at."""
+def _alembic_config() -> Any:
     from alembic.config import Config
-    from alembic.script import ScriptDirectory
 
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
-    head = ScriptDirectory.from_config(config).get_current_head()
+    return config
+
+
+def migration_head() -> str:
+    """The Alembic revision this code expects the database to be at."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
 
@@ -102,10 +107,8 @@ def run_migrations(url: str) -> None:
     """Apply Alembic migrations up to head. Safe to call from several processes at once:
     `alembic/env.py` serialises them with an advisory lock."""
     from alembic import command
-    from alembic.config import Config
 
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "alembic"))
+    config = _alembic_config()
     config.attributes["database_url"] = url
     command.upgrade(config, "head")
 

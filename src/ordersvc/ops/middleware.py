@@ -32,9 +32,8 @@ logger = structlog.get_logger("ordersvc.access")
 stdlib_logger = logging.getLogger(__name__)
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-# The legacy endpoint enforces its own, smaller body limit with its own error format.
-OWN_BODY_LIMIT = frozenset({"/api", "/api/"})
-LEGACY_PATHS = OWN_BODY_LIMIT
+# The legacy endpoint: its own, smaller body limit and its own error format (HTTP 200).
+LEGACY_PATHS = frozenset({"/api", "/api/"})
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -91,7 +90,7 @@ class RequestContextMiddleware:
 
         path: str = scope["path"]
         receive_limited = receive
-        if path not in OWN_BODY_LIMIT:
+        if path not in LEGACY_PATHS:
             declared = _header(scope, b"content-length")
             if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
                 await self._answer(scope, send_with_context, *self._too_large())
