@@ -69,7 +69,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
         # Errors and logs show statements, never their values (emails, key hashes, codes).
         hide_parameters=True,
         connect_args={

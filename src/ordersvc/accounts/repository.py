@@ -43,14 +43,30 @@ async def insert_api_key(session: AsyncSession, *, account_id: int, prefix: str,
     return await session.get_one(ApiKey, key_id)
 
 
-async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tuple[ApiKey, Account] | None:
-    stmt = (
-        sa.select(ApiKey, Account)
-        .join(Account, col(Account.id) == col(ApiKey.account_id))
-        .where(col(ApiKey.prefix) == prefix, col(ApiKey.revoked_at).is_(None))
+_ACTIVE_KEY = (
+    "SELECT k.key_hash, a.id, a.email, a.balance_mills, a.payments_count, a.orders_count, a.created_at"
+    " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.prefix = $1 AND k.revoked_at IS NULL"
+)
+
+
+async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tuple[bytes, Account] | None:
+    """The hash of the active key with this prefix, and its account. Every authenticated
+    request runs this, so it is sent as plain SQL: no statement to build, no ORM load (the
+    account is a detached snapshot of its row)."""
+    connection = await session.connection()
+    row = (await connection.exec_driver_sql(_ACTIVE_KEY, (prefix,))).one_or_none()
+    if row is None:
+        return None
+    key_hash, account_id, email, balance, payments, orders, created_at = tuple(row)
+    account = Account(
+        id=account_id,
+        email=email,
+        balance_mills=balance,
+        payments_count=payments,
+        orders_count=orders,
+        created_at=created_at,
     )
-    row = (await session.execute(stmt)).one_or_none()
-    return None if row is None else (row[0], row[1])
+    return key_hash, account
 
 
 async def revoke_key(session: AsyncSession, prefix: str, at: datetime, account_id: int | None) -> ApiKey | None:

@@ -83,7 +83,7 @@ async def authenticate(session: AsyncSession, *, api_key: object) -> Account:
     if not isinstance(api_key, str) or not API_KEYS.well_formed(api_key):
         raise InvalidApiKey()
     found = await repository.get_active_key_with_account(session, prefix_of(api_key))
-    if not matches(api_key, found[0].key_hash if found is not None else None) or found is None:
+    if not matches(api_key, found[0] if found is not None else None) or found is None:
         raise InvalidApiKey()
     return found[1]
 

@@ -58,23 +58,27 @@ async def status_for_new_order(session: AsyncSession, *, account_id: int, email:
     most one message per address per interval). Consent and suppression are per mailbox,
     whatever the case an order used (compared as PostgreSQL's lower())."""
     # Serialised with opt-outs of the address (shared among orders): an order can never slip
-    # past a suppression.
-    await repository.lock_address(session, email, shared=True)
-    if await repository.is_suppressed(session, email):
+    # past a suppression. The lock, the check and the consent row are one round trip.
+    consent = await repository.consent_gate(session, account_id, email)
+    if consent is None:
         raise RecipientOptedOut()
-    consent = await repository.lock_or_create_consent(session, account_id, email)
-    assert consent.id is not None
     if consent.status == ConsentStatus.CONFIRMED.value:
-        return OrderConsent(OrderStatus.PENDING, consent.id, ask=False)
-    if consent.status == ConsentStatus.REQUESTED.value and consent.expires_at and consent.expires_at < utc_now():
-        await _expire_locked(session, consent)  # its links ran out: its waiting orders end now
-        consent.status = ConsentStatus.EXPIRED.value
-    if consent.status != ConsentStatus.REQUESTED.value:
+        return OrderConsent(OrderStatus.PENDING, consent.consent_id, ask=False)
+    status = consent.status
+    if status == ConsentStatus.REQUESTED.value and consent.expires_at and consent.expires_at < utc_now():
+        await _expire_locked(session, consent.consent_id, account_id, consent.mailbox)  # its waiting orders end now
+        status = ConsentStatus.EXPIRED.value
+    if status != ConsentStatus.REQUESTED.value:
         await repository.set_consent(
-            session, consent.id, status=ConsentStatus.REQUESTED.value, mailed_at=None, expires_at=None, decided_at=None
+            session,
+            consent.consent_id,
+            status=ConsentStatus.REQUESTED.value,
+            mailed_at=None,
+            expires_at=None,
+            decided_at=None,
         )
-        return OrderConsent(OrderStatus.AWAITING_CONFIRMATION, consent.id, ask=True)
-    return OrderConsent(OrderStatus.AWAITING_CONFIRMATION, consent.id, ask=consent.mailed_at is None)
+        return OrderConsent(OrderStatus.AWAITING_CONFIRMATION, consent.consent_id, ask=True)
+    return OrderConsent(OrderStatus.AWAITING_CONFIRMATION, consent.consent_id, ask=consent.mailed_at is None)
 
 
 def _links(settings: Settings, consent_id: int, expires: int) -> ConsentLinks:
@@ -219,15 +223,16 @@ async def expire_requests(maker: async_sessionmaker[AsyncSession]) -> int:
             consent = await repository.lock_consent(session, consent_id)
             if consent is None or consent.status != ConsentStatus.REQUESTED.value:
                 continue
-            await _expire_locked(session, consent)
+            assert consent.id is not None
+            await _expire_locked(session, consent.id, consent.account_id, consent.email)
             expired += 1
     return expired
 
 
-async def _expire_locked(session: AsyncSession, consent: RecipientConsent) -> None:
-    assert consent.id is not None
-    await repository.set_consent(session, consent.id, status=ConsentStatus.EXPIRED.value, decided_at=utc_now())
-    for order in await repository.lock_waiting_orders(session, consent.account_id, consent.email):
+async def _expire_locked(session: AsyncSession, consent_id: int, account_id: int, mailbox: str) -> None:
+    """The locked request `consent_id` ran out: it expires, and its waiting orders end."""
+    await repository.set_consent(session, consent_id, status=ConsentStatus.EXPIRED.value, decided_at=utc_now())
+    for order in await repository.lock_waiting_orders(session, account_id, mailbox):
         await cancel_locked(session, order, "confirmation expired")
 
 

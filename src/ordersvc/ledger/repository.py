@@ -20,17 +20,6 @@ from ordersvc.pagination import (
 )
 
 
-async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
-    """The account's balance, with its row locked until the transaction ends.
-
-    FOR NO KEY UPDATE, not FOR UPDATE: it still serialises debits (it conflicts with itself and
-    with the balance UPDATE) but not with the KEY SHARE locks that inserting rows referencing the
-    account takes. FOR UPDATE would deadlock two requests that each inserted such a row first
-    (an idempotency key, say) and then waited for the other's share lock."""
-    stmt = sa.select(col(Account.balance_mills)).where(col(Account.id) == account_id).with_for_update(key_share=True)
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
 async def add_to_balance(session: AsyncSession, account_id: int, amount_mills: int, *, new_order: bool) -> int | None:
     """Move the balance by one payment, and count the payment (and the order it debits)."""
     stmt = (

@@ -30,19 +30,6 @@ class InsufficientBalance(ServiceError):
     message = "Insufficient balance."
 
 
-async def lock_for_debit(session: AsyncSession, *, account_id: int, amount_mills: int) -> int:
-    """Lock the account row and check it can pay `amount_mills`; returns the balance.
-
-    The lock is held until the transaction ends, so concurrent debits of one account are
-    serialised and none can spend money another has already spent."""
-    balance = await repository.lock_balance(session, account_id)
-    if balance is None:
-        raise NotFound("No such account.")
-    if balance < amount_mills:
-        raise InsufficientBalance()
-    return balance
-
-
 async def post_payment(
     session: AsyncSession,
     *,
@@ -56,8 +43,10 @@ async def post_payment(
     description: str | None = None,
 ) -> Payment:
     """Record one payment and move the running balance by its amount, in the caller's
-    transaction. A debit must be preceded by `lock_for_debit`; the database's
-    `balance_not_negative` check is the last line of defence against an overdraft."""
+    transaction. A debit must first lock the account row and check the balance, as the order
+    path does (migration 0009's `ordersvc_place_order`, the ledger's only debit, which writes the
+    same rows); the database's `balance_not_negative` check is the last line of defence against
+    an overdraft."""
     if (kind in POSITIVE_KINDS and amount_mills <= 0) or (kind in NEGATIVE_KINDS and amount_mills >= 0):
         raise ValueError(f"a {kind} payment cannot be {amount_mills} mills")
     new_order = kind == PaymentKind.ORDER  # an order is debited once, when it is placed

@@ -21,7 +21,21 @@ from ordersvc.pagination import (
 )
 
 
-async def insert_order(
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """What `ordersvc_place_order` did: `placed` (with the order's id and time), or why not:
+    `insufficient_balance`, `no_account`, `public_id_taken` (nothing written; the transaction
+    stays usable)."""
+
+    outcome: str
+    order_id: int | None
+    created_at: datetime | None
+
+
+_PLACE = "SELECT outcome, order_id, created_at FROM ordersvc_place_order($1, $2, $3, $4, $5, $6)"
+
+
+async def place_order(
     session: AsyncSession,
     *,
     public_id: str,
@@ -30,23 +44,14 @@ async def insert_order(
     quantity: int,
     price_mills: int,
     status: str,
-) -> Order | None:
-    """Insert the order unless its public id is taken (then None, and the transaction stays
-    usable, so the caller can retry with another id)."""
-    stmt = (
-        pg_insert(Order)
-        .values(
-            public_id=public_id,
-            account_id=account_id,
-            email=email,
-            quantity=quantity,
-            price_mills=price_mills,
-            status=status,
-        )
-        .on_conflict_do_nothing(index_elements=["public_id"])
-        .returning(Order)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
+) -> Placement:
+    """One round trip (migration 0009's `ordersvc_place_order`): lock the account row, check its
+    balance, insert the order, its `placed` event and its debit payment, and move the balance
+    and the counters as `ledger.post_payment` does."""
+    connection = await session.connection()
+    params = (account_id, public_id, email, quantity, price_mills, status)
+    outcome, order_id, created_at = tuple((await connection.exec_driver_sql(_PLACE, params)).one())
+    return Placement(outcome, order_id, created_at)
 
 
 async def count_orders(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
@@ -141,12 +146,6 @@ async def set_status(
     session.add(OrderEvent(order_id=order.id, from_status=from_status, to_status=to_status, reason=reason))
     await session.flush()
     await session.refresh(order)
-
-
-async def add_placed_event(session: AsyncSession, order: Order) -> None:
-    assert order.id is not None
-    session.add(OrderEvent(order_id=order.id, from_status=None, to_status=order.status, reason="placed"))
-    await session.flush()
 
 
 async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:

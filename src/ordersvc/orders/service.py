@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.consent import service as consent
 from ordersvc.emails import normalize_email
-from ordersvc.errors import Conflict, InvalidParams, ServiceError
+from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
-from ordersvc.ledger.models import PaymentKind
 from ordersvc.ops import metrics
 from ordersvc.orders import repository
 from ordersvc.orders.errors import OrderNotFound
@@ -132,31 +131,40 @@ async def _insert_order(session: AsyncSession, *, account_id: int, email: str, q
     # order whose recipient has not confirmed waits in `awaiting confirmation`.
     gate = await consent.status_for_new_order(session, account_id=account_id, email=email)
     price = price_mills(quantity)
-    await ledger.lock_for_debit(session, account_id=account_id, amount_mills=price)
     for _ in range(_PUBLIC_ID_ATTEMPTS):
-        order = await repository.insert_order(
+        public_id = new_public_id()
+        placed = await repository.place_order(
             session,
-            public_id=new_public_id(),
+            public_id=public_id,
             account_id=account_id,
             email=email,
             quantity=quantity,
             price_mills=price,
             status=gate.status.value,
         )
-        if order is not None:
+        if placed.outcome != "public_id_taken":
             break
     else:  # 10 collisions in a row among 2^32 ids: the id space is nearly full
         raise RuntimeError("no free public order id after several attempts")
-
-    assert order.id is not None
-    await repository.add_placed_event(session, order)
-    await ledger.post_payment(
-        session, account_id=account_id, kind=PaymentKind.ORDER, amount_mills=-price, email=email, order_id=order.id
-    )
+    if placed.outcome == "insufficient_balance":
+        raise ledger.InsufficientBalance()
+    if placed.outcome != "placed":
+        raise NotFound("No such account.")
     if gate.ask:
         await consent.request_confirmation(session, consent_id=gate.consent_id)
     metrics.count_after_commit(session, metrics.ORDERS_PLACED.inc)
-    return order
+    return Order(
+        id=placed.order_id,
+        public_id=public_id,
+        account_id=account_id,
+        email=email,
+        quantity=quantity,
+        price_mills=price,
+        status=gate.status.value,
+        progress=0,
+        delivered=0,
+        created_at=placed.created_at,
+    )
 
 
 async def get_order(session: AsyncSession, *, account_id: int, public_id: str) -> Order:
