@@ -134,17 +134,17 @@ def seed(url: str, history: int) -> Seeded:
 
 PGBENCH_SCRIPT = """
 -- The SQL ordersvc sends for one order (legacy or REST), statement for statement, as captured
--- from the service with a confirmed recipient: the key lookup, the consent gate (address lock,
--- suppression check, the pair's consent row) and the order with its debit (migration 0009).
+-- from the service with a confirmed recipient: the key lookup, then one call that runs the
+-- consent gate (address lock, suppression check, the pair's consent row) and places the order
+-- with its debit (migration 0009).
 \\set aid random(:lo, :hi)
 BEGIN;
 SELECT k.key_hash, a.id, a.email, a.balance_mills, a.payments_count, a.orders_count, a.created_at
   FROM api_keys k JOIN accounts a ON a.id = k.account_id
   WHERE k.account_id = :aid AND k.revoked_at IS NULL;  -- the service finds it by prefix: one index probe too
-SELECT suppressed, consent_id, consent_status, mailed_at, expires_at, mailbox
-  FROM ordersvc_consent_gate(:aid, '{RECIPIENT}');
-SELECT outcome, order_id, created_at FROM ordersvc_place_order(
-  :aid, upper(lpad(to_hex(nextval('bench_pgbench_ids')), 8, '0')), '{RECIPIENT}', 500, 500, 'pending');
+SELECT outcome, order_id, order_status, created_at, consent_id, consent_status, mailed_at, expires_at, mailbox
+  FROM ordersvc_place_order(:aid, upper(lpad(to_hex(nextval('bench_pgbench_ids')), 8, '0')),
+                            '{RECIPIENT}', 500, 500, NULL);
 END;
 """.replace("{RECIPIENT}", RECIPIENT)
 

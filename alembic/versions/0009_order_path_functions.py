@@ -9,9 +9,12 @@ functions only run, in one call, sequences whose order matters:
   suppression check in a statement of its own (PL/pgSQL takes a new snapshot per statement in
   READ COMMITTED, so an opt-out that committed while the lock was awaited is seen), then the
   pair's consent row, created if new and locked.
-- `ordersvc_place_order`: the account row locked (FOR NO KEY UPDATE) and its balance checked,
+- `ordersvc_place_order`: with no status given, the gate first; a confirmed pair's order goes on
+  as `pending`, any other consent state returns to the caller, which decides the status and
+  calls again with it. Then the account row locked (FOR NO KEY UPDATE) and its balance checked,
   the order inserted (unless its public id is taken), its `placed` event, the ledger's debit
-  payment and the balance and counter move, exactly as `ledger.post_payment` writes them.
+  payment and the balance and counter move, exactly as `ledger.post_payment` writes them. An
+  order to a confirmed recipient is thus one round trip.
 
 Revision ID: 0009_order_path_functions
 Revises: 0008_account_counters
@@ -55,43 +58,68 @@ $$;
 PLACE_ORDER = r"""
 CREATE OR REPLACE FUNCTION ordersvc_place_order(
     p_account_id bigint, p_public_id text, p_email text, p_quantity integer, p_price_mills bigint, p_status text)
-RETURNS TABLE (outcome text, order_id bigint, created_at timestamptz)
+RETURNS TABLE (outcome text, order_id bigint, order_status text, created_at timestamptz,
+               consent_id bigint, consent_status text, mailed_at timestamptz, expires_at timestamptz, mailbox text)
 LANGUAGE plpgsql VOLATILE AS $$
 #variable_conflict use_column
 DECLARE
+    v_gate record;
     v_balance bigint;
-    v_order_id bigint;
-    v_created timestamptz;
 BEGIN
+    -- One row comes back; its columns not set below are NULL.
+    order_status := p_status;
+    IF order_status IS NULL THEN
+        -- No status decided yet: the consent gate first. A confirmed pair's order is pending at
+        -- once; any other state goes back to the caller, which decides (the rules are there).
+        SELECT * INTO v_gate FROM ordersvc_consent_gate(p_account_id, p_email);
+        IF v_gate.suppressed THEN
+            outcome := 'opted_out';
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        IF v_gate.consent_status <> 'confirmed' THEN
+            outcome := 'consent_pending';
+            consent_id := v_gate.consent_id;
+            consent_status := v_gate.consent_status;
+            mailed_at := v_gate.mailed_at;
+            expires_at := v_gate.expires_at;
+            mailbox := v_gate.mailbox;
+            order_status := NULL;
+            RETURN NEXT;
+            RETURN;
+        END IF;
+        order_status := 'pending';
+    END IF;
     -- FOR NO KEY UPDATE, not FOR UPDATE: it serialises debits (it conflicts with itself and with
     -- the balance UPDATE) but not with the KEY SHARE locks that inserting rows referencing the
     -- account takes (an idempotency key claimed earlier in the transaction, say).
     SELECT a.balance_mills INTO v_balance FROM accounts a WHERE a.id = p_account_id FOR NO KEY UPDATE;
-    IF NOT FOUND THEN
-        RETURN QUERY SELECT 'no_account'::text, NULL::bigint, NULL::timestamptz;
-        RETURN;
-    END IF;
-    IF v_balance < p_price_mills THEN
-        RETURN QUERY SELECT 'insufficient_balance'::text, NULL::bigint, NULL::timestamptz;
+    IF NOT FOUND OR v_balance < p_price_mills THEN
+        outcome := CASE WHEN v_balance IS NULL THEN 'no_account' ELSE 'insufficient_balance' END;
+        order_status := NULL;
+        RETURN NEXT;
         RETURN;
     END IF;
     INSERT INTO orders AS o (public_id, account_id, email, quantity, price_mills, status)
-        VALUES (p_public_id, p_account_id, p_email, p_quantity, p_price_mills, p_status)
+        VALUES (p_public_id, p_account_id, p_email, p_quantity, p_price_mills, order_status)
         ON CONFLICT (public_id) DO NOTHING
-        RETURNING o.id, o.created_at INTO v_order_id, v_created;
-    IF v_order_id IS NULL THEN
-        RETURN QUERY SELECT 'public_id_taken'::text, NULL::bigint, NULL::timestamptz;
+        RETURNING o.id, o.created_at INTO order_id, created_at;
+    IF order_id IS NULL THEN
+        outcome := 'public_id_taken';
+        order_status := NULL;
+        RETURN NEXT;
         RETURN;
     END IF;
     INSERT INTO order_events (order_id, from_status, to_status, reason)
-        VALUES (v_order_id, NULL, p_status, 'placed');
+        VALUES (order_id, NULL, order_status, 'placed');
     UPDATE accounts a SET balance_mills = a.balance_mills - p_price_mills,
                           payments_count = a.payments_count + 1,
                           orders_count = a.orders_count + 1
         WHERE a.id = p_account_id;
     INSERT INTO payments (account_id, kind, amount_mills, email, order_id)
-        VALUES (p_account_id, 'order', -p_price_mills, p_email, v_order_id);
-    RETURN QUERY SELECT 'placed'::text, v_order_id, v_created;
+        VALUES (p_account_id, 'order', -p_price_mills, p_email, order_id);
+    outcome := 'placed';
+    RETURN NEXT;
 END
 $$;
 """

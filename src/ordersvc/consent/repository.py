@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -58,35 +57,6 @@ async def remove_suppression(session: AsyncSession, email: str) -> bool:
 
 async def list_suppressions(session: AsyncSession) -> list[Suppression]:
     return list((await session.execute(sa.select(Suppression).order_by(col(Suppression.email)))).scalars().all())
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentGate:
-    """The pair's consent row as the gate found it (created as `requested` if new), locked until
-    the transaction ends."""
-
-    consent_id: int
-    status: str
-    mailed_at: datetime | None
-    expires_at: datetime | None
-    mailbox: str  # the folded mailbox key the consent row is stored under
-
-
-_GATE = (
-    "SELECT suppressed, consent_id, consent_status, mailed_at, expires_at, mailbox FROM ordersvc_consent_gate($1, $2)"
-)
-
-
-async def consent_gate(session: AsyncSession, account_id: int, email: str) -> ConsentGate | None:
-    """One round trip (migration 0009's `ordersvc_consent_gate`): the address lock, shared as
-    `lock_address(shared=True)` takes it, then the suppression check (None: suppressed), then
-    the pair's consent row, created if new and locked."""
-    connection = await session.connection()
-    row = (await connection.exec_driver_sql(_GATE, (account_id, email))).one()
-    suppressed, consent_id, status, mailed_at, expires_at, mailbox = tuple(row)
-    if suppressed:
-        return None
-    return ConsentGate(consent_id, status, mailed_at, expires_at, mailbox)
 
 
 async def lock_consent(session: AsyncSession, consent_id: int) -> RecipientConsent | None:

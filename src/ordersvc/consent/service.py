@@ -17,6 +17,7 @@ from ordersvc.accounts import repository as accounts_repository
 from ordersvc.accounts.models import Account
 from ordersvc.config import Settings, get_settings
 from ordersvc.consent import repository, tokens
+from ordersvc.consent.gate import ConsentGate
 from ordersvc.consent.messages import ConsentLinks, confirmation_message
 from ordersvc.consent.models import ConsentStatus, RecipientConsent, Suppression
 from ordersvc.consent.tokens import ConsentAction, ConsentToken
@@ -52,18 +53,11 @@ class OrderConsent:
     ask: bool  # the pair's confirmation message is still to be sent
 
 
-async def status_for_new_order(session: AsyncSession, *, account_id: int, email: str) -> OrderConsent:
-    """The status a new order to `email` starts in, and the pair's consent. Refuses opted-out
-    addresses. A pair whose earlier request was declined or expired is asked again (still at
-    most one message per address per interval). Consent and suppression are per mailbox,
-    whatever the case an order used (compared as PostgreSQL's lower())."""
-    # Serialised with opt-outs of the address (shared among orders): an order can never slip
-    # past a suppression. The lock, the check and the consent row are one round trip.
-    consent = await repository.consent_gate(session, account_id, email)
-    if consent is None:
-        raise RecipientOptedOut()
-    if consent.status == ConsentStatus.CONFIRMED.value:
-        return OrderConsent(OrderStatus.PENDING, consent.consent_id, ask=False)
+async def status_for_unconfirmed(session: AsyncSession, *, account_id: int, consent: ConsentGate) -> OrderConsent:
+    """The status a new order starts in when the gate (`orders.repository.place_order`, which
+    refuses opted-out addresses and lets a confirmed pair's order through as pending) found the
+    pair's consent unconfirmed and locked it. A pair whose earlier request was declined or expired
+    is asked again (still at most one message per address per interval)."""
     status = consent.status
     if status == ConsentStatus.REQUESTED.value and consent.expires_at and consent.expires_at < utc_now():
         await _expire_locked(session, consent.consent_id, account_id, consent.mailbox)  # its waiting orders end now

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from ordersvc.accounts.models import Account
+from ordersvc.consent.gate import ConsentGate
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
 from ordersvc.pagination import (
     CursorRequest,
@@ -23,16 +24,24 @@ from ordersvc.pagination import (
 
 @dataclass(frozen=True, slots=True)
 class Placement:
-    """What `ordersvc_place_order` did: `placed` (with the order's id and time), or why not:
-    `insufficient_balance`, `no_account`, `public_id_taken` (nothing written; the transaction
-    stays usable)."""
+    """What `ordersvc_place_order` did. `placed`: the order's id, status and time. Or why not:
+    `opted_out` (the address is suppressed), `consent_pending` (the pair's consent, locked, is
+    not confirmed: `consent` says how it stands), `insufficient_balance`, `no_account`,
+    `public_id_taken`. Nothing is written unless placed (the gate may have created the pair's
+    consent row); the transaction stays usable."""
 
     outcome: str
+    public_id: str  # the id tried
     order_id: int | None
+    status: str | None
     created_at: datetime | None
+    consent: ConsentGate | None
 
 
-_PLACE = "SELECT outcome, order_id, created_at FROM ordersvc_place_order($1, $2, $3, $4, $5, $6)"
+_PLACE = (
+    "SELECT outcome, order_id, order_status, created_at, consent_id, consent_status, mailed_at, expires_at, mailbox"
+    " FROM ordersvc_place_order($1, $2, $3, $4, $5, $6)"
+)
 
 
 async def place_order(
@@ -43,15 +52,22 @@ async def place_order(
     email: str,
     quantity: int,
     price_mills: int,
-    status: str,
+    status: str | None,
 ) -> Placement:
-    """One round trip (migration 0009's `ordersvc_place_order`): lock the account row, check its
-    balance, insert the order, its `placed` event and its debit payment, and move the balance
-    and the counters as `ledger.post_payment` does."""
+    """One round trip (migration 0009's `ordersvc_place_order`). With `status` None, the consent
+    gate runs first: the address lock (shared, as `consent.repository.lock_address` takes it),
+    the suppression check, and the pair's consent row, created if new and locked; a confirmed
+    pair's order goes on as pending. Then: lock the account row, check its balance, insert the
+    order, its `placed` event and its debit payment, and move the balance and the counters as
+    `ledger.post_payment` does."""
     connection = await session.connection()
     params = (account_id, public_id, email, quantity, price_mills, status)
-    outcome, order_id, created_at = tuple((await connection.exec_driver_sql(_PLACE, params)).one())
-    return Placement(outcome, order_id, created_at)
+    row = tuple((await connection.exec_driver_sql(_PLACE, params)).one())
+    outcome, order_id, order_status, created_at, consent_id, consent_status, mailed_at, expires_at, mailbox = row
+    consent = None
+    if consent_id is not None:
+        consent = ConsentGate(consent_id, consent_status, mailed_at, expires_at, mailbox)
+    return Placement(outcome, public_id, order_id, order_status, created_at, consent)
 
 
 async def count_orders(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
