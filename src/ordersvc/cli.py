@@ -113,6 +113,50 @@ def accounts_create(
         typer.echo(f"API key (shown only once): {api_key}")
 
 
+@accounts_app.command("list")
+def accounts_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per account.")] = False,
+) -> None:
+    """Every account: id, email, state (active, unverified, disabled), sign-in methods."""
+    from ordersvc.accounts import selfservice
+
+    rows = in_transaction(selfservice.list_accounts)
+    for account in rows:
+        state = "disabled" if account.disabled_at else ("active" if account.email_verified_at else "unverified")
+        record = {
+            "id": account.id,
+            "email": account.email,
+            "state": state,
+            "password": account.password_hash is not None,
+            "totp": account.totp_enabled_at is not None,
+            "balance": format_usd(account.balance_mills),
+        }
+        if as_json:
+            typer.echo(json.dumps(record))
+        else:
+            flags = ", ".join(f for f, on in (("password", record["password"]), ("totp", record["totp"])) if on)
+            typer.echo(f"{account.id}\t{account.email}\t{state}\t{record['balance']} USD\t{flags or '-'}")
+
+
+@accounts_app.command("disable")
+def accounts_disable(email: str) -> None:
+    """Disable an account: its API keys and sessions stop working at once, workers stop claiming
+    its orders (they wait, and are claimable again after `enable`)."""
+    from ordersvc.accounts import selfservice
+
+    account = in_transaction(lambda session: selfservice.set_disabled(session, email=email, disabled=True))
+    typer.echo(f"account {account.id} ({account.email}) disabled")
+
+
+@accounts_app.command("enable")
+def accounts_enable(email: str) -> None:
+    """Enable a disabled account again."""
+    from ordersvc.accounts import selfservice
+
+    account = in_transaction(lambda session: selfservice.set_disabled(session, email=email, disabled=False))
+    typer.echo(f"account {account.id} ({account.email}) enabled")
+
+
 @keys_app.command("create")
 def keys_create(
     email: str,

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # On SIGTERM, in-flight requests get this long to finish.
     shutdown_grace_seconds: float = 20.0
 
+    # Browser sessions: the cookie's Secure flag. Unset: on when `public_url` is https://; set
+    # false only to sign in over plain http on a development machine.
+    session_cookie_secure: bool | None = None
+
     # Browser origins allowed to call the REST API (CORS), e.g. the dashboard's. None by default.
     # As a JSON list or comma-separated: ORDERSVC_CORS_ORIGINS=https://app.example.com
     cors_origins: Annotated[list[str], NoDecode] = []

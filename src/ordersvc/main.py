@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
 from ordersvc import db
+from ordersvc.accounts.auth_endpoints import router as auth_router
 from ordersvc.accounts.endpoints import router as accounts_router
 from ordersvc.config import Settings, get_settings
 from ordersvc.consent.pages import router as consent_router
@@ -34,8 +35,14 @@ DESCRIPTION = """\
 Prepaid-balance orders. Your account holds a USD balance; an order (a target email and a
 quantity of 500-50000) costs quantity / 1000 USD, debited when it is placed.
 
-**Authentication**: every route takes your API key as `Authorization: Bearer osk_...` or
-`X-API-Key: osk_...`.
+**Authentication**: two ways, one account.
+- **API key** (scripts, SDKs): `Authorization: Bearer osk_...` or `X-API-Key: osk_...`. No CSRF
+  token: browsers never attach it on their own.
+- **Browser session** (the dashboard): `POST /v1/auth/login` with email and password (and a TOTP
+  code once enrolled) sets the HttpOnly `ordersvc_session` cookie and the readable `ordersvc_csrf`
+  cookie. With the session cookie, every request that changes anything must send `X-CSRF-Token`
+  with the `ordersvc_csrf` value.
+Keys are created with `ordersvc accounts create` (operators) or `POST /v1/api-keys` (signed in).
 
 **Money** is a decimal string (`"125.50"`), never a float. **Times** are ISO 8601 UTC.
 
@@ -50,7 +57,8 @@ TAGS = [
     {"name": "orders", "description": "Place orders and follow their status and progress."},
     {"name": "payments", "description": "Balance, the ledger of payments, and coupons."},
     {"name": "deposits", "description": "Crypto deposit addresses, deposits and bonus tiers."},
-    {"name": "account", "description": "Your account."},
+    {"name": "auth", "description": "Sign up, verify the address, sign in with a password (and TOTP), sessions."},
+    {"name": "account", "description": "Your account, its password, email address and second factor."},
     {"name": "api-keys", "description": "Create, list and revoke API keys."},
     {"name": "fulfilment", "description": "For fulfilment workers (worker tokens): claim orders, report progress."},
 ]
@@ -100,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deposits_router,
         coupons_router,
         accounts_router,
+        auth_router,
         fulfilment_router,
         legacy_router,
         webhooks_router,

@@ -85,10 +85,15 @@ def problem_response(
 
 
 _DESCRIPTIONS = {
-    401: "Missing, unknown or revoked API key.",
+    400: "The link's token is not valid or was already used (`invalid_token`).",
+    401: "Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor "
+    "needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`).",
     402: "The balance does not cover the price (`insufficient_balance`).",
+    403: "Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a "
+    "wrong current password (`wrong_password`), an unverified or disabled account.",
     404: "No such object for this account.",
     409: "Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`).",
+    410: "The link has expired (`expired_token`): ask for a new one.",
     422: "Invalid request: see `code` and `errors`.",
     429: "Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds.",
     503: "Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; "
@@ -105,19 +110,36 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+# REST routes that take no credentials: their validation errors are answered as such.
+PUBLIC_PATHS = frozenset(
+    {
+        "/v1/auth/signup",
+        "/v1/auth/verify-email",
+        "/v1/auth/resend-verification",
+        "/v1/auth/login",
+        "/v1/auth/password-reset",
+        "/v1/auth/password-reset/confirm",
+    }
+)
+
+
 def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
         errors = None
         if exc.field is not None:
             errors = [{"loc": ["body", exc.field], "msg": exc.message, "type": exc.code}]
-        headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if exc.status == 401 else None
-        return problem_response(exc.status, exc.code, exc.message, errors=errors, headers=headers)
+        headers = {"WWW-Authenticate": WWW_AUTHENTICATE} if exc.status == 401 else {}
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers["Retry-After"] = str(retry_after)
+        return problem_response(exc.status, exc.code, exc.message, errors=errors, headers=headers or None)
 
     async def unauthorized_first(request: Request) -> JSONResponse | None:
         # FastAPI reads and validates the body before the route's dependencies run; without a
         # valid key the answer is still 401, whatever the body.
-        if request.url.path.startswith("/v1/") and not await request_has_valid_key(request):
+        path = request.url.path
+        if path.startswith("/v1/") and path not in PUBLIC_PATHS and not await request_has_valid_key(request):
             return problem_response(
                 401, InvalidApiKey.code, UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
             )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersvc.accounts import selfservice
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.models import Account
 from ordersvc.db import SessionDep
@@ -23,7 +26,25 @@ api_key_scheme = APIKeyHeader(
 )
 
 
+SESSION_COOKIE = "ordersvc_session"
+CSRF_COOKIE = "ordersvc_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+session_cookie_scheme = APIKeyCookie(
+    name=SESSION_COOKIE,
+    auto_error=False,
+    scheme_name="sessionCookie",
+    description="A browser session from `POST /v1/auth/login` (HttpOnly). Requests that change anything "
+    f"must also send `{CSRF_HEADER}` with the value of the `{CSRF_COOKIE}` cookie.",
+)
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 UNAUTHORIZED_DETAIL = "Missing or invalid API key: send it as `Authorization: Bearer <key>` or `X-API-Key: <key>`."
+
+
+class CsrfFailed(ServiceError):
+    status = 403
+    code = "csrf_failed"
+    message = f"Missing or wrong {CSRF_HEADER}: send the value of the {CSRF_COOKIE} cookie with every change."
 
 
 async def key_from_request(request: Request) -> str | None:
@@ -44,7 +65,11 @@ async def request_has_valid_key(request: Request) -> bool:
                 bearer = await bearer_scheme(request)
                 await fulfilment.authenticate(session, token=bearer.credentials if bearer else None)
             else:
-                await accounts.authenticate(session, api_key=await key_from_request(request))
+                key = await key_from_request(request)
+                cookie = request.cookies.get(SESSION_COOKIE)
+                if key is None and cookie is not None:
+                    return await selfservice.authenticate_session(session, token=cookie) is not None
+                await accounts.authenticate(session, api_key=key)
         except ServiceError:
             return False
     return True
@@ -55,9 +80,14 @@ async def current_account(
     session: SessionDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
+    cookie: Annotated[str | None, Depends(session_cookie_scheme)],
 ) -> Account:
-    # The two schemes are dependencies (not `key_from_request`) so that OpenAPI declares them.
+    """The account of the request's API key or, without one, of its browser session (then a
+    change also needs the CSRF header). The three schemes are dependencies (not
+    `key_from_request`) so that OpenAPI declares them."""
     key = bearer.credentials if bearer else api_key
+    if key is None and cookie is not None:
+        return await _session_account(request, session, cookie)
     try:
         account = await accounts.authenticate(session, api_key=key)
     except InvalidApiKey:
@@ -65,6 +95,20 @@ async def current_account(
     assert key is not None
     await ratelimit.enforce(request, key)
     return account
+
+
+async def _session_account(request: Request, session: AsyncSession, cookie: str) -> Account:
+    found = await selfservice.authenticate_session(session, token=cookie)
+    if found is None:
+        raise InvalidApiKey("Your session has ended: sign in again.")
+    if request.method not in SAFE_METHODS:
+        expected = selfservice.csrf_token(request.app.state.settings.secret_key, cookie)
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(expected.encode(), sent.encode("utf-8", "replace")):
+            raise CsrfFailed()
+    request.state.browser_session_id = found.session_id
+    await ratelimit.enforce(request, f"session:{found.session_id}")
+    return found.account
 
 
 AccountDep = Annotated[Account, Depends(current_account)]

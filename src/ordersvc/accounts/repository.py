@@ -16,10 +16,11 @@ async def get_account_by_email(session: AsyncSession, email: str) -> Account | N
 
 
 async def insert_account(session: AsyncSession, email: str) -> Account | None:
-    """Insert unless the email is taken (then None): concurrent sign-ups never raise."""
+    """Insert unless the email is taken (then None): concurrent sign-ups never raise. An
+    operator vouches for the address: the account is verified."""
     stmt = (
         pg_insert(Account)
-        .values(email=email)
+        .values(email=email, email_verified_at=sa.func.now())
         .on_conflict_do_nothing(index_elements=["email"])
         .returning(col(Account.id))
     )
@@ -45,7 +46,8 @@ async def insert_api_key(session: AsyncSession, *, account_id: int, prefix: str,
 
 _ACTIVE_KEY = (
     "SELECT k.key_hash, a.id, a.email, a.balance_mills, a.payments_count, a.orders_count, a.created_at"
-    " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.prefix = $1 AND k.revoked_at IS NULL"
+    " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
+    " WHERE k.prefix = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL"
 )
 
 

@@ -69,3 +69,123 @@ class ApiKeyCreated(BaseModel):
 
 class ApiKeyList(BaseModel):
     data: list[ApiKeyOut]
+
+
+# Self-service sign-in -----------------------------------------------------------------------------
+
+_Password = Field(min_length=1, max_length=1024, description="At least 10 characters, not a common password.")
+
+
+class SignupIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"email": "alice@example.com", "password": "a long passphrase"}]},
+    )
+
+    email: str = Field(max_length=320)
+    password: str = _Password
+
+
+class EmailIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=320)
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(max_length=200, description="The token from the emailed link.")
+
+
+class PasswordResetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(max_length=200, description="The token from the emailed link.")
+    password: str = _Password
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"email": "alice@example.com", "password": "a long passphrase"}]},
+    )
+
+    email: str = Field(max_length=320)
+    password: str = Field(max_length=1024)
+    totp_code: str | None = Field(
+        default=None,
+        max_length=32,
+        description="Once two-factor sign-in is on: the app's 6-digit code, or an unused recovery code.",
+    )
+
+
+class Accepted(BaseModel):
+    """The same answer whatever the address (no account enumeration)."""
+
+    message: str
+
+
+class SessionCreated(BaseModel):
+    account: AccountOut
+    csrf_token: str = Field(
+        description="Send it as `X-CSRF-Token` with every change made with the session cookie "
+        "(it is also in the `ordersvc_csrf` cookie)."
+    )
+    expires: datetime
+
+
+class SessionOut(BaseModel):
+    id: int
+    created: datetime
+    last_seen: datetime
+    expires: datetime
+    user_agent: str
+    ip: str
+    current: bool = Field(description="The session this request was made with.")
+
+
+class SessionList(BaseModel):
+    data: list[SessionOut]
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=1024)
+    new_password: str = _Password
+
+
+class EmailChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=1024)
+    new_email: str = Field(max_length=320)
+
+
+class CurrentPasswordIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(max_length=1024)
+
+
+class TotpStarted(BaseModel):
+    secret: str = Field(description="Base32, for typing into the app by hand.")
+    otpauth_uri: str = Field(description="Show it as a QR code for the app to scan.")
+
+
+class TotpCodeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(max_length=16)
+
+
+class RecoveryCodes(BaseModel):
+    recovery_codes: list[str] = Field(description="Shown this once. Each signs in once instead of a code.")
+
+
+class SecurityOut(BaseModel):
+    email: str
+    email_verified: bool
+    has_password: bool
+    totp_enabled: bool

@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from ordersvc.accounts.models import Account
 from ordersvc.fulfilment.models import Worker
 from ordersvc.orders.models import Order, OrderStatus
 
@@ -48,7 +49,17 @@ async def claim(session: AsyncSession, now: datetime, limit: int) -> list[Order]
         col(Order.status) == OrderStatus.PENDING.value,
         sa.and_(col(Order.status) == OrderStatus.IN_PROGRESS.value, col(Order.lease_until) < now),
     )
-    stmt = sa.select(Order).where(claimable).order_by(col(Order.id)).limit(limit).with_for_update(skip_locked=True)
+    # A disabled account's orders wait (they are claimable again once it is enabled).
+    enabled = sa.select(col(Account.id)).where(
+        col(Account.id) == col(Order.account_id), col(Account.disabled_at).is_(None)
+    )
+    stmt = (
+        sa.select(Order)
+        .where(claimable, enabled.exists())
+        .order_by(col(Order.id))
+        .limit(limit)
+        .with_for_update(of=Order, skip_locked=True)
+    )
     return list((await session.execute(stmt)).scalars().all())
 
 

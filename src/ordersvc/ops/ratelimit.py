@@ -159,8 +159,10 @@ async def enforce(request: Request, api_key: str) -> None:
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is None:
         return
-    # The key's 12-character prefix names it (the secret part never reaches the store).
-    decision = await limiter.take(f"key:{api_key[:12]}")
+    # The key's 12-character prefix names it (the secret part never reaches the store); a
+    # browser session is named `session:<id>`.
+    bucket = api_key if api_key.startswith("session:") else f"key:{api_key[:12]}"
+    decision = await limiter.take(bucket)
     if decision is None:
         return
     request.state.rate_limit = decision

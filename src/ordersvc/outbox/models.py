@@ -36,3 +36,6 @@ class OutboxMessage(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     sent_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
+    # `consent` (to a recipient: never to a suppressed address) or `account` (to an account's
+    # owner, who asked for it: verification, password reset).
+    purpose: str = Field(default="consent", sa_column=sa.Column(sa.Text, nullable=False, server_default="consent"))

@@ -23,9 +23,17 @@ def backoff(attempts: int) -> timedelta:
 
 
 async def enqueue(
-    session: AsyncSession, *, to_email: str, subject: str, body_text: str, body_html: str, headers: dict[str, str]
+    session: AsyncSession,
+    *,
+    to_email: str,
+    subject: str,
+    body_text: str,
+    body_html: str,
+    headers: dict[str, str],
+    purpose: str = "consent",
 ) -> OutboxMessage:
     message = OutboxMessage(
+        purpose=purpose,
         message_id=f"<{uuid.uuid4().hex}@ordersvc>",
         to_email=to_email,
         subject=subject,
@@ -48,8 +56,12 @@ async def mark_sent(session: AsyncSession, message: OutboxMessage) -> None:
 
 
 async def is_suppressed(session: AsyncSession, message: OutboxMessage) -> bool:
+    """A recipient's opt-out stops consent mail; account mail goes to the account's owner, who
+    asked for it (a verification link, a password reset)."""
     from ordersvc.consent import repository as consent_repository
 
+    if message.purpose == "account":
+        return False
     return await consent_repository.is_suppressed(session, message.to_email)
 
 

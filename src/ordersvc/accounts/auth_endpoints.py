@@ -1,0 +1,382 @@
+"""REST: self-service sign-up, sign-in and account security (`/v1/auth/...`, `/v1/account/...`).
+
+Two ways in, one account: scripts send an API key (no CSRF: a browser never adds it by itself);
+the dashboard signs in with email and password and gets a session cookie (HttpOnly, SameSite=Lax,
+Secure unless configured off for http://localhost), and then sends `X-CSRF-Token` with every
+change."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ordersvc.accounts import selfservice
+from ordersvc.accounts.auth import CSRF_COOKIE, SESSION_COOKIE, AccountDep
+from ordersvc.accounts.schemas import (
+    Accepted,
+    AccountOut,
+    CurrentPasswordIn,
+    EmailChangeIn,
+    EmailIn,
+    LoginIn,
+    PasswordChangeIn,
+    PasswordResetIn,
+    RecoveryCodes,
+    SecurityOut,
+    SessionCreated,
+    SessionList,
+    SessionOut,
+    SignupIn,
+    TokenIn,
+    TotpCodeIn,
+    TotpStarted,
+)
+from ordersvc.config import Settings
+from ordersvc.db import SessionDep
+from ordersvc.problems import problem_responses
+
+router = APIRouter(prefix="/v1")
+
+SIGNUP_ACCEPTED = "If the address can be used, a message with a link is on its way to it. Follow it to finish."
+RESET_ACCEPTED = "If an account has this address, a message with a reset link is on its way to it."
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def _secure_cookies(settings: Settings) -> bool:
+    if settings.session_cookie_secure is not None:
+        return settings.session_cookie_secure
+    return settings.public_url.startswith("https://")
+
+
+def _set_session_cookies(response: Response, settings: Settings, token: str, csrf: str, expires: datetime) -> None:
+    secure = _secure_cookies(settings)
+    response.set_cookie(SESSION_COOKIE, token, expires=expires, path="/", secure=secure, httponly=True, samesite="lax")
+    # Readable by the page's script, which echoes it in X-CSRF-Token (double submit).
+    response.set_cookie(CSRF_COOKIE, csrf, expires=expires, path="/", secure=secure, httponly=False, samesite="lax")
+
+
+def _clear_session_cookies(response: Response, settings: Settings) -> None:
+    secure = _secure_cookies(settings)
+    response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
+    response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, httponly=False, samesite="lax")
+
+
+def _current_session(request: Request) -> int | None:
+    session_id: int | None = getattr(request.state, "browser_session_id", None)
+    return session_id
+
+
+# Public: sign-up, verification, sign-in, password reset ----------------------------------------------
+
+
+@router.post(
+    "/auth/signup",
+    operation_id="auth_signup",
+    tags=["auth"],
+    summary="Sign up",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(),
+)
+async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> Accepted:
+    """Create an account with an email and a password. It can sign in once the address is
+    verified through the emailed link. The answer is the same whether or not the address already
+    has an account (its owner is told by mail instead)."""
+    await selfservice.signup(session, email=body.email, password=body.password, settings=_settings(request))
+    return Accepted(message=SIGNUP_ACCEPTED)
+
+
+@router.post(
+    "/auth/verify-email",
+    operation_id="auth_verify_email",
+    tags=["auth"],
+    summary="Verify an email address",
+    responses=problem_responses(400, 410),
+)
+async def auth_verify_email(body: TokenIn, session: SessionDep) -> AccountOut:
+    """Spend the token of a verification link (a new account's, or a new address after an email
+    change). A token works once."""
+    account = await selfservice.verify_email(session, token=body.token)
+    return AccountOut.of(account)
+
+
+@router.post(
+    "/auth/resend-verification",
+    operation_id="auth_resend_verification",
+    tags=["auth"],
+    summary="Send the verification link again",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(),
+)
+async def auth_resend_verification(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
+    """At most one message a minute per account; the answer is the same for any address."""
+    await selfservice.resend_verification(session, email=body.email, settings=_settings(request))
+    return Accepted(message=SIGNUP_ACCEPTED)
+
+
+@router.post(
+    "/auth/login",
+    operation_id="auth_login",
+    tags=["auth"],
+    summary="Sign in",
+    responses=problem_responses(403),
+)
+async def auth_login(body: LoginIn, request: Request, response: Response, session: SessionDep) -> SessionCreated:
+    """Check the email and password (and, once enrolled, `totp_code`), and start a browser
+    session: a new session id in the `ordersvc_session` cookie every time. Failed attempts are
+    throttled per account and per address (429 with `Retry-After`)."""
+    settings = _settings(request)
+    try:
+        new = await selfservice.login(
+            session,
+            email=body.email,
+            password=body.password,
+            totp_code=body.totp_code,
+            user_agent=request.headers.get("user-agent", ""),
+            ip=_ip(request),
+            settings=settings,
+        )
+    except (selfservice.InvalidCredentials, selfservice.InvalidTotpCode):
+        # Counted in a transaction of its own: this request's rolls back.
+        maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+        async with maker.begin() as counting:
+            await selfservice.record_failure(
+                counting, [k for k, _ in selfservice.throttle_keys(body.email, _ip(request))]
+            )
+        raise
+    _set_session_cookies(response, settings, new.token, new.csrf, new.expires_at)
+    return SessionCreated(account=AccountOut.of(new.account), csrf_token=new.csrf, expires=new.expires_at)
+
+
+@router.post(
+    "/auth/password-reset",
+    operation_id="auth_password_reset_request",
+    tags=["auth"],
+    summary="Ask for a password reset link",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(),
+)
+async def auth_password_reset_request(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
+    """Mail a reset link (valid 1 hour, once) to the account with this address, if there is one.
+    The answer is the same for any address."""
+    await selfservice.request_password_reset(session, email=body.email, settings=_settings(request))
+    return Accepted(message=RESET_ACCEPTED)
+
+
+@router.post(
+    "/auth/password-reset/confirm",
+    operation_id="auth_password_reset_confirm",
+    tags=["auth"],
+    summary="Set a new password from a reset link",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(400, 410),
+)
+async def auth_password_reset_confirm(body: PasswordResetIn, session: SessionDep) -> Response:
+    """Every session of the account ends; sign in with the new password."""
+    await selfservice.reset_password(session, token=body.token, password=body.password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Signed in: sessions ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/auth/logout",
+    operation_id="auth_logout",
+    tags=["auth"],
+    summary="Sign out",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(403),
+)
+async def auth_logout(account: AccountDep, request: Request, session: SessionDep) -> Response:
+    """End this browser session and clear its cookies (with an API key: nothing to end)."""
+    current = _current_session(request)
+    if current is not None:
+        assert account.id is not None
+        await selfservice.revoke_session(session, account_id=account.id, session_id=current)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    _clear_session_cookies(response, _settings(request))
+    return response
+
+
+@router.post(
+    "/auth/logout-everywhere",
+    operation_id="auth_logout_everywhere",
+    tags=["auth"],
+    summary="Sign out everywhere",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(403),
+)
+async def auth_logout_everywhere(account: AccountDep, request: Request, session: SessionDep) -> Response:
+    """End every browser session of the account, this one included. API keys keep working."""
+    assert account.id is not None
+    await selfservice.revoke_sessions(session, account_id=account.id)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    _clear_session_cookies(response, _settings(request))
+    return response
+
+
+@router.get(
+    "/auth/sessions",
+    operation_id="auth_sessions_list",
+    tags=["auth"],
+    summary="List your browser sessions",
+    responses=problem_responses(),
+)
+async def auth_sessions_list(account: AccountDep, request: Request, session: SessionDep) -> SessionList:
+    assert account.id is not None
+    current = _current_session(request)
+    rows = await selfservice.list_sessions(session, account_id=account.id)
+    return SessionList(
+        data=[
+            SessionOut(
+                id=row.id or 0,
+                created=row.created_at or row.expires_at,
+                last_seen=row.last_seen_at or row.expires_at,
+                expires=row.expires_at,
+                user_agent=row.user_agent,
+                ip=row.ip,
+                current=row.id == current,
+            )
+            for row in rows
+        ]
+    )
+
+
+@router.delete(
+    "/auth/sessions/{session_id}",
+    operation_id="auth_sessions_delete",
+    tags=["auth"],
+    summary="End one browser session",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(403, 404),
+)
+async def auth_sessions_delete(account: AccountDep, session_id: int, session: SessionDep) -> Response:
+    assert account.id is not None
+    await selfservice.revoke_session(session, account_id=account.id, session_id=session_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# Signed in: password, email, TOTP -------------------------------------------------------------------
+
+
+@router.get(
+    "/account/security",
+    operation_id="account_security_get",
+    tags=["account"],
+    summary="How your account signs in",
+    responses=problem_responses(),
+)
+async def account_security_get(account: AccountDep, session: SessionDep) -> SecurityOut:
+    assert account.id is not None
+    full = await selfservice.get_account(session, account_id=account.id)
+    return SecurityOut(
+        email=full.email,
+        email_verified=full.email_verified_at is not None,
+        has_password=full.password_hash is not None,
+        totp_enabled=full.totp_enabled_at is not None,
+    )
+
+
+@router.post(
+    "/account/password",
+    operation_id="account_password_change",
+    tags=["account"],
+    summary="Change your password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(403),
+)
+async def account_password_change(
+    body: PasswordChangeIn, account: AccountDep, request: Request, session: SessionDep
+) -> Response:
+    """Needs the current password; every other session ends (this one stays)."""
+    assert account.id is not None
+    await selfservice.change_password(
+        session,
+        account_id=account.id,
+        current_password=body.current_password,
+        new_password=body.new_password,
+        keep_session=_current_session(request),
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/account/email",
+    operation_id="account_email_change",
+    tags=["account"],
+    summary="Change your email address",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(403),
+)
+async def account_email_change(
+    body: EmailChangeIn, account: AccountDep, request: Request, session: SessionDep
+) -> Accepted:
+    """Needs the current password. A link goes to the new address; following it makes the change
+    and ends every session."""
+    assert account.id is not None
+    await selfservice.request_email_change(
+        session,
+        account_id=account.id,
+        current_password=body.current_password,
+        new_email=body.new_email,
+        settings=_settings(request),
+    )
+    return Accepted(message="If the address can be used, a message with a link is on its way to it.")
+
+
+@router.post(
+    "/account/totp",
+    operation_id="account_totp_start",
+    tags=["account"],
+    summary="Start two-factor enrolment",
+    responses=problem_responses(403, 409),
+)
+async def account_totp_start(body: CurrentPasswordIn, account: AccountDep, session: SessionDep) -> TotpStarted:
+    """A new secret for an authenticator app (RFC 6238). It is on once confirmed with a code."""
+    assert account.id is not None
+    started = await selfservice.start_totp(session, account_id=account.id, current_password=body.current_password)
+    return TotpStarted(secret=started.secret, otpauth_uri=started.uri)
+
+
+@router.post(
+    "/account/totp/confirm",
+    operation_id="account_totp_confirm",
+    tags=["account"],
+    summary="Confirm two-factor enrolment",
+    responses=problem_responses(409),
+)
+async def account_totp_confirm(body: TotpCodeIn, account: AccountDep, session: SessionDep) -> RecoveryCodes:
+    """Turn two-factor sign-in on with a code from the app; the recovery codes are shown once."""
+    assert account.id is not None
+    codes = await selfservice.confirm_totp(session, account_id=account.id, code=body.code)
+    return RecoveryCodes(recovery_codes=codes)
+
+
+@router.post(
+    "/account/totp/disable",
+    operation_id="account_totp_disable",
+    tags=["account"],
+    summary="Turn two-factor sign-in off",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=problem_responses(403),
+)
+async def account_totp_disable(body: CurrentPasswordIn, account: AccountDep, session: SessionDep) -> Response:
+    assert account.id is not None
+    await selfservice.disable_totp(session, account_id=account.id, current_password=body.current_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,53 @@
+"""Mail to an account's owner: verify the address, reset the password, confirm a new address,
+and the note sent when someone signs up with an address that already has an account. Links
+point at the dashboard, which reads the token from the URL fragment (never sent to a server,
+so it stays out of access logs and Referer headers)."""
+
+from __future__ import annotations
+
+from html import escape
+
+_TEXTS = {
+    "verify_email": (
+        "Verify your email address for ordersvc",
+        "Someone, probably you, signed up for ordersvc with this address.",
+        "Verify my address",
+        "#/verify/",
+        "The link works for 48 hours. If it was not you, ignore this message: nothing happens.",
+    ),
+    "change_email": (
+        "Confirm your new email address for ordersvc",
+        "Your ordersvc account asked to use this address from now on.",
+        "Use this address",
+        "#/verify/",
+        "The link works for 48 hours. If it was not you, ignore this message: nothing changes.",
+    ),
+    "reset_password": (
+        "Reset your ordersvc password",
+        "Someone, probably you, asked to reset the password of the ordersvc account with this address.",
+        "Choose a new password",
+        "#/reset/",
+        "The link works for 1 hour and once. If it was not you, ignore this message: your password stays.",
+    ),
+    "already_registered": (
+        "Your ordersvc account",
+        "Someone, probably you, tried to sign up for ordersvc (or to move an account to this address), "
+        "but this address already has an account.",
+        "Sign in",
+        "#/login",
+        'Forgot the password? Use "Forgot password" on the sign-in page. If it was not you, ignore this message.',
+    ),
+}
+
+
+def account_message(kind: str, *, public_url: str, token: str | None) -> tuple[str, str, str]:
+    """(subject, text, html)."""
+    subject, intro, action, path, outro = _TEXTS[kind]
+    link = f"{public_url.rstrip('/')}/{path}{token or ''}"
+    text = f"Hello,\n\n{intro}\n\n{action}: {link}\n\n{outro}\n"
+    html = (
+        '<!doctype html><html><body style="font-family:sans-serif;max-width:36em">'
+        f'<p>Hello,</p><p>{escape(intro)}</p><p><a href="{escape(link)}">{escape(action)}</a></p>'
+        f"<p>{escape(outro)}</p></body></html>"
+    )
+    return subject, text, html

@@ -1,0 +1,642 @@
+"""Self-service accounts: sign-up with a verified email, password and TOTP sign-in, browser
+sessions, password reset, email change, and the operators' disable/enable.
+
+Enumeration: sign-up, resend and reset answer the same whatever the address, after the same
+work (a password hash at sign-up, whether or not the address is taken); sign-in verifies a hash
+also when no account matched, and says only "Invalid email or password." until the password
+is right."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from ordersvc.accounts import passwords, totp
+from ordersvc.accounts.messages import account_message
+from ordersvc.accounts.models import Account, AccountToken, AuthThrottle, BrowserSession, RecoveryCode
+from ordersvc.accounts.service import AccountNotFound, normalize_account_email
+from ordersvc.config import Settings
+from ordersvc.errors import InvalidParams, NotFound, ServiceError
+from ordersvc.outbox import service as outbox
+from ordersvc.timestamps import utc_now
+
+SESSION_LIFETIME = timedelta(days=14)
+# Sessions record when they were last used, at most this often (not a write per request).
+LAST_SEEN_RESOLUTION = timedelta(minutes=5)
+RESEND_INTERVAL = timedelta(seconds=60)
+RECOVERY_CODES = 10
+
+# Sign-in throttle: failures per key within the window; past the limit, wait for the window.
+THROTTLE_WINDOW = timedelta(minutes=15)
+ACCOUNT_FAILURES = 5
+IP_FAILURES = 30
+
+
+class TokenPurpose(StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"  # noqa: S105 - a purpose, not a password
+    CHANGE_EMAIL = "change_email"
+
+
+TOKEN_LIFETIME = {
+    TokenPurpose.VERIFY_EMAIL: timedelta(hours=48),
+    TokenPurpose.RESET_PASSWORD: timedelta(hours=1),
+    TokenPurpose.CHANGE_EMAIL: timedelta(hours=48),
+}
+
+
+class InvalidCredentials(ServiceError):
+    status = 401
+    code = "invalid_credentials"
+    message = "Invalid email or password."
+
+
+class TotpRequired(ServiceError):
+    status = 401
+    code = "totp_required"
+    message = "Enter the 6-digit code from your authenticator app, or a recovery code."
+
+
+class InvalidTotpCode(ServiceError):
+    status = 401
+    code = "invalid_totp_code"
+    message = "That code is not valid (each code works once)."
+
+
+class WrongPassword(ServiceError):
+    status = 403
+    code = "wrong_password"
+    message = "The current password is not correct."
+    field = "current_password"
+
+
+class EmailNotVerified(ServiceError):
+    status = 403
+    code = "email_not_verified"
+    message = "Verify your email address first: follow the link we sent you, or ask for a new one."
+
+
+class AccountDisabled(ServiceError):
+    status = 403
+    code = "account_disabled"
+    message = "This account is disabled. Contact support."
+
+
+class TooManyAttempts(ServiceError):
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__(f"Too many failed sign-ins. Try again in {retry_after} s.")
+
+
+class InvalidAccountToken(ServiceError):
+    status = 400
+    code = "invalid_token"
+    message = "This link is not valid or was already used."
+
+
+class ExpiredAccountToken(ServiceError):
+    status = 410
+    code = "expired_token"
+    message = "This link has expired. Ask for a new one."
+
+
+class TotpAlreadyEnabled(ServiceError):
+    status = 409
+    code = "totp_already_enabled"
+    message = "Two-factor sign-in is already on. Turn it off first to enrol a new device."
+
+
+class TotpNotStarted(ServiceError):
+    status = 409
+    code = "totp_not_started"
+    message = "Start the enrolment first."
+
+
+class SessionNotFound(NotFound):
+    message = "No such session."
+
+
+def _hash(value: str) -> bytes:
+    return hashlib.sha256(value.encode()).digest()
+
+
+def _new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def csrf_token(secret_key: str, session_token: str) -> str:
+    """The CSRF token of a session: bound to it (HMAC under the service's key), so a cookie an
+    attacker planted cannot come with a token that matches."""
+    return hmac.new(secret_key.encode(), b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()
+
+
+# Tokens sent by email -----------------------------------------------------------------------
+
+
+async def _issue_token(
+    session: AsyncSession, account_id: int, purpose: TokenPurpose, *, new_email: str | None = None
+) -> str:
+    """A new one-time token; earlier unused tokens of the same purpose stop working."""
+    now = utc_now()
+    await session.execute(
+        sa.update(AccountToken)
+        .where(
+            col(AccountToken.account_id) == account_id,
+            col(AccountToken.purpose) == purpose.value,
+            col(AccountToken.used_at).is_(None),
+        )
+        .values(used_at=now)
+    )
+    token = _new_secret()
+    session.add(
+        AccountToken(
+            account_id=account_id,
+            purpose=purpose.value,
+            token_hash=_hash(token),
+            new_email=new_email,
+            expires_at=now + TOKEN_LIFETIME[purpose],
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def _use_token(session: AsyncSession, token: str, purpose: TokenPurpose) -> AccountToken:
+    """Spend a token (locked: two uses at once cannot both succeed)."""
+    if not isinstance(token, str) or not 20 <= len(token) <= 100:
+        raise InvalidAccountToken()
+    stmt = (
+        sa.select(AccountToken)
+        .where(col(AccountToken.token_hash) == _hash(token), col(AccountToken.purpose) == purpose.value)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    row = (await session.execute(stmt)).scalar_one_or_none()
+    if row is None or row.used_at is not None:
+        raise InvalidAccountToken()
+    if row.expires_at < utc_now():
+        raise ExpiredAccountToken()
+    row.used_at = utc_now()
+    await session.flush()
+    return row
+
+
+async def _mail(
+    session: AsyncSession, settings: Settings, to_email: str, kind: str, *, token: str | None = None
+) -> None:
+    subject, text, html = account_message(kind, public_url=settings.public_url, token=token)
+    await outbox.enqueue(
+        session, to_email=to_email, subject=subject, body_text=text, body_html=html, headers={}, purpose="account"
+    )
+
+
+# Sign-up and verification ---------------------------------------------------------------------
+
+
+async def signup(session: AsyncSession, *, email: str, password: str, settings: Settings) -> None:
+    """Create an unverified account and mail its verification link. For an address that already
+    has an account, the owner gets a note instead; the caller's answer is the same."""
+    address = normalize_account_email(email)
+    passwords.check_policy(password, email=address)
+    password_hash = await passwords.hash_password(password)  # also when the address is taken: same time
+    account_id = (
+        await session.execute(
+            pg_insert(Account)
+            .values(email=address, password_hash=password_hash)
+            .on_conflict_do_nothing(index_elements=["email"])
+            .returning(col(Account.id))
+        )
+    ).scalar_one_or_none()
+    if account_id is None:
+        existing = await _account_by_email(session, address)
+        if existing is not None and existing.email_verified_at is None and existing.password_hash is not None:
+            # A second sign-up before verifying: the newest password counts, a new link goes out.
+            assert existing.id is not None
+            existing.password_hash = password_hash
+            await _send_verification(session, existing, settings)
+        else:
+            await _mail(session, settings, address, "already_registered")
+        return
+    account = await session.get_one(Account, account_id)
+    await _send_verification(session, account, settings)
+
+
+async def _send_verification(session: AsyncSession, account: Account, settings: Settings) -> None:
+    assert account.id is not None
+    token = await _issue_token(session, account.id, TokenPurpose.VERIFY_EMAIL)
+    await _mail(session, settings, account.email, "verify_email", token=token)
+
+
+async def resend_verification(session: AsyncSession, *, email: str, settings: Settings) -> None:
+    """At most one link per RESEND_INTERVAL per account; the answer is the same in every case."""
+    try:
+        address = normalize_account_email(email)
+    except InvalidParams:
+        return
+    account = await _account_by_email(session, address, lock=True)
+    if account is None or account.email_verified_at is not None or account.id is None:
+        return
+    latest = (
+        await session.execute(
+            sa.select(sa.func.max(col(AccountToken.created_at))).where(
+                col(AccountToken.account_id) == account.id,
+                col(AccountToken.purpose) == TokenPurpose.VERIFY_EMAIL.value,
+            )
+        )
+    ).scalar_one_or_none()
+    if latest is not None and latest > utc_now() - RESEND_INTERVAL:
+        return
+    await _send_verification(session, account, settings)
+
+
+async def verify_email(session: AsyncSession, *, token: str) -> Account:
+    """Verify an address: a new account's (then it can sign in) or the new address of an email
+    change (then it replaces the old one and the account's other sessions end)."""
+    try:
+        row = await _use_token(session, token, TokenPurpose.VERIFY_EMAIL)
+    except InvalidAccountToken:
+        row = await _use_token(session, token, TokenPurpose.CHANGE_EMAIL)
+    account = await _lock_account(session, row.account_id)
+    now = utc_now()
+    if row.purpose == TokenPurpose.CHANGE_EMAIL.value:
+        assert row.new_email is not None
+        if await _account_by_email(session, row.new_email) is not None:
+            raise InvalidAccountToken("That address now belongs to another account.")
+        account.email = row.new_email
+        await revoke_sessions(session, account_id=row.account_id)
+    if account.email_verified_at is None:
+        account.email_verified_at = now
+    await session.flush()
+    return account
+
+
+# Sign-in -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    account: Account
+    token: str  # the cookie's value: shown to the browser only
+    csrf: str
+    expires_at: datetime
+
+
+async def _throttle_wait(session: AsyncSession, keys: list[tuple[str, int]]) -> int:
+    """Seconds until sign-in may be tried again for any of these keys (0: now)."""
+    now = utc_now()
+    rows = (
+        await session.execute(sa.select(AuthThrottle).where(col(AuthThrottle.key).in_([k for k, _ in keys])))
+    ).scalars()
+    limits = dict(keys)
+    wait = 0
+    for row in rows:
+        if row.failures >= limits[row.key] and row.window_start + THROTTLE_WINDOW > now:
+            wait = max(wait, int((row.window_start + THROTTLE_WINDOW - now).total_seconds()) + 1)
+    return wait
+
+
+async def record_failure(sessionmaker_session: AsyncSession, keys: list[str]) -> None:
+    """Count a failed sign-in (in its own transaction: the request's rolls back)."""
+    now = utc_now()
+    for key in keys:
+        stmt = pg_insert(AuthThrottle).values(key=key, failures=1, window_start=now)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"],
+            set_={
+                "failures": sa.case(
+                    (col(AuthThrottle.window_start) + THROTTLE_WINDOW <= now, 1), else_=col(AuthThrottle.failures) + 1
+                ),
+                "window_start": sa.case(
+                    (col(AuthThrottle.window_start) + THROTTLE_WINDOW <= now, now), else_=col(AuthThrottle.window_start)
+                ),
+            },
+        )
+        await sessionmaker_session.execute(stmt)
+
+
+def throttle_keys(email: str, ip: str) -> list[tuple[str, int]]:
+    return [(f"account:{email.strip().lower()}", ACCOUNT_FAILURES), (f"ip:{ip}", IP_FAILURES)]
+
+
+async def check_throttle(session: AsyncSession, *, email: str, ip: str) -> None:
+    wait = await _throttle_wait(session, throttle_keys(email, ip))
+    if wait:
+        raise TooManyAttempts(wait)
+
+
+async def login(
+    session: AsyncSession,
+    *,
+    email: str,
+    password: str,
+    totp_code: str | None,
+    user_agent: str,
+    ip: str,
+    settings: Settings,
+) -> NewSession:
+    """Check the password (and the second factor once enrolled) and open a new session: a new
+    random id every time, whatever cookie came with the request (no session fixation)."""
+    await check_throttle(session, email=email, ip=ip)
+    try:
+        address = normalize_account_email(email)
+    except InvalidParams:
+        address = ""
+    account = await _account_by_email(session, address) if address else None
+    if not await passwords.verify_password(account.password_hash if account else None, password) or account is None:
+        raise InvalidCredentials()
+    if account.disabled_at is not None:
+        raise AccountDisabled()
+    if account.email_verified_at is None:
+        raise EmailNotVerified()
+    if account.totp_enabled_at is not None:
+        if not totp_code:
+            raise TotpRequired()
+        await _check_second_factor(session, account, totp_code)
+    assert account.id is not None
+    await session.execute(sa.delete(AuthThrottle).where(col(AuthThrottle.key) == throttle_keys(email, ip)[0][0]))
+    token = _new_secret()
+    expires = utc_now() + SESSION_LIFETIME
+    session.add(
+        BrowserSession(
+            account_id=account.id, token_hash=_hash(token), user_agent=user_agent[:300], ip=ip[:64], expires_at=expires
+        )
+    )
+    await session.flush()
+    return NewSession(account, token, csrf_token(settings.secret_key, token), expires)
+
+
+async def _check_second_factor(session: AsyncSession, account: Account, code: str) -> None:
+    assert account.id is not None
+    assert account.totp_secret is not None
+    code = code.strip()
+    step = totp.matching_step(account.totp_secret, code, now=utc_now().timestamp(), after_step=account.totp_last_step)
+    if step is not None:
+        # Atomic: of two sign-ins with the same code at once, one moves the step and one fails.
+        moved = (
+            await session.execute(
+                sa.update(Account)
+                .where(
+                    col(Account.id) == account.id,
+                    sa.or_(col(Account.totp_last_step).is_(None), col(Account.totp_last_step) < step),
+                )
+                .values(totp_last_step=step)
+                .returning(col(Account.id))
+            )
+        ).scalar_one_or_none()
+        if moved is None:
+            raise InvalidTotpCode()
+        return
+    used = (
+        await session.execute(
+            sa.update(RecoveryCode)
+            .where(
+                col(RecoveryCode.account_id) == account.id,
+                col(RecoveryCode.code_hash) == _hash(code.replace("-", "").lower()),
+                col(RecoveryCode.used_at).is_(None),
+            )
+            .values(used_at=utc_now())
+            .returning(col(RecoveryCode.id))
+        )
+    ).scalar_one_or_none()
+    if used is None:
+        raise InvalidTotpCode()
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAuth:
+    account: Account
+    session_id: int
+
+
+async def authenticate_session(session: AsyncSession, *, token: str) -> SessionAuth | None:
+    """The account of a live session cookie (not expired, revoked or disabled)."""
+    if not 20 <= len(token) <= 100:
+        return None
+    now = utc_now()
+    row = (
+        await session.execute(
+            sa.select(BrowserSession, Account)
+            .join(Account, col(Account.id) == col(BrowserSession.account_id))
+            .where(
+                col(BrowserSession.token_hash) == _hash(token),
+                col(BrowserSession.revoked_at).is_(None),
+                col(BrowserSession.expires_at) > now,
+                col(Account.disabled_at).is_(None),
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    browser, account = row
+    assert browser.id is not None
+    assert browser.last_seen_at is not None
+    if browser.last_seen_at < now - LAST_SEEN_RESOLUTION:
+        await session.execute(
+            sa.update(BrowserSession).where(col(BrowserSession.id) == browser.id).values(last_seen_at=now)
+        )
+    return SessionAuth(account, browser.id)
+
+
+async def list_sessions(session: AsyncSession, *, account_id: int) -> list[BrowserSession]:
+    """The account's live sessions, newest first."""
+    stmt = (
+        sa.select(BrowserSession)
+        .where(
+            col(BrowserSession.account_id) == account_id,
+            col(BrowserSession.revoked_at).is_(None),
+            col(BrowserSession.expires_at) > utc_now(),
+        )
+        .order_by(col(BrowserSession.id).desc())
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def revoke_session(session: AsyncSession, *, account_id: int, session_id: int) -> None:
+    stmt = (
+        sa.update(BrowserSession)
+        .where(
+            col(BrowserSession.id) == session_id,
+            col(BrowserSession.account_id) == account_id,
+            col(BrowserSession.revoked_at).is_(None),
+        )
+        .values(revoked_at=utc_now())
+        .returning(col(BrowserSession.id))
+    )
+    if (await session.execute(stmt)).scalar_one_or_none() is None:
+        raise SessionNotFound()
+
+
+async def revoke_sessions(session: AsyncSession, *, account_id: int, keep: int | None = None) -> int:
+    """End every session of the account (but `keep`); how many ended."""
+    stmt = (
+        sa.update(BrowserSession)
+        .where(col(BrowserSession.account_id) == account_id, col(BrowserSession.revoked_at).is_(None))
+        .values(revoked_at=utc_now())
+        .returning(col(BrowserSession.id))
+    )
+    if keep is not None:
+        stmt = stmt.where(col(BrowserSession.id) != keep)
+    return len((await session.execute(stmt)).scalars().all())
+
+
+# Passwords and addresses ------------------------------------------------------------------------
+
+
+async def request_password_reset(session: AsyncSession, *, email: str, settings: Settings) -> None:
+    """Mail a reset link to an account with this address; the same answer for any address."""
+    try:
+        address = normalize_account_email(email)
+    except InvalidParams:
+        return
+    account = await _account_by_email(session, address, lock=True)
+    if account is None or account.id is None or account.disabled_at is not None:
+        return
+    token = await _issue_token(session, account.id, TokenPurpose.RESET_PASSWORD)
+    await _mail(session, settings, account.email, "reset_password", token=token)
+
+
+async def reset_password(session: AsyncSession, *, token: str, password: str) -> None:
+    """Set a new password from a reset link: every session ends. Following the link proves the
+    address, so an unverified account becomes verified."""
+    row = await _use_token(session, token, TokenPurpose.RESET_PASSWORD)
+    account = await _lock_account(session, row.account_id)
+    passwords.check_policy(password, email=account.email)
+    account.password_hash = await passwords.hash_password(password)
+    account.email_verified_at = account.email_verified_at or utc_now()
+    await session.flush()
+    await revoke_sessions(session, account_id=row.account_id)
+
+
+async def change_password(
+    session: AsyncSession, *, account_id: int, current_password: str, new_password: str, keep_session: int | None
+) -> None:
+    account = await _lock_account(session, account_id)
+    await _check_current_password(account, current_password)
+    passwords.check_policy(new_password, email=account.email)
+    account.password_hash = await passwords.hash_password(new_password)
+    await session.flush()
+    await revoke_sessions(session, account_id=account_id, keep=keep_session)
+
+
+async def request_email_change(
+    session: AsyncSession, *, account_id: int, current_password: str, new_email: str, settings: Settings
+) -> None:
+    """Mail a link to the new address; the change happens when it is followed. The answer is
+    the same whether or not the new address is taken (its owner gets a note instead)."""
+    account = await _lock_account(session, account_id)
+    await _check_current_password(account, current_password)
+    address = normalize_account_email(new_email)
+    if address == account.email:
+        return
+    if await _account_by_email(session, address) is not None:
+        await _mail(session, settings, address, "already_registered")
+        return
+    token = await _issue_token(session, account_id, TokenPurpose.CHANGE_EMAIL, new_email=address)
+    await _mail(session, settings, address, "change_email", token=token)
+
+
+async def _check_current_password(account: Account, password: str) -> None:
+    if not await passwords.verify_password(account.password_hash, password):
+        raise WrongPassword()
+
+
+# TOTP ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TotpEnrolment:
+    secret: str
+    uri: str
+
+
+async def start_totp(session: AsyncSession, *, account_id: int, current_password: str) -> TotpEnrolment:
+    account = await _lock_account(session, account_id)
+    await _check_current_password(account, current_password)
+    if account.totp_enabled_at is not None:
+        raise TotpAlreadyEnabled()
+    account.totp_secret = totp.new_secret()
+    account.totp_last_step = None
+    await session.flush()
+    return TotpEnrolment(account.totp_secret, totp.provisioning_uri(account.totp_secret, account=account.email))
+
+
+async def confirm_totp(session: AsyncSession, *, account_id: int, code: str) -> list[str]:
+    """Turn TOTP on with a code from the app; returns the recovery codes, shown this once."""
+    account = await _lock_account(session, account_id)
+    if account.totp_enabled_at is not None:
+        raise TotpAlreadyEnabled()
+    if account.totp_secret is None:
+        raise TotpNotStarted()
+    step = totp.matching_step(account.totp_secret, code, now=utc_now().timestamp(), after_step=None)
+    if step is None:
+        raise InvalidTotpCode()
+    account.totp_enabled_at = utc_now()
+    account.totp_last_step = step
+    codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]  # 40 bits each, single use
+    await session.execute(sa.delete(RecoveryCode).where(col(RecoveryCode.account_id) == account_id))
+    session.add_all(RecoveryCode(account_id=account_id, code_hash=_hash(c)) for c in codes)
+    await session.flush()
+    return [f"{c[:5]}-{c[5:]}" for c in codes]
+
+
+async def disable_totp(session: AsyncSession, *, account_id: int, current_password: str) -> None:
+    account = await _lock_account(session, account_id)
+    await _check_current_password(account, current_password)
+    account.totp_secret = None
+    account.totp_enabled_at = None
+    account.totp_last_step = None
+    await session.execute(sa.delete(RecoveryCode).where(col(RecoveryCode.account_id) == account_id))
+    await session.flush()
+
+
+# Operators -----------------------------------------------------------------------------------
+
+
+async def get_account(session: AsyncSession, *, account_id: int) -> Account:
+    return await session.get_one(Account, account_id)
+
+
+async def list_accounts(session: AsyncSession) -> list[Account]:
+    return list((await session.execute(sa.select(Account).order_by(col(Account.id)))).scalars().all())
+
+
+async def set_disabled(session: AsyncSession, *, email: str, disabled: bool) -> Account:
+    """Disable (keys, sessions and worker claims stop at once) or enable an account."""
+    account = await _account_by_email(session, normalize_account_email(email), lock=True)
+    if account is None:
+        raise AccountNotFound()
+    account.disabled_at = (account.disabled_at or utc_now()) if disabled else None
+    await session.flush()
+    return account
+
+
+# Rows ------------------------------------------------------------------------------------------
+
+
+async def _account_by_email(session: AsyncSession, email: str, *, lock: bool = False) -> Account | None:
+    stmt = sa.select(Account).where(col(Account.email) == email).execution_options(populate_existing=True)
+    if lock:
+        stmt = stmt.with_for_update(key_share=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def _lock_account(session: AsyncSession, account_id: int) -> Account:
+    stmt = (
+        sa.select(Account)
+        .where(col(Account.id) == account_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one()
