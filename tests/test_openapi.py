@@ -33,8 +33,34 @@ OPERATIONS = {
     ("post", "/v1/fulfilment/orders/{order_id}/heartbeat"): "fulfilment_heartbeat",
     ("post", "/v1/fulfilment/orders/{order_id}/complete"): "fulfilment_complete",
     ("post", "/v1/fulfilment/orders/{order_id}/fail"): "fulfilment_fail",
+    ("post", "/v1/auth/signup"): "auth_signup",
+    ("post", "/v1/auth/verify-email"): "auth_verify_email",
+    ("post", "/v1/auth/resend-verification"): "auth_resend_verification",
+    ("post", "/v1/auth/login"): "auth_login",
+    ("post", "/v1/auth/password-reset"): "auth_password_reset_request",
+    ("post", "/v1/auth/password-reset/confirm"): "auth_password_reset_confirm",
+    ("post", "/v1/auth/logout"): "auth_logout",
+    ("post", "/v1/auth/logout-everywhere"): "auth_logout_everywhere",
+    ("get", "/v1/auth/sessions"): "auth_sessions_list",
+    ("delete", "/v1/auth/sessions/{session_id}"): "auth_sessions_delete",
+    ("get", "/v1/account/security"): "account_security_get",
+    ("post", "/v1/account/password"): "account_password_change",
+    ("post", "/v1/account/email"): "account_email_change",
+    ("post", "/v1/account/totp"): "account_totp_start",
+    ("post", "/v1/account/totp/confirm"): "account_totp_confirm",
+    ("post", "/v1/account/totp/disable"): "account_totp_disable",
 }
-PUBLIC = {"bonus_tiers_list"}
+# No credentials: the bonus tiers, and signing up and in.
+PUBLIC = {
+    "bonus_tiers_list",
+    "auth_signup",
+    "auth_verify_email",
+    "auth_resend_verification",
+    "auth_login",
+    "auth_password_reset_request",
+    "auth_password_reset_confirm",
+}
+CUSTOMER_SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}, {"sessionCookie": []}]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +83,7 @@ class TestDocument:
             assert op.get("summary"), key
             assert len(op.get("description", "")) > 40, key
             assert len(op.get("tags", [])) == 1, key
-            expected = [] if op["operationId"] in PUBLIC else [{"bearerAuth": []}, {"apiKeyHeader": []}]
+            expected = [] if op["operationId"] in PUBLIC else CUSTOMER_SECURITY
             if op["operationId"].startswith("fulfilment_"):
                 expected = [{"workerAuth": []}]
             assert op["security"] == expected, key
@@ -73,12 +99,26 @@ class TestDocument:
             "coupons_redeem": {"401", "404", "409", "422"},
             "bonus_tiers_list": set(),
             **{f"fulfilment_{n}": {"401", "404", "409", "422"} for n in ("progress", "heartbeat", "complete", "fail")},
+            "account_totp_start": {"401", "409", "422"},
+            "account_totp_confirm": {"401", "409", "422"},
+            "auth_sessions_delete": {"401", "404", "422"},
+            # Public: no key, so no 401 for a key nor a key's rate limit.
+            "auth_signup": {"422"},
+            "auth_resend_verification": {"422"},
+            "auth_password_reset_request": {"422"},
+            "auth_verify_email": {"400", "410", "422"},
+            "auth_password_reset_confirm": {"400", "410", "422"},
+            "auth_login": {"401", "403", "422", "429"},
         }
         for op in operations(document).values():
             errors = {status for status in op["responses"] if status[0] in "45"}
             expected = expected_errors.get(op["operationId"], {"401", "422"})
-            if expected:  # every authenticated route can also be rate limited or meet an outage
-                expected = expected | {"429", "503"}
+            if op["operationId"] in PUBLIC and expected:
+                expected = expected | {"503"}
+            elif expected:
+                # Every authenticated route can also be rate limited, meet an outage, or refuse a
+                # change sent with a session cookie but no CSRF token (403).
+                expected = expected | {"403", "429", "503"}
             assert errors == expected, op["operationId"]
             for status in errors:
                 content = op["responses"][status]["content"]

@@ -84,12 +84,16 @@ def upgrade() -> None:
         sa.Column("window_start", sa.DateTime(timezone=True), nullable=False),
     )
 
+    # A name the customer gives a key ("production server"), shown in listings.
+    op.add_column("api_keys", sa.Column("name", sa.Text, nullable=False, server_default=""))
+
     # Account mail (verification, reset) goes to the account's own owner, who asked for it.
     op.add_column("outbox", sa.Column("purpose", sa.Text, nullable=False, server_default="consent"))
 
 
 def downgrade() -> None:
     op.drop_column("outbox", "purpose")
+    op.drop_column("api_keys", "name")
     op.drop_table("auth_throttle")
     op.drop_table("recovery_codes")
     op.drop_table("account_tokens")

@@ -101,13 +101,12 @@ _DESCRIPTIONS = {
 }
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for these error statuses (401, 422, 429 and 503 are always
-    added: every authenticated route can answer them)."""
-    return {
-        status: {"model": Problem, "description": _DESCRIPTIONS[status]}
-        for status in sorted({401, 422, 429, 503, *statuses})
-    }
+def problem_responses(*statuses: int, public: bool = False) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for these error statuses. 401, 403, 422, 429 and 503 are
+    always added (every authenticated route can answer them: 403 for a change made with a
+    session cookie but no CSRF token); for a `public` route (no credentials), only 422 and 503."""
+    always = {422, 503} if public else {401, 403, 422, 429, 503}
+    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in sorted({*always, *statuses})}
 
 
 # REST routes that take no credentials: their validation errors are answered as such.

@@ -70,8 +70,9 @@ async def sign_in(page: Any, key: str) -> None:
     from playwright.async_api import expect
 
     await page.goto("/")
+    await page.get_by_role("button", name="Sign in with an API key instead").click()
     await page.get_by_label("API key").fill(key)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in with the key").click()
     await expect(page.get_by_role("heading", name="Orders", level=1)).to_be_visible()
 
 
@@ -134,8 +135,9 @@ class TestCustomerJourney:
         await page.goto("/")
         await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         await page.screenshot(path=screenshots / "01-sign-in.png")
+        await page.get_by_role("button", name="Sign in with an API key instead").click()
         await page.get_by_label("API key").fill("osk_not-a-real-key")
-        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("button", name="Sign in with the key").click()
         await expect(page.get_by_role("alert")).to_have_text("This API key is not valid. Check it and try again.")
         await sign_in(page, customer.api_key)
         await expect(page.locator("#balance")).to_have_text("25.00 USD")
@@ -353,7 +355,10 @@ class TestUsability:
             raise AssertionError(f"Tab never reached {name!r}")
 
         await page.goto("/")
-        await page.keyboard.type(customer.api_key)  # the key field has the focus
+        await expect(page.get_by_label("Email")).to_be_focused()  # the password sign-in comes first
+        await tab_to("Sign in with an API key instead")
+        await page.keyboard.press("Enter")
+        await page.keyboard.type(customer.api_key)  # the key field has the focus now
         await page.keyboard.press("Enter")
         await expect(page.get_by_role("heading", name="Orders", level=1)).to_be_visible()
 

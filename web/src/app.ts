@@ -2,10 +2,13 @@ import { api } from "./api/client";
 
 /** What every page of the signed-in dashboard shares. */
 export interface AppContext {
-  key: string;
+  /** The API key in use, or null when signed in with a password (a session cookie). */
+  key: string | null;
   email: string;
   /** Re-reads the balance shown in the header (after an order, a cancel, a coupon). */
   refreshBalance: () => Promise<void>;
+  /** Back to the sign-in page with this notice (the session has already ended). */
+  signedOut: (notice: string) => void;
 }
 
 export interface Page {

@@ -1,5 +1,5 @@
 import "./styles.css";
-import { api, session, whenUnauthorized } from "./api/client";
+import { api, forgetCsrf, session, whenUnauthorized } from "./api/client";
 import { fetchBalance, type AppContext, type Page } from "./app";
 import { fill, h } from "./dom";
 import { usd } from "./format";
@@ -7,6 +7,8 @@ import { apiPage } from "./views/apipage";
 import { depositsPage } from "./views/deposits";
 import { ordersPage } from "./views/orders";
 import { paymentsPage } from "./views/payments";
+import { publicPage } from "./views/publicpages";
+import { settingsPage } from "./views/settings";
 import { logo, signInPage } from "./views/signin";
 
 const ROUTES: { path: string; label: string; page: (context: AppContext) => Page }[] = [
@@ -14,32 +16,71 @@ const ROUTES: { path: string; label: string; page: (context: AppContext) => Page
   { path: "deposits", label: "Deposits", page: () => depositsPage() },
   { path: "payments", label: "Payments", page: paymentsPage },
   { path: "api", label: "API", page: apiPage },
+  { path: "settings", label: "Settings", page: settingsPage },
 ];
 const BALANCE_REFRESH_MS = 15_000;
 
 const root = document.getElementById("app")!;
 let stopShell: (() => void) | null = null;
 
+function currentPath(): string {
+  return window.location.hash.replace(/^#\/?/, "");
+}
+
+function showSignIn(notice?: string): void {
+  document.title = "Sign in · ordersvc";
+  if (currentPath() !== "login") history.replaceState(null, "", "#/login");
+  fill(root, signInPage(() => start(), notice));
+}
+
+/** Public pages (sign-up, emailed links) first; then the shell if a key or a live session is
+ * there; else the sign-in page. */
 function start(notice?: string): void {
   stopShell?.();
   stopShell = null;
-  const key = session.key;
-  if (!key) {
-    document.title = "Sign in · ordersvc";
-    fill(root, signInPage(() => start(), notice));
+  const publicView = publicPage(currentPath());
+  if (publicView) {
+    document.title = "ordersvc";
+    fill(root, publicView);
     return;
   }
-  void openShell(key);
+  if (session.key) {
+    void openShell(session.key);
+    return;
+  }
+  if (!session.cookie) {
+    showSignIn(notice);
+    return;
+  }
+  void (async () => {
+    try {
+      const { response } = await api.GET("/v1/account");
+      if (response.ok) {
+        if (currentPath() === "login" || currentPath() === "") history.replaceState(null, "", "#/orders");
+        void openShell(null);
+        return;
+      }
+    } catch {
+      // fall through to the sign-in page
+    }
+    forgetCsrf(); // the session it belonged to has ended
+    showSignIn(notice);
+  })();
 }
 
-async function openShell(key: string): Promise<void> {
+window.addEventListener("hashchange", () => {
+  // Between the public pages and the sign-in page, routing is here; the shell routes its own.
+  if (stopShell === null) start();
+});
+
+async function openShell(key: string | null): Promise<void> {
   const balance = h("span", { class: "balance-value", id: "balance" }, h("span", { class: "skeleton short" }));
   const email = h("span", { class: "account-email" });
   const nav = h("nav", { class: "nav", "aria-label": "Dashboard" });
   const main = h("main", { id: "main", class: "main", tabindex: -1 });
   const signOut = h("button", { type: "button", class: "button ghost small", id: "sign-out" }, "Sign out");
-  signOut.addEventListener("click", () => {
-    session.signOut();
+  signOut.addEventListener("click", async () => {
+    await session.signOut();
     start("You are signed out.");
   });
   fill(
@@ -68,6 +109,10 @@ async function openShell(key: string): Promise<void> {
   const context: AppContext = {
     key,
     email: "",
+    signedOut: (notice) => {
+      forgetCsrf();
+      start(notice);
+    },
     refreshBalance: async () => {
       // Answers may arrive out of order (a periodic read overtaken by the read after a debit):
       // only the latest request may write, and only a change is written (it is a live region).
@@ -138,7 +183,8 @@ function skipLink(main: HTMLElement): HTMLAnchorElement {
 }
 
 whenUnauthorized(() => {
-  session.signOut();
-  start("Your API key is no longer valid. Sign in with a current key.");
+  const hadKey = session.key !== null;
+  void session.signOut();
+  start(hadKey ? "Your API key is no longer valid. Sign in with a current key." : "Your session has ended. Sign in again.");
 });
 start();

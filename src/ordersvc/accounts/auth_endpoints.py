@@ -85,7 +85,8 @@ def _current_session(request: Request) -> int | None:
     tags=["auth"],
     summary="Sign up",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(),
+    responses=problem_responses(public=True),
+    openapi_extra={"security": []},
 )
 async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> Accepted:
     """Create an account with an email and a password. It can sign in once the address is
@@ -100,7 +101,8 @@ async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> 
     operation_id="auth_verify_email",
     tags=["auth"],
     summary="Verify an email address",
-    responses=problem_responses(400, 410),
+    responses=problem_responses(400, 410, public=True),
+    openapi_extra={"security": []},
 )
 async def auth_verify_email(body: TokenIn, session: SessionDep) -> AccountOut:
     """Spend the token of a verification link (a new account's, or a new address after an email
@@ -115,7 +117,8 @@ async def auth_verify_email(body: TokenIn, session: SessionDep) -> AccountOut:
     tags=["auth"],
     summary="Send the verification link again",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(),
+    responses=problem_responses(public=True),
+    openapi_extra={"security": []},
 )
 async def auth_resend_verification(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
     """At most one message a minute per account; the answer is the same for any address."""
@@ -128,7 +131,8 @@ async def auth_resend_verification(body: EmailIn, request: Request, session: Ses
     operation_id="auth_login",
     tags=["auth"],
     summary="Sign in",
-    responses=problem_responses(403),
+    responses=problem_responses(401, 403, 429, public=True),
+    openapi_extra={"security": []},
 )
 async def auth_login(body: LoginIn, request: Request, response: Response, session: SessionDep) -> SessionCreated:
     """Check the email and password (and, once enrolled, `totp_code`), and start a browser
@@ -163,7 +167,8 @@ async def auth_login(body: LoginIn, request: Request, response: Response, sessio
     tags=["auth"],
     summary="Ask for a password reset link",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(),
+    responses=problem_responses(public=True),
+    openapi_extra={"security": []},
 )
 async def auth_password_reset_request(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
     """Mail a reset link (valid 1 hour, once) to the account with this address, if there is one.
@@ -179,7 +184,8 @@ async def auth_password_reset_request(body: EmailIn, request: Request, session: 
     summary="Set a new password from a reset link",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(400, 410),
+    responses=problem_responses(400, 410, public=True),
+    openapi_extra={"security": []},
 )
 async def auth_password_reset_confirm(body: PasswordResetIn, session: SessionDep) -> Response:
     """Every session of the account ends; sign in with the new password."""
@@ -236,6 +242,8 @@ async def auth_logout_everywhere(account: AccountDep, request: Request, session:
     responses=problem_responses(),
 )
 async def auth_sessions_list(account: AccountDep, request: Request, session: SessionDep) -> SessionList:
+    """The account's live browser sessions, newest first: when each started and was last used,
+    its browser and address, and which one made this request."""
     assert account.id is not None
     current = _current_session(request)
     rows = await selfservice.list_sessions(session, account_id=account.id)
@@ -265,6 +273,8 @@ async def auth_sessions_list(account: AccountDep, request: Request, session: Ses
     responses=problem_responses(403, 404),
 )
 async def auth_sessions_delete(account: AccountDep, session_id: int, session: SessionDep) -> Response:
+    """End one of the account's sessions (a browser left signed in elsewhere); its cookie stops
+    working at once."""
     assert account.id is not None
     await selfservice.revoke_session(session, account_id=account.id, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -281,6 +291,8 @@ async def auth_sessions_delete(account: AccountDep, session_id: int, session: Se
     responses=problem_responses(),
 )
 async def account_security_get(account: AccountDep, session: SessionDep) -> SecurityOut:
+    """Whether the address is verified, a password is set, and two-factor sign-in is on: what the
+    settings page shows."""
     assert account.id is not None
     full = await selfservice.get_account(session, account_id=account.id)
     return SecurityOut(
@@ -377,6 +389,8 @@ async def account_totp_confirm(body: TotpCodeIn, account: AccountDep, session: S
     responses=problem_responses(403),
 )
 async def account_totp_disable(body: CurrentPasswordIn, account: AccountDep, session: SessionDep) -> Response:
+    """Needs the current password. The secret and the recovery codes are deleted; sign-in asks for
+    the password only."""
     assert account.id is not None
     await selfservice.disable_totp(session, account_id=account.id, current_password=body.current_password)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path, Response, status
 
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.auth import AccountDep
-from ordersvc.accounts.schemas import AccountOut, ApiKeyCreated, ApiKeyList, ApiKeyOut
+from ordersvc.accounts.schemas import AccountOut, ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut
 from ordersvc.db import SessionDep
 from ordersvc.problems import problem_responses
 
@@ -48,12 +48,12 @@ async def api_keys_list(account: AccountDep, session: SessionDep) -> ApiKeyList:
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(),
 )
-async def api_keys_create(account: AccountDep, session: SessionDep) -> ApiKeyCreated:
+async def api_keys_create(account: AccountDep, session: SessionDep, body: ApiKeyIn | None = None) -> ApiKeyCreated:
     """A new key for the account. The response is the only time the whole key is shown:
     store it. Use several keys to rotate them without downtime."""
-    key, api_key = await accounts.create_api_key(session, account=account)
+    key, api_key = await accounts.create_api_key(session, account=account, name=body.name if body else "")
     assert key.created_at is not None
-    return ApiKeyCreated(prefix=key.prefix, api_key=api_key, created=key.created_at)
+    return ApiKeyCreated(prefix=key.prefix, name=key.name, api_key=api_key, created=key.created_at)
 
 
 @router.delete(

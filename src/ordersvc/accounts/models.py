@@ -44,6 +44,7 @@ class ApiKey(SQLModel, table=True):
     prefix: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     # SHA-256 of the whole key; the key itself is never stored.
     key_hash: bytes = Field(sa_column=sa.Column(sa.LargeBinary, nullable=False))
+    name: str = Field(default="", sa_column=sa.Column(sa.Text, nullable=False, server_default=""))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
     revoked_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
 

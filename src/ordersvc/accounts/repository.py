@@ -30,11 +30,13 @@ async def insert_account(session: AsyncSession, email: str) -> Account | None:
     return await session.get_one(Account, account_id)
 
 
-async def insert_api_key(session: AsyncSession, *, account_id: int, prefix: str, key_hash: bytes) -> ApiKey | None:
+async def insert_api_key(
+    session: AsyncSession, *, account_id: int, prefix: str, key_hash: bytes, name: str = ""
+) -> ApiKey | None:
     """Insert unless the prefix is taken (then None)."""
     stmt = (
         pg_insert(ApiKey)
-        .values(account_id=account_id, prefix=prefix, key_hash=key_hash)
+        .values(account_id=account_id, prefix=prefix, key_hash=key_hash, name=name)
         .on_conflict_do_nothing(index_elements=["prefix"])
         .returning(col(ApiKey.id))
     )

@@ -40,13 +40,20 @@ class ApiKeyOut(BaseModel):
     )
 
     prefix: str = Field(description="The key's first 12 characters: how it is listed and revoked.")
+    name: str = Field(default="", description="The name given at creation (may be empty).")
     created: datetime
     revoked: datetime | None = Field(description="When it was revoked; null while it is active.")
 
     @classmethod
     def of(cls, key: ApiKey) -> ApiKeyOut:
         assert key.created_at is not None
-        return cls(prefix=key.prefix, created=key.created_at, revoked=key.revoked_at)
+        return cls(prefix=key.prefix, name=key.name, created=key.created_at, revoked=key.revoked_at)
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="", max_length=100, description='What the key is for, e.g. "production server".')
 
 
 class ApiKeyCreated(BaseModel):
@@ -63,6 +70,7 @@ class ApiKeyCreated(BaseModel):
     )
 
     prefix: str
+    name: str = ""
     api_key: str = Field(description="The whole key. Shown only in this response: store it now.")
     created: datetime
 

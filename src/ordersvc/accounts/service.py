@@ -49,13 +49,13 @@ async def create_account(session: AsyncSession, *, email: str) -> tuple[Account,
     return account, api_key
 
 
-async def create_api_key(session: AsyncSession, *, account: Account) -> tuple[ApiKey, str]:
+async def create_api_key(session: AsyncSession, *, account: Account, name: str = "") -> tuple[ApiKey, str]:
     """A new key for the account; only its hash is stored. Returns the plaintext key once."""
     assert account.id is not None
     for _ in range(_PREFIX_ATTEMPTS):
         api_key = API_KEYS.new()
         row = await repository.insert_api_key(
-            session, account_id=account.id, prefix=prefix_of(api_key), key_hash=hash_token(api_key)
+            session, account_id=account.id, prefix=prefix_of(api_key), key_hash=hash_token(api_key), name=name.strip()
         )
         if row is not None:
             return row, api_key

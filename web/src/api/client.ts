@@ -9,17 +9,49 @@ export type Schemas = components["schemas"];
 export type Problem = Schemas["Problem"];
 
 const KEY_STORAGE = "ordersvc.apiKey";
+const CSRF_COOKIE = "ordersvc_csrf";
 
-/** The API key lives in sessionStorage only: gone when the tab closes, never in a URL. */
+/** The CSRF token of the browser session, from its readable cookie (the session cookie itself
+ * is HttpOnly: script never sees it). */
+export function csrfToken(): string | null {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === CSRF_COOKIE) return decodeURIComponent(value.join("="));
+  }
+  return null;
+}
+
+/** Drops the readable cookie (after sign-out, or when the session it belonged to has ended). */
+export function forgetCsrf(): void {
+  document.cookie = `${CSRF_COOKIE}=; Max-Age=0; path=/; SameSite=Lax`;
+}
+
+/**
+ * Two ways in. An API key (scripts' way) lives in sessionStorage only: gone when the tab closes,
+ * never in a URL. A password sign-in gets a browser session: an HttpOnly cookie the browser sends
+ * by itself, plus a CSRF token that every change echoes in X-CSRF-Token.
+ */
 export const session = {
   get key(): string | null {
     return sessionStorage.getItem(KEY_STORAGE);
   },
+  get cookie(): boolean {
+    return csrfToken() !== null;
+  },
   signIn(key: string): void {
     sessionStorage.setItem(KEY_STORAGE, key);
   },
-  signOut(): void {
+  async signOut(): Promise<void> {
+    const hadKey = sessionStorage.getItem(KEY_STORAGE) !== null;
     sessionStorage.removeItem(KEY_STORAGE);
+    if (!hadKey && csrfToken() !== null) {
+      try {
+        await api.POST("/v1/auth/logout");
+      } catch {
+        // Signed out here either way: the session ends when the service answers or expires.
+      }
+    }
+    forgetCsrf();
   },
 };
 
@@ -35,14 +67,22 @@ export function whenUnauthorized(handler: () => void): void {
 api.use({
   onRequest({ request }) {
     const key = session.key;
-    if (key) request.headers.set("Authorization", `Bearer ${key}`);
+    if (key) {
+      if (!request.headers.has("Authorization")) request.headers.set("Authorization", `Bearer ${key}`);
+    } else if (request.method !== "GET" && request.method !== "HEAD") {
+      const csrf = csrfToken();
+      if (csrf) request.headers.set("X-CSRF-Token", csrf);
+    }
     return request;
   },
   onResponse({ request, response }) {
-    // Only a refusal of the key in use signs out (not a late answer to a request sent with
-    // another key, e.g. the one typed on the sign-in page).
+    // Only a refusal of the credential in use signs out (not a late answer to a request sent
+    // with another key, e.g. the one typed on the sign-in page, nor a wrong password).
     const key = session.key;
-    if (response.status === 401 && key && request.headers.get("Authorization") === `Bearer ${key}`) onUnauthorized();
+    const auth = request.headers.get("Authorization");
+    const signedIn = key ? auth === `Bearer ${key}` : auth === null && session.cookie;
+    const signInRoute = new URL(request.url).pathname.startsWith("/v1/auth/");
+    if (response.status === 401 && signedIn && !signInRoute) onUnauthorized();
     return response;
   },
 });

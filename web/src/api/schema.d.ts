@@ -315,6 +315,337 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/signup": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign up
+         * @description Create an account with an email and a password. It can sign in once the address is
+         *     verified through the emailed link. The answer is the same whether or not the address already
+         *     has an account (its owner is told by mail instead).
+         */
+        post: operations["auth_signup"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/verify-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify an email address
+         * @description Spend the token of a verification link (a new account's, or a new address after an email
+         *     change). A token works once.
+         */
+        post: operations["auth_verify_email"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/resend-verification": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send the verification link again
+         * @description At most one message a minute per account; the answer is the same for any address.
+         */
+        post: operations["auth_resend_verification"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in
+         * @description Check the email and password (and, once enrolled, `totp_code`), and start a browser
+         *     session: a new session id in the `ordersvc_session` cookie every time. Failed attempts are
+         *     throttled per account and per address (429 with `Retry-After`).
+         */
+        post: operations["auth_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/password-reset": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask for a password reset link
+         * @description Mail a reset link (valid 1 hour, once) to the account with this address, if there is one.
+         *     The answer is the same for any address.
+         */
+        post: operations["auth_password_reset_request"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/password-reset/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password from a reset link
+         * @description Every session of the account ends; sign in with the new password.
+         */
+        post: operations["auth_password_reset_confirm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out
+         * @description End this browser session and clear its cookies (with an API key: nothing to end).
+         */
+        post: operations["auth_logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/logout-everywhere": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out everywhere
+         * @description End every browser session of the account, this one included. API keys keep working.
+         */
+        post: operations["auth_logout_everywhere"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List your browser sessions
+         * @description The account's live browser sessions, newest first: when each started and was last used,
+         *     its browser and address, and which one made this request.
+         */
+        get: operations["auth_sessions_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/auth/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * End one browser session
+         * @description End one of the account's sessions (a browser left signed in elsewhere); its cookie stops
+         *     working at once.
+         */
+        delete: operations["auth_sessions_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/account/security": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * How your account signs in
+         * @description Whether the address is verified, a password is set, and two-factor sign-in is on: what the
+         *     settings page shows.
+         */
+        get: operations["account_security_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/account/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change your password
+         * @description Needs the current password; every other session ends (this one stays).
+         */
+        post: operations["account_password_change"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/account/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change your email address
+         * @description Needs the current password. A link goes to the new address; following it makes the change
+         *     and ends every session.
+         */
+        post: operations["account_email_change"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/account/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start two-factor enrolment
+         * @description A new secret for an authenticator app (RFC 6238). It is on once confirmed with a code.
+         */
+        post: operations["account_totp_start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/account/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm two-factor enrolment
+         * @description Turn two-factor sign-in on with a code from the app; the recovery codes are shown once.
+         */
+        post: operations["account_totp_confirm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/account/totp/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Turn two-factor sign-in off
+         * @description Needs the current password. The secret and the recovery codes are deleted; sign-in asks for
+         *     the password only.
+         */
+        post: operations["account_totp_disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/fulfilment/claim": {
         parameters: {
             query?: never;
@@ -425,6 +756,14 @@ export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
         /**
+         * Accepted
+         * @description The same answer whatever the address (no account enumeration).
+         */
+        Accepted: {
+            /** Message */
+            message: string;
+        };
+        /**
          * AccountOut
          * @example {
          *       "balance": "125.50",
@@ -466,6 +805,11 @@ export interface components {
             /** Prefix */
             prefix: string;
             /**
+             * Name
+             * @default
+             */
+            name: string;
+            /**
              * Api Key
              * @description The whole key. Shown only in this response: store it now.
              */
@@ -475,6 +819,15 @@ export interface components {
              * Format: date-time
              */
             created: string;
+        };
+        /** ApiKeyIn */
+        ApiKeyIn: {
+            /**
+             * Name
+             * @description What the key is for, e.g. "production server".
+             * @default
+             */
+            name: string;
         };
         /** ApiKeyList */
         ApiKeyList: {
@@ -494,6 +847,12 @@ export interface components {
              * @description The key's first 12 characters: how it is listed and revoked.
              */
             prefix: string;
+            /**
+             * Name
+             * @description The name given at creation (may be empty).
+             * @default
+             */
+            name: string;
             /**
              * Created
              * Format: date-time
@@ -635,6 +994,11 @@ export interface components {
              */
             amount: string;
         };
+        /** CurrentPasswordIn */
+        CurrentPasswordIn: {
+            /** Current Password */
+            current_password: string;
+        };
         /** DepositAddressList */
         DepositAddressList: {
             /**
@@ -707,6 +1071,18 @@ export interface components {
              */
             created: string;
         };
+        /** EmailChangeIn */
+        EmailChangeIn: {
+            /** Current Password */
+            current_password: string;
+            /** New Email */
+            new_email: string;
+        };
+        /** EmailIn */
+        EmailIn: {
+            /** Email */
+            email: string;
+        };
         /** FailRequest */
         FailRequest: {
             /** Reason */
@@ -731,6 +1107,24 @@ export interface components {
              * @default 300
              */
             lease_seconds: number;
+        };
+        /**
+         * LoginIn
+         * @example {
+         *       "email": "alice@example.com",
+         *       "password": "a long passphrase"
+         *     }
+         */
+        LoginIn: {
+            /** Email */
+            email: string;
+            /** Password */
+            password: string;
+            /**
+             * Totp Code
+             * @description Once two-factor sign-in is on: the app's 6-digit code, or an unused recovery code.
+             */
+            totp_code?: string | null;
         };
         /**
          * Network
@@ -868,6 +1262,29 @@ export interface components {
          * @enum {string}
          */
         OrderStatus: "awaiting confirmation" | "pending" | "in progress" | "completed" | "partial" | "canceled";
+        /** PasswordChangeIn */
+        PasswordChangeIn: {
+            /** Current Password */
+            current_password: string;
+            /**
+             * New Password
+             * @description At least 10 characters, not a common password.
+             */
+            new_password: string;
+        };
+        /** PasswordResetIn */
+        PasswordResetIn: {
+            /**
+             * Token
+             * @description The token from the emailed link.
+             */
+            token: string;
+            /**
+             * Password
+             * @description At least 10 characters, not a common password.
+             */
+            password: string;
+        };
         /**
          * PaymentKind
          * @enum {string}
@@ -990,6 +1407,115 @@ export interface components {
              */
             delivered: number;
         };
+        /** RecoveryCodes */
+        RecoveryCodes: {
+            /**
+             * Recovery Codes
+             * @description Shown this once. Each signs in once instead of a code.
+             */
+            recovery_codes: string[];
+        };
+        /** SecurityOut */
+        SecurityOut: {
+            /** Email */
+            email: string;
+            /** Email Verified */
+            email_verified: boolean;
+            /** Has Password */
+            has_password: boolean;
+            /** Totp Enabled */
+            totp_enabled: boolean;
+        };
+        /** SessionCreated */
+        SessionCreated: {
+            account: components["schemas"]["AccountOut"];
+            /**
+             * Csrf Token
+             * @description Send it as `X-CSRF-Token` with every change made with the session cookie (it is also in the `ordersvc_csrf` cookie).
+             */
+            csrf_token: string;
+            /**
+             * Expires
+             * Format: date-time
+             */
+            expires: string;
+        };
+        /** SessionList */
+        SessionList: {
+            /** Data */
+            data: components["schemas"]["SessionOut"][];
+        };
+        /** SessionOut */
+        SessionOut: {
+            /** Id */
+            id: number;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+            /**
+             * Expires
+             * Format: date-time
+             */
+            expires: string;
+            /** User Agent */
+            user_agent: string;
+            /** Ip */
+            ip: string;
+            /**
+             * Current
+             * @description The session this request was made with.
+             */
+            current: boolean;
+        };
+        /**
+         * SignupIn
+         * @example {
+         *       "email": "alice@example.com",
+         *       "password": "a long passphrase"
+         *     }
+         */
+        SignupIn: {
+            /** Email */
+            email: string;
+            /**
+             * Password
+             * @description At least 10 characters, not a common password.
+             */
+            password: string;
+        };
+        /** TokenIn */
+        TokenIn: {
+            /**
+             * Token
+             * @description The token from the emailed link.
+             */
+            token: string;
+        };
+        /** TotpCodeIn */
+        TotpCodeIn: {
+            /** Code */
+            code: string;
+        };
+        /** TotpStarted */
+        TotpStarted: {
+            /**
+             * Secret
+             * @description Base32, for typing into the app by hand.
+             */
+            secret: string;
+            /**
+             * Otpauth Uri
+             * @description Show it as a QR code for the app to scan.
+             */
+            otpauth_uri: string;
+        };
         /** WorkStateOut */
         WorkStateOut: {
             /** Id */
@@ -1049,8 +1575,17 @@ export interface operations {
                     "application/json": components["schemas"]["OrderList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1114,7 +1649,7 @@ export interface operations {
                     "application/json": components["schemas"]["OrderOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
                 headers: {
                     [name: string]: unknown;
@@ -1125,6 +1660,15 @@ export interface operations {
             };
             /** @description The balance does not cover the price (`insufficient_balance`). */
             402: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1191,8 +1735,17 @@ export interface operations {
                     "application/json": components["schemas"]["OrderOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1259,8 +1812,17 @@ export interface operations {
                     "application/json": components["schemas"]["OrderCancellation"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1336,8 +1898,17 @@ export interface operations {
                     "application/json": components["schemas"]["OrderEventList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1401,8 +1972,17 @@ export interface operations {
                     "application/json": components["schemas"]["BalanceOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1466,8 +2046,17 @@ export interface operations {
                     "application/json": components["schemas"]["PaymentList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1522,8 +2111,17 @@ export interface operations {
                     "application/json": components["schemas"]["DepositAddressList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1580,8 +2178,17 @@ export interface operations {
                     "application/json": components["schemas"]["DepositAddressOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1652,8 +2259,17 @@ export interface operations {
                     "application/json": components["schemas"]["DepositList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1732,8 +2348,17 @@ export interface operations {
                     "application/json": components["schemas"]["CouponRedeemed"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1806,8 +2431,17 @@ export interface operations {
                     "application/json": components["schemas"]["AccountOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1862,8 +2496,17 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1907,7 +2550,11 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["ApiKeyIn"] | null;
+            };
+        };
         responses: {
             /** @description Successful Response */
             201: {
@@ -1918,8 +2565,17 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyCreated"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1975,8 +2631,17 @@ export interface operations {
                 };
                 content?: never;
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1986,6 +2651,1008 @@ export interface operations {
             };
             /** @description No such object for this account. */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_signup: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SignupIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_verify_email: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TokenIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AccountOut"];
+                };
+            };
+            /** @description The link's token is not valid or was already used (`invalid_token`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The link has expired (`expired_token`): ask for a new one. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_resend_verification: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LoginIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionCreated"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_password_reset_request: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_password_reset_confirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordResetIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The link's token is not valid or was already used (`invalid_token`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The link has expired (`expired_token`): ask for a new one. */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_logout_everywhere: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_sessions_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionList"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    auth_sessions_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such object for this account. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    account_security_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecurityOut"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    account_password_change: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PasswordChangeIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    account_email_change: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailChangeIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    account_totp_start: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CurrentPasswordIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TotpStarted"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    account_totp_confirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TotpCodeIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RecoveryCodes"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors`. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    account_totp_disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CurrentPasswordIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2044,8 +3711,17 @@ export interface operations {
                     "application/json": components["schemas"]["ClaimedList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2107,8 +3783,17 @@ export interface operations {
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2188,8 +3873,17 @@ export interface operations {
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2265,8 +3959,17 @@ export interface operations {
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2346,8 +4049,17 @@ export interface operations {
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key. */
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -14,7 +14,7 @@ const ERRORS = [
 ];
 
 export function apiPage(context: AppContext): Page {
-  const endpoint = endpointUrl(window.location.origin, context.key);
+  const endpoint = endpointUrl(window.location.origin, context.key ?? "YOUR_API_KEY");
   const code = h("pre", { class: "code", tabindex: 0, id: "example-code" }, h("code"));
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Language" });
   let current = EXAMPLES[0]!;
@@ -29,7 +29,7 @@ export function apiPage(context: AppContext): Page {
     }
     code.setAttribute("aria-labelledby", `example-tab-${example.id}`);
     code.dataset.language = example.language;
-    code.firstElementChild!.textContent = fillExample(example.template, context.key, endpoint);
+    code.firstElementChild!.textContent = fillExample(example.template, context.key ?? "YOUR_API_KEY", endpoint);
   };
   EXAMPLES.forEach((example, index) => {
     const button = h("button", { type: "button", role: "tab", class: "tab", id: `example-tab-${example.id}`, "data-example": example.id, "aria-controls": "example-code" }, example.label);
