@@ -159,7 +159,7 @@ class TestSelfServiceJourney:
         assert legacy.text == '{"balance": 0.00}'
 
         # Sign out; signing in again asks for the second factor (a recovery code works once).
-        await page.get_by_role("button", name="Sign out").click()
+        await page.get_by_role("button", name="Sign out", exact=True).click()
         await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         await page.get_by_label("Email").fill(email)
         await page.get_by_label("Password").fill(PASSWORD)

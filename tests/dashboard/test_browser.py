@@ -314,7 +314,7 @@ class TestCustomerJourney:
         assert balance.text == '{"balance": 182.50}'
 
         # Sign-out forgets the key.
-        await page.get_by_role("button", name="Sign out").click()
+        await page.get_by_role("button", name="Sign out", exact=True).click()
         await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         assert await page.evaluate("sessionStorage.getItem('ordersvc.apiKey')") is None
 

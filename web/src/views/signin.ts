@@ -111,7 +111,7 @@ function keySignIn(onSignedIn: () => void, message: ReturnType<typeof messageSlo
   const submit = h("button", { type: "submit", class: "button primary" }, "Sign in with the key");
   const form = h(
     "form",
-    { class: "stack", novalidate: true, "aria-label": "Sign in with an API key" },
+    { class: "stack", novalidate: true, "aria-label": "Sign in with a key" },
     h("label", { for: "api-key" }, "API key"),
     input,
     h(
