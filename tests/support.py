@@ -11,6 +11,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email import message_from_bytes
+from email.message import Message
 from pathlib import Path
 
 import httpx
@@ -87,3 +89,39 @@ def serve(log_dir: Path, *, env: dict[str, str] | None = None, extra: tuple[str,
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class Inbox:
+    """What a loopback SMTP server received."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+@contextmanager
+def loopback_smtp() -> Iterator[tuple[str, Inbox]]:
+    """An SMTP server (aiosmtpd) on 127.0.0.1: its `SMTP_URL` and what it receives."""
+    from aiosmtpd.controller import Controller
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield f"smtp://127.0.0.1:{port}", inbox
+    finally:
+        controller.stop()
+
+
+def text_of(message: Message) -> str:
+    """The plain-text part of a received message."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode()
+    raise AssertionError("no text part")

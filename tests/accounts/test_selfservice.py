@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts import selfservice, totp
@@ -19,9 +18,8 @@ from ordersvc.consent import service as consent
 from ordersvc.outbox import mailer
 from ordersvc.outbox.models import OutboxMessage
 from tests.conftest import MakeCustomer
-from tests.consent.test_consent import Inbox
 from tests.orders.test_endpoints import auth
-from tests.support import free_port, run_cli, unique_email
+from tests.support import Inbox, loopback_smtp, run_cli, text_of, unique_email
 
 PASSWORD = "correct horse battery"
 SESSION_COOKIE, CSRF_COOKIE = "ordersvc_session", "ordersvc_csrf"
@@ -490,13 +488,8 @@ class TestThrottlePerAddress:
 
 @pytest.fixture
 def mail_server() -> Iterator[tuple[str, Inbox]]:
-    """A loopback SMTP server (aiosmtpd) that keeps what it receives."""
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield f"smtp://127.0.0.1:{port}", inbox
-    controller.stop()
+    with loopback_smtp() as server:
+        yield server
 
 
 class TestAccountMail:
@@ -512,10 +505,6 @@ class TestAccountMail:
         await mailer.send_due(sessionmaker, mailer.smtp_sender(url), "ordersvc <no-reply@example.com>", limit=500)
         delivered = [m for m in inbox.messages if m["To"] == email]
         assert len(delivered) == 1
-        text = next(
-            part.get_payload(decode=True).decode()
-            for part in delivered[0].walk()
-            if part.get_content_type() == "text/plain"
-        )
+        text = text_of(delivered[0])
         token = re.search(r"#/verify/([A-Za-z0-9_-]+)", text).group(1)  # type: ignore[union-attr]
         assert (await browser.post("/v1/auth/verify-email", json={"token": token})).status_code == 200

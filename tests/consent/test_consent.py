@@ -7,13 +7,10 @@ import re
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
-from email import message_from_bytes
-from email.message import Message
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.consent import service as consent
@@ -23,7 +20,7 @@ from ordersvc.timestamps import utc_now
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import call, snapshot
 from tests.orders.test_endpoints import auth
-from tests.support import Customer, free_port, run_cli
+from tests.support import Customer, Inbox, free_port, loopback_smtp, run_cli
 
 
 def recipient() -> str:
@@ -201,23 +198,10 @@ class TestExpiry:
         assert (await client.get(f"/consent/confirm/{token}")).status_code == 410
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
 @pytest.fixture(scope="module")
 def smtp() -> Iterator[tuple[str, Inbox]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield f"smtp://127.0.0.1:{port}", inbox
-    controller.stop()
+    with loopback_smtp() as server:
+        yield server
 
 
 class TestDelivery:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -91,3 +93,33 @@ async def bonus_tier(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIte
         await session.execute(sa.text("DELETE FROM bonus_tiers"))
         for threshold, basis_points in saved:
             await deposits.set_bonus_tier(session, threshold_mills=threshold, basis_points=basis_points)
+
+
+class Console:
+    """JavaScript errors and console errors (CSP violations among them) seen by a page."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def watch(self, page: Any) -> None:
+        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
+        page.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        # A refused request (402, 409, 401) is logged by Chromium as a failed resource load:
+        # that is the API answering, not the page failing.
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            self.errors.append(message.text)
+
+
+@asynccontextmanager
+async def watched_page(browser: Any, base_url: str, **options: Any) -> AsyncIterator[Any]:
+    """A page in a context of its own; any JavaScript error or CSP violation fails the test."""
+    context = await browser.new_context(base_url=base_url, **options)
+    page = await context.new_page()
+    page.set_default_timeout(15_000)
+    console = Console()
+    console.watch(page)
+    yield page
+    await context.close()
+    assert console.errors == []

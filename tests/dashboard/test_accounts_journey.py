@@ -9,19 +9,15 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Iterator
-from email.message import Message
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from aiosmtpd.controller import Controller
 
 from ordersvc.accounts import totp
-from tests.consent.test_consent import Inbox
-from tests.dashboard.conftest import CHROMIUM
-from tests.dashboard.test_browser import Console
-from tests.support import ServerProcess, free_port, serve, unique_email
+from tests.dashboard.conftest import CHROMIUM, watched_page
+from tests.support import Inbox, ServerProcess, loopback_smtp, serve, text_of, unique_email
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).is_file(),
@@ -34,12 +30,8 @@ PASSWORD = "a long and quiet passphrase"
 
 @pytest.fixture(scope="module")
 def inbox() -> Iterator[tuple[str, Inbox]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield f"smtp://127.0.0.1:{port}", inbox
-    controller.stop()
+    with loopback_smtp() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +52,8 @@ def mailing_server(
 
 @pytest.fixture
 async def page(browser: Any, mailing_server: ServerProcess) -> AsyncIterator[Any]:
-    context = await browser.new_context(base_url=mailing_server.base_url, viewport={"width": 1280, "height": 860})
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    console = Console()
-    console.watch(page)
-    yield page
-    await context.close()
-    assert console.errors == []
+    async with watched_page(browser, mailing_server.base_url, viewport={"width": 1280, "height": 860}) as page:
+        yield page
 
 
 async def mail_to(inbox: Inbox, email: str, route: str, seen: int = 0) -> str:
@@ -76,20 +62,11 @@ async def mail_to(inbox: Inbox, email: str, route: str, seen: int = 0) -> str:
     while time.monotonic() < deadline:
         mails = [m for m in inbox.messages if m["To"] == email]
         if len(mails) > seen:
-            match = re.search(rf"#/{route}/([A-Za-z0-9_-]+)", _text(mails[-1]))
-            assert match, _text(mails[-1])
+            match = re.search(rf"#/{route}/([A-Za-z0-9_-]+)", text_of(mails[-1]))
+            assert match, text_of(mails[-1])
             return match.group(1)
         await asyncio.sleep(0.2)
     raise AssertionError(f"no mail to {email} arrived")
-
-
-def _text(message: Message) -> str:
-    for part in message.walk():
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            return payload.decode()
-    raise AssertionError("no text part")
 
 
 class TestSelfServiceJourney:

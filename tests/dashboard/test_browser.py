@@ -21,7 +21,7 @@ from ordersvc.fulfilment import service as fulfilment
 from ordersvc.money import format_usd, parse_usd
 from tests.conftest import MakeCustomer
 from tests.consent.test_consent import messages_to, recipient
-from tests.dashboard.conftest import CHROMIUM
+from tests.dashboard.conftest import CHROMIUM, watched_page
 from tests.dashboard.seed import SEED, code_lines, seed_examples
 from tests.legacy.helpers import snapshot
 from tests.support import Customer, ServerProcess
@@ -35,35 +35,11 @@ pytestmark = pytest.mark.skipif(
 TIME_ZONE = "America/New_York"  # not UTC, so that local times and UTC differ on screen
 
 
-class Console:
-    """JavaScript errors and console errors (CSP violations among them) seen by a page."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-
-    def watch(self, page: Any) -> None:
-        page.on("pageerror", lambda error: self.errors.append(f"pageerror: {error}"))
-        page.on("console", self._console)
-
-    def _console(self, message: Any) -> None:
-        # A refused request (402, 409, 401) is logged by Chromium as a failed resource load:
-        # that is the API answering, not the page failing.
-        if message.type == "error" and "Failed to load resource" not in message.text:
-            self.errors.append(message.text)
-
-
 @pytest.fixture
 async def page(browser: Any, live_server: ServerProcess) -> AsyncIterator[Any]:
-    context = await browser.new_context(
-        base_url=live_server.base_url, viewport={"width": 1280, "height": 860}, locale="en-US", timezone_id=TIME_ZONE
-    )
-    page = await context.new_page()
-    page.set_default_timeout(15_000)
-    console = Console()
-    console.watch(page)
-    yield page
-    await context.close()
-    assert console.errors == []
+    options = {"viewport": {"width": 1280, "height": 860}, "locale": "en-US", "timezone_id": TIME_ZONE}
+    async with watched_page(browser, live_server.base_url, **options) as page:
+        yield page
 
 
 async def sign_in(page: Any, key: str) -> None:
@@ -413,20 +389,15 @@ class TestUsability:
         from playwright.async_api import expect
 
         customer = await make_customer(balance="25")
-        context = await browser.new_context(
-            base_url=live_server.base_url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
-        )
-        phone = await context.new_page()
-        console = Console()
-        console.watch(phone)
-        try:
+        phone_size = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+        async with watched_page(browser, live_server.base_url, **phone_size) as phone:
             await sign_in(phone, customer.api_key)
             await phone.get_by_label("Target email").fill(recipient())
             await phone.get_by_label("Quantity").fill("1500")
             await phone.get_by_role("button", name="Place order").click()
             await expect(phone.locator("#balance")).to_have_text("23.50 USD")
             await expect(phone.locator("tbody tr")).to_have_count(1)
-            for route in ("orders", "deposits", "payments", "api"):
+            for route in ("orders", "deposits", "payments", "api", "settings"):
                 await phone.goto(f"/#/{route}")
                 await expect(phone.locator(".page")).to_be_visible()
                 overflow = await phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
@@ -434,9 +405,6 @@ class TestUsability:
             await phone.goto("/#/orders")
             await expect(phone.locator("tbody tr")).to_have_count(1)
             await phone.screenshot(path=screenshots / "06-orders-phone.png", full_page=True)
-        finally:
-            await context.close()
-        assert console.errors == []
 
     async def test_nothing_moves_while_a_list_loads(self, page: Any, make_customer: MakeCustomer) -> None:
         from playwright.async_api import expect

@@ -7,7 +7,7 @@ import { copyButton, messageSlot } from "../ui";
 
 /** Account settings: API keys, password, two-factor sign-in and browser sessions. */
 export function settingsPage(context: AppContext): Page {
-  const element = h("div", { class: "stack" }, apiKeysCard(), passwordCard(), totpCard(), sessionsCard(context));
+  const element = h("div", { class: "page stack" }, apiKeysCard(), passwordCard(), totpCard(), sessionsCard(context));
   return { title: "Settings", element };
 }
 
