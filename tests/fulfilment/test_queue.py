@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.accounts import selfservice
 from tests.conftest import MakeCustomer
 from tests.consent.test_consent import order, recipient
 from tests.fulfilment.conftest import ConfirmedOrder
@@ -48,6 +49,25 @@ class TestClaims:
         assert "/consent/optout/" in claimed[0]["opt_out_url"]
         assert (await client.get(claimed[0]["opt_out_url"].split("8000", 1)[1])).status_code == 200
         assert waiting not in [c["id"] for c in await claim(client, token)]
+
+    async def test_a_disabled_accounts_orders_wait_until_it_is_enabled(
+        self,
+        client: httpx.AsyncClient,
+        make_customer: MakeCustomer,
+        confirmed_order: ConfirmedOrder,
+        worker_token,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        customer, other = await make_customer(balance="10"), await make_customer(balance="10")
+        held = await confirmed_order(customer)
+        free = await confirmed_order(other)
+        async with sessionmaker.begin() as session:
+            await selfservice.set_disabled(session, email=customer.email, disabled=True)
+        token = await worker_token()
+        assert [c["id"] for c in await claim(client, token)] == [free]
+        async with sessionmaker.begin() as session:
+            await selfservice.set_disabled(session, email=customer.email, disabled=False)
+        assert [c["id"] for c in await claim(client, token)] == [held]
 
     async def test_two_workers_racing_never_share_an_order(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer, confirmed_order: ConfirmedOrder, worker_token
