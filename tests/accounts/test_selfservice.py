@@ -3,6 +3,7 @@ CSRF, password reset, email change, throttling, enumeration safety, and operator
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterator
@@ -508,3 +509,89 @@ class TestAccountMail:
         text = text_of(delivered[0])
         token = re.search(r"#/verify/([A-Za-z0-9_-]+)", text).group(1)  # type: ignore[union-attr]
         assert (await browser.post("/v1/auth/verify-email", json={"token": token})).status_code == 200
+
+
+class TestHardening:
+    async def test_signing_up_again_cannot_claim_an_unverified_address(
+        self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        email = unique_email("claim")
+        await browser.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+        async with sessionmaker.begin() as session:  # past the resend interval
+            await session.execute(sa.text("UPDATE account_tokens SET created_at = created_at - interval '2 minutes'"))
+        intruder = "the intruders own pass"
+        again = await browser.post("/v1/auth/signup", json={"email": email, "password": intruder})
+        assert again.status_code == 202
+        _, second = await mails_to(sessionmaker, email)  # the link again, to the owner's mailbox
+        assert (
+            await browser.post("/v1/auth/verify-email", json={"token": token_in(second, "verify")})
+        ).status_code == 200
+        assert (await login(browser, email, intruder)).status_code == 401
+        assert (await login(browser, email)).status_code == 200
+
+    async def test_spellings_of_one_address_share_its_throttle(
+        self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        email = unique_email("spell")
+        await signed_up(browser, sessionmaker, email)
+        local, domain = email.split("@")
+        fullwidth = domain.replace("e", "\uff45", 1)  # the same domain once normalised (IDNA)
+        spellings = [email, email.upper(), f"{local}@{fullwidth}", f" {email} "]
+        for n in range(selfservice.ACCOUNT_FAILURES):
+            assert (await login(browser, spellings[n % len(spellings)], "wrong guess here")).status_code == 401
+        assert (await login(browser, spellings[2])).status_code == 429
+
+    async def test_a_parallel_burst_gets_no_more_guesses_than_the_limit(
+        self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        email = unique_email("burst")
+        await signed_up(browser, sessionmaker, email)
+        answers = await asyncio.gather(*(login(browser, email, f"guess number {n}") for n in range(20)))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses.count(401) == selfservice.ACCOUNT_FAILURES
+        assert statuses.count(429) == 20 - selfservice.ACCOUNT_FAILURES
+
+    async def test_a_stolen_key_cannot_guess_the_password(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer()
+        body = {"current_password": "guess the password", "new_password": "a new long password"}
+        for _ in range(selfservice.ACCOUNT_FAILURES):
+            answer = await client.post("/v1/account/password", json=body, headers=auth(customer))
+            assert answer.json()["code"] == "wrong_password"
+        throttled = await client.post("/v1/account/password", json=body, headers=auth(customer))
+        assert (throttled.status_code, throttled.json()["code"]) == (429, "too_many_attempts")
+
+    async def test_a_password_change_kills_links_already_mailed(
+        self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        email = unique_email("killlinks")
+        await signed_up(browser, sessionmaker, email)
+        await browser.post("/v1/auth/password-reset", json={"email": email})
+        reset = token_in((await mails_to(sessionmaker, email))[-1], "reset")
+        await login(browser, email)
+        body = {"current_password": PASSWORD, "new_password": "changed and long enough"}
+        assert (await browser.post("/v1/account/password", json=body, headers=csrf(browser))).status_code == 204
+        late = await browser.post("/v1/auth/password-reset/confirm", json={"token": reset, "password": "x" * 20})
+        assert late.json()["code"] == "invalid_token"
+
+    async def test_disabling_ends_sessions_for_good(
+        self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        email = unique_email("ended")
+        await signed_up(browser, sessionmaker, email)
+        await login(browser, email)
+        async with sessionmaker.begin() as session:
+            await selfservice.set_disabled(session, email=email, disabled=True)
+        async with sessionmaker.begin() as session:
+            await selfservice.set_disabled(session, email=email, disabled=False)
+        assert (await browser.get("/v1/account")).status_code == 401
+
+    async def test_client_input_never_breaks_the_session_routes(self, browser: httpx.AsyncClient) -> None:
+        email = unique_email("input")
+        huge = await browser.delete(f"/v1/auth/sessions/{2**70}")
+        assert huge.status_code in (401, 422)
+        assert (await browser.post("/v1/auth/resend-verification", json={"email": "not an address"})).status_code == 202
+        bad = await login(browser, "not an address", "whatever it is")
+        assert (bad.status_code, bad.json()["code"]) == (401, "invalid_credentials")
+        assert (await browser.post("/v1/auth/password-reset", json={"email": email + "x"})).status_code == 202

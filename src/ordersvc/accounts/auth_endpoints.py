@@ -7,13 +7,17 @@ change."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
+from typing import TypeVar
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts import selfservice
 from ordersvc.accounts.auth import CSRF_COOKIE, SESSION_COOKIE, AccountDep
+from ordersvc.accounts.models import Account
 from ordersvc.accounts.schemas import (
     Accepted,
     AccountOut,
@@ -38,6 +42,7 @@ from ordersvc.db import SessionDep
 from ordersvc.problems import problem_responses
 
 router = APIRouter(prefix="/v1")
+T = TypeVar("T")
 
 SIGNUP_ACCEPTED = "If the address can be used, a message with a link is on its way to it. Follow it to finish."
 RESET_ACCEPTED = "If an account has this address, a message with a reset link is on its way to it."
@@ -69,6 +74,30 @@ def _clear_session_cookies(response: Response, settings: Settings) -> None:
     secure = _secure_cookies(settings)
     response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
     response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, httponly=False, samesite="lax")
+
+
+async def _count_attempt(request: Request, keys: list[tuple[str, int]]) -> None:
+    """Count a password attempt before it is made, in a transaction of its own (this request's
+    rolls back when the password is wrong); 429 once over the limit."""
+    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with maker.begin() as counting:
+        await selfservice.take_attempt(counting, keys)
+
+
+def _password_keys(account: Account) -> list[tuple[str, int]]:
+    """Current-password checks share the sign-in throttle of the account: a stolen API key or
+    session cannot be used to guess the password."""
+    return [(f"account:{account.email}", selfservice.ACCOUNT_FAILURES)]
+
+
+async def _checking_password(
+    request: Request, session: AsyncSession, account: Account, work: Callable[[], Awaitable[T]]
+) -> T:
+    keys = _password_keys(account)
+    await _count_attempt(request, keys)
+    result = await work()
+    await selfservice.attempt_succeeded(session, keys)
+    return result
 
 
 def _current_session(request: Request) -> int | None:
@@ -139,24 +168,16 @@ async def auth_login(body: LoginIn, request: Request, response: Response, sessio
     session: a new session id in the `ordersvc_session` cookie every time. Failed attempts are
     throttled per account and per address (429 with `Retry-After`)."""
     settings = _settings(request)
-    try:
-        new = await selfservice.login(
-            session,
-            email=body.email,
-            password=body.password,
-            totp_code=body.totp_code,
-            user_agent=request.headers.get("user-agent", ""),
-            ip=_ip(request),
-            settings=settings,
-        )
-    except (selfservice.InvalidCredentials, selfservice.InvalidTotpCode):
-        # Counted in a transaction of its own: this request's rolls back.
-        maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-        async with maker.begin() as counting:
-            await selfservice.record_failure(
-                counting, [k for k, _ in selfservice.throttle_keys(body.email, _ip(request))]
-            )
-        raise
+    await _count_attempt(request, selfservice.throttle_keys(body.email, _ip(request)))
+    new = await selfservice.login(
+        session,
+        email=body.email,
+        password=body.password,
+        totp_code=body.totp_code,
+        user_agent=request.headers.get("user-agent", ""),
+        ip=_ip(request),
+        settings=settings,
+    )
     _set_session_cookies(response, settings, new.token, new.csrf, new.expires_at)
     return SessionCreated(account=AccountOut.of(new.account), csrf_token=new.csrf, expires=new.expires_at)
 
@@ -210,7 +231,7 @@ async def auth_logout(account: AccountDep, request: Request, session: SessionDep
     current = _current_session(request)
     if current is not None:
         assert account.id is not None
-        await selfservice.revoke_session(session, account_id=account.id, session_id=current)
+        await selfservice.revoke_session(session, account_id=account.id, session_id=current, missing_ok=True)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     _clear_session_cookies(response, _settings(request))
     return response
@@ -272,7 +293,9 @@ async def auth_sessions_list(account: AccountDep, request: Request, session: Ses
     response_class=Response,
     responses=problem_responses(403, 404),
 )
-async def auth_sessions_delete(account: AccountDep, session_id: int, session: SessionDep) -> Response:
+async def auth_sessions_delete(
+    account: AccountDep, session: SessionDep, session_id: int = Path(ge=1, le=2**63 - 1, description="As listed.")
+) -> Response:
     """End one of the account's sessions (a browser left signed in elsewhere); its cookie stops
     working at once."""
     assert account.id is not None
@@ -317,13 +340,15 @@ async def account_password_change(
 ) -> Response:
     """Needs the current password; every other session ends (this one stays)."""
     assert account.id is not None
-    await selfservice.change_password(
+    change = partial(
+        selfservice.change_password,
         session,
         account_id=account.id,
         current_password=body.current_password,
         new_password=body.new_password,
         keep_session=_current_session(request),
     )
+    await _checking_password(request, session, account, change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -341,13 +366,15 @@ async def account_email_change(
     """Needs the current password. A link goes to the new address; following it makes the change
     and ends every session."""
     assert account.id is not None
-    await selfservice.request_email_change(
+    change = partial(
+        selfservice.request_email_change,
         session,
         account_id=account.id,
         current_password=body.current_password,
         new_email=body.new_email,
         settings=_settings(request),
     )
+    await _checking_password(request, session, account, change)
     return Accepted(message="If the address can be used, a message with a link is on its way to it.")
 
 
@@ -358,10 +385,13 @@ async def account_email_change(
     summary="Start two-factor enrolment",
     responses=problem_responses(403, 409),
 )
-async def account_totp_start(body: CurrentPasswordIn, account: AccountDep, session: SessionDep) -> TotpStarted:
+async def account_totp_start(
+    body: CurrentPasswordIn, account: AccountDep, request: Request, session: SessionDep
+) -> TotpStarted:
     """A new secret for an authenticator app (RFC 6238). It is on once confirmed with a code."""
     assert account.id is not None
-    started = await selfservice.start_totp(session, account_id=account.id, current_password=body.current_password)
+    start = partial(selfservice.start_totp, session, account_id=account.id, current_password=body.current_password)
+    started = await _checking_password(request, session, account, start)
     return TotpStarted(secret=started.secret, otpauth_uri=started.uri)
 
 
@@ -388,9 +418,12 @@ async def account_totp_confirm(body: TotpCodeIn, account: AccountDep, session: S
     response_class=Response,
     responses=problem_responses(403),
 )
-async def account_totp_disable(body: CurrentPasswordIn, account: AccountDep, session: SessionDep) -> Response:
+async def account_totp_disable(
+    body: CurrentPasswordIn, account: AccountDep, request: Request, session: SessionDep
+) -> Response:
     """Needs the current password. The secret and the recovery codes are deleted; sign-in asks for
     the password only."""
     assert account.id is not None
-    await selfservice.disable_totp(session, account_id=account.id, current_password=body.current_password)
+    disable = partial(selfservice.disable_totp, session, account_id=account.id, current_password=body.current_password)
+    await _checking_password(request, session, account, disable)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

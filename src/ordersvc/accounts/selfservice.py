@@ -17,6 +17,7 @@ from enum import StrEnum
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,7 +26,8 @@ from ordersvc.accounts.messages import account_message
 from ordersvc.accounts.models import Account, AccountToken, AuthThrottle, BrowserSession, RecoveryCode
 from ordersvc.accounts.service import AccountNotFound, normalize_account_email
 from ordersvc.config import Settings
-from ordersvc.errors import InvalidParams, NotFound, ServiceError
+from ordersvc.emails import InvalidEmail
+from ordersvc.errors import NotFound, ServiceError
 from ordersvc.outbox import service as outbox
 from ordersvc.timestamps import utc_now
 
@@ -173,6 +175,20 @@ async def _issue_token(
     return token
 
 
+async def _spend_tokens(session: AsyncSession, account_id: int, *purposes: TokenPurpose) -> None:
+    """Links already mailed for these purposes stop working (after a password or address change:
+    a link in a mailbox the owner no longer trusts must not outlive it)."""
+    await session.execute(
+        sa.update(AccountToken)
+        .where(
+            col(AccountToken.account_id) == account_id,
+            col(AccountToken.purpose).in_([p.value for p in purposes]),
+            col(AccountToken.used_at).is_(None),
+        )
+        .values(used_at=utc_now())
+    )
+
+
 async def _use_token(session: AsyncSession, token: str, purpose: TokenPurpose) -> AccountToken:
     """Spend a token (locked: two uses at once cannot both succeed)."""
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
@@ -220,12 +236,13 @@ async def signup(session: AsyncSession, *, email: str, password: str, settings: 
         )
     ).scalar_one_or_none()
     if account_id is None:
-        existing = await _account_by_email(session, address)
-        if existing is not None and existing.email_verified_at is None and existing.password_hash is not None:
-            # A second sign-up before verifying: the newest password counts, a new link goes out.
-            assert existing.id is not None
-            existing.password_hash = password_hash
-            await _send_verification(session, existing, settings)
+        existing = await _account_by_email(session, address, lock=True)
+        if existing is not None and existing.email_verified_at is None:
+            # Signed up before, not verified yet: the link goes out again (at most once a
+            # minute). The password stays the first one: an unauthenticated request never
+            # changes an account (else anyone could claim an address its owner has not verified
+            # yet). Its owner can reset it by mail.
+            await _resend_if_due(session, existing, settings)
         else:
             await _mail(session, settings, address, "already_registered")
         return
@@ -243,22 +260,31 @@ async def resend_verification(session: AsyncSession, *, email: str, settings: Se
     """At most one link per RESEND_INTERVAL per account; the answer is the same in every case."""
     try:
         address = normalize_account_email(email)
-    except InvalidParams:
+    except InvalidEmail:
         return
     account = await _account_by_email(session, address, lock=True)
-    if account is None or account.email_verified_at is not None or account.id is None:
+    if account is None or account.email_verified_at is not None:
         return
+    await _resend_if_due(session, account, settings)
+
+
+async def _issued_recently(session: AsyncSession, account_id: int, purpose: TokenPurpose) -> bool:
     latest = (
         await session.execute(
             sa.select(sa.func.max(col(AccountToken.created_at))).where(
-                col(AccountToken.account_id) == account.id,
-                col(AccountToken.purpose) == TokenPurpose.VERIFY_EMAIL.value,
+                col(AccountToken.account_id) == account_id, col(AccountToken.purpose) == purpose.value
             )
         )
     ).scalar_one_or_none()
-    if latest is not None and latest > utc_now() - RESEND_INTERVAL:
-        return
-    await _send_verification(session, account, settings)
+    return latest is not None and latest > utc_now() - RESEND_INTERVAL
+
+
+async def _resend_if_due(session: AsyncSession, account: Account, settings: Settings) -> None:
+    """A new verification link, unless one went out within RESEND_INTERVAL (the account row is
+    locked by the caller: two requests at once send one)."""
+    assert account.id is not None
+    if not await _issued_recently(session, account.id, TokenPurpose.VERIFY_EMAIL):
+        await _send_verification(session, account, settings)
 
 
 async def verify_email(session: AsyncSession, *, token: str) -> Account:
@@ -272,9 +298,16 @@ async def verify_email(session: AsyncSession, *, token: str) -> Account:
     now = utc_now()
     if row.purpose == TokenPurpose.CHANGE_EMAIL.value:
         assert row.new_email is not None
+        taken = InvalidAccountToken("That address now belongs to another account.")
         if await _account_by_email(session, row.new_email) is not None:
-            raise InvalidAccountToken("That address now belongs to another account.")
-        account.email = row.new_email
+            raise taken
+        try:
+            async with session.begin_nested():  # a sign-up may take the address meanwhile
+                account.email = row.new_email
+                await session.flush()
+        except IntegrityError:
+            raise taken from None
+        await _spend_tokens(session, row.account_id, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL)
         await revoke_sessions(session, account_id=row.account_id)
     if account.email_verified_at is None:
         account.email_verified_at = now
@@ -293,47 +326,54 @@ class NewSession:
     expires_at: datetime
 
 
-async def _throttle_wait(session: AsyncSession, keys: list[tuple[str, int]]) -> int:
-    """Seconds until sign-in may be tried again for any of these keys (0: now)."""
-    now = utc_now()
-    rows = (
-        await session.execute(sa.select(AuthThrottle).where(col(AuthThrottle.key).in_([k for k, _ in keys])))
-    ).scalars()
-    limits = dict(keys)
-    wait = 0
-    for row in rows:
-        if row.failures >= limits[row.key] and row.window_start + THROTTLE_WINDOW > now:
-            wait = max(wait, int((row.window_start + THROTTLE_WINDOW - now).total_seconds()) + 1)
-    return wait
-
-
-async def record_failure(sessionmaker_session: AsyncSession, keys: list[str]) -> None:
-    """Count a failed sign-in (in its own transaction: the request's rolls back)."""
-    now = utc_now()
-    for key in keys:
-        stmt = pg_insert(AuthThrottle).values(key=key, failures=1, window_start=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["key"],
-            set_={
-                "failures": sa.case(
-                    (col(AuthThrottle.window_start) + THROTTLE_WINDOW <= now, 1), else_=col(AuthThrottle.failures) + 1
-                ),
-                "window_start": sa.case(
-                    (col(AuthThrottle.window_start) + THROTTLE_WINDOW <= now, now), else_=col(AuthThrottle.window_start)
-                ),
-            },
-        )
-        await sessionmaker_session.execute(stmt)
-
-
 def throttle_keys(email: str, ip: str) -> list[tuple[str, int]]:
-    return [(f"account:{email.strip().lower()}", ACCOUNT_FAILURES), (f"ip:{ip}", IP_FAILURES)]
+    """The throttle's keys for a sign-in: the account (by its normalised address, so spellings
+    of one address share one count) and the client's address."""
+    try:
+        account = normalize_account_email(email)
+    except InvalidEmail:
+        account = email.strip().lower()
+    return [(f"account:{account}", ACCOUNT_FAILURES), (f"ip:{ip}", IP_FAILURES)]
 
 
-async def check_throttle(session: AsyncSession, *, email: str, ip: str) -> None:
-    wait = await _throttle_wait(session, throttle_keys(email, ip))
+async def take_attempt(session: AsyncSession, keys: list[tuple[str, int]]) -> None:
+    """Count an attempt against each key before it is made (in a transaction of its own, which
+    the caller commits), so parallel guesses cannot all pass a check made before any is
+    counted. Raises TooManyAttempts with the wait once a key is over its limit in its window;
+    `attempt_succeeded` takes a successful one back."""
+    now = utc_now()
+    wait = 0
+    for key, limit in keys:
+        stale = col(AuthThrottle.window_start) + THROTTLE_WINDOW <= now
+        stmt = (
+            pg_insert(AuthThrottle)
+            .values(key=key, failures=1, window_start=now)
+            .on_conflict_do_update(
+                index_elements=["key"],
+                set_={
+                    "failures": sa.case((stale, 1), else_=col(AuthThrottle.failures) + 1),
+                    "window_start": sa.case((stale, now), else_=col(AuthThrottle.window_start)),
+                },
+            )
+            .returning(col(AuthThrottle.failures), col(AuthThrottle.window_start))
+        )
+        failures, window_start = (await session.execute(stmt)).one()
+        if failures > limit:
+            wait = max(wait, int((window_start + THROTTLE_WINDOW - now).total_seconds()) + 1)
     if wait:
         raise TooManyAttempts(wait)
+
+
+async def attempt_succeeded(session: AsyncSession, keys: list[tuple[str, int]]) -> None:
+    """A right answer: the account's count starts again; the address's attempt is taken back."""
+    (account_key, _), *others = keys
+    await session.execute(sa.delete(AuthThrottle).where(col(AuthThrottle.key) == account_key))
+    for key, _ in others:
+        await session.execute(
+            sa.update(AuthThrottle)
+            .where(col(AuthThrottle.key) == key, col(AuthThrottle.failures) > 0)
+            .values(failures=col(AuthThrottle.failures) - 1)
+        )
 
 
 async def login(
@@ -347,11 +387,11 @@ async def login(
     settings: Settings,
 ) -> NewSession:
     """Check the password (and the second factor once enrolled) and open a new session: a new
-    random id every time, whatever cookie came with the request (no session fixation)."""
-    await check_throttle(session, email=email, ip=ip)
+    random id every time, whatever cookie came with the request (no session fixation). The
+    caller has counted the attempt (`take_attempt`)."""
     try:
         address = normalize_account_email(email)
-    except InvalidParams:
+    except InvalidEmail:
         address = ""
     account = await _account_by_email(session, address) if address else None
     if not await passwords.verify_password(account.password_hash if account else None, password) or account is None:
@@ -365,7 +405,7 @@ async def login(
             raise TotpRequired()
         await _check_second_factor(session, account, totp_code)
     assert account.id is not None
-    await session.execute(sa.delete(AuthThrottle).where(col(AuthThrottle.key) == throttle_keys(email, ip)[0][0]))
+    await attempt_succeeded(session, throttle_keys(email, ip))
     token = _new_secret()
     expires = utc_now() + SESSION_LIFETIME
     session.add(
@@ -463,7 +503,7 @@ async def list_sessions(session: AsyncSession, *, account_id: int) -> list[Brows
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def revoke_session(session: AsyncSession, *, account_id: int, session_id: int) -> None:
+async def revoke_session(session: AsyncSession, *, account_id: int, session_id: int, missing_ok: bool = False) -> None:
     stmt = (
         sa.update(BrowserSession)
         .where(
@@ -474,7 +514,7 @@ async def revoke_session(session: AsyncSession, *, account_id: int, session_id: 
         .values(revoked_at=utc_now())
         .returning(col(BrowserSession.id))
     )
-    if (await session.execute(stmt)).scalar_one_or_none() is None:
+    if (await session.execute(stmt)).scalar_one_or_none() is None and not missing_ok:
         raise SessionNotFound()
 
 
@@ -498,11 +538,13 @@ async def request_password_reset(session: AsyncSession, *, email: str, settings:
     """Mail a reset link to an account with this address; the same answer for any address."""
     try:
         address = normalize_account_email(email)
-    except InvalidParams:
+    except InvalidEmail:
         return
     account = await _account_by_email(session, address, lock=True)
     if account is None or account.id is None or account.disabled_at is not None:
         return
+    if await _issued_recently(session, account.id, TokenPurpose.RESET_PASSWORD):
+        return  # the link sent within the minute stays the good one
     token = await _issue_token(session, account.id, TokenPurpose.RESET_PASSWORD)
     await _mail(session, settings, account.email, "reset_password", token=token)
 
@@ -516,6 +558,7 @@ async def reset_password(session: AsyncSession, *, token: str, password: str) ->
     account.password_hash = await passwords.hash_password(password)
     account.email_verified_at = account.email_verified_at or utc_now()
     await session.flush()
+    await _spend_tokens(session, row.account_id, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL)
     await revoke_sessions(session, account_id=row.account_id)
 
 
@@ -527,6 +570,7 @@ async def change_password(
     passwords.check_policy(new_password, email=account.email)
     account.password_hash = await passwords.hash_password(new_password)
     await session.flush()
+    await _spend_tokens(session, account_id, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL)
     await revoke_sessions(session, account_id=account_id, keep=keep_session)
 
 
@@ -619,6 +663,9 @@ async def set_disabled(session: AsyncSession, *, email: str, disabled: bool) -> 
         raise AccountNotFound()
     account.disabled_at = (account.disabled_at or utc_now()) if disabled else None
     await session.flush()
+    if disabled:  # enabling again must not bring back a session (an intruder's, say)
+        assert account.id is not None
+        await revoke_sessions(session, account_id=account.id)
     return account
 
 
