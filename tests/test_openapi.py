@@ -103,9 +103,9 @@ class TestDocument:
             "account_totp_confirm": {"401", "409", "422"},
             "auth_sessions_delete": {"401", "404", "422"},
             # Public: no key, so no 401 for a key nor a key's rate limit.
-            "auth_signup": {"422"},
-            "auth_resend_verification": {"422"},
-            "auth_password_reset_request": {"422"},
+            "auth_signup": {"422", "429"},
+            "auth_resend_verification": {"422", "429"},
+            "auth_password_reset_request": {"422", "429"},
             "auth_verify_email": {"400", "410", "422"},
             "auth_password_reset_confirm": {"400", "410", "422"},
             "auth_login": {"401", "403", "422", "429"},

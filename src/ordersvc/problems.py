@@ -95,7 +95,8 @@ _DESCRIPTIONS = {
     409: "Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`).",
     410: "The link has expired (`expired_token`): ask for a new one.",
     422: "Invalid request: see `code` and `errors`.",
-    429: "Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds.",
+    429: "Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail "
+    "requests (`too_many_attempts`): wait `Retry-After` seconds.",
     503: "Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; "
     "an `Idempotency-Key` makes the retry safe.",
 }

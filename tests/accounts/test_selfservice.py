@@ -71,9 +71,9 @@ def csrf(client: httpx.AsyncClient) -> dict[str, str]:
 
 @pytest.fixture(autouse=True)
 async def fresh_ip_throttle(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """Every test client signs in from 127.0.0.1: each test starts that address's count afresh."""
+    """Every test client comes from 127.0.0.1: each test starts that address's counts afresh."""
     async with sessionmaker.begin() as session:
-        await session.execute(sa.text("DELETE FROM auth_throttle WHERE key LIKE 'ip:%'"))
+        await session.execute(sa.text("DELETE FROM auth_throttle WHERE key LIKE 'ip:%' OR key LIKE 'mail:%'"))
 
 
 @pytest.fixture
@@ -595,3 +595,20 @@ class TestHardening:
         bad = await login(browser, "not an address", "whatever it is")
         assert (bad.status_code, bad.json()["code"]) == (401, "invalid_credentials")
         assert (await browser.post("/v1/auth/password-reset", json={"email": email + "x"})).status_code == 202
+
+    async def test_mail_requests_from_one_address_are_limited(
+        self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        victim = unique_email("flooded")
+        await signed_up(browser, sessionmaker, victim)
+        for n in range(selfservice.IP_MAIL_REQUESTS - 1):
+            route = ("/v1/auth/password-reset", "/v1/auth/resend-verification")[n % 2]
+            assert (await browser.post(route, json={"email": victim})).status_code == 202
+        limited = await browser.post("/v1/auth/password-reset", json={"email": victim})
+        assert (limited.status_code, limited.json()["code"]) == (429, "too_many_attempts")
+        assert limited.json()["detail"].startswith("Too many requests from your address. Try again in ")
+        # One reset link went out (one a minute), and it still works.
+        (reset,) = [m for m in await mails_to(sessionmaker, victim) if "#/reset/" in m.body_text]
+        body = {"token": token_in(reset, "reset"), "password": "fresh and long one"}
+        answer = await browser.post("/v1/auth/password-reset/confirm", json=body)
+        assert answer.status_code == 204

@@ -76,12 +76,17 @@ def _clear_session_cookies(response: Response, settings: Settings) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, httponly=False, samesite="lax")
 
 
-async def _count_attempt(request: Request, keys: list[tuple[str, int]]) -> None:
+async def _count_attempt(request: Request, keys: list[tuple[str, int]], **what: str) -> None:
     """Count a password attempt before it is made, in a transaction of its own (this request's
     rolls back when the password is wrong); 429 once over the limit."""
     maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with maker.begin() as counting:
-        await selfservice.take_attempt(counting, keys)
+        await selfservice.take_attempt(counting, keys, **what)
+
+
+async def _count_mail_request(request: Request) -> None:
+    keys = [(f"mail:{_ip(request)}", selfservice.IP_MAIL_REQUESTS)]
+    await _count_attempt(request, keys, what="Too many requests from your address.")
 
 
 def _password_keys(account: Account) -> list[tuple[str, int]]:
@@ -114,13 +119,14 @@ def _current_session(request: Request) -> int | None:
     tags=["auth"],
     summary="Sign up",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(public=True),
+    responses=problem_responses(429, public=True),
     openapi_extra={"security": []},
 )
 async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> Accepted:
     """Create an account with an email and a password. It can sign in once the address is
     verified through the emailed link. The answer is the same whether or not the address already
     has an account (its owner is told by mail instead)."""
+    await _count_mail_request(request)
     await selfservice.signup(session, email=body.email, password=body.password, settings=_settings(request))
     return Accepted(message=SIGNUP_ACCEPTED)
 
@@ -146,11 +152,12 @@ async def auth_verify_email(body: TokenIn, session: SessionDep) -> AccountOut:
     tags=["auth"],
     summary="Send the verification link again",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(public=True),
+    responses=problem_responses(429, public=True),
     openapi_extra={"security": []},
 )
 async def auth_resend_verification(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
     """At most one message a minute per account; the answer is the same for any address."""
+    await _count_mail_request(request)
     await selfservice.resend_verification(session, email=body.email, settings=_settings(request))
     return Accepted(message=SIGNUP_ACCEPTED)
 
@@ -188,12 +195,13 @@ async def auth_login(body: LoginIn, request: Request, response: Response, sessio
     tags=["auth"],
     summary="Ask for a password reset link",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(public=True),
+    responses=problem_responses(429, public=True),
     openapi_extra={"security": []},
 )
 async def auth_password_reset_request(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
     """Mail a reset link (valid 1 hour, once) to the account with this address, if there is one.
     The answer is the same for any address."""
+    await _count_mail_request(request)
     await selfservice.request_password_reset(session, email=body.email, settings=_settings(request))
     return Accepted(message=RESET_ACCEPTED)
 

@@ -41,6 +41,9 @@ RECOVERY_CODES = 10
 THROTTLE_WINDOW = timedelta(minutes=15)
 ACCOUNT_FAILURES = 5
 IP_FAILURES = 30
+# Requests that send mail to an address the caller names (sign-up, resend, reset), per client
+# address and window: nobody floods a mailbox, or keeps a victim's reset link dying.
+IP_MAIL_REQUESTS = 20
 
 
 class TokenPurpose(StrEnum):
@@ -97,9 +100,9 @@ class TooManyAttempts(ServiceError):
     status = 429
     code = "too_many_attempts"
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, what: str = "Too many failed sign-ins.") -> None:
         self.retry_after = retry_after
-        super().__init__(f"Too many failed sign-ins. Try again in {retry_after} s.")
+        super().__init__(f"{what} Try again in {retry_after} s.")
 
 
 class InvalidAccountToken(ServiceError):
@@ -336,7 +339,9 @@ def throttle_keys(email: str, ip: str) -> list[tuple[str, int]]:
     return [(f"account:{account}", ACCOUNT_FAILURES), (f"ip:{ip}", IP_FAILURES)]
 
 
-async def take_attempt(session: AsyncSession, keys: list[tuple[str, int]]) -> None:
+async def take_attempt(
+    session: AsyncSession, keys: list[tuple[str, int]], *, what: str = "Too many failed sign-ins."
+) -> None:
     """Count an attempt against each key before it is made (in a transaction of its own, which
     the caller commits), so parallel guesses cannot all pass a check made before any is
     counted. Raises TooManyAttempts with the wait once a key is over its limit in its window;
@@ -361,7 +366,7 @@ async def take_attempt(session: AsyncSession, keys: list[tuple[str, int]]) -> No
         if failures > limit:
             wait = max(wait, int((window_start + THROTTLE_WINDOW - now).total_seconds()) + 1)
     if wait:
-        raise TooManyAttempts(wait)
+        raise TooManyAttempts(wait, what)
 
 
 async def attempt_succeeded(session: AsyncSession, keys: list[tuple[str, int]]) -> None:
