@@ -1602,7 +1602,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1694,7 +1694,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1771,7 +1771,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1857,7 +1857,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1934,7 +1934,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -1999,7 +1999,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2073,7 +2073,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2138,7 +2138,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2214,7 +2214,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2286,7 +2286,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2393,7 +2393,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2458,7 +2458,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2523,7 +2523,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2592,7 +2592,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2667,7 +2667,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2711,6 +2711,15 @@ export interface operations {
             };
             /** @description Invalid request: see `code` and `errors`. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2820,6 +2829,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
             503: {
                 headers: {
@@ -2880,7 +2898,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2924,6 +2942,15 @@ export interface operations {
             };
             /** @description Invalid request: see `code` and `errors`. */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3043,7 +3070,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3106,7 +3133,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3171,7 +3198,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3196,6 +3223,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @description As listed. */
                 session_id: number;
             };
             cookie?: never;
@@ -3245,7 +3273,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3310,7 +3338,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3377,7 +3405,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3446,7 +3474,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3524,7 +3552,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3602,7 +3630,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3669,7 +3697,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3738,7 +3766,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3828,7 +3856,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3918,7 +3946,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4004,7 +4032,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -4094,7 +4122,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`): wait `Retry-After` seconds. */
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
             429: {
                 headers: {
                     [name: string]: unknown;
