@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -84,6 +85,14 @@ def make_customer(sessionmaker: async_sessionmaker[AsyncSession]) -> MakeCustome
         return Customer(account.id, account.email, api_key)
 
     return make
+
+
+@pytest.fixture
+async def fresh_throttle(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Every test client comes from 127.0.0.1: a test that signs in or asks for mail starts that
+    address's counts afresh (per-account counts are per test account already)."""
+    async with sessionmaker.begin() as session:
+        await session.execute(sa.text("DELETE FROM auth_throttle WHERE key LIKE 'ip:%' OR key LIKE 'mail:%'"))
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from tests.conftest import MakeCustomer
 from tests.orders.test_endpoints import auth
 from tests.support import Inbox, loopback_smtp, run_cli, text_of, unique_email
 
+pytestmark = pytest.mark.usefixtures("fresh_throttle")
+
 PASSWORD = "correct horse battery"
 SESSION_COOKIE, CSRF_COOKIE = "ordersvc_session", "ordersvc_csrf"
 
@@ -67,13 +69,6 @@ def session_cookie(response: httpx.Response) -> str | None:
 
 def csrf(client: httpx.AsyncClient) -> dict[str, str]:
     return {"X-CSRF-Token": client.cookies[CSRF_COOKIE]}
-
-
-@pytest.fixture(autouse=True)
-async def fresh_ip_throttle(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-    """Every test client comes from 127.0.0.1: each test starts that address's counts afresh."""
-    async with sessionmaker.begin() as session:
-        await session.execute(sa.text("DELETE FROM auth_throttle WHERE key LIKE 'ip:%' OR key LIKE 'mail:%'"))
 
 
 @pytest.fixture

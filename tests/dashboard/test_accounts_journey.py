@@ -69,6 +69,7 @@ async def mail_to(inbox: Inbox, email: str, route: str, seen: int = 0) -> str:
     raise AssertionError(f"no mail to {email} arrived")
 
 
+@pytest.mark.usefixtures("fresh_throttle")
 class TestSelfServiceJourney:
     async def test_sign_up_verify_sign_in_totp_key_and_legacy_call(
         self, page: Any, mailing_server: ServerProcess, inbox: tuple[str, Inbox], screenshots: Path
