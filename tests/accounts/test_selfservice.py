@@ -19,6 +19,7 @@ from ordersvc.consent import service as consent
 from ordersvc.outbox import mailer
 from ordersvc.outbox.models import OutboxMessage
 from tests.conftest import MakeCustomer
+from tests.consent.test_consent import messages_to
 from tests.orders.test_endpoints import auth
 from tests.support import Inbox, loopback_smtp, run_cli, text_of, unique_email
 
@@ -26,12 +27,6 @@ pytestmark = pytest.mark.usefixtures("fresh_throttle")
 
 PASSWORD = "correct horse battery"
 SESSION_COOKIE, CSRF_COOKIE = "ordersvc_session", "ordersvc_csrf"
-
-
-async def mails_to(maker: async_sessionmaker[AsyncSession], email: str) -> list[OutboxMessage]:
-    async with maker() as session:
-        stmt = sa.select(OutboxMessage).where(OutboxMessage.to_email == email).order_by(OutboxMessage.id)
-        return list((await session.execute(stmt)).scalars().all())
 
 
 def token_in(message: OutboxMessage, route: str) -> str:
@@ -43,7 +38,7 @@ def token_in(message: OutboxMessage, route: str) -> str:
 async def signed_up(client: httpx.AsyncClient, maker: async_sessionmaker[AsyncSession], email: str) -> None:
     """Sign up and verify through the mailed link."""
     assert (await client.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})).status_code == 202
-    (mail,) = await mails_to(maker, email)
+    (mail,) = await messages_to(maker, email)
     assert (await client.post("/v1/auth/verify-email", json={"token": token_in(mail, "verify")})).status_code == 200
 
 
@@ -85,7 +80,7 @@ class TestSignup:
         email = unique_email("signup")
         answer = await browser.post("/v1/auth/signup", json={"email": email.upper(), "password": PASSWORD})
         assert answer.status_code == 202
-        (mail,) = await mails_to(sessionmaker, email)  # normalised: one account per mailbox
+        (mail,) = await messages_to(sessionmaker, email)  # normalised: one account per mailbox
         assert mail.purpose == "account"
         assert "#/verify/" in mail.body_text
         # Not usable before the address is verified.
@@ -111,7 +106,7 @@ class TestSignup:
         one = await browser.post("/v1/auth/signup", json={"email": taken, "password": PASSWORD})
         two = await browser.post("/v1/auth/signup", json={"email": fresh, "password": PASSWORD})
         assert (one.status_code, one.content) == (two.status_code, two.content)
-        (note,) = await mails_to(sessionmaker, taken)
+        (note,) = await messages_to(sessionmaker, taken)
         assert "already has an account" in note.body_text
         assert "#/verify/" not in note.body_text
 
@@ -122,7 +117,7 @@ class TestSignup:
         email = unique_email("weak")
         answer = await browser.post("/v1/auth/signup", json={"email": email, "password": password})
         assert (answer.status_code, answer.json()["code"]) == (422, "weak_password")
-        assert await mails_to(sessionmaker, email) == []
+        assert await messages_to(sessionmaker, email) == []
 
     async def test_a_password_equal_to_the_address_is_refused(self, browser: httpx.AsyncClient) -> None:
         email = unique_email("same")
@@ -134,7 +129,7 @@ class TestSignup:
     ) -> None:
         email = unique_email("once")
         await browser.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
-        (mail,) = await mails_to(sessionmaker, email)
+        (mail,) = await messages_to(sessionmaker, email)
         token = token_in(mail, "verify")
         assert (await browser.post("/v1/auth/verify-email", json={"token": token})).status_code == 200
         reused = await browser.post("/v1/auth/verify-email", json={"token": token})
@@ -142,7 +137,7 @@ class TestSignup:
 
         late = unique_email("late")
         await browser.post("/v1/auth/signup", json={"email": late, "password": PASSWORD})
-        (mail,) = await mails_to(sessionmaker, late)
+        (mail,) = await messages_to(sessionmaker, late)
         async with sessionmaker.begin() as session:
             await session.execute(sa.text("UPDATE account_tokens SET expires_at = now() - interval '1 second'"
                                           " WHERE used_at IS NULL AND account_id = (SELECT id FROM accounts"
@@ -160,11 +155,11 @@ class TestSignup:
         answers = [await browser.post("/v1/auth/resend-verification", json={"email": email}) for _ in range(3)]
         nobody = await browser.post("/v1/auth/resend-verification", json={"email": unique_email("nobody")})
         assert {(a.status_code, a.content) for a in [*answers, nobody]} == {(202, answers[0].content)}
-        assert len(await mails_to(sessionmaker, email)) == 1  # within the minute: no new message
+        assert len(await messages_to(sessionmaker, email)) == 1  # within the minute: no new message
         async with sessionmaker.begin() as session:
             await session.execute(sa.text("UPDATE account_tokens SET created_at = created_at - interval '2 minutes'"))
         await browser.post("/v1/auth/resend-verification", json={"email": email})
-        first, second = await mails_to(sessionmaker, email)
+        first, second = await messages_to(sessionmaker, email)
         # The newer link replaces the older one.
         old = await browser.post("/v1/auth/verify-email", json={"token": token_in(first, "verify")})
         assert old.json()["code"] == "invalid_token"
@@ -327,7 +322,7 @@ class TestPasswordAndEmail:
         known = await browser.post("/v1/auth/password-reset", json={"email": email})
         unknown = await browser.post("/v1/auth/password-reset", json={"email": unique_email("nobody")})
         assert (known.status_code, known.content) == (unknown.status_code, unknown.content)
-        mail = (await mails_to(sessionmaker, email))[-1]
+        mail = (await messages_to(sessionmaker, email))[-1]
         token = token_in(mail, "reset")
         weak = await browser.post("/v1/auth/password-reset/confirm", json={"token": token, "password": "short"})
         assert weak.json()["code"] == "weak_password"
@@ -346,7 +341,7 @@ class TestPasswordAndEmail:
         customer = await make_customer()
         assert (await login(browser, customer.email, "anything at all 1")).status_code == 401
         await browser.post("/v1/auth/password-reset", json={"email": customer.email})
-        token = token_in((await mails_to(sessionmaker, customer.email))[-1], "reset")
+        token = token_in((await messages_to(sessionmaker, customer.email))[-1], "reset")
         await browser.post("/v1/auth/password-reset/confirm", json={"token": token, "password": PASSWORD})
         assert (await login(browser, customer.email)).status_code == 200
 
@@ -387,7 +382,7 @@ class TestPasswordAndEmail:
         await login(browser, old)
         body = {"current_password": PASSWORD, "new_email": new}
         assert (await browser.post("/v1/account/email", json=body, headers=csrf(browser))).status_code == 202
-        (mail,) = await mails_to(sessionmaker, new)
+        (mail,) = await messages_to(sessionmaker, new)
         assert (await browser.get("/v1/account")).json()["email"] == old  # not before the link
         changed = await browser.post("/v1/auth/verify-email", json={"token": token_in(mail, "verify")})
         assert (changed.status_code, changed.json()["email"]) == (200, new)
@@ -517,7 +512,7 @@ class TestHardening:
         intruder = "the intruders own pass"
         again = await browser.post("/v1/auth/signup", json={"email": email, "password": intruder})
         assert again.status_code == 202
-        _, second = await mails_to(sessionmaker, email)  # the link again, to the owner's mailbox
+        _, second = await messages_to(sessionmaker, email)  # the link again, to the owner's mailbox
         assert (
             await browser.post("/v1/auth/verify-email", json={"token": token_in(second, "verify")})
         ).status_code == 200
@@ -563,7 +558,7 @@ class TestHardening:
         email = unique_email("killlinks")
         await signed_up(browser, sessionmaker, email)
         await browser.post("/v1/auth/password-reset", json={"email": email})
-        reset = token_in((await mails_to(sessionmaker, email))[-1], "reset")
+        reset = token_in((await messages_to(sessionmaker, email))[-1], "reset")
         await login(browser, email)
         body = {"current_password": PASSWORD, "new_password": "changed and long enough"}
         assert (await browser.post("/v1/account/password", json=body, headers=csrf(browser))).status_code == 204
@@ -603,7 +598,7 @@ class TestHardening:
         assert (limited.status_code, limited.json()["code"]) == (429, "too_many_attempts")
         assert limited.json()["detail"].startswith("Too many requests from your address. Try again in ")
         # One reset link went out (one a minute), and it still works.
-        (reset,) = [m for m in await mails_to(sessionmaker, victim) if "#/reset/" in m.body_text]
+        (reset,) = [m for m in await messages_to(sessionmaker, victim) if "#/reset/" in m.body_text]
         body = {"token": token_in(reset, "reset"), "password": "fresh and long one"}
         answer = await browser.post("/v1/auth/password-reset/confirm", json=body)
         assert answer.status_code == 204
