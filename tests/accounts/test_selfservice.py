@@ -406,7 +406,8 @@ class TestTotp:
         assert f"secret={secret}" in started["otpauth_uri"]
         bad = await browser.post("/v1/account/totp/confirm", json={"code": "000000"}, headers=csrf(browser))
         assert bad.json()["code"] == "invalid_totp_code"
-        code = totp.hotp(secret, totp.step_at(time.time()))
+        self.confirmed_step = totp.step_at(time.time())
+        code = totp.hotp(secret, self.confirmed_step)
         codes = (await browser.post("/v1/account/totp/confirm", json={"code": code}, headers=csrf(browser))).json()
         assert len(codes["recovery_codes"]) == selfservice.RECOVERY_CODES
         return email, secret, codes["recovery_codes"]
@@ -417,11 +418,10 @@ class TestTotp:
         email, secret, _ = await self.enrol(browser, sessionmaker)
         needed = await login(browser, email)
         assert (needed.status_code, needed.json()["code"]) == (401, "totp_required")
-        # The code used to confirm enrolment was in this step: a replay of it is refused.
-        now_code = totp.hotp(secret, totp.step_at(time.time()))
-        replay = await login(browser, email, totp_code=now_code)
+        # The code that confirmed the enrolment cannot be replayed, whatever step the clock is at.
+        replay = await login(browser, email, totp_code=totp.hotp(secret, self.confirmed_step))
         assert replay.json()["code"] in ("invalid_totp_code",)
-        next_code = totp.hotp(secret, totp.step_at(time.time()) + 1)  # within the window
+        next_code = totp.hotp(secret, self.confirmed_step + 1)  # the window reaches it, now or 30 s on
         assert (await login(browser, email, totp_code=next_code)).status_code == 200
         again = await login(browser, email, totp_code=next_code)
         assert (again.status_code, again.json()["code"]) == (401, "invalid_totp_code")
