@@ -7,17 +7,12 @@ change."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
-from functools import partial
-from typing import TypeVar
 
 from fastapi import APIRouter, Path, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts import selfservice
 from ordersvc.accounts.auth import CSRF_COOKIE, SESSION_COOKIE, AccountDep
-from ordersvc.accounts.models import Account
 from ordersvc.accounts.schemas import (
     Accepted,
     AccountOut,
@@ -42,7 +37,6 @@ from ordersvc.db import SessionDep
 from ordersvc.problems import problem_responses
 
 router = APIRouter(prefix="/v1")
-T = TypeVar("T")
 
 SIGNUP_ACCEPTED = "If the address can be used, a message with a link is on its way to it. Follow it to finish."
 RESET_ACCEPTED = "If an account has this address, a message with a reset link is on its way to it."
@@ -76,33 +70,10 @@ def _clear_session_cookies(response: Response, settings: Settings) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, httponly=False, samesite="lax")
 
 
-async def _count_attempt(request: Request, keys: list[tuple[str, int]], **what: str) -> None:
-    """Count a password attempt before it is made, in a transaction of its own (this request's
-    rolls back when the password is wrong); 429 once over the limit."""
-    maker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with maker.begin() as counting:
-        await selfservice.take_attempt(counting, keys, **what)
-
-
-async def _count_mail_request(request: Request) -> None:
-    keys = [(f"mail:{_ip(request)}", selfservice.IP_MAIL_REQUESTS)]
-    await _count_attempt(request, keys, what="Too many requests from your address.")
-
-
-def _password_keys(account: Account) -> list[tuple[str, int]]:
-    """Current-password checks share the sign-in throttle of the account: a stolen API key or
-    session cannot be used to guess the password."""
-    return [(f"account:{account.email}", selfservice.ACCOUNT_FAILURES)]
-
-
-async def _checking_password(
-    request: Request, session: AsyncSession, account: Account, work: Callable[[], Awaitable[T]]
-) -> T:
-    keys = _password_keys(account)
-    await _count_attempt(request, keys)
-    result = await work()
-    await selfservice.attempt_succeeded(session, keys)
-    return result
+def _attempts(request: Request) -> selfservice.Attempts:
+    """Where the throttle counts attempts (transactions of their own, not the request's)."""
+    attempts: selfservice.Attempts = request.app.state.sessionmaker
+    return attempts
 
 
 def _current_session(request: Request) -> int | None:
@@ -126,8 +97,14 @@ async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> 
     """Create an account with an email and a password. It can sign in once the address is
     verified through the emailed link. The answer is the same whether or not the address already
     has an account (its owner is told by mail instead)."""
-    await _count_mail_request(request)
-    await selfservice.signup(session, email=body.email, password=body.password, settings=_settings(request))
+    await selfservice.signup(
+        session,
+        attempts=_attempts(request),
+        ip=_ip(request),
+        email=body.email,
+        password=body.password,
+        settings=_settings(request),
+    )
     return Accepted(message=SIGNUP_ACCEPTED)
 
 
@@ -157,8 +134,9 @@ async def auth_verify_email(body: TokenIn, session: SessionDep) -> AccountOut:
 )
 async def auth_resend_verification(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
     """At most one message a minute per account; the answer is the same for any address."""
-    await _count_mail_request(request)
-    await selfservice.resend_verification(session, email=body.email, settings=_settings(request))
+    await selfservice.resend_verification(
+        session, attempts=_attempts(request), ip=_ip(request), email=body.email, settings=_settings(request)
+    )
     return Accepted(message=SIGNUP_ACCEPTED)
 
 
@@ -175,9 +153,9 @@ async def auth_login(body: LoginIn, request: Request, response: Response, sessio
     session: a new session id in the `ordersvc_session` cookie every time. Failed attempts are
     throttled per account and per address (429 with `Retry-After`)."""
     settings = _settings(request)
-    await _count_attempt(request, selfservice.throttle_keys(body.email, _ip(request)))
     new = await selfservice.login(
         session,
+        attempts=_attempts(request),
         email=body.email,
         password=body.password,
         totp_code=body.totp_code,
@@ -201,8 +179,9 @@ async def auth_login(body: LoginIn, request: Request, response: Response, sessio
 async def auth_password_reset_request(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
     """Mail a reset link (valid 1 hour, once) to the account with this address, if there is one.
     The answer is the same for any address."""
-    await _count_mail_request(request)
-    await selfservice.request_password_reset(session, email=body.email, settings=_settings(request))
+    await selfservice.request_password_reset(
+        session, attempts=_attempts(request), ip=_ip(request), email=body.email, settings=_settings(request)
+    )
     return Accepted(message=RESET_ACCEPTED)
 
 
@@ -348,15 +327,14 @@ async def account_password_change(
 ) -> Response:
     """Needs the current password; every other session ends (this one stays)."""
     assert account.id is not None
-    change = partial(
-        selfservice.change_password,
+    await selfservice.change_password(
         session,
+        attempts=_attempts(request),
         account_id=account.id,
         current_password=body.current_password,
         new_password=body.new_password,
         keep_session=_current_session(request),
     )
-    await _checking_password(request, session, account, change)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -374,15 +352,14 @@ async def account_email_change(
     """Needs the current password. A link goes to the new address; following it makes the change
     and ends every session."""
     assert account.id is not None
-    change = partial(
-        selfservice.request_email_change,
+    await selfservice.request_email_change(
         session,
+        attempts=_attempts(request),
         account_id=account.id,
         current_password=body.current_password,
         new_email=body.new_email,
         settings=_settings(request),
     )
-    await _checking_password(request, session, account, change)
     return Accepted(message="If the address can be used, a message with a link is on its way to it.")
 
 
@@ -398,8 +375,9 @@ async def account_totp_start(
 ) -> TotpStarted:
     """A new secret for an authenticator app (RFC 6238). It is on once confirmed with a code."""
     assert account.id is not None
-    start = partial(selfservice.start_totp, session, account_id=account.id, current_password=body.current_password)
-    started = await _checking_password(request, session, account, start)
+    started = await selfservice.start_totp(
+        session, attempts=_attempts(request), account_id=account.id, current_password=body.current_password
+    )
     return TotpStarted(secret=started.secret, otpauth_uri=started.uri)
 
 
@@ -432,6 +410,7 @@ async def account_totp_disable(
     """Needs the current password. The secret and the recovery codes are deleted; sign-in asks for
     the password only."""
     assert account.id is not None
-    disable = partial(selfservice.disable_totp, session, account_id=account.id, current_password=body.current_password)
-    await _checking_password(request, session, account, disable)
+    await selfservice.disable_totp(
+        session, attempts=_attempts(request), account_id=account.id, current_password=body.current_password
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -18,7 +18,7 @@ from enum import StrEnum
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from ordersvc.accounts import passwords, totp
@@ -44,6 +44,10 @@ IP_FAILURES = 30
 # Requests that send mail to an address the caller names (sign-up, resend, reset), per client
 # address and window: nobody floods a mailbox, or keeps a victim's reset link dying.
 IP_MAIL_REQUESTS = 20
+
+Attempts = async_sessionmaker[AsyncSession]
+"""Where the throttle counts: each attempt is counted in a transaction of its own, committed
+before the check it guards (the caller's transaction rolls back when the check fails)."""
 
 
 class TokenPurpose(StrEnum):
@@ -224,9 +228,12 @@ async def _mail(
 # Sign-up and verification ---------------------------------------------------------------------
 
 
-async def signup(session: AsyncSession, *, email: str, password: str, settings: Settings) -> None:
+async def signup(
+    session: AsyncSession, *, attempts: Attempts, ip: str, email: str, password: str, settings: Settings
+) -> None:
     """Create an unverified account and mail its verification link. For an address that already
     has an account, the owner gets a note instead; the caller's answer is the same."""
+    await _count_mail_request(attempts, ip)
     address = normalize_account_email(email)
     passwords.check_policy(password, email=address)
     password_hash = await passwords.hash_password(password)  # also when the address is taken: same time
@@ -259,8 +266,11 @@ async def _send_verification(session: AsyncSession, account: Account, settings: 
     await _mail(session, settings, account.email, "verify_email", token=token)
 
 
-async def resend_verification(session: AsyncSession, *, email: str, settings: Settings) -> None:
+async def resend_verification(
+    session: AsyncSession, *, attempts: Attempts, ip: str, email: str, settings: Settings
+) -> None:
     """At most one link per RESEND_INTERVAL per account; the answer is the same in every case."""
+    await _count_mail_request(attempts, ip)
     try:
         address = normalize_account_email(email)
     except InvalidEmail:
@@ -329,7 +339,7 @@ class NewSession:
     expires_at: datetime
 
 
-def throttle_keys(email: str, ip: str) -> list[tuple[str, int]]:
+def _throttle_keys(email: str, ip: str) -> list[tuple[str, int]]:
     """The throttle's keys for a sign-in: the account (by its normalised address, so spellings
     of one address share one count) and the client's address."""
     try:
@@ -339,13 +349,12 @@ def throttle_keys(email: str, ip: str) -> list[tuple[str, int]]:
     return [(f"account:{account}", ACCOUNT_FAILURES), (f"ip:{ip}", IP_FAILURES)]
 
 
-async def take_attempt(
+async def _take_attempt(
     session: AsyncSession, keys: list[tuple[str, int]], *, what: str = "Too many failed sign-ins."
 ) -> None:
-    """Count an attempt against each key before it is made (in a transaction of its own, which
-    the caller commits), so parallel guesses cannot all pass a check made before any is
-    counted. Raises TooManyAttempts with the wait once a key is over its limit in its window;
-    `attempt_succeeded` takes a successful one back."""
+    """Count an attempt against each key before it is made, so parallel guesses cannot all pass
+    a check made before any is counted. Raises TooManyAttempts with the wait once a key is over
+    its limit in its window; `_attempt_succeeded` takes a successful one back."""
     now = utc_now()
     wait = 0
     for key, limit in keys:
@@ -369,7 +378,21 @@ async def take_attempt(
         raise TooManyAttempts(wait, what)
 
 
-async def attempt_succeeded(session: AsyncSession, keys: list[tuple[str, int]]) -> None:
+async def _count_attempt(
+    attempts: Attempts, keys: list[tuple[str, int]], *, what: str = "Too many failed sign-ins."
+) -> None:
+    """Count an attempt in a transaction of its own, committed at once: a failed check rolls
+    back the caller's transaction, never the count."""
+    async with attempts.begin() as counting:
+        await _take_attempt(counting, keys, what=what)
+
+
+async def _count_mail_request(attempts: Attempts, ip: str) -> None:
+    """Requests that mail an address the caller names, per client address."""
+    await _count_attempt(attempts, [(f"mail:{ip}", IP_MAIL_REQUESTS)], what="Too many requests from your address.")
+
+
+async def _attempt_succeeded(session: AsyncSession, keys: list[tuple[str, int]]) -> None:
     """A right answer: the account's count starts again; the address's attempt is taken back."""
     (account_key, _), *others = keys
     await session.execute(sa.delete(AuthThrottle).where(col(AuthThrottle.key) == account_key))
@@ -384,6 +407,7 @@ async def attempt_succeeded(session: AsyncSession, keys: list[tuple[str, int]]) 
 async def login(
     session: AsyncSession,
     *,
+    attempts: Attempts,
     email: str,
     password: str,
     totp_code: str | None,
@@ -392,8 +416,10 @@ async def login(
     settings: Settings,
 ) -> NewSession:
     """Check the password (and the second factor once enrolled) and open a new session: a new
-    random id every time, whatever cookie came with the request (no session fixation). The
-    caller has counted the attempt (`take_attempt`)."""
+    random id every time, whatever cookie came with the request (no session fixation). Failed
+    attempts are throttled per account and per client address."""
+    keys = _throttle_keys(email, ip)
+    await _count_attempt(attempts, keys)
     try:
         address = normalize_account_email(email)
     except InvalidEmail:
@@ -410,7 +436,7 @@ async def login(
             raise TotpRequired()
         await _check_second_factor(session, account, totp_code)
     assert account.id is not None
-    await attempt_succeeded(session, throttle_keys(email, ip))
+    await _attempt_succeeded(session, keys)
     token = _new_secret()
     expires = utc_now() + SESSION_LIFETIME
     session.add(
@@ -539,8 +565,11 @@ async def revoke_sessions(session: AsyncSession, *, account_id: int, keep: int |
 # Passwords and addresses ------------------------------------------------------------------------
 
 
-async def request_password_reset(session: AsyncSession, *, email: str, settings: Settings) -> None:
+async def request_password_reset(
+    session: AsyncSession, *, attempts: Attempts, ip: str, email: str, settings: Settings
+) -> None:
     """Mail a reset link to an account with this address; the same answer for any address."""
+    await _count_mail_request(attempts, ip)
     try:
         address = normalize_account_email(email)
     except InvalidEmail:
@@ -568,10 +597,16 @@ async def reset_password(session: AsyncSession, *, token: str, password: str) ->
 
 
 async def change_password(
-    session: AsyncSession, *, account_id: int, current_password: str, new_password: str, keep_session: int | None
+    session: AsyncSession,
+    *,
+    attempts: Attempts,
+    account_id: int,
+    current_password: str,
+    new_password: str,
+    keep_session: int | None,
 ) -> None:
     account = await _lock_account(session, account_id)
-    await _check_current_password(account, current_password)
+    await _check_current_password(session, attempts, account, current_password)
     passwords.check_policy(new_password, email=account.email)
     account.password_hash = await passwords.hash_password(new_password)
     await session.flush()
@@ -580,12 +615,18 @@ async def change_password(
 
 
 async def request_email_change(
-    session: AsyncSession, *, account_id: int, current_password: str, new_email: str, settings: Settings
+    session: AsyncSession,
+    *,
+    attempts: Attempts,
+    account_id: int,
+    current_password: str,
+    new_email: str,
+    settings: Settings,
 ) -> None:
     """Mail a link to the new address; the change happens when it is followed. The answer is
     the same whether or not the new address is taken (its owner gets a note instead)."""
     account = await _lock_account(session, account_id)
-    await _check_current_password(account, current_password)
+    await _check_current_password(session, attempts, account, current_password)
     address = normalize_account_email(new_email)
     if address == account.email:
         return
@@ -596,9 +637,14 @@ async def request_email_change(
     await _mail(session, settings, address, "change_email", token=token)
 
 
-async def _check_current_password(account: Account, password: str) -> None:
+async def _check_current_password(session: AsyncSession, attempts: Attempts, account: Account, password: str) -> None:
+    """Current-password checks share the sign-in throttle of the account: a stolen API key or
+    session cannot be used to guess the password."""
+    keys = [(f"account:{account.email}", ACCOUNT_FAILURES)]
+    await _count_attempt(attempts, keys)
     if not await passwords.verify_password(account.password_hash, password):
         raise WrongPassword()
+    await _attempt_succeeded(session, keys)
 
 
 # TOTP ----------------------------------------------------------------------------------------
@@ -610,9 +656,11 @@ class TotpEnrolment:
     uri: str
 
 
-async def start_totp(session: AsyncSession, *, account_id: int, current_password: str) -> TotpEnrolment:
+async def start_totp(
+    session: AsyncSession, *, attempts: Attempts, account_id: int, current_password: str
+) -> TotpEnrolment:
     account = await _lock_account(session, account_id)
-    await _check_current_password(account, current_password)
+    await _check_current_password(session, attempts, account, current_password)
     if account.totp_enabled_at is not None:
         raise TotpAlreadyEnabled()
     account.totp_secret = totp.new_secret()
@@ -640,9 +688,9 @@ async def confirm_totp(session: AsyncSession, *, account_id: int, code: str) -> 
     return [f"{c[:5]}-{c[5:]}" for c in codes]
 
 
-async def disable_totp(session: AsyncSession, *, account_id: int, current_password: str) -> None:
+async def disable_totp(session: AsyncSession, *, attempts: Attempts, account_id: int, current_password: str) -> None:
     account = await _lock_account(session, account_id)
-    await _check_current_password(account, current_password)
+    await _check_current_password(session, attempts, account, current_password)
     account.totp_secret = None
     account.totp_enabled_at = None
     account.totp_last_step = None
