@@ -16,6 +16,8 @@ from email.message import Message
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 ORDERSVC = str(Path(sys.executable).parent / "ordersvc")
 
@@ -29,6 +31,19 @@ class Customer:
     account_id: int
     email: str
     api_key: str
+
+
+async def confirm_recipient(maker: async_sessionmaker[AsyncSession], customer: Customer, email: str) -> None:
+    """Record that `email`'s owner confirmed the customer's orders (as the confirm page does),
+    so its orders go straight to `pending`: the one-statement order path."""
+    async with maker.begin() as session:
+        await session.execute(
+            sa.text(
+                "INSERT INTO recipient_consents (account_id, email, status, decided_at)"
+                " VALUES (:account, lower(:email), 'confirmed', now())"
+            ),
+            {"account": customer.account_id, "email": email},
+        )
 
 
 def free_port() -> int:

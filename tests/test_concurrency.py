@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -25,7 +25,7 @@ from ordersvc.money import format_usd
 from ordersvc.pagination import PageRequest
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import snapshot
-from tests.support import Customer, ServerProcess, serve, unique_email
+from tests.support import Customer, ServerProcess, confirm_recipient, serve, unique_email
 
 ORDERS = 300
 AFFORDABLE = 100
@@ -79,26 +79,43 @@ def two_servers(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
         yield [first, second]
 
 
+@pytest.fixture(params=["unconfirmed", "confirmed"])
+def race_customer(request: pytest.FixtureRequest, make_customer: MakeCustomer, sessionmaker) -> RaceCustomer:
+    """A customer with 100.00 USD. Its recipient has not confirmed (each order runs in a
+    transaction: key, consent rules, order) or has (each order is one autocommit statement)."""
+
+    async def make() -> Customer:
+        customer = await make_customer(balance="100")
+        if request.param == "confirmed":
+            await confirm_recipient(sessionmaker, customer, str(ORDER_BODY["email"]))
+        return customer
+
+    return make
+
+
+RaceCustomer = Callable[[], Awaitable[Customer]]
+
+
 class TestOrderRace:
     async def test_in_process_race_accepts_exactly_what_the_balance_covers(
-        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+        self, client: httpx.AsyncClient, race_customer: RaceCustomer, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
-        customer = await make_customer(balance="100")
+        customer = await race_customer()
         responses = await race([client], customer)
         await assert_exactly_affordable_orders_won(responses, customer, sessionmaker)
 
     async def test_one_server_process_over_tcp(
-        self, two_servers: list[ServerProcess], make_customer: MakeCustomer, sessionmaker
+        self, two_servers: list[ServerProcess], race_customer: RaceCustomer, sessionmaker
     ) -> None:
-        customer = await make_customer(balance="100")
+        customer = await race_customer()
         async with http_client(two_servers[0].base_url) as c:
             responses = await race([c], customer)
         await assert_exactly_affordable_orders_won(responses, customer, sessionmaker)
 
     async def test_two_server_processes_over_tcp(
-        self, two_servers: list[ServerProcess], make_customer: MakeCustomer, sessionmaker
+        self, two_servers: list[ServerProcess], race_customer: RaceCustomer, sessionmaker
     ) -> None:
-        customer = await make_customer(balance="100")
+        customer = await race_customer()
         async with http_client(two_servers[0].base_url) as a, http_client(two_servers[1].base_url) as b:
             responses = await race([a, b], customer)
         await assert_exactly_affordable_orders_won(responses, customer, sessionmaker)

@@ -3,13 +3,17 @@ migrations, and the request-scoped session dependency that owns the commit."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import warnings
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -82,6 +86,37 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
+async def fetch_autocommit(engine: AsyncEngine, sql: str, *args: object) -> tuple[Any, ...] | None:
+    """Run one statement as a transaction of its own (no BEGIN and COMMIT round trips) on a
+    pooled connection, straight through the driver, which keeps it prepared; its first row.
+
+    For the hot paths whose whole work is one statement. Connections are not pinged (a round
+    trip each), but one that the driver already knows is closed (a database restart broke it
+    while it sat in the pool) is dropped and another taken; one that an error leaves closed is
+    dropped too, not handed to the next request."""
+    for _ in range(_MAX_CHECKOUTS):
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            if driver.is_closed():
+                await connection.invalidate()
+                continue
+            try:
+                row = await driver.fetchrow(sql, *args)
+            except asyncpg.LockNotAvailableError as exc:
+                raise LockWaitTimedOut() from exc
+            except BaseException:
+                if driver.is_closed():
+                    await connection.invalidate()
+                raise
+        return None if row is None else tuple(row)
+    raise asyncpg.ConnectionDoesNotExistError("every pooled connection was closed")
+
+
+_MAX_CHECKOUTS = 100  # more than a pool holds: after a restart, each closed one is dropped in turn
+
+
 def _alembic_config() -> Any:
     from alembic.config import Config
 
@@ -113,7 +148,8 @@ def run_migrations(url: str) -> None:
     command.upgrade(config, "head")
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+@asynccontextmanager
+async def request_transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """One request = one transaction, committed here and only here; any error rolls back."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     async with sessionmaker() as session:
@@ -125,10 +161,52 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         else:
             # From here the transaction may commit: the request's time limit no longer applies,
             # or a client could be told "not completed, retry" about work that was done.
-            deadline = getattr(request.state, "request_deadline", None)
-            if deadline is not None:
-                deadline.reschedule(None)
+            lift_deadline(request)
             await session.commit()
+
+
+def lift_deadline(request: Request) -> None:
+    """Before a request's work may commit: past this point it is never answered "not completed,
+    retry" (the statement's own time limit still bounds it)."""
+    suspend_deadline(request)
+
+
+@dataclass(frozen=True, slots=True)
+class SuspendedDeadline:
+    """A request's time limit, lifted for a statement that commits itself."""
+
+    timeout: asyncio.Timeout | None
+    when: float | None  # the loop time it was due (None: no limit)
+
+    def left_ms(self) -> int | None:
+        """What was left of it, for the statement's lock waits (None: no limit)."""
+        if self.when is None:
+            return None
+        return max(1, int((self.when - asyncio.get_running_loop().time()) * 1000))
+
+    def resume(self) -> None:
+        """Back in force, for work that goes on when the statement wrote nothing."""
+        if self.timeout is not None:
+            self.timeout.reschedule(self.when)
+
+
+def suspend_deadline(request: Request) -> SuspendedDeadline:
+    timeout: asyncio.Timeout | None = getattr(request.state, "request_deadline", None)
+    when = timeout.when() if timeout is not None else None
+    if timeout is not None:
+        timeout.reschedule(None)
+    return SuspendedDeadline(timeout, when)
+
+
+class LockWaitTimedOut(TimeoutError):
+    """A statement waited for a lock longer than its request had left (`lock_timeout`) and
+    failed: nothing was written. Answered as the request's time limit is (503, retryable)."""
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's transaction, as a dependency."""
+    async with request_transaction(request) as session:
+        yield session
 
 
 # scope="function": commit before the response is sent, so a client never sees success for a

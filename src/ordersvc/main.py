@@ -102,7 +102,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app, settings.cors_origins)
+    # Routes are matched in order: the busiest (legacy `/api`, then orders) first.
     for router in (
+        legacy_router,
         orders_router,
         ledger_router,
         deposits_router,
@@ -110,7 +112,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_router,
         auth_router,
         fulfilment_router,
-        legacy_router,
         webhooks_router,
         consent_router,
         dashboard_router,

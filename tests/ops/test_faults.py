@@ -30,17 +30,21 @@ class Stream:
     servers: list[str]
     acknowledged: dict[str, str] = field(default_factory=dict)  # idempotency key -> order id
     statuses: list[int | str] = field(default_factory=list)
+    # None: each order to its own new recipient, with an Idempotency-Key (the full path). An
+    # address: every order to that (confirmed) recipient, without a key (the one-statement path).
+    confirmed_recipient: str | None = None
 
     async def place(self, client: httpx.AsyncClient, n: int) -> None:
         idempotency_key = uuid.uuid4().hex
+        headers = {"Authorization": f"Bearer {self.key}"}
+        if self.confirmed_recipient is None:
+            headers["Idempotency-Key"] = idempotency_key
+        to = self.confirmed_recipient or f"fault-{n}@example.com"
         for attempt in range(400):
             base = self.servers[(n + attempt) % len(self.servers)]  # a failed replica is not retried at once
             try:
                 response = await client.post(
-                    f"{base}/v1/orders",
-                    json={"email": f"fault-{n}@example.com", "quantity": 500},
-                    headers={"Authorization": f"Bearer {self.key}", "Idempotency-Key": idempotency_key},
-                    timeout=10,
+                    f"{base}/v1/orders", json={"email": to, "quantity": 500}, headers=headers, timeout=10
                 )
             except httpx.TransportError as exc:
                 self.statuses.append(type(exc).__name__)
@@ -161,6 +165,64 @@ class TestDatabaseCrash:
                 assert (await client.get("/readyz")).status_code == 200
             assert server.process.poll() is None
         assert_exactly_once(await account_totals(own_postgres.uri, email), stream, credited_mills=1_000_000)
+        verify = run_cli("ledger", "verify", env=env)
+        assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+async def confirm(dsn: str, email: str, recipient: str) -> None:
+    """The recipient confirmed this account's orders (as the confirm page records it)."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(
+            "INSERT INTO recipient_consents (account_id, email, status, decided_at)"
+            " SELECT id, $2, 'confirmed', now() FROM accounts WHERE email = $1",
+            email,
+            recipient,
+        )
+    finally:
+        await connection.close()
+
+
+class TestDatabaseCrashOnTheOneStatementPath:
+    async def test_one_statement_orders_through_a_crash_move_money_only_with_an_order(
+        self, own_postgres: OwnPostgres, tmp_path: Path
+    ) -> None:
+        """Orders to a confirmed recipient without an Idempotency-Key: one autocommit statement
+        each. A crash may lose an answer (a client without a key cannot know), never money: every
+        acknowledged order exists, every order has its one debit, the balance is what the orders
+        left, and the pooled connections the crash broke are dropped, not reused forever."""
+        env = {**os.environ, "DATABASE_URL": own_postgres.uri, "ORDERSVC_DB_POOL_TIMEOUT_SECONDS": "2"}
+        email, key = new_customer(env, "1000")
+        await confirm(own_postgres.uri, email, "fault-confirmed@example.com")
+        with serve(tmp_path, env=env) as server:
+            stream = Stream(key, [server.base_url], confirmed_recipient="fault-confirmed@example.com")
+            load = asyncio.create_task(stream.run(streams=4, per_stream=40))
+            while len(stream.acknowledged) < 40:
+                await asyncio.sleep(0.05)
+            await asyncio.to_thread(own_postgres.crash)
+            await asyncio.sleep(1.5)
+            await asyncio.to_thread(own_postgres.restart)
+            await asyncio.wait_for(load, timeout=120)
+            failures = [s for s in stream.statuses if s != 201]
+            assert failures, "the crash did not hit the stream"
+            assert set(failures) <= {503}, failures
+            async with httpx.AsyncClient(base_url=server.base_url) as client:  # the same process serves again
+                after = await client.post(
+                    "/v1/orders",
+                    json={"email": "fault-confirmed@example.com", "quantity": 500},
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+            assert after.status_code == 201, after.text
+            stream.acknowledged["after"] = after.json()["id"]
+        totals = await account_totals(own_postgres.uri, email)
+        orders = totals["order_ids"]
+        assert isinstance(orders, list)
+        assert set(stream.acknowledged.values()) <= set(orders)
+        assert len(orders) - len(stream.acknowledged) <= len(failures)  # only answers lost in the crash
+        assert totals["debits"] == len(orders)
+        assert totals["debited_mills"] == 500 * len(orders)
+        assert totals["debits_without_order"] == 0
+        assert totals["balance_mills"] == 1_000_000 - 500 * len(orders)
         verify = run_cli("ledger", "verify", env=env)
         assert verify.returncode == 0, verify.stdout + verify.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import socket
 import time
 import uuid
@@ -113,7 +114,9 @@ class TestSharedThroughRedis:
         assert elapsed < 3  # no retries against a store that is down
         assert "rate limit store unreachable" in caplog.text
 
-    async def test_buckets_are_named_by_key_prefix_only(self, database_url: str, make_customer: MakeCustomer) -> None:
+    async def test_buckets_are_named_by_key_prefix_and_digest(
+        self, database_url: str, make_customer: MakeCustomer
+    ) -> None:
         import redis.asyncio as redis
 
         customer = await make_customer()
@@ -126,5 +129,7 @@ class TestSharedThroughRedis:
             keys = [k.decode() for k in await store.keys(f"{prefix}*")]
         finally:
             await store.aclose()
-        assert keys == [f"{prefix}key:{customer.api_key[:12]}"]
+        assert keys == [
+            f"{prefix}key:{customer.api_key[:12]}.{hashlib.sha256(customer.api_key.encode()).hexdigest()[:16]}"
+        ]
         assert customer.api_key[12:] not in keys[0]

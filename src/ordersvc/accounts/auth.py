@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -75,19 +76,32 @@ async def request_has_valid_key(request: Request) -> bool:
     return True
 
 
-async def current_account(
-    request: Request,
-    session: SessionDep,
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What a request presents, not checked yet: an API key (either header) or a session cookie."""
+
+    key: str | None
+    cookie: str | None
+
+
+async def request_credentials(
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
     cookie: Annotated[str | None, Depends(session_cookie_scheme)],
-) -> Account:
+) -> Credentials:
+    """The three schemes are dependencies (not `key_from_request`) so that OpenAPI declares them."""
+    return Credentials(bearer.credentials if bearer else api_key, cookie)
+
+
+CredentialsDep = Annotated[Credentials, Depends(request_credentials)]
+
+
+async def authenticate(request: Request, session: AsyncSession, credentials: Credentials) -> Account:
     """The account of the request's API key or, without one, of its browser session (then a
-    change also needs the CSRF header). The three schemes are dependencies (not
-    `key_from_request`) so that OpenAPI declares them."""
-    key = bearer.credentials if bearer else api_key
-    if key is None and cookie is not None:
-        return await _session_account(request, session, cookie)
+    change also needs the CSRF header); then the rate limit of either."""
+    key = credentials.key
+    if key is None and credentials.cookie is not None:
+        return await _session_account(request, session, credentials.cookie)
     try:
         account = await accounts.authenticate(session, api_key=key)
     except InvalidApiKey:
@@ -95,6 +109,10 @@ async def current_account(
     assert key is not None
     await ratelimit.enforce(request, key)
     return account
+
+
+async def current_account(request: Request, session: SessionDep, credentials: CredentialsDep) -> Account:
+    return await authenticate(request, session, credentials)
 
 
 async def _session_account(request: Request, session: AsyncSession, cookie: str) -> Account:

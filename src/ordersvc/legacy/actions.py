@@ -83,7 +83,11 @@ async def place_order(session: AsyncSession, account: Account, body: dict[str, A
     placed = await orders.place_order(
         session, account_id=_account_id(account), email=email, quantity=quantity, idempotency_key=request_id
     )
-    return respond({"order": placed.order.public_id}, COMPACT)
+    return place_order_response(placed.order)
+
+
+def place_order_response(order: Order) -> Response:
+    return respond({"order": order.public_id}, COMPACT)
 
 
 MAX_STATUS_IDS = 100

@@ -16,13 +16,14 @@ from fastapi.routing import APIRoute
 
 from ordersvc.accounts import service as accounts
 from ordersvc.bodies import read_body
-from ordersvc.db import SessionDep
+from ordersvc.db import request_transaction
 from ordersvc.errors import InvalidParams, ServiceError
 from ordersvc.legacy import render
-from ordersvc.legacy.actions import ACTIONS
-from ordersvc.legacy.params import find_key, parse_body
+from ordersvc.legacy.actions import ACTIONS, place_order_response
+from ordersvc.legacy.params import as_int, find_key, parse_body
 from ordersvc.ops import ratelimit
 from ordersvc.ops.dberrors import UNAVAILABLE_MESSAGE, is_database_unavailable
+from ordersvc.orders.http import place_in_one_statement
 
 logger = logging.getLogger(__name__)
 
@@ -33,8 +34,8 @@ class UnknownAction(ServiceError):
 
 
 class LegacyRoute(APIRoute):
-    """Renders service errors as HTTP 200 `{"error": "..."}`, after the session dependency has
-    rolled the transaction back."""
+    """Renders service errors as HTTP 200 `{"error": "..."}`, after the request's transaction has
+    rolled back."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -60,19 +61,37 @@ router = APIRouter(route_class=LegacyRoute)
 # which old PHP clients report as "Connection error".
 @router.post("/api/", include_in_schema=False)
 @router.post("/api", include_in_schema=False)
-async def legacy_api(request: Request, session: SessionDep) -> Response:
+async def legacy_api(request: Request) -> Response:
     raw = await read_body(request, request.app.state.settings.legacy_max_body_bytes)
     body = None if raw is None else await parse_body(raw, request.headers)
     if body is None:
         raise InvalidParams()
     key = find_key(request, body)
-    account = await accounts.authenticate(session, api_key=key)
-    assert isinstance(key, str)
-    await ratelimit.enforce(request, key)  # {"error":"Too many requests."}, HTTP 200 like every legacy error
-    action_name = body.get("action")
-    if not isinstance(action_name, str):
-        raise InvalidParams()
-    action = ACTIONS.get(action_name)
-    if action is None:
-        raise UnknownAction()
-    return await action(session, account, body)
+    placed = await _order_in_one_statement(request, key, body)
+    if placed is not None:
+        return placed
+    async with request_transaction(request) as session:
+        account = await accounts.authenticate(session, api_key=key)
+        assert isinstance(key, str)
+        await ratelimit.enforce(request, key)  # {"error":"Too many requests."}, HTTP 200 like every legacy error
+        action_name = body.get("action")
+        if not isinstance(action_name, str):
+            raise InvalidParams()
+        action = ACTIONS.get(action_name)
+        if action is None:
+            raise UnknownAction()
+        return await action(session, account, body)
+
+
+async def _order_in_one_statement(request: Request, key: object, body: dict[str, Any]) -> Response | None:
+    """The common order (a key, an email and a quantity, no `request_id`) in one round trip:
+    `place_in_one_statement`. None where the full path must answer."""
+    if body.get("action") != "order" or not isinstance(key, str) or body.get("request_id") is not None:
+        return None
+    email, quantity = body.get("email"), as_int(body.get("quantity"))
+    if not isinstance(email, str) or quantity is None:
+        return None
+    order = await place_in_one_statement(request, api_key=key, email=email, quantity=quantity)
+    if order is None:
+        return None
+    return place_order_response(order)

@@ -1,14 +1,16 @@
 """Per-API-key rate limit: a token bucket of `burst` requests refilled at `rate` per second.
 
 In-process by default (each server process counts alone); with `REDIS_URL` the buckets live in
-Redis and every replica shares them. The bucket is taken after the key is authenticated, so a
-stranger who knows a key's (non-secret) prefix cannot spend its owner's requests.
+Redis and every replica shares them. A bucket is named by a digest of the whole key, so a stranger
+who knows a key's (non-secret) prefix cannot spend its owner's requests: that is what lets the
+one-statement order take its token before the statement checks the key.
 
 If Redis cannot be reached the request is let through and a warning logged: a rate limit
 protects the service, and refusing every customer because a cache is down protects nothing."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -153,15 +155,20 @@ def create_rate_limiter(*, rate: float, burst: int, redis_url: str | None) -> Ra
     return MemoryRateLimiter(rate=rate, burst=burst)
 
 
+def key_bucket(api_key: str) -> str:
+    """A key's bucket: its 12-character prefix, for the operator, and 64 bits of its SHA-256, so
+    that a stranger who knows the prefix cannot name the bucket (no secret reaches the store). A
+    browser session's is `session:<id>`."""
+    return f"key:{api_key[:12]}.{hashlib.sha256(api_key.encode()).hexdigest()[:16]}"
+
+
 async def enforce(request: Request, api_key: str) -> None:
     """Take one request from the key's bucket; raise RateLimited when it is empty. The decision
     is left in the request's state, where the request middleware turns it into headers."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
     if limiter is None:
         return
-    # The key's 12-character prefix names it (the secret part never reaches the store); a
-    # browser session is named `session:<id>`.
-    bucket = api_key if api_key.startswith("session:") else f"key:{api_key[:12]}"
+    bucket = api_key if api_key.startswith("session:") else key_bucket(api_key)
     decision = await limiter.take(bucket)
     if decision is None:
         return

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi import status as http_status
 
-from ordersvc.accounts.auth import AccountDep
-from ordersvc.db import SessionDep
-from ordersvc.errors import InvalidParams
+from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, AccountDep, CredentialsDep, authenticate
+from ordersvc.db import SessionDep, request_transaction
+from ordersvc.errors import InvalidApiKey, InvalidParams
 from ordersvc.money import format_usd
 from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
+from ordersvc.orders.http import place_in_one_statement
 from ordersvc.orders.models import OrderStatus
 from ordersvc.orders.schemas import (
     ORDER_ID_PATTERN,
@@ -64,8 +65,8 @@ def _utc(name: str, moment: datetime | None) -> datetime | None:
 )
 async def orders_create(
     body: OrderCreate,
-    account: AccountDep,
-    session: SessionDep,
+    request: Request,
+    credentials: CredentialsDep,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -84,10 +85,22 @@ async def orders_create(
     422 `invalid_email` or `invalid_quantity` (500 to 50000) for bad input; a refused request
     changes nothing. Send an `Idempotency-Key` so that a retry after a timeout can never order
     twice. A replayed response carries `Idempotent-Replayed: true`."""
-    assert account.id is not None
-    placed = await orders.place_order(
-        session, account_id=account.id, email=body.email, quantity=body.quantity, idempotency_key=idempotency_key
-    )
+    if credentials.key is not None and idempotency_key is None:
+        # The common order in one round trip (`place_in_one_statement`); None: the full path.
+        try:
+            order = await place_in_one_statement(
+                request, api_key=credentials.key, email=body.email, quantity=body.quantity
+            )
+        except InvalidApiKey:
+            raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
+        if order is not None:
+            return OrderOut.of(order)
+    async with request_transaction(request) as session:
+        account = await authenticate(request, session, credentials)
+        assert account.id is not None
+        placed = await orders.place_order(
+            session, account_id=account.id, email=body.email, quantity=body.quantity, idempotency_key=idempotency_key
+        )
     if placed.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return OrderOut.of(placed.order)

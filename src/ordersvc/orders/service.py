@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from ordersvc.accounts.service import API_KEYS
+from ordersvc.bearer_tokens import hash_token, prefix_of
 from ordersvc.consent import service as consent
-from ordersvc.emails import normalize_email
-from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
+from ordersvc.emails import InvalidEmail, normalize_email
+from ordersvc.errors import Conflict, InvalidApiKey, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ops import metrics
 from ordersvc.orders import repository
@@ -124,6 +126,68 @@ async def place_order(
     assert order.id is not None
     await repository.complete_idempotency_key(session, account_id, idempotency_key, order.id, _snapshot(order))
     return PlacedOrder(order, False)
+
+
+async def place_order_with_key(
+    engine: AsyncEngine, *, api_key: str, email: str, quantity: int, lock_timeout_ms: int | None
+) -> Order | None:
+    """The usual order, placed in one round trip: an API key, a valid address and quantity, a
+    recipient who has confirmed, no idempotency key. The key is checked and the order placed in
+    one statement, its own transaction (migration 0011), so the account row is locked only while
+    that statement runs.
+
+    Refusals are the full path's, in its order: the key, the opt-out, the balance. Returns None,
+    having written nothing, where only the full path (`accounts.authenticate`, then
+    `place_order`, in a transaction) can answer: a malformed key, address or quantity (their
+    errors come in the contract's order, the key's first), or a recipient who has not confirmed
+    (the consent rules decide the status and may ask for confirmation).
+
+    The statement commits itself, so no time limit may cancel it; instead no lock is awaited
+    longer than `lock_timeout_ms` (`db.LockWaitTimedOut`, nothing written)."""
+    if not API_KEYS.well_formed(api_key) or not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+        return None
+    try:
+        target = normalize_email(email)
+    except InvalidEmail:
+        return None
+    for _ in range(_PUBLIC_ID_ATTEMPTS):
+        placed = await repository.place_order_by_key(
+            engine,
+            prefix=prefix_of(api_key),
+            key_hash=hash_token(api_key),
+            public_id=new_public_id(),
+            email=target,
+            quantity=quantity,
+            price_mills=price_mills(quantity),
+            lock_timeout_ms=lock_timeout_ms,
+        )
+        if placed.outcome != "public_id_taken":
+            break
+    else:
+        raise RuntimeError("no free public order id after several attempts")
+    if placed.outcome == "full_path":
+        return None
+    if placed.outcome == "invalid_key":
+        raise InvalidApiKey()
+    if placed.outcome == "opted_out":
+        raise consent.RecipientOptedOut()
+    if placed.outcome == "insufficient_balance":
+        raise ledger.InsufficientBalance()
+    if placed.outcome != "placed" or placed.account_id is None or placed.created_at is None or placed.status is None:
+        raise NotFound("No such account.")
+    metrics.ORDERS_PLACED.inc()  # committed with the statement
+    return Order(
+        id=placed.order_id,
+        public_id=placed.public_id,
+        account_id=placed.account_id,
+        email=target,
+        quantity=quantity,
+        price_mills=price_mills(quantity),
+        status=placed.status,
+        progress=0,
+        delivered=0,
+        created_at=placed.created_at,
+    )
 
 
 async def _insert_order(session: AsyncSession, *, account_id: int, email: str, quantity: int) -> Order:

@@ -1,0 +1,257 @@
+"""The order to a confirmed recipient, legacy and REST: the key check and the order in one
+autocommit statement (migration 0011). It must answer exactly as the full path does, in the same
+order, and a refusal must change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ordersvc.accounts import selfservice
+from ordersvc.accounts import service as accounts
+from ordersvc.consent import service as consent
+from ordersvc.emails import normalize_email
+from ordersvc.ledger import service as ledger
+from ordersvc.ops import ratelimit
+from ordersvc.orders import service as orders
+from tests.conftest import MakeCustomer
+from tests.legacy.helpers import call, snapshot
+from tests.ops.conftest import app_client
+from tests.orders.test_endpoints import auth
+from tests.support import Customer, confirm_recipient, unique_email
+
+
+@pytest.fixture
+def confirmed(make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]):
+    """A customer with a balance whose recipient has confirmed: its orders take the one-statement path."""
+
+    async def make(balance: str = "10") -> tuple[Customer, str]:
+        customer = await make_customer(balance=balance)
+        to = unique_email("to")
+        await confirm_recipient(sessionmaker, customer, to)
+        return customer, to
+
+    return make
+
+
+def order(to: str, quantity: object = 1000) -> dict[str, object]:
+    return {"action": "order", "email": to, "quantity": quantity}
+
+
+class TestPlaced:
+    async def test_the_order_its_event_and_its_debit_are_written_at_once(
+        self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer, to = await confirmed("10")
+        response = await call(client, customer.api_key, order(to.upper(), "2500"))
+        assert response.status_code == 200
+        public_id = response.json()["order"]
+        assert response.content == b'{"order":"' + public_id.encode() + b'"}'
+        assert await snapshot(sessionmaker, customer) == ("7.50", 2, 1)
+        async with sessionmaker() as session:
+            row = (
+                await session.execute(
+                    sa.text(
+                        "SELECT o.status, o.email, o.price_mills, p.amount_mills, e.reason, e.to_status"
+                        " FROM orders o JOIN payments p ON p.order_id = o.id JOIN order_events e ON e.order_id = o.id"
+                        " WHERE o.public_id = :id"
+                    ),
+                    {"id": public_id},
+                )
+            ).one()
+            assert await ledger.verify(session) == []
+        assert tuple(row) == ("pending", normalize_email(to.upper()), 2500, -2500, "placed", "pending")
+        status = await call(client, customer.api_key, {"action": "status", "order": public_id})
+        assert status.text == '{"status": "pending", "progress": 0, "remains": 2500}'
+
+    async def test_only_a_confirmed_recipients_order_takes_the_one_statement_path(
+        self,
+        client: httpx.AsyncClient,
+        confirmed,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        outcomes: list[str] = []
+        real = orders.place_order_with_key
+
+        async def watched(*args: Any, **kwargs: Any) -> Any:
+            placed = await real(*args, **kwargs)
+            outcomes.append("placed in one statement" if placed is not None else "full path")
+            return placed
+
+        monkeypatch.setattr(orders, "place_order_with_key", watched)
+        customer, to = await confirmed()
+        assert (await call(client, customer.api_key, order(to))).status_code == 200
+        first_time = await call(client, customer.api_key, order(unique_email("new")))
+        assert first_time.status_code == 200
+        with_request_id = await call(client, customer.api_key, {**order(to), "request_id": "r-1"})
+        assert with_request_id.status_code == 200
+        assert outcomes == ["placed in one statement", "full path"]  # a request_id goes to the full path
+        statuses = await call(client, customer.api_key, {"action": "orders"})
+        assert [o["status"] for o in statuses.json()["orders"]] == ["pending", "awaiting confirmation", "pending"]
+        # The full path found no consent row left behind by the one-statement attempt: one request.
+        async with sessionmaker() as session:
+            consents = (
+                await session.execute(
+                    sa.text("SELECT count(*) FROM recipient_consents WHERE account_id = :a"),
+                    {"a": customer.account_id},
+                )
+            ).scalar_one()
+        assert consents == 2
+
+
+class TestRest:
+    async def test_placed_in_one_statement_with_the_full_paths_answers(
+        self,
+        client: httpx.AsyncClient,
+        confirmed,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        outcomes: list[bool] = []
+        real = orders.place_order_with_key
+
+        async def watched(*args: Any, **kwargs: Any) -> Any:
+            placed = await real(*args, **kwargs)
+            outcomes.append(placed is not None)
+            return placed
+
+        monkeypatch.setattr(orders, "place_order_with_key", watched)
+        customer, to = await confirmed("10")
+        placed = await client.post("/v1/orders", json={"email": to, "quantity": 1500}, headers=auth(customer))
+        assert placed.status_code == 201
+        body = placed.json()
+        assert (body["email"], body["quantity"], body["price"], body["status"]) == (to, 1500, "1.50", "pending")
+        fetched = await client.get(f"/v1/orders/{body['id']}", headers=auth(customer))
+        assert fetched.json() == body
+        forged = customer.api_key[:12] + ("A" if customer.api_key[12] != "A" else "B") + customer.api_key[13:]
+        refused = await client.post(
+            "/v1/orders", json={"email": to, "quantity": 500}, headers={"Authorization": f"Bearer {forged}"}
+        )
+        assert (refused.status_code, refused.json()["code"]) == (401, "unauthorized")
+        assert "WWW-Authenticate" in refused.headers
+        poor = await client.post("/v1/orders", json={"email": to, "quantity": 50000}, headers=auth(customer))
+        assert (poor.status_code, poor.json()["code"]) == (402, "insufficient_balance")
+        keyed = await client.post(
+            "/v1/orders",
+            json={"email": to, "quantity": 500},
+            headers={**auth(customer), "Idempotency-Key": "k-1"},
+        )
+        assert keyed.status_code == 201
+        assert outcomes == [True]  # the forged key and the poor order raised; the keyed one took the full path
+        assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
+
+
+class TestRefusedInTheFullPathsOrder:
+    async def test_a_wrong_secret_with_a_real_prefix_is_an_invalid_key(
+        self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer, to = await confirmed()
+        forged = customer.api_key[:12] + ("A" if customer.api_key[12] != "A" else "B") + customer.api_key[13:]
+        response = await call(client, forged, order(to))
+        assert response.text == '{"error":"Invalid key."}'
+        assert await snapshot(sessionmaker, customer) == ("10.00", 1, 0)
+
+    async def test_a_revoked_key_and_a_disabled_account_are_refused_at_once(
+        self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer, to = await confirmed()
+        async with sessionmaker.begin() as session:
+            account = await accounts.get_account_by_email(session, email=customer.email)
+            _, second_key = await accounts.create_api_key(session, account=account)
+            await accounts.revoke_api_key(session, prefix=customer.api_key[:12])
+        assert (await call(client, customer.api_key, order(to))).text == '{"error":"Invalid key."}'
+        assert (await call(client, second_key, order(to))).status_code == 200
+        async with sessionmaker.begin() as session:
+            await selfservice.set_disabled(session, email=customer.email, disabled=True)
+        assert (await call(client, second_key, order(to))).text == '{"error":"Invalid key."}'
+        assert await snapshot(sessionmaker, customer) == ("9.00", 2, 1)
+
+    async def test_the_key_comes_before_the_email_and_the_quantity(
+        self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer, to = await confirmed()
+        bad_key = "osk_" + "x" * 40
+        assert (await call(client, bad_key, order("not-an-email"))).text == '{"error":"Invalid key."}'
+        assert (await call(client, bad_key, order(to, 10))).text == '{"error":"Invalid key."}'
+        assert (await call(client, customer.api_key, order(to, 10))).text.startswith('{"error":"Invalid quantity')
+        assert (await call(client, customer.api_key, order("not-an-email"))).text.startswith('{"error":"Invalid')
+        assert await snapshot(sessionmaker, customer) == ("10.00", 1, 0)
+
+    async def test_insufficient_balance_changes_nothing(
+        self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer, to = await confirmed("1.499")
+        assert (await call(client, customer.api_key, order(to, 1000))).status_code == 200
+        refused = await call(client, customer.api_key, order(to, 500))
+        assert refused.text == '{"error":"Insufficient balance."}'
+        assert await snapshot(sessionmaker, customer) == ("0.499", 2, 1)
+
+    async def test_an_opt_out_wins_over_a_confirmation(
+        self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer, to = await confirmed()
+        async with sessionmaker.begin() as session:
+            assert await consent.opt_out(session, email=to, source="recipient")
+        assert (await call(client, customer.api_key, order(to))).text == '{"error":"Recipient has opted out."}'
+        assert await snapshot(sessionmaker, customer) == ("10.00", 1, 0)
+
+
+class TestLimits:
+    async def test_the_rate_limit_applies_and_a_strangers_key_spends_nothing(
+        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer, to = await confirmed()
+        stranger = customer.api_key[:12] + "Z" * (len(customer.api_key) - 12)
+        async with app_client(rate_limit_per_second=0.001, rate_limit_burst=2) as (_, client):
+            for _ in range(5):  # the owner's prefix, a wrong secret: another bucket
+                refused = await call(client, stranger, order(to))
+                assert refused.text == '{"error":"Invalid key."}'
+                assert "RateLimit-Remaining" not in refused.headers
+            answers = [await call(client, customer.api_key, order(to)) for _ in range(3)]
+        assert [a.headers["RateLimit-Remaining"] for a in answers[:2]] == ["1", "0"]
+        assert answers[2].text == '{"error":"Too many requests."}'
+        assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
+
+    async def test_a_lock_held_past_the_time_limit_is_a_timeout_and_writes_nothing(
+        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        """The statement commits itself, so the request's time limit cannot cancel it: what is
+        left of it becomes the statement's lock_timeout."""
+        customer, to = await confirmed("5")
+        release = asyncio.Event()
+        locked = asyncio.Event()
+
+        async def hold() -> None:
+            async with sessionmaker.begin() as session:
+                await session.execute(
+                    sa.text("SELECT 1 FROM accounts WHERE id = :id FOR UPDATE"), {"id": customer.account_id}
+                )
+                locked.set()
+                await release.wait()
+
+        holder = asyncio.create_task(hold())
+        await locked.wait()
+        try:
+            async with app_client(request_timeout_seconds=0.5) as (_, client):
+                answer = await call(client, customer.api_key, order(to))
+                rest = await client.post("/v1/orders", json={"email": to, "quantity": 500}, headers=auth(customer))
+        finally:
+            release.set()
+            await holder
+        assert (answer.status_code, answer.text) == (200, '{"error":"Request timed out."}')
+        assert (rest.status_code, rest.json()["code"]) == (503, "timeout")
+        assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
+
+
+def test_the_bucket_of_a_key_names_its_prefix_and_not_its_secret() -> None:
+    key = "osk_abcdefgh" + "s" * 32
+    bucket = ratelimit.key_bucket(key)
+    assert bucket.startswith("key:osk_abcdefgh.")
+    assert "s" * 8 not in bucket
+    assert bucket != ratelimit.key_bucket("osk_abcdefgh" + "t" * 32)
