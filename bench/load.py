@@ -162,13 +162,16 @@ INSERT INTO payments (account_id, kind, amount_mills, email, order_id)
 END;
 """.replace("{RECIPIENT}", RECIPIENT)
 
-# The service's own SQL for such an order (migration 0011): one statement in autocommit. The key's
-# prefix and hash are looked up by account here (pgbench has no keys): two index probes more.
+# The service's own SQL for such an order (migration 0011): one statement in autocommit, here a
+# batch of one (the service sends the orders that arrive together as one batch). The key's prefix
+# and hash are looked up by account here (pgbench has no keys): two index probes more.
 PGBENCH_SERVICE_SQL = """
 \\set aid random(:lo, :hi)
-SELECT outcome, account_id, order_id, order_status, created_at FROM ordersvc_place_order_by_key(
-  (SELECT prefix FROM api_keys WHERE account_id = :aid), (SELECT key_hash FROM api_keys WHERE account_id = :aid),
-  upper(lpad(to_hex(nextval('bench_pgbench_ids')), 8, '0')), '{RECIPIENT}', 500, 500, NULL);
+SELECT idx, outcome, account_id, order_id, order_status, created_at FROM ordersvc_place_orders_by_key(
+  ARRAY[(SELECT prefix FROM api_keys WHERE account_id = :aid)],
+  ARRAY[(SELECT key_hash FROM api_keys WHERE account_id = :aid)],
+  ARRAY[upper(lpad(to_hex(nextval('bench_pgbench_ids')), 8, '0'))], ARRAY['{RECIPIENT}'], ARRAY[500],
+  ARRAY[500::bigint], NULL);
 """.replace("{RECIPIENT}", RECIPIENT)
 
 

@@ -86,9 +86,9 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
-async def fetch_autocommit(engine: AsyncEngine, sql: str, *args: object) -> tuple[Any, ...] | None:
+async def fetch_autocommit(engine: AsyncEngine, sql: str, *args: object) -> list[tuple[Any, ...]]:
     """Run one statement as a transaction of its own (no BEGIN and COMMIT round trips) on a
-    pooled connection, straight through the driver, which keeps it prepared; its first row.
+    pooled connection, straight through the driver, which keeps it prepared; its rows.
 
     For the hot paths whose whole work is one statement. Connections are not pinged (a round
     trip each), but one that the driver already knows is closed (a database restart broke it
@@ -103,14 +103,14 @@ async def fetch_autocommit(engine: AsyncEngine, sql: str, *args: object) -> tupl
                 await connection.invalidate()
                 continue
             try:
-                row = await driver.fetchrow(sql, *args)
+                rows = await driver.fetch(sql, *args)
             except asyncpg.LockNotAvailableError as exc:
                 raise LockWaitTimedOut() from exc
             except BaseException:
                 if driver.is_closed():
                     await connection.invalidate()
                 raise
-        return None if row is None else tuple(row)
+        return [tuple(row) for row in rows]
     raise asyncpg.ConnectionDoesNotExistError("every pooled connection was closed")
 
 

@@ -9,9 +9,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
-from ordersvc import db
 from ordersvc.accounts.models import Account
 from ordersvc.consent.gate import ConsentGate
+from ordersvc.orders.batching import KeyedOrder, KeyedPlacement, batcher_for
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
 from ordersvc.pagination import (
     CursorRequest,
@@ -71,26 +71,6 @@ async def place_order(
     return Placement(outcome, public_id, order_id, order_status, created_at, consent)
 
 
-@dataclass(frozen=True, slots=True)
-class KeyedPlacement:
-    """What `ordersvc_place_order_by_key` did: `placed` (with the account, the order's id, status
-    and time), or `invalid_key`, `opted_out`, `full_path` (the recipient has not confirmed),
-    `insufficient_balance`, `public_id_taken`. Nothing is written unless placed."""
-
-    outcome: str
-    public_id: str  # the id tried
-    account_id: int | None
-    order_id: int | None
-    status: str | None
-    created_at: datetime | None
-
-
-_PLACE_BY_KEY = (
-    "SELECT outcome, account_id, order_id, order_status, created_at"
-    " FROM ordersvc_place_order_by_key($1, $2, $3, $4, $5, $6, $7)"
-)
-
-
 async def place_order_by_key(
     engine: AsyncEngine,
     *,
@@ -102,14 +82,11 @@ async def place_order_by_key(
     price_mills: int,
     lock_timeout_ms: int | None,
 ) -> KeyedPlacement:
-    """The key check and the order to a confirmed recipient (migration 0011), as one statement in
-    autocommit: one round trip, the account row locked only while it runs. No lock is awaited
-    longer than `lock_timeout_ms` (`db.LockWaitTimedOut`)."""
-    params = (prefix, key_hash, public_id, email, quantity, price_mills, lock_timeout_ms)
-    row = await db.fetch_autocommit(engine, _PLACE_BY_KEY, *params)
-    assert row is not None
-    outcome, account_id, order_id, status, created_at = row
-    return KeyedPlacement(outcome, public_id, account_id, order_id, status, created_at)
+    """The key check and the order to a confirmed recipient (migration 0011), in one autocommit
+    statement with the other such orders this process is placing at the moment (`batching`). No
+    lock is awaited longer than `lock_timeout_ms` (`db.LockWaitTimedOut`)."""
+    order = KeyedOrder(prefix, key_hash, public_id, email, quantity, price_mills, lock_timeout_ms)
+    return await batcher_for(engine).place(order)
 
 
 async def count_orders(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
