@@ -18,6 +18,7 @@ from ordersvc.consent import service as consent
 from ordersvc.emails import normalize_email
 from ordersvc.ledger import service as ledger
 from ordersvc.ops import ratelimit
+from ordersvc.orders import batching
 from ordersvc.orders import service as orders
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import call, snapshot
@@ -255,3 +256,64 @@ def test_the_bucket_of_a_key_names_its_prefix_and_not_its_secret() -> None:
     assert bucket.startswith("key:osk_abcdefgh.")
     assert "s" * 8 not in bucket
     assert bucket != ratelimit.key_bucket("osk_abcdefgh" + "t" * 32)
+
+
+class TestGroupCommit:
+    async def test_orders_in_flight_together_share_one_statement_and_are_each_decided_alone(
+        self,
+        app,
+        confirmed,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        batches: list[int] = []
+        real = batching.db.fetch_autocommit
+
+        async def counted(engine: Any, sql: str, *args: Any) -> Any:
+            batches.append(len(args[0]))
+            return await real(engine, sql, *args)
+
+        monkeypatch.setattr(batching.db, "fetch_autocommit", counted)
+        poor, to_poor = await confirmed("1.00")
+        rich, to_rich = await confirmed("10")
+        opted = unique_email("opted")
+        await confirm_recipient(sessionmaker, rich, opted)
+        async with sessionmaker.begin() as session:
+            assert await consent.opt_out(session, email=opted, source="recipient")
+        stranger = "osk_" + "q" * 43
+
+        async def place(key: str, to: str, quantity: int = 500) -> object:
+            try:
+                return await orders.place_order_with_key(
+                    app.state.engine, api_key=key, email=to, quantity=quantity, lock_timeout_ms=None
+                )
+            except Exception as exc:  # the refusal is the result under test
+                return type(exc).__name__
+
+        results = await asyncio.gather(
+            place(poor.api_key, to_poor),
+            place(rich.api_key, to_rich, 2000),
+            place(poor.api_key, to_poor),
+            place(stranger, to_rich),
+            place(rich.api_key, opted),
+            place(poor.api_key, to_poor),
+            place(rich.api_key, unique_email("unconfirmed")),
+        )
+        assert batches[0] > 1  # they went together
+        assert sum(batches) == 7
+        kinds = [r if isinstance(r, str | None) else "placed" for r in results]
+        # Two of the poor account's three 0.50 orders fit, in arrival order.
+        assert kinds == [
+            "placed",
+            "placed",
+            "placed",
+            "InvalidApiKey",
+            "RecipientOptedOut",
+            "InsufficientBalance",
+            None,  # not confirmed: left to the full path, nothing written
+        ]
+        assert await snapshot(sessionmaker, poor) == ("0.00", 3, 2)
+        assert await snapshot(sessionmaker, rich) == ("8.00", 2, 1)
+        async with sessionmaker() as session:
+            assert await ledger.verify(session) == []
