@@ -53,6 +53,7 @@ def serve(
     import uvicorn
 
     from ordersvc.logging_config import configure_logging, logging_config
+    from ordersvc.ops import http
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
@@ -61,19 +62,28 @@ def serve(
     if workers > 1 and settings.metrics_enabled and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker writes its samples here; a scrape of any worker sums them all.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ordersvc-metrics-")
-    uvicorn.run(
-        "ordersvc.main:app_factory",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        log_config=logging_config(settings.log_format, settings.log_level),
-        access_log=False,  # the app logs every request itself, with its request id and no secrets
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-        timeout_keep_alive=5,
-        h11_max_incomplete_event_size=16 * 1024,  # request line + headers
-        http="ordersvc.ops.http:NoDelayH11Protocol",
-    )
+    options = {
+        "factory": True,
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "workers": workers,
+        "log_config": logging_config(settings.log_format, settings.log_level),
+        "access_log": False,  # the app logs every request itself, with its request id and no secrets
+        "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),
+        "timeout_keep_alive": 5,
+        "h11_max_incomplete_event_size": 16 * 1024,  # request line + headers
+        "http": "ordersvc.ops.http:NoDelayH11Protocol",
+    }
+    if workers == 1 or not http.reuse_port_available():
+        uvicorn.run("ordersvc.main:app_factory", **options)  # type: ignore[arg-type]
+        return
+    # Each worker listens on a socket of its own (SO_REUSEPORT): the kernel balances connections.
+    config = uvicorn.Config("ordersvc.main:app_factory", **options)  # type: ignore[arg-type]
+    try:
+        http.check_port_free(config.host, config.port)
+    except OSError as exc:
+        fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
+    http.run_workers(config)
 
 
 @app.command()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from email_validator import EmailNotValidError, validate_email
 
 from ordersvc.errors import ServiceError
@@ -25,6 +27,13 @@ def normalize_email(raw: str) -> str:
     if not raw or len(raw) > MAX_EMAIL_LENGTH:
         raise InvalidEmail()
     try:
-        return validate_email(raw, check_deliverability=False).normalized
+        return _normalized(raw)
     except EmailNotValidError:
         raise InvalidEmail() from None
+
+
+@lru_cache(maxsize=4096)
+def _normalized(raw: str) -> str:
+    """The same address comes again and again (a customer's recipients): validated once per
+    process. Invalid ones raise, and are not cached."""
+    return validate_email(raw, check_deliverability=False).normalized

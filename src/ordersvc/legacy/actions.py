@@ -86,7 +86,7 @@ async def place_order(session: AsyncSession, account: Account, body: dict[str, A
     return place_order_response(placed.order)
 
 
-def place_order_response(order: Order) -> Response:
+def place_order_response(order: Order | orders.NewOrder) -> Response:
     return respond({"order": order.public_id}, COMPACT)
 
 

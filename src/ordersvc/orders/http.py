@@ -10,10 +10,11 @@ from ordersvc.db import suspend_deadline
 from ordersvc.errors import InvalidApiKey
 from ordersvc.ops import ratelimit
 from ordersvc.orders import service as orders
-from ordersvc.orders.models import Order
 
 
-async def place_in_one_statement(request: Request, *, api_key: str, email: str, quantity: int) -> Order | None:
+async def place_in_one_statement(
+    request: Request, *, api_key: str, email: str, quantity: int
+) -> orders.NewOrder | None:
     """The order, placed by one autocommit statement, or None where the caller's full path must
     answer (it wrote nothing): see `orders.place_order_with_key`. Raises the same refusals as
     the full path, in its order.

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt
 
 from ordersvc.money import format_usd
 from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, PUBLIC_ID_PATTERN, Order, OrderEvent, OrderStatus
 from ordersvc.schemas import MoneyStr
+
+if TYPE_CHECKING:
+    from ordersvc.orders.service import NewOrder
 
 ORDER_ID_PATTERN = PUBLIC_ID_PATTERN
 
@@ -54,7 +58,7 @@ class OrderOut(BaseModel):
     created: datetime
 
     @classmethod
-    def of(cls, order: Order) -> OrderOut:
+    def of(cls, order: Order | NewOrder) -> OrderOut:
         assert order.created_at is not None
         return cls(
             id=order.public_id,

@@ -128,9 +128,24 @@ async def place_order(
     return PlacedOrder(order, False)
 
 
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    """An order the one-statement path placed, as its answer needs it (no ORM object to build)."""
+
+    id: int
+    public_id: str
+    account_id: int
+    email: str
+    quantity: int
+    price_mills: int
+    status: str
+    progress: int
+    created_at: datetime
+
+
 async def place_order_with_key(
     engine: AsyncEngine, *, api_key: str, email: str, quantity: int, lock_timeout_ms: int | None
-) -> Order | None:
+) -> NewOrder | None:
     """The usual order, placed in one round trip: an API key, a valid address and quantity, a
     recipient who has confirmed, no idempotency key. The key is checked and the order placed in
     one statement, its own transaction (migration 0011), so the account row is locked only while
@@ -173,10 +188,16 @@ async def place_order_with_key(
         raise consent.RecipientOptedOut()
     if placed.outcome == "insufficient_balance":
         raise ledger.InsufficientBalance()
-    if placed.outcome != "placed" or placed.account_id is None or placed.created_at is None or placed.status is None:
+    if (
+        placed.outcome != "placed"
+        or placed.order_id is None
+        or placed.account_id is None
+        or placed.created_at is None
+        or placed.status is None
+    ):
         raise NotFound("No such account.")
     metrics.ORDERS_PLACED.inc()  # committed with the statement
-    return Order(
+    return NewOrder(
         id=placed.order_id,
         public_id=placed.public_id,
         account_id=placed.account_id,
@@ -185,7 +206,6 @@ async def place_order_with_key(
         price_mills=price_mills(quantity),
         status=placed.status,
         progress=0,
-        delivered=0,
         created_at=placed.created_at,
     )
 
