@@ -128,3 +128,46 @@ class TestGracefulShutdown:
         log = server.log()
         assert "Traceback" not in log
         assert log.index("Shutting down") < log.index('"status": 201') < log.index("Application shutdown complete")
+
+
+class TestWorkers:
+    async def test_each_worker_listens_on_its_own_socket_and_connections_are_spread(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        """`serve --workers 2`: one SO_REUSEPORT socket per worker, so that the kernel spreads
+        connections over them, and a SIGTERM still ends every worker cleanly."""
+        import psutil
+
+        env = {**os.environ, "ORDERSVC_MAILER_IN_SERVE": "false"}
+        with serve(tmp_path, env=env, extra=("--workers", "2")) as server:
+            port = int(server.base_url.rsplit(":", 1)[1])
+            deadline = time.monotonic() + 30
+            while True:  # both workers up
+                workers = psutil.Process(server.process.pid).children(recursive=True)
+                listening = {
+                    w.pid
+                    for w in workers
+                    for c in w.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                }
+                if len(listening) == 2 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.2)
+            assert len(listening) == 2  # a listening socket in each worker, none in the supervisor
+            limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
+            async with httpx.AsyncClient(base_url=server.base_url, limits=limits) as client:
+                answers = await asyncio.gather(*(client.get("/healthz") for _ in range(40)))
+                assert {a.status_code for a in answers} == {200}
+                held = {
+                    pid: sum(
+                        1
+                        for c in psutil.Process(pid).net_connections(kind="tcp")
+                        if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                    )
+                    for pid in listening
+                }
+            assert sum(held.values()) == 40
+            assert min(held.values()) >= 5, held  # spread by the kernel (a 40/0 split: 2^-39)
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Traceback" not in server.log()
