@@ -13,10 +13,10 @@ Compatibility quirks, kept on purpose because old clients and their tests compar
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii
 
 from fastapi.responses import Response
 
@@ -30,18 +30,28 @@ class Money:
 
 JsonValue = str | int | bool | None | Money | Mapping[str, "JsonValue"] | Sequence["JsonValue"]
 
+_string = encode_basestring_ascii  # json.dumps' own (C) string encoder, as it writes str values
+
 SPACED = (", ", ": ")
 COMPACT = (",", ":")
 
 
 def encode(value: JsonValue, separators: tuple[str, str] = SPACED) -> str:
-    item_sep, key_sep = separators
+    """What `json.dumps(value, separators=...)` writes (ASCII, `\\u` escapes), and money as numbers.
+    Scalars are written here, not by `json.dumps` per value: a list page has 500 of them."""
+    if isinstance(value, str):
+        return _string(value)
     if isinstance(value, Money):
         return format_usd(value.mills)
-    if value is None or isinstance(value, bool | int | str):
-        return json.dumps(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return int.__repr__(value)
+    item_sep, key_sep = separators
     if isinstance(value, Mapping):
-        members = (json.dumps(k) + key_sep + encode(v, separators) for k, v in value.items())
+        members = (_string(k) + key_sep + encode(v, separators) for k, v in value.items())
         return "{" + item_sep.join(members) + "}"
     return "[" + item_sep.join(encode(v, separators) for v in value) + "]"
 
