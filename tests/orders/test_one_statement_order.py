@@ -40,6 +40,22 @@ def confirmed(make_customer: MakeCustomer, sessionmaker: async_sessionmaker[Asyn
     return make
 
 
+@pytest.fixture
+def one_statement(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """What each one-statement attempt did, in order: True placed, False left to the full path
+    (a refusal raises and is not listed)."""
+    outcomes: list[bool] = []
+    real = orders.place_order_with_key
+
+    async def watched(*args: Any, **kwargs: Any) -> Any:
+        placed = await real(*args, **kwargs)
+        outcomes.append(placed is not None)
+        return placed
+
+    monkeypatch.setattr(orders, "place_order_with_key", watched)
+    return outcomes
+
+
 def order(to: str, quantity: object = 1000) -> dict[str, object]:
     return {"action": "order", "email": to, "quantity": quantity}
 
@@ -75,24 +91,15 @@ class TestPlaced:
         client: httpx.AsyncClient,
         confirmed,
         sessionmaker: async_sessionmaker[AsyncSession],
-        monkeypatch: pytest.MonkeyPatch,
+        one_statement: list[bool],
     ) -> None:
-        outcomes: list[str] = []
-        real = orders.place_order_with_key
-
-        async def watched(*args: Any, **kwargs: Any) -> Any:
-            placed = await real(*args, **kwargs)
-            outcomes.append("placed in one statement" if placed is not None else "full path")
-            return placed
-
-        monkeypatch.setattr(orders, "place_order_with_key", watched)
         customer, to = await confirmed()
         assert (await call(client, customer.api_key, order(to))).status_code == 200
         first_time = await call(client, customer.api_key, order(unique_email("new")))
         assert first_time.status_code == 200
         with_request_id = await call(client, customer.api_key, {**order(to), "request_id": "r-1"})
         assert with_request_id.status_code == 200
-        assert outcomes == ["placed in one statement", "full path"]  # a request_id goes to the full path
+        assert one_statement == [True, False]  # placed; not confirmed (a request_id: not even tried)
         statuses = await call(client, customer.api_key, {"action": "orders"})
         assert [o["status"] for o in statuses.json()["orders"]] == ["pending", "awaiting confirmation", "pending"]
         # The full path found no consent row left behind by the one-statement attempt: one request.
@@ -112,17 +119,8 @@ class TestRest:
         client: httpx.AsyncClient,
         confirmed,
         sessionmaker: async_sessionmaker[AsyncSession],
-        monkeypatch: pytest.MonkeyPatch,
+        one_statement: list[bool],
     ) -> None:
-        outcomes: list[bool] = []
-        real = orders.place_order_with_key
-
-        async def watched(*args: Any, **kwargs: Any) -> Any:
-            placed = await real(*args, **kwargs)
-            outcomes.append(placed is not None)
-            return placed
-
-        monkeypatch.setattr(orders, "place_order_with_key", watched)
         customer, to = await confirmed("10")
         placed = await client.post("/v1/orders", json={"email": to, "quantity": 1500}, headers=auth(customer))
         assert placed.status_code == 201
@@ -144,7 +142,7 @@ class TestRest:
             headers={**auth(customer), "Idempotency-Key": "k-1"},
         )
         assert keyed.status_code == 201
-        assert outcomes == [True]  # the forged key and the poor order raised; the keyed one took the full path
+        assert one_statement == [True]  # the forged key and the poor order raised; the keyed one: not tried
         assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
 
 
