@@ -20,9 +20,11 @@ Each order is decided alone, and as the full path would decide it:
 - the rest is `ordersvc_place_order` with the status decided: the account row, the balance check
   (`insufficient_balance`), the order, its event, the debit, the counters.
 
-Locks are taken account by account in ascending id; within an account, the address locks and
-consent rows in address order, then the account row (the full path's order: consent, then
-account). So two batches never wait on each other in a cycle.
+Locks: first every address lock of the batch (shared, in address order), then account by account
+in ascending id, the consent rows in address order, then the account row (the full path's order:
+address, consent, account). So batches do not wait on each other in a cycle, and an opt-out (its
+address lock exclusive, then the accounts it refunds, in id order) never waits for a batch that
+itself waits for a row the opt-out holds.
 
 The requests' time limit cannot cancel a statement that may be committing (a client would be told
 "not completed" about an order that was placed), so the caller passes what is left of the
@@ -80,9 +82,16 @@ BEGIN
             RETURN QUERY SELECT v_i, 'invalid_key', NULL::bigint, NULL::bigint, NULL::text, NULL::timestamptz;
         END IF;
     END LOOP;
-    -- Account by account in ascending id, and within one account: the address locks and the
-    -- consent rows in address order, then the account row (as the full path: consent, then
-    -- account). Every transaction takes these locks in one order, so batches do not deadlock.
+    -- Every address lock first (shared, in address order), before any row lock: an opt-out
+    -- (the address lock exclusive, then the accounts it refunds) never waits for a batch that
+    -- itself waits for an account row. Then account by account in ascending id: the consent rows
+    -- in address order, then the account row (as the full path: consent, then account).
+    FOR v_mailbox IN
+        SELECT DISTINCT u.mailbox FROM unnest(v_accounts, v_mailboxes) AS u(account, mailbox)
+        WHERE u.account IS NOT NULL ORDER BY 1
+    LOOP
+        PERFORM pg_advisory_xact_lock_shared(hashtext(v_mailbox));
+    END LOOP;
     FOR v_group IN
         SELECT u.account AS account, array_agg(DISTINCT u.mailbox ORDER BY u.mailbox) AS mailboxes,
                array_agg(u.i ORDER BY u.i) AS orders
@@ -90,11 +99,8 @@ BEGIN
         WHERE u.account IS NOT NULL
         GROUP BY u.account ORDER BY u.account
     LOOP
-        FOREACH v_mailbox IN ARRAY v_group.mailboxes LOOP
-            PERFORM pg_advisory_xact_lock_shared(hashtext(v_mailbox));
-        END LOOP;
-        -- A statement of its own after the locks: its snapshot sees an opt-out that committed
-        -- while they were awaited.
+        -- A statement of its own after the address locks: its snapshot sees an opt-out that
+        -- committed while they were awaited.
         v_suppressed := ARRAY(SELECT s.email FROM suppressions s WHERE s.email = ANY (v_group.mailboxes));
         v_confirmed := ARRAY(
             SELECT c.email FROM (

@@ -82,7 +82,7 @@ def serve(
     try:
         http.check_port_free(config.host, config.port)
     except OSError as exc:
-        fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
+        raise fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
     http.run_workers(config)
 
 

@@ -178,12 +178,6 @@ class SuspendedDeadline:
     timeout: asyncio.Timeout | None
     when: float | None  # the loop time it was due (None: no limit)
 
-    def left_ms(self) -> int | None:
-        """What was left of it, for the statement's lock waits (None: no limit)."""
-        if self.when is None:
-            return None
-        return max(1, int((self.when - asyncio.get_running_loop().time()) * 1000))
-
     def resume(self) -> None:
         """Back in force, for work that goes on when the statement wrote nothing."""
         if self.timeout is not None:

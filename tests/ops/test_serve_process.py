@@ -20,7 +20,7 @@ from ordersvc.fulfilment import service as fulfilment
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import snapshot
 from tests.orders.test_endpoints import auth
-from tests.support import serve
+from tests.support import run_cli, serve
 
 WEBHOOK_SECRET = "chain-" + uuid.uuid4().hex
 CONSENT_TOKEN = "c" + uuid.uuid4().hex  # well-formed or not, a path token is never logged
@@ -153,7 +153,9 @@ class TestWorkers:
                 if len(listening) == 2 or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.2)
-            assert len(listening) == 2  # a listening socket in each worker, none in the supervisor
+            assert len(listening) == 2  # a listening socket in each worker...
+            supervisor = psutil.Process(server.process.pid).net_connections(kind="tcp")
+            assert not [c for c in supervisor if c.status == psutil.CONN_LISTEN and c.laddr.port == port]  # ...not here
             limits = httpx.Limits(max_connections=40, max_keepalive_connections=40)
             async with httpx.AsyncClient(base_url=server.base_url, limits=limits) as client:
                 answers = await asyncio.gather(*(client.get("/healthz") for _ in range(40)))
@@ -168,6 +170,10 @@ class TestWorkers:
                 }
             assert sum(held.values()) == 40
             assert min(held.values()) >= 5, held  # spread by the kernel (a 40/0 split: 2^-39)
+            # A second `serve` on the same port is refused, not let in to share the traffic.
+            second = run_cli("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2", env=env, timeout=60)
+            assert second.returncode != 0
+            assert "cannot listen on" in second.stderr
             server.process.send_signal(signal.SIGTERM)
             assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
         assert "Traceback" not in server.log()

@@ -203,7 +203,7 @@ class TestRefusedInTheFullPathsOrder:
 
 class TestLimits:
     async def test_the_rate_limit_applies_and_a_strangers_key_spends_nothing(
-        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
+        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession], one_statement: list[bool]
     ) -> None:
         customer, to = await confirmed()
         stranger = customer.api_key[:12] + "Z" * (len(customer.api_key) - 12)
@@ -215,7 +215,37 @@ class TestLimits:
             answers = [await call(client, customer.api_key, order(to)) for _ in range(3)]
         assert [a.headers["RateLimit-Remaining"] for a in answers[:2]] == ["1", "0"]
         assert answers[2].text == '{"error":"Too many requests."}'
+        # A key this process has not seen authenticated goes the full path first; then its
+        # orders take the one-statement path; an empty bucket goes the full path again.
+        assert one_statement == [True]
         assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
+
+    async def test_a_request_that_falls_back_takes_one_token(
+        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession], one_statement: list[bool]
+    ) -> None:
+        customer, to = await confirmed()
+        async with app_client(rate_limit_per_second=0.001, rate_limit_burst=5) as (_, client):
+            first = await call(client, customer.api_key, order(to))
+            unconfirmed = await call(client, customer.api_key, order(unique_email("new")))
+        assert (first.headers["RateLimit-Remaining"], unconfirmed.headers["RateLimit-Remaining"]) == ("4", "3")
+        assert one_statement == [False]  # tried, not confirmed: the full path placed it, with the same token
+        assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
+
+    async def test_a_key_shaped_like_a_session_bucket_spends_nothing(self, confirmed) -> None:
+        """Buckets are named by the service (`key:...`, `session:<id>`), never by what a client
+        sends as its key."""
+        _, to = await confirmed()
+        async with app_client(rate_limit_per_second=0.001, rate_limit_burst=2) as (app, client):
+            for _ in range(3):
+                legacy = await call(client, "session:1", order(to))
+                rest = await client.post(
+                    "/v1/orders", json={"email": to, "quantity": 500}, headers={"Authorization": "Bearer session:1"}
+                )
+                assert legacy.text == '{"error":"Invalid key."}'
+                assert rest.status_code == 401
+                assert "RateLimit-Remaining" not in legacy.headers
+                assert "RateLimit-Remaining" not in rest.headers
+            assert app.state.rate_limiter._buckets == {}  # no bucket was touched
 
     async def test_a_lock_held_past_the_time_limit_is_a_timeout_and_writes_nothing(
         self, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
@@ -249,11 +279,11 @@ class TestLimits:
 
 
 def test_the_bucket_of_a_key_names_its_prefix_and_not_its_secret() -> None:
-    key = "osk_abcdefgh" + "s" * 32
-    bucket = ratelimit.key_bucket(key)
+    secret = "0123456789abcdef" * 2
+    bucket = ratelimit.key_bucket("osk_abcdefgh" + secret)
     assert bucket.startswith("key:osk_abcdefgh.")
-    assert "s" * 8 not in bucket
-    assert bucket != ratelimit.key_bucket("osk_abcdefgh" + "t" * 32)
+    assert secret[:8] not in bucket
+    assert bucket != ratelimit.key_bucket("osk_abcdefgh" + secret[::-1])
 
 
 class TestGroupCommit:
@@ -284,7 +314,7 @@ class TestGroupCommit:
         async def place(key: str, to: str, quantity: int = 500) -> object:
             try:
                 return await orders.place_order_with_key(
-                    app.state.engine, api_key=key, email=to, quantity=quantity, lock_timeout_ms=None
+                    app.state.engine, api_key=key, email=to, quantity=quantity, deadline=None
                 )
             except Exception as exc:  # the refusal is the result under test
                 return type(exc).__name__

@@ -107,7 +107,7 @@ async def authenticate(request: Request, session: AsyncSession, credentials: Cre
     except InvalidApiKey:
         raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
     assert key is not None
-    await ratelimit.enforce(request, key)
+    await ratelimit.enforce_key(request, key)
     return account
 
 
@@ -125,7 +125,7 @@ async def _session_account(request: Request, session: AsyncSession, cookie: str)
         if not hmac.compare_digest(expected.encode(), sent.encode("utf-8", "replace")):
             raise CsrfFailed()
     request.state.browser_session_id = found.session_id
-    await ratelimit.enforce(request, f"session:{found.session_id}")
+    await ratelimit.enforce_session(request, found.session_id)
     return found.account
 
 

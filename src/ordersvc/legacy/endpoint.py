@@ -73,7 +73,7 @@ async def legacy_api(request: Request) -> Response:
     async with request_transaction(request) as session:
         account = await accounts.authenticate(session, api_key=key)
         assert isinstance(key, str)
-        await ratelimit.enforce(request, key)  # {"error":"Too many requests."}, HTTP 200 like every legacy error
+        await ratelimit.enforce_key(request, key)  # {"error":"Too many requests."}, HTTP 200 like every legacy error
         action_name = body.get("action")
         if not isinstance(action_name, str):
             raise InvalidParams()

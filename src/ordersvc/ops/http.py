@@ -15,6 +15,7 @@ import socket
 import sys
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Process
@@ -42,8 +43,13 @@ def reuse_port_available() -> bool:
 
 
 def check_port_free(host: str, port: int) -> None:
-    """Fail now (OSError) if the port cannot be bound, rather than in every worker."""
-    _listening_socket(host, port).close()
+    """Fail now (OSError) if anything listens on the port, rather than in every worker. Bound
+    without SO_REUSEPORT, so another `serve` that does (its workers would share the port with
+    ours, splitting the traffic between two deployments) is refused too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family=family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
 
 
 class ReusePortServer(uvicorn.Server):
@@ -56,7 +62,11 @@ class ReusePortServer(uvicorn.Server):
 
     def run(self, sockets: list[socket.socket] | None = None) -> None:
         config = self.config
-        own = _listening_socket(config.host, config.port)
+        try:
+            own = _listening_socket(config.host, config.port)
+        except OSError as exc:
+            logging.getLogger("uvicorn.error").error("cannot listen on %s:%d: %s", config.host, config.port, exc)
+            sys.exit(STARTUP_FAILURE)
         logging.getLogger("uvicorn.error").info("worker %s listening on %s:%d", os.getpid(), config.host, config.port)
         super().run(sockets=[own, *(sockets or [])])
 

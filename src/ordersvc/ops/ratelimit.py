@@ -2,8 +2,9 @@
 
 In-process by default (each server process counts alone); with `REDIS_URL` the buckets live in
 Redis and every replica shares them. A bucket is named by a digest of the whole key, so a stranger
-who knows a key's (non-secret) prefix cannot spend its owner's requests: that is what lets the
-one-statement order take its token before the statement checks the key.
+who knows a key's (non-secret) prefix cannot spend its owner's requests. A token is taken after the
+key is authenticated, except by the one-statement order of a key this process has already seen
+authenticated, which takes it before the statement checks the key.
 
 If Redis cannot be reached the request is let through and a warning logged: a rate limit
 protects the service, and refusing every customer because a cache is down protects nothing."""
@@ -157,18 +158,57 @@ def create_rate_limiter(*, rate: float, burst: int, redis_url: str | None) -> Ra
 
 def key_bucket(api_key: str) -> str:
     """A key's bucket: its 12-character prefix, for the operator, and 64 bits of its SHA-256, so
-    that a stranger who knows the prefix cannot name the bucket (no secret reaches the store). A
-    browser session's is `session:<id>`."""
+    that a stranger who knows the prefix cannot name the bucket (no secret reaches the store)."""
     return f"key:{api_key[:12]}.{hashlib.sha256(api_key.encode()).hexdigest()[:16]}"
 
 
-async def enforce(request: Request, api_key: str) -> None:
-    """Take one request from the key's bucket; raise RateLimited when it is empty. The decision
-    is left in the request's state, where the request middleware turns it into headers."""
+class _Authenticated:
+    """The buckets of keys this process has seen authenticated (least recently used forgotten).
+    Only their requests take a token before their key is checked (the one-statement order): a
+    stranger's invented keys never create buckets, so they can neither fill the store nor push
+    real buckets out of it."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._buckets: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, bucket: str) -> None:
+        self._buckets[bucket] = None
+        self._buckets.move_to_end(bucket)
+        if len(self._buckets) > self.size:
+            self._buckets.popitem(last=False)
+
+    def __contains__(self, bucket: str) -> bool:
+        return bucket in self._buckets
+
+
+_authenticated = _Authenticated(MAX_BUCKETS_IN_MEMORY // 2)
+
+
+def may_take_before_check(request: Request, api_key: str) -> bool:
+    """Whether a request may take its token before its key is checked: the limit is off, or this
+    key has authenticated in this process before."""
+    return getattr(request.app.state, "rate_limiter", None) is None or key_bucket(api_key) in _authenticated
+
+
+async def enforce_key(request: Request, api_key: str) -> None:
+    """For a key just authenticated: take one request from its bucket (RateLimited when empty)."""
+    bucket = key_bucket(api_key)
+    _authenticated.add(bucket)
+    await enforce(request, bucket)
+
+
+async def enforce_session(request: Request, session_id: int) -> None:
+    await enforce(request, f"session:{session_id}")
+
+
+async def enforce(request: Request, bucket: str) -> None:
+    """Take one request from the bucket; raise RateLimited when it is empty. A request takes at
+    most one token of a bucket, whichever path it goes down. The decision is left in the
+    request's state, where the request middleware turns it into headers."""
     limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
-    if limiter is None:
+    if limiter is None or getattr(request.state, "rate_limit_bucket", None) == bucket:
         return
-    bucket = api_key if api_key.startswith("session:") else key_bucket(api_key)
     decision = await limiter.take(bucket)
     if decision is None:
         return
@@ -176,3 +216,4 @@ async def enforce(request: Request, api_key: str) -> None:
     if not decision.allowed:
         metrics.RATE_LIMITED.inc()
         raise RateLimited()
+    request.state.rate_limit_bucket = bucket

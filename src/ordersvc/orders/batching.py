@@ -21,6 +21,7 @@ from ordersvc import db
 
 MAX_BATCH = 64  # orders per statement
 MAX_IN_FLIGHT = 2  # statements at once per process (each holds a pooled connection)
+MIN_LOCK_WAIT_SECONDS = 0.05  # an order with less time left than this is not sent
 
 _PLACE_BATCH = (
     "SELECT idx, outcome, account_id, order_id, order_status, created_at"
@@ -38,7 +39,7 @@ class KeyedOrder:
     email: str
     quantity: int
     price_mills: int
-    lock_timeout_ms: int | None  # what is left of its request's time (None: no limit)
+    deadline: float | None  # its request's time limit, on the event loop's clock (None: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,41 +60,69 @@ class OrderBatcher:
     """The batches of one engine (one process's pool), on one event loop."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+        # Weak: the batchers are kept in a WeakKeyDictionary keyed by the engine, whose entry a
+        # strong reference from its value would keep alive for ever.
+        self._engine = weakref.ref(engine)
         self._waiting: list[tuple[KeyedOrder, asyncio.Future[KeyedPlacement]]] = []
-        self._senders: set[asyncio.Task[None]] = set()
+        self._senders = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def place(self, order: KeyedOrder) -> KeyedPlacement:
         future: asyncio.Future[KeyedPlacement] = asyncio.get_running_loop().create_future()
         self._waiting.append((order, future))
-        if len(self._senders) < MAX_IN_FLIGHT:
-            sender = asyncio.create_task(self._send())
-            self._senders.add(sender)
-            sender.add_done_callback(self._senders.discard)
+        if self._senders < MAX_IN_FLIGHT:
+            # Counted here and uncounted by the sender in the same step in which it finds nothing
+            # left to send: an order queued at any moment always has a sender that will take it.
+            self._senders += 1
+            task = asyncio.create_task(self._send())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await future
 
     async def _send(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-            try:
-                rows = await db.fetch_autocommit(self._engine, _PLACE_BATCH, *_arguments([o for o, _ in batch]))
-            except BaseException as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for idx, outcome, account_id, order_id, status, created_at in rows:
-                order, future = batch[idx - 1]
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+                await self._send_batch(batch)
+        finally:
+            self._senders -= 1
+
+    async def _send_batch(self, batch: list[tuple[KeyedOrder, asyncio.Future[KeyedPlacement]]]) -> None:
+        now = asyncio.get_running_loop().time()
+        # An order whose request has (almost) no time left is not sent: told "timed out", it
+        # must not be placed.
+        late = [(o, f) for o, f in batch if o.deadline is not None and o.deadline - now < MIN_LOCK_WAIT_SECONDS]
+        for _, future in late:
+            if not future.done():
+                future.set_exception(db.LockWaitTimedOut())
+        batch = [(o, f) for o, f in batch if not f.done()]
+        if not batch:
+            return
+        try:
+            engine = self._engine()
+            if engine is None:
+                raise RuntimeError("the engine of this batcher is gone")
+            rows = await db.fetch_autocommit(engine, _PLACE_BATCH, *_arguments([o for o, _ in batch], now))
+        except BaseException as exc:
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(
-                        KeyedPlacement(outcome, order.public_id, account_id, order_id, status, created_at)
-                    )
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for idx, outcome, account_id, order_id, status, created_at in rows:
+            order, future = batch[idx - 1]
+            if not future.done():
+                future.set_result(KeyedPlacement(outcome, order.public_id, account_id, order_id, status, created_at))
+        for _, future in batch:  # one row per order, always; never leave a request waiting
+            if not future.done():
+                future.set_exception(RuntimeError("the batch statement returned no row for an order"))
 
 
-def _arguments(orders: list[KeyedOrder]) -> tuple[object, ...]:
-    limits = [o.lock_timeout_ms for o in orders if o.lock_timeout_ms is not None]
+def _arguments(orders: list[KeyedOrder], now: float) -> tuple[object, ...]:
+    deadlines = [o.deadline for o in orders if o.deadline is not None]
+    # The statement waits for a lock no longer than its most hurried order has left.
+    lock_timeout_ms = max(1, int((min(deadlines) - now) * 1000)) if deadlines else None
     return (
         [o.prefix for o in orders],
         [o.key_hash for o in orders],
@@ -101,7 +130,7 @@ def _arguments(orders: list[KeyedOrder]) -> tuple[object, ...]:
         [o.email for o in orders],
         [o.quantity for o in orders],
         [o.price_mills for o in orders],
-        min(limits) if limits else None,  # the batch waits no longer than its most hurried order
+        lock_timeout_ms,
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from fastapi import Request
 
+from ordersvc.accounts.service import API_KEYS
 from ordersvc.db import suspend_deadline
 from ordersvc.errors import InvalidApiKey
 from ordersvc.ops import ratelimit
@@ -19,27 +20,26 @@ async def place_in_one_statement(
     answer (it wrote nothing): see `orders.place_order_with_key`. Raises the same refusals as
     the full path, in its order.
 
-    The key's bucket is taken first. It is named by a digest of the whole key
-    (`ratelimit.key_bucket`), so a stranger's key spends nothing of its owner's. An empty bucket
-    goes to the full path, which checks the key before it says "too many requests"."""
+    The token comes first, and only for a key this process has seen authenticated
+    (`ratelimit.may_take_before_check`): a key it does not know, like an empty bucket, goes to the
+    full path, which checks the key before it takes a token or says "too many requests". A
+    request takes one token whichever path it ends on."""
+    if not API_KEYS.well_formed(api_key) or not ratelimit.may_take_before_check(request, api_key):
+        return None
     try:
-        await ratelimit.enforce(request, api_key)
+        await ratelimit.enforce(request, ratelimit.key_bucket(api_key))
     except ratelimit.RateLimited:
         request.state.rate_limit = None  # the full path decides again, after the key
         return None
     # The statement commits itself: no time limit may cancel it (the client would hear "not
-    # completed" about a placed order); its lock waits get what was left of the request's time.
+    # completed" about a placed order). What is left of the request's time bounds its lock waits.
     deadline = suspend_deadline(request)
     try:
         order = await orders.place_order_with_key(
-            request.app.state.engine,
-            api_key=api_key,
-            email=email,
-            quantity=quantity,
-            lock_timeout_ms=deadline.left_ms(),
+            request.app.state.engine, api_key=api_key, email=email, quantity=quantity, deadline=deadline.when
         )
     except InvalidApiKey:
-        request.state.rate_limit = None  # a stranger's key: no bucket to report
+        request.state.rate_limit = None  # revoked since: nothing to report
         raise
     if order is None:
         deadline.resume()  # nothing was written: the full path runs under the request's time limit

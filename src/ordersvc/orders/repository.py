@@ -80,12 +80,13 @@ async def place_order_by_key(
     email: str,
     quantity: int,
     price_mills: int,
-    lock_timeout_ms: int | None,
+    deadline: float | None,
 ) -> KeyedPlacement:
     """The key check and the order to a confirmed recipient (migration 0011), in one autocommit
-    statement with the other such orders this process is placing at the moment (`batching`). No
-    lock is awaited longer than `lock_timeout_ms` (`db.LockWaitTimedOut`)."""
-    order = KeyedOrder(prefix, key_hash, public_id, email, quantity, price_mills, lock_timeout_ms)
+    statement with the other such orders this process is placing at the moment (`batching`). Not
+    sent after `deadline` (the event loop's time), and no lock awaited beyond it
+    (`db.LockWaitTimedOut`)."""
+    order = KeyedOrder(prefix, key_hash, public_id, email, quantity, price_mills, deadline)
     return await batcher_for(engine).place(order)
 
 

@@ -144,7 +144,7 @@ class NewOrder:
 
 
 async def place_order_with_key(
-    engine: AsyncEngine, *, api_key: str, email: str, quantity: int, lock_timeout_ms: int | None
+    engine: AsyncEngine, *, api_key: str, email: str, quantity: int, deadline: float | None
 ) -> NewOrder | None:
     """The usual order, placed in one round trip: an API key, a valid address and quantity, a
     recipient who has confirmed, no idempotency key. The key is checked and the order placed in
@@ -157,8 +157,9 @@ async def place_order_with_key(
     errors come in the contract's order, the key's first), or a recipient who has not confirmed
     (the consent rules decide the status and may ask for confirmation).
 
-    The statement commits itself, so no time limit may cancel it; instead no lock is awaited
-    longer than `lock_timeout_ms` (`db.LockWaitTimedOut`, nothing written)."""
+    The statement commits itself, so no time limit may cancel it; instead it is not sent after
+    `deadline` (the event loop's time; None: no limit), and no lock is awaited beyond it
+    (`db.LockWaitTimedOut` either way, nothing written)."""
     if not API_KEYS.well_formed(api_key) or not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
         return None
     try:
@@ -174,7 +175,7 @@ async def place_order_with_key(
             email=target,
             quantity=quantity,
             price_mills=price_mills(quantity),
-            lock_timeout_ms=lock_timeout_ms,
+            deadline=deadline,
         )
         if placed.outcome != "public_id_taken":
             break
