@@ -72,14 +72,19 @@ async def list_payments(session: AsyncSession, account: Account, body: dict[str,
     return respond({"payments": items, "page": page.page, "per_page": page.per_page, "total": page.total})
 
 
+def order_params(body: dict[str, Any]) -> tuple[str, int, str | None] | None:
+    """The `order` action's email, quantity and optional `request_id`; None if not readable."""
+    email, quantity, request_id = body.get("email"), as_int(body.get("quantity")), body.get("request_id")
+    if not isinstance(email, str) or quantity is None or not isinstance(request_id, str | None):
+        return None
+    return email, quantity, request_id
+
+
 async def place_order(session: AsyncSession, account: Account, body: dict[str, Any]) -> Response:
-    email = body.get("email")
-    quantity = as_int(body.get("quantity"))
-    if not isinstance(email, str) or quantity is None:
+    params = order_params(body)
+    if params is None:
         raise InvalidParams()
-    request_id = body.get("request_id")
-    if request_id is not None and not isinstance(request_id, str):
-        raise InvalidParams()
+    email, quantity, request_id = params
     placed = await orders.place_order(
         session, account_id=_account_id(account), email=email, quantity=quantity, idempotency_key=request_id
     )

@@ -19,8 +19,8 @@ from ordersvc.bodies import read_body
 from ordersvc.db import request_transaction
 from ordersvc.errors import InvalidParams, ServiceError
 from ordersvc.legacy import render
-from ordersvc.legacy.actions import ACTIONS, place_order_response
-from ordersvc.legacy.params import as_int, find_key, parse_body
+from ordersvc.legacy.actions import ACTIONS, order_params, place_order_response
+from ordersvc.legacy.params import find_key, parse_body
 from ordersvc.ops import ratelimit
 from ordersvc.ops.dberrors import UNAVAILABLE_MESSAGE, is_database_unavailable
 from ordersvc.orders.http import place_in_one_statement
@@ -84,14 +84,13 @@ async def legacy_api(request: Request) -> Response:
 
 
 async def _order_in_one_statement(request: Request, key: object, body: dict[str, Any]) -> Response | None:
-    """The common order (a key, an email and a quantity, no `request_id`) in one round trip:
-    `place_in_one_statement`. None where the full path must answer."""
-    if body.get("action") != "order" or not isinstance(key, str) or body.get("request_id") is not None:
+    """The `order` action in one round trip (`place_in_one_statement`); None where the full path
+    must answer."""
+    params = order_params(body) if body.get("action") == "order" else None
+    if params is None or not isinstance(key, str):
         return None
-    email, quantity = body.get("email"), as_int(body.get("quantity"))
-    if not isinstance(email, str) or quantity is None:
-        return None
-    order = await place_in_one_statement(request, api_key=key, email=email, quantity=quantity)
-    if order is None:
-        return None
-    return place_order_response(order)
+    email, quantity, request_id = params
+    order = await place_in_one_statement(
+        request, api_key=key, email=email, quantity=quantity, idempotency_key=request_id
+    )
+    return None if order is None else place_order_response(order)

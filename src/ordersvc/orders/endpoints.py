@@ -85,11 +85,15 @@ async def orders_create(
     422 `invalid_email` or `invalid_quantity` (500 to 50000) for bad input; a refused request
     changes nothing. Send an `Idempotency-Key` so that a retry after a timeout can never order
     twice. A replayed response carries `Idempotent-Replayed: true`."""
-    if credentials.key is not None and idempotency_key is None:
+    if credentials.key is not None:
         # The common order in one round trip (`place_in_one_statement`); None: the full path.
         try:
             order = await place_in_one_statement(
-                request, api_key=credentials.key, email=body.email, quantity=body.quantity
+                request,
+                api_key=credentials.key,
+                email=body.email,
+                quantity=body.quantity,
+                idempotency_key=idempotency_key,
             )
         except InvalidApiKey:
             raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None

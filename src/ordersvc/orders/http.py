@@ -14,7 +14,7 @@ from ordersvc.orders import service as orders
 
 
 async def place_in_one_statement(
-    request: Request, *, api_key: str, email: str, quantity: int
+    request: Request, *, api_key: str, email: str, quantity: int, idempotency_key: str | None
 ) -> orders.NewOrder | None:
     """The order, placed by one autocommit statement, or None where the caller's full path must
     answer (it wrote nothing): see `orders.place_order_with_key`. Raises the same refusals as
@@ -23,8 +23,13 @@ async def place_in_one_statement(
     The token comes first, and only for a key this process has seen authenticated
     (`ratelimit.may_take_before_check`): a key it does not know, like an empty bucket, goes to the
     full path, which checks the key before it takes a token or says "too many requests". A
-    request takes one token whichever path it ends on."""
-    if not API_KEYS.well_formed(api_key) or not ratelimit.may_take_before_check(request, api_key):
+    request takes one token whichever path it ends on. An order with an idempotency key (REST
+    `Idempotency-Key`, legacy `request_id`) always takes the full path."""
+    if (
+        idempotency_key is not None
+        or not API_KEYS.well_formed(api_key)
+        or not ratelimit.may_take_before_check(request, api_key)
+    ):
         return None
     try:
         await ratelimit.enforce(request, ratelimit.key_bucket(api_key))
@@ -36,7 +41,11 @@ async def place_in_one_statement(
     deadline = suspend_deadline(request)
     try:
         order = await orders.place_order_with_key(
-            request.app.state.engine, api_key=api_key, email=email, quantity=quantity, deadline=deadline.when
+            request.app.state.engine,
+            api_key=api_key,
+            email=email,
+            quantity=quantity,
+            deadline=deadline.when,
         )
     except InvalidApiKey:
         request.state.rate_limit = None  # revoked since: nothing to report

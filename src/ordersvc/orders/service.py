@@ -6,9 +6,10 @@ import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -144,7 +145,12 @@ class NewOrder:
 
 
 async def place_order_with_key(
-    engine: AsyncEngine, *, api_key: str, email: str, quantity: int, deadline: float | None
+    engine: AsyncEngine,
+    *,
+    api_key: str,
+    email: str,
+    quantity: int,
+    deadline: float | None,
 ) -> NewOrder | None:
     """The usual order, placed in one round trip: an API key, a valid address and quantity, a
     recipient who has confirmed, no idempotency key. The key is checked and the order placed in
@@ -155,7 +161,8 @@ async def place_order_with_key(
     having written nothing, where only the full path (`accounts.authenticate`, then
     `place_order`, in a transaction) can answer: a malformed key, address or quantity (their
     errors come in the contract's order, the key's first), or a recipient who has not confirmed
-    (the consent rules decide the status and may ask for confirmation).
+    (the consent rules decide the status and may ask for confirmation). An order with an
+    idempotency key is never sent here: its record is written in the full path's transaction.
 
     The statement commits itself, so no time limit may cancel it; instead it is not sent after
     `deadline` (the event loop's time; None: no limit), and no lock is awaited beyond it
@@ -166,36 +173,24 @@ async def place_order_with_key(
         target = normalize_email(email)
     except InvalidEmail:
         return None
-    for _ in range(_PUBLIC_ID_ATTEMPTS):
-        placed = await repository.place_order_by_key(
+    placed = await _with_free_public_id(
+        lambda public_id: repository.place_order_by_key(
             engine,
             prefix=prefix_of(api_key),
             key_hash=hash_token(api_key),
-            public_id=new_public_id(),
+            public_id=public_id,
             email=target,
             quantity=quantity,
             price_mills=price_mills(quantity),
             deadline=deadline,
         )
-        if placed.outcome != "public_id_taken":
-            break
-    else:
-        raise RuntimeError("no free public order id after several attempts")
+    )
     if placed.outcome == "full_path":
         return None
     if placed.outcome == "invalid_key":
         raise InvalidApiKey()
-    if placed.outcome == "opted_out":
-        raise consent.RecipientOptedOut()
-    if placed.outcome == "insufficient_balance":
-        raise ledger.InsufficientBalance()
-    if (
-        placed.outcome != "placed"
-        or placed.order_id is None
-        or placed.account_id is None
-        or placed.created_at is None
-        or placed.status is None
-    ):
+    _refuse_unless_placed(placed.outcome)
+    if placed.order_id is None or placed.account_id is None or placed.created_at is None or placed.status is None:
         raise NotFound("No such account.")
     metrics.ORDERS_PLACED.inc()  # committed with the statement
     return NewOrder(
@@ -223,12 +218,7 @@ async def _insert_order(session: AsyncSession, *, account_id: int, email: str, q
         if gate.ask:
             ask_consent = gate.consent_id
         placed = await _place(session, account_id=account_id, email=email, quantity=quantity, status=gate.status)
-    if placed.outcome == "opted_out":
-        raise consent.RecipientOptedOut()
-    if placed.outcome == "insufficient_balance":
-        raise ledger.InsufficientBalance()
-    if placed.outcome != "placed":
-        raise NotFound("No such account.")
+    _refuse_unless_placed(placed.outcome)
     if ask_consent is not None:
         await consent.request_confirmation(session, consent_id=ask_consent)
     metrics.count_after_commit(session, metrics.ORDERS_PLACED.inc)
@@ -250,20 +240,45 @@ async def _insert_order(session: AsyncSession, *, account_id: int, email: str, q
 async def _place(
     session: AsyncSession, *, account_id: int, email: str, quantity: int, status: OrderStatus | None
 ) -> repository.Placement:
-    for _ in range(_PUBLIC_ID_ATTEMPTS):
-        placed = await repository.place_order(
+    return await _with_free_public_id(
+        lambda public_id: repository.place_order(
             session,
-            public_id=new_public_id(),
+            public_id=public_id,
             account_id=account_id,
             email=email,
             quantity=quantity,
             price_mills=price_mills(quantity),
             status=None if status is None else status.value,
         )
+    )
+
+
+class _Outcome(Protocol):
+    @property
+    def outcome(self) -> str: ...
+
+
+P = TypeVar("P", bound=_Outcome)
+
+
+async def _with_free_public_id(place: Callable[[str], Awaitable[P]]) -> P:
+    """`place` with a new random public id, again while the id it tried was taken."""
+    for _ in range(_PUBLIC_ID_ATTEMPTS):
+        placed = await place(new_public_id())
         if placed.outcome != "public_id_taken":
             return placed
     # 10 collisions in a row among 2^32 ids: the id space is nearly full
     raise RuntimeError("no free public order id after several attempts")
+
+
+def _refuse_unless_placed(outcome: str) -> None:
+    """The refusals of both order paths, in their order: the opt-out, then the balance."""
+    if outcome == "opted_out":
+        raise consent.RecipientOptedOut()
+    if outcome == "insufficient_balance":
+        raise ledger.InsufficientBalance()
+    if outcome != "placed":
+        raise NotFound("No such account.")
 
 
 async def get_order(session: AsyncSession, *, account_id: int, public_id: str) -> Order:
