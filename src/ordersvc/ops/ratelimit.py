@@ -185,10 +185,10 @@ class _Authenticated:
 _authenticated = _Authenticated(MAX_BUCKETS_IN_MEMORY // 2)
 
 
-def may_take_before_check(request: Request, api_key: str) -> bool:
-    """Whether a request may take its token before its key is checked: the limit is off, or this
-    key has authenticated in this process before."""
-    return getattr(request.app.state, "rate_limiter", None) is None or key_bucket(api_key) in _authenticated
+def may_take_before_check(request: Request, bucket: str) -> bool:
+    """Whether a request may take a key bucket's token before its key is checked: the limit is
+    off, or this key has authenticated in this process before."""
+    return getattr(request.app.state, "rate_limiter", None) is None or bucket in _authenticated
 
 
 async def enforce_key(request: Request, api_key: str) -> None:

@@ -25,14 +25,13 @@ async def place_in_one_statement(
     full path, which checks the key before it takes a token or says "too many requests". A
     request takes one token whichever path it ends on. An order with an idempotency key (REST
     `Idempotency-Key`, legacy `request_id`) always takes the full path."""
-    if (
-        idempotency_key is not None
-        or not API_KEYS.well_formed(api_key)
-        or not ratelimit.may_take_before_check(request, api_key)
-    ):
+    if idempotency_key is not None or not API_KEYS.well_formed(api_key):
+        return None
+    bucket = ratelimit.key_bucket(api_key)
+    if not ratelimit.may_take_before_check(request, bucket):
         return None
     try:
-        await ratelimit.enforce(request, ratelimit.key_bucket(api_key))
+        await ratelimit.enforce(request, bucket)
     except ratelimit.RateLimited:
         request.state.rate_limit = None  # the full path decides again, after the key
         return None
