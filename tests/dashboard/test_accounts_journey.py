@@ -92,7 +92,10 @@ class TestSelfServiceJourney:
         await page.screenshot(path=screenshots / "20-sign-up.png")
 
         # Not before the link: the password sign-in says so.
+        # The sign-up form has the same labels: wait for the sign-in form before typing, or the
+        # keys can land in the form that is going away.
         await page.get_by_role("link", name="Back to sign-in").click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         await page.get_by_label("Email").fill(email)
         await page.get_by_label("Password").fill(PASSWORD)
         await page.get_by_role("button", name="Sign in", exact=True).click()
@@ -103,6 +106,7 @@ class TestSelfServiceJourney:
         await page.goto(f"/#/verify/{token}")
         await expect(page.get_by_role("status")).to_contain_text(f"{email} is verified.")
         await page.get_by_role("link", name="Sign in").first.click()
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
         await page.get_by_label("Email").fill(email)
         await page.get_by_label("Password").fill(PASSWORD)
