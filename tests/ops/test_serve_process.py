@@ -177,3 +177,62 @@ class TestWorkers:
             server.process.send_signal(signal.SIGTERM)
             assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
         assert "Traceback" not in server.log()
+
+
+def _exchange(port: int, *chunks: bytes, pause: float = 0.0) -> tuple[bytes, int]:
+    """Send the chunks on a raw connection (pausing between them), then read until the server
+    closes. Returns what it answered and how many bytes it took before refusing more."""
+    import socket
+
+    sent = 0
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            for chunk in chunks:
+                sock.sendall(chunk)
+                sent += len(chunk)
+                time.sleep(pause)
+        except OSError:  # the server closed while we were still sending
+            pass
+        answer = b""
+        while data := sock.recv(65536):
+            answer += data
+    return answer, sent
+
+
+class TestRequestHead:
+    async def test_the_head_is_capped_at_16_kib_however_it_arrives(self, tmp_path: Path) -> None:
+        """httptools has no cap of its own: a head over 16 KiB is answered 400 and the connection
+        closed, whether it comes in one piece, as many headers, or as one value trickled in."""
+        from ordersvc.ops.http import MAX_HEAD_BYTES
+
+        env = {**os.environ, "ORDERSVC_MAILER_IN_SERVE": "false"}
+        with serve(tmp_path, env=env) as server:
+            port = int(server.base_url.rsplit(":", 1)[1])
+            start = b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+
+            ok, _ = await asyncio.to_thread(_exchange, port, start + b"X-Big: " + b"a" * 12_000 + b"\r\n\r\n")
+            assert ok.startswith(b"HTTP/1.1 200 "), ok[:100]
+
+            one_value, _ = await asyncio.to_thread(_exchange, port, start + b"X-Big: " + b"a" * 20_000 + b"\r\n\r\n")
+            many = start + b"".join(b"X-H%d: %s\r\n" % (i, b"v" * 40) for i in range(400)) + b"\r\n"
+            many_headers, _ = await asyncio.to_thread(_exchange, port, many)
+            for refused in (one_value, many_headers):
+                assert refused.startswith(b"HTTP/1.1 400 "), refused[:100]
+                assert b"connection: close" in refused.lower()
+
+            # One header value, 100 bytes at a time, never ending: refused soon after the cap.
+            trickle = [start + b"X-Slow: "] + [b"s" * 100] * 1_000
+            trickled, sent = await asyncio.to_thread(_exchange, port, *trickle, pause=0.002)
+            assert trickled.startswith(b"HTTP/1.1 400 "), trickled[:100]
+            assert b"Request head too large." in trickled
+            assert sent < MAX_HEAD_BYTES + 64 * 1024  # it stopped reading: not the 100 KB we had
+
+            # A body is not a head: a 30 KB body after a small head is read and answered.
+            body = b'{"action":"balance","key":"' + b"k" * 30_000 + b'"}'
+            post = b"POST /api HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Type: application/json\r\n"
+            posted, _ = await asyncio.to_thread(
+                _exchange, port, post + b"Content-Length: %d\r\n\r\n" % len(body) + body
+            )
+            assert posted.startswith(b"HTTP/1.1 200 "), posted[:100]
+            assert posted.endswith(b'\r\n\r\n{"error":"Invalid key."}'), posted[-100:]
+        assert "Traceback" not in server.log()
