@@ -7,6 +7,8 @@ parameters, anything shaped like one of our tokens, and fields named like a cred
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import logging.config
 import re
@@ -124,6 +126,42 @@ def logging_config(log_format: str = "json", level: str = "INFO") -> dict[str, A
     }
 
 
+ACCESS_LOGGER = "ordersvc.access"
+_access = logging.getLogger(ACCESS_LOGGER)
+_access_structured = structlog.get_logger(ACCESS_LOGGER)
+_access_handler: logging.StreamHandler[Any] | None = None  # set when the JSON lines can be written directly
+
+
+def log_request(**fields: Any) -> None:
+    """The access line of one request.
+
+    With `configure_logging`'s JSON output, the line is written here, the same JSON the chain
+    above would write (same fields, order, redaction and timestamp) at a fraction of its cost:
+    structlog's processors, a LogRecord and the formatter took about 30 us per request, a tenth
+    of a worker's CPU under bench/load.py. Any other set-up goes through structlog."""
+    handler = _access_handler
+    if handler is None:
+        _access_structured.info("request", **fields)
+        return
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    fields["event"] = "request"
+    fields["level"] = "info"
+    fields["logger"] = ACCESS_LOGGER
+    fields["timestamp"] = datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z")
+    line = json.dumps(redact_event(None, "info", fields)) + "\n"
+    handler.acquire()
+    try:
+        handler.stream.write(line)
+        handler.flush()
+    finally:
+        handler.release()
+
+
 def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
+    global _access_handler
     logging.config.dictConfig(logging_config(log_format, level))
     configure_structlog()
+    handlers = logging.getLogger("ordersvc").handlers
+    only = handlers[0] if len(handlers) == 1 else None
+    _access_handler = only if log_format == "json" and type(only) is logging.StreamHandler else None

@@ -103,6 +103,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry hooks: off. Metrics are Prometheus (/metrics) and every request
+        # has its log line; left on with no provider, they only cost a check per request (3% of
+        # a worker's CPU under bench/load.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
     install_problem_handlers(app, settings.cors_origins)

@@ -25,10 +25,9 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ordersvc.logging_config import redact_query_string
+from ordersvc.logging_config import log_request, redact_query_string
 from ordersvc.ops import metrics
 
-logger = structlog.get_logger("ordersvc.access")
 stdlib_logger = logging.getLogger(__name__)
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -181,8 +180,7 @@ class RequestContextMiddleware:
         metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
         metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
         client = scope.get("client")
-        logger.info(
-            "request",
+        log_request(
             request_id=request_id,
             method=scope["method"][:16],
             path=_loggable_path(scope),
