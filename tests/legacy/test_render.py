@@ -4,11 +4,12 @@ numbers with at least two decimals."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ordersvc.legacy.render import COMPACT, SPACED, Money, encode
+from ordersvc.legacy.render import COMPACT, SPACED, Money, encode, wire_time
 
 scalars = st.none() | st.booleans() | st.integers() | st.text()
 values = st.recursive(
@@ -28,3 +29,16 @@ def test_money_is_a_number_with_at_least_two_decimals() -> None:
         encode(page)
         == '{"payments": [{"amount": -10.00, "email": "zo\\u00eb@example.com"}, {"amount": 1.234}], "total": 2}'
     )
+
+
+@settings(max_examples=300, derandomize=True)
+@given(
+    st.datetimes(
+        min_value=datetime(1000, 1, 2),  # strftime left years before 1000 unpadded; rows are stamped now()
+        timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]),
+    )
+)
+def test_wire_time_is_the_utc_time_to_the_second(moment: object) -> None:
+    """`YYYY-MM-DD HH:MM:SS` in UTC, fractions dropped: what strftime wrote before the fast path."""
+    assert isinstance(moment, datetime)
+    assert wire_time(moment) == moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,11 +12,11 @@ from ordersvc.deposits.models import Deposit
 from ordersvc.ledger.models import Payment
 from ordersvc.orders.models import Order
 from ordersvc.pagination import (
+    OWNER,
     CursorRequest,
+    NumberedList,
     PageWindow,
-    counted_up_to_now,
     fetch_cursor_page,
-    fetch_window,
     owned_by,
 )
 
@@ -40,11 +41,35 @@ async def get_balance(session: AsyncSession, account_id: int) -> int | None:
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+PaymentLine = sa.Row[int, datetime | None, str | None, str | None, str | None]
+"""A payment as the legacy list shows it: amount_mills, created_at, email, coupon, and the
+public id of its order (order_public_id)."""
+
+_PAYMENT_LINES: NumberedList[int, datetime | None, str | None, str | None, str | None] = NumberedList(
+    sa.select(
+        col(Payment.amount_mills),
+        col(Payment.created_at),
+        col(Payment.email),
+        col(Payment.coupon),
+        col(Order.public_id).label("order_public_id"),
+    )
+    .outerjoin(Order, col(Order.id) == col(Payment.order_id))
+    .where(owned_by(col(Payment.account_id), OWNER)),
+    id_column=col(Payment.id),
+    owner_column=col(Payment.account_id),
+    counter=col(Account.payments_count),
+    owner_id=col(Account.id),
+)
+
+
 async def count_payments(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
     """(number of payments, highest payment id), both as of one snapshot."""
-    return await counted_up_to_now(
-        session, col(Account.payments_count), col(Account.id), col(Payment.id), col(Payment.account_id), account_id
-    )
+    return await _PAYMENT_LINES.count(session, account_id)
+
+
+async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[PaymentLine]:
+    """The window's payments, oldest first: the columns of a list line, not whole entities."""
+    return await _PAYMENT_LINES.window(session, account_id, window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +88,6 @@ def _entries(account_id: int) -> sa.Select[Payment, str, str | None]:
         .outerjoin(Deposit, col(Deposit.id) == col(Payment.deposit_id))
         .where(owned_by(col(Payment.account_id), account_id))
     )
-
-
-async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[LedgerEntry]:
-    """The window's payments, oldest first."""
-    rows = await fetch_window(
-        session, _entries(account_id), col(Payment.id), window, owner_column=col(Payment.account_id)
-    )
-    return [LedgerEntry(row[0], row[1], row[2]) for row in rows]
 
 
 async def payments_page(

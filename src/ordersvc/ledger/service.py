@@ -84,7 +84,9 @@ async def get_balance(session: AsyncSession, *, account_id: int) -> int:
     return balance
 
 
-async def list_payments(session: AsyncSession, *, account_id: int, page: PageRequest) -> NumberedPage[LedgerEntry]:
+async def list_payments(
+    session: AsyncSession, *, account_id: int, page: PageRequest
+) -> NumberedPage[repository.PaymentLine]:
     window = PageWindow.resolve(page, *await repository.count_payments(session, account_id))
     items = await repository.payments_window(session, account_id, window)
     return NumberedPage(items=items, page=window.page, per_page=window.per_page, total=window.total)

@@ -58,7 +58,9 @@ def encode(value: JsonValue, separators: tuple[str, str] = SPACED) -> str:
 
 def wire_time(moment: datetime | None) -> str:
     assert moment is not None
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    if moment.tzinfo is not UTC:  # asyncpg's timestamps are UTC already: no conversion
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(" ", "seconds")[:19]  # "YYYY-MM-DD HH:MM:SS", a third of strftime's cost
 
 
 def respond(payload: Mapping[str, JsonValue], separators: tuple[str, str] = SPACED) -> Response:

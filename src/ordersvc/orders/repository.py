@@ -14,11 +14,11 @@ from ordersvc.consent.gate import ConsentGate
 from ordersvc.orders.batching import KeyedOrder, KeyedPlacement, batcher_for
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
 from ordersvc.pagination import (
+    OWNER,
     CursorRequest,
+    NumberedList,
     PageWindow,
-    counted_up_to_now,
     fetch_cursor_page,
-    fetch_window,
     owned_by,
 )
 
@@ -90,18 +90,33 @@ async def place_order_by_key(
     return await batcher_for(engine).place(order)
 
 
+OrderLine = sa.Row[str, str, datetime | None, int, str, int]
+"""An order as the legacy list shows it: public_id, email, created_at, price_mills, status, progress."""
+
+_ORDER_LINES = NumberedList(
+    sa.select(
+        col(Order.public_id),
+        col(Order.email),
+        col(Order.created_at),
+        col(Order.price_mills),
+        col(Order.status),
+        col(Order.progress),
+    ).where(owned_by(col(Order.account_id), OWNER)),
+    id_column=col(Order.id),
+    owner_column=col(Order.account_id),
+    counter=col(Account.orders_count),
+    owner_id=col(Account.id),
+)
+
+
 async def count_orders(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
     """(number of orders, highest order id), both as of one snapshot."""
-    return await counted_up_to_now(
-        session, col(Account.orders_count), col(Account.id), col(Order.id), col(Order.account_id), account_id
-    )
+    return await _ORDER_LINES.count(session, account_id)
 
 
-async def orders_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[Order]:
-    """The window's orders, oldest first."""
-    stmt = sa.select(Order).where(owned_by(col(Order.account_id), account_id))
-    rows = await fetch_window(session, stmt, col(Order.id), window, owner_column=col(Order.account_id))
-    return [row[0] for row in rows]
+async def orders_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[OrderLine]:
+    """The window's orders, oldest first: the columns of a list line, not whole entities."""
+    return await _ORDER_LINES.window(session, account_id, window)
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,7 +318,9 @@ async def page_orders(
     return CursorPage(items=items, has_more=has_more)
 
 
-async def list_orders(session: AsyncSession, *, account_id: int, page: PageRequest) -> NumberedPage[Order]:
+async def list_orders(
+    session: AsyncSession, *, account_id: int, page: PageRequest
+) -> NumberedPage[repository.OrderLine]:
     window = PageWindow.resolve(page, *await repository.count_orders(session, account_id))
     items = await repository.orders_window(session, account_id, window)
     return NumberedPage(items=items, page=window.page, per_page=window.per_page, total=window.total)
