@@ -18,7 +18,6 @@ from ordersvc.ledger import repository as ledger_repository
 from ordersvc.orders import repository as orders_repository
 from tests.conftest import MakeCustomer
 
-
 BOUND_IN_INDEX = re.compile(r"(?<![A-Za-z_])id <=")  # `id <= 1`, `payments.id <= 1`; not `account_id <=`
 
 
