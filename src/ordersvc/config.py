@@ -31,6 +31,9 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses or networks, or
+    # "*"). The client address keys the per-address throttles of sign-up, sign-in and mail.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Where recipients reach this service: the base of the links in consent messages.
     public_url: str = "http://127.0.0.1:8000"
     # Signs the consent links. The default is for development only: production refuses it.

@@ -236,3 +236,24 @@ class TestRequestHead:
             assert posted.startswith(b"HTTP/1.1 200 "), posted[:100]
             assert posted.endswith(b'\r\n\r\n{"error":"Invalid key."}'), posted[-100:]
         assert "Traceback" not in server.log()
+
+
+class TestForwardedFor:
+    async def test_the_client_is_named_by_trusted_proxies_only(self, tmp_path: Path) -> None:
+        """`ORDERSVC_FORWARDED_ALLOW_IPS` reaches uvicorn: X-Forwarded-For names the client only
+        when the connection comes from a listed proxy (here loopback, the default), and is
+        ignored otherwise. The access log shows the address the service uses."""
+
+        async def client_seen(env: dict[str, str]) -> str:
+            with serve(tmp_path, env={**os.environ, "ORDERSVC_MAILER_IN_SERVE": "false", **env}) as server:
+                async with httpx.AsyncClient(base_url=server.base_url) as client:
+                    answer = await client.get("/healthz", headers={"X-Forwarded-For": "203.0.113.7"})
+                    assert answer.status_code == 200
+                    request_id = answer.headers["X-Request-ID"]
+                records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+            (line,) = [r for r in records if r.get("event") == "request" and r.get("request_id") == request_id]
+            return str(line["client"])
+
+        assert await client_seen({}) == "203.0.113.7"  # loopback is a trusted proxy by default
+        assert await client_seen({"ORDERSVC_FORWARDED_ALLOW_IPS": "10.9.9.9"}) == "127.0.0.1"
+        assert await client_seen({"ORDERSVC_FORWARDED_ALLOW_IPS": "*"}) == "203.0.113.7"
