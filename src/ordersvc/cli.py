@@ -71,9 +71,10 @@ def serve(
         "access_log": False,  # the app logs every request itself, with its request id and no secrets
         "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds),
         "timeout_keep_alive": 5,
-        "forwarded_allow_ips": settings.forwarded_allow_ips,
         "http": "ordersvc.ops.http:HttpProtocol",  # httptools; the head is capped at 16 KiB
     }
+    if settings.forwarded_allow_ips is not None:  # else uvicorn's FORWARDED_ALLOW_IPS or loopback
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
     if workers == 1 or not http.reuse_port_available():
         uvicorn.run("ordersvc.main:app_factory", **options)  # type: ignore[arg-type]
         return

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     port: int = 8000
     # Proxies whose X-Forwarded-For names the client (comma-separated addresses or networks, or
     # "*"). The client address keys the per-address throttles of sign-up, sign-in and mail.
-    forwarded_allow_ips: str = "127.0.0.1"
+    # Unset: uvicorn's own FORWARDED_ALLOW_IPS, else loopback (127.0.0.1,::1).
+    forwarded_allow_ips: str | None = None
     # Where recipients reach this service: the base of the links in consent messages.
     public_url: str = "http://127.0.0.1:8000"
     # Signs the consent links. The default is for development only: production refuses it.

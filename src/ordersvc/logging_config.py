@@ -128,6 +128,7 @@ def logging_config(log_format: str = "json", level: str = "INFO") -> dict[str, A
 
 ACCESS_LOGGER = "ordersvc.access"
 _access = logging.getLogger(ACCESS_LOGGER)
+_ordersvc = logging.getLogger("ordersvc")
 _access_structured = structlog.get_logger(ACCESS_LOGGER)
 _access_handler: logging.StreamHandler[Any] | None = None  # set when the JSON lines can be written directly
 
@@ -138,24 +139,33 @@ def log_request(**fields: Any) -> None:
     With `configure_logging`'s JSON output, the line is written here, the same JSON the chain
     above would write (same fields, order, redaction and timestamp) at a fraction of its cost:
     structlog's processors, a LogRecord and the formatter took about 30 us per request, a tenth
-    of a worker's CPU under bench/load.py. Any other set-up goes through structlog."""
+    of a worker's CPU under bench/load.py. Any other set-up (another format, a handler added or
+    filtered since, a write that fails) goes through structlog and logging's own handling."""
     handler = _access_handler
-    if handler is None:
+    if handler is None or _ordersvc.handlers != [handler] or handler.filters or handler.level > logging.INFO:
         _access_structured.info("request", **fields)
         return
     if not _access.isEnabledFor(logging.INFO):
         return
-    fields["event"] = "request"
-    fields["level"] = "info"
-    fields["logger"] = ACCESS_LOGGER
-    fields["timestamp"] = datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z")
-    line = json.dumps(redact_event(None, "info", fields)) + "\n"
+    event = {
+        **fields,
+        "event": "request",
+        "level": "info",
+        "logger": ACCESS_LOGGER,
+        "timestamp": datetime.datetime.now(tz=datetime.UTC).isoformat().replace("+00:00", "Z"),
+    }
+    line = json.dumps(redact_event(None, "info", event)) + "\n"
     handler.acquire()
     try:
         handler.stream.write(line)
         handler.flush()
+        written = True
+    except Exception:  # a closed or broken stream: let logging report it, as it would have
+        written = False
     finally:
         handler.release()
+    if not written:
+        _access_structured.info("request", **fields)
 
 
 def configure_logging(log_format: str = "json", level: str = "INFO") -> None:

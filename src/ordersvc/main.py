@@ -162,7 +162,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def app_factory() -> FastAPI:
-    """Entry point for `uvicorn --factory ordersvc.main:app_factory` (and `serve --workers`)."""
+    """Entry point for `serve` (and `serve --workers`). Run by uvicorn directly, give it the
+    same protocol, or the 16 KiB cap on request heads is lost:
+    `uvicorn --factory ordersvc.main:app_factory --http ordersvc.ops.http:HttpProtocol`."""
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
     return create_app(settings)

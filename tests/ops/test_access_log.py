@@ -38,7 +38,8 @@ def json_logging() -> Iterator[io.StringIO]:
     handler.setFormatter(logging_config.json_formatter())
     logger = logging.getLogger("ordersvc")
     saved = (logger.handlers[:], logger.level, logger.propagate)
-    logger.handlers, logger.level, logger.propagate = [handler], logging.INFO, False
+    logger.handlers, logger.propagate = [handler], False
+    logger.setLevel(logging.INFO)  # setLevel, not `.level =`: it clears the loggers' level caches
     logging_config.configure_structlog()
     logging_config._access_handler = handler
     try:
@@ -46,7 +47,8 @@ def json_logging() -> Iterator[io.StringIO]:
     finally:
         logging_config._access_handler = None
         structlog.reset_defaults()
-        logger.handlers, logger.level, logger.propagate = saved
+        logger.handlers, logger.propagate = saved[0], saved[2]
+        logger.setLevel(saved[1])
 
 
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
@@ -81,6 +83,24 @@ class TestAccessLine:
         logging.getLogger("ordersvc").setLevel(logging.WARNING)
         logging_config.log_request(**FIELDS)
         assert json_logging.getvalue() == ""
+
+    def test_a_filter_on_the_handler_is_respected(self, json_logging: io.StringIO) -> None:
+        handler = logging.getLogger("ordersvc").handlers[0]
+        handler.addFilter(lambda record: False)  # drops everything
+        try:
+            logging_config.log_request(**FIELDS)
+        finally:
+            handler.filters.clear()
+        assert json_logging.getvalue() == ""
+
+    def test_a_broken_stream_never_breaks_the_request(
+        self, json_logging: io.StringIO, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A write that fails (a closed pipe, a full disk) is left to logging's own error
+        handling, as `Handler.emit` does, instead of failing the request."""
+        json_logging.close()
+        logging_config.log_request(**FIELDS)  # does not raise
+        assert "I/O operation on closed file" in capsys.readouterr().err  # logging reported it
 
     def test_configure_logging_writes_json_directly_and_other_formats_through_structlog(self) -> None:
         code = (

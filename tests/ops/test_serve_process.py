@@ -235,6 +235,49 @@ class TestRequestHead:
             )
             assert posted.startswith(b"HTTP/1.1 200 "), posted[:100]
             assert posted.endswith(b'\r\n\r\n{"error":"Invalid key."}'), posted[-100:]
+
+            # The cap is per request: on one keep-alive connection, three 10 KB heads one after
+            # the other, then three sent together (pipelined), are all answered.
+            def head(n: int, close: bool = False) -> bytes:
+                last = b"Connection: close\r\n" if close else b""
+                return b"GET /healthz HTTP/1.1\r\nHost: t\r\nX-Pad: %s\r\n%s\r\n" % (b"p" * 10_000, last)
+
+            def keep_alive() -> list[bytes]:
+                import socket
+
+                answers = []
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+                    for _ in range(3):
+                        sock.sendall(head(0))
+                        data = b""
+                        while b'{"status":"ok"}' not in data:
+                            data += sock.recv(65536)
+                        answers.append(data)
+                    sock.sendall(head(0) + head(0) + head(0, close=True))
+                    data = b""
+                    while chunk := sock.recv(65536):
+                        data += chunk
+                    answers.append(data)
+                return answers
+
+            *one_by_one, pipelined = await asyncio.to_thread(keep_alive)
+            assert all(a.startswith(b"HTTP/1.1 200 ") for a in one_by_one), one_by_one
+            assert pipelined.count(b"HTTP/1.1 200 ") == 3, pipelined[:300]
+
+            # A chunked body's trailers are capped too: a trailer trickled in after the last
+            # chunk is refused soon after 16 KiB.
+            chunked = (
+                b"POST /api HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\nX-Trailer: "
+            )
+            trailed, sent = await asyncio.to_thread(_exchange, port, chunked, *[b"t" * 100] * 1_000, pause=0.002)
+            assert trailed.startswith(b"HTTP/1.1 400 "), trailed[:100]
+            assert b"Request head too large." in trailed
+            assert sent < MAX_HEAD_BYTES + 64 * 1024
+            # ...while a short trailer is fine.
+            short = chunked.replace(b"Host: t\r\n", b"Host: t\r\nConnection: close\r\n") + b"1\r\n\r\n"
+            answered, _ = await asyncio.to_thread(_exchange, port, short)
+            assert answered.startswith(b"HTTP/1.1 200 "), answered[:100]
         assert "Traceback" not in server.log()
 
 

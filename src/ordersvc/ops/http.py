@@ -22,7 +22,8 @@ from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Process
 
 MAX_HEAD_BYTES = 16 * 1024
-"""Request line plus headers. A longer head is answered 400 and the connection closed."""
+"""Request line plus headers (and, apart, a chunked body's trailers). A longer head is answered
+400 and the connection closed."""
 
 
 class HeadTooLarge(Exception):
@@ -33,14 +34,18 @@ class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (about a fifth less CPU per request than h11's, measured by
     bench/load.py), with TCP_NODELAY and the head capped at MAX_HEAD_BYTES.
 
-    httptools itself has no cap: a header value trickled forever would grow without bound. The
-    parsed head is counted in the parser's callbacks (an exception raised there makes the parser
-    fail, which uvicorn answers 400), and a head still incomplete after MAX_HEAD_BYTES received
-    is refused the same way."""
+    httptools itself has no cap: a header value (or a chunked body's trailer, or a chunk
+    extension) trickled forever would grow without bound. Two counts close that:
+    - the parsed head, in the parser's callbacks (an exception raised there makes the parser
+      fail, which uvicorn answers 400): the request target and header lines, then apart the
+      trailers;
+    - the raw bytes received since the parser last made progress (a message began, its head
+      ended, a piece of body arrived, it completed): past MAX_HEAD_BYTES, 400. A read that ends
+      one message and starts the next is not charged to the next, so the cap holds to within
+      one read (uvloop reads at most 256 KiB)."""
 
-    reading_head = True
-    received_in_head = 0  # raw bytes received while the head was incomplete
-    parsed_head = 0  # request target and header lines parsed so far
+    unparsed = 0  # bytes received since the parser last made progress
+    parsed_head = 0  # request target and header (or trailer) lines parsed so far
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
@@ -49,12 +54,9 @@ class HttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self.reading_head:
-            self.received_in_head += len(data)
+        self.unparsed += len(data)
         super().data_received(data)
-        # The head is still incomplete after more than the cap arrived. (A body that arrived in
-        # the same chunk as its head never counts: the head ended.)
-        if self.reading_head and self.received_in_head > MAX_HEAD_BYTES and not self.transport.is_closing():
+        if self.unparsed > MAX_HEAD_BYTES and not self.transport.is_closing():
             self.send_400_response("Request head too large.")
 
     def on_message_begin(self) -> None:
@@ -70,13 +72,17 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self.reading_head = False
+        self.unparsed = 0
+        self.parsed_head = 0  # trailers, if any, get a cap of their own
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        self.unparsed = 0
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
+        self.unparsed = 0
         super().on_message_complete()
-        self.reading_head = True
-        self.received_in_head = 0
 
     def _count(self, size: int) -> None:
         self.parsed_head += size

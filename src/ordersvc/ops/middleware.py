@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordersvc.logging_config import log_request, redact_query_string
@@ -50,6 +51,7 @@ def _problem(status: int, code: str, detail: str) -> tuple[int, bytes, bytes]:
 
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for the access log and metrics; never sent
 DEADLINE = "request_deadline"  # the request's asyncio.Timeout, in its state (see db.get_session)
 
 
@@ -107,6 +109,11 @@ class RequestContextMiddleware:
             except BodyTooLarge:
                 if not response_started:
                     await self._answer(scope, send_with_context, *self._too_large())
+            except ClientDisconnect:
+                # The connection closed while the body was being read (the client left, or the
+                # server refused the rest of it): nobody to answer, nothing went wrong here.
+                status = CLIENT_CLOSED_REQUEST
+                stdlib_logger.info("client disconnected during %s %s", scope["method"], _loggable_path(scope))
             except TimeoutError:
                 stdlib_logger.warning(
                     "request timed out after %ss: %s %s", self.timeout_seconds, scope["method"], _loggable_path(scope)
