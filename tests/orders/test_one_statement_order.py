@@ -145,6 +145,51 @@ class TestRest:
         assert one_statement == [True]  # the forged key and the poor order raised; the keyed one: not tried
         assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
 
+    async def test_rest_tries_it_before_the_routes_dependencies_and_answers_byte_for_byte(
+        self,
+        client: httpx.AsyncClient,
+        confirmed,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        one_statement: list[bool],
+    ) -> None:
+        """`OneStatementOrderRoute`: the usual order is placed before FastAPI reads the route's
+        parameters, and its answer is the one the route's response model writes. Anything the
+        model refuses, another content type, a session cookie or an Idempotency-Key goes to the
+        route as declared."""
+        customer, to = await confirmed("10")
+        fast = await client.post("/v1/orders", json={"email": to, "quantity": 500}, headers=auth(customer))
+        full = await client.post(
+            "/v1/orders", json={"email": to, "quantity": 500}, headers={**auth(customer), "Idempotency-Key": "b-1"}
+        )
+        assert one_statement == [True]  # the first only
+        assert (fast.status_code, full.status_code) == (201, 201)
+        assert fast.headers["content-type"] == full.headers["content-type"] == "application/json"
+        # Same bytes but for the id and the time: the same fields, order and rendering.
+        fast_body, full_body = fast.json(), full.json()
+        assert list(fast_body) == list(full_body)
+        assert fast.content.replace(fast_body["id"].encode(), b"ID").replace(
+            fast_body["created"].encode(), b"T"
+        ) == full.content.replace(full_body["id"].encode(), b"ID").replace(full_body["created"].encode(), b"T")
+        # The X-API-Key header is a key too.
+        by_header = await client.post(
+            "/v1/orders", json={"email": to, "quantity": 500}, headers={"X-API-Key": customer.api_key}
+        )
+        assert by_header.status_code == 201
+        assert one_statement == [True, True]
+
+        # Refused by the model (a string quantity is not StrictInt), or sent as another type:
+        # the route answers as declared, and the one statement is never tried.
+        wrong = await client.post("/v1/orders", json={"email": to, "quantity": "500"}, headers=auth(customer))
+        assert wrong.status_code == 422
+        as_text = await client.post(
+            "/v1/orders",
+            content=b'{"email":"' + to.encode() + b'","quantity":500}',
+            headers={**auth(customer), "Content-Type": "text/plain"},
+        )
+        assert as_text.status_code == 422  # the route wants JSON
+        assert one_statement == [True, True]  # neither tried the one statement
+        assert await snapshot(sessionmaker, customer) == ("8.50", 4, 3)
+
 
 class TestRefusedInTheFullPathsOrder:
     async def test_a_wrong_secret_with_a_real_prefix_is_an_invalid_key(
