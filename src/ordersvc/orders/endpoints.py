@@ -69,8 +69,6 @@ class OneStatementOrderRoute(APIRoute):
 
 
 async def _one_statement_order(request: Request) -> orders.NewOrder | None:
-    if request.headers.get("idempotency-key") is not None:
-        return None
     content_type = request.headers.get("content-type", "")
     if content_type.partition(";")[0].strip().lower() != "application/json":
         return None
@@ -83,7 +81,11 @@ async def _one_statement_order(request: Request) -> orders.NewOrder | None:
         return None
     try:
         return await place_in_one_statement(
-            request, api_key=key, email=body.email, quantity=body.quantity, idempotency_key=None
+            request,
+            api_key=key,
+            email=body.email,
+            quantity=body.quantity,
+            idempotency_key=request.headers.get("idempotency-key"),  # the helper sends these down the full path
         )
     except InvalidApiKey:
         raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
