@@ -142,7 +142,14 @@ def log_request(**fields: Any) -> None:
     of a worker's CPU under bench/load.py. Any other set-up (another format, a handler added or
     filtered since, a write that fails) goes through structlog and logging's own handling."""
     handler = _access_handler
-    if handler is None or _ordersvc.handlers != [handler] or handler.filters or handler.level > logging.INFO:
+    handlers = _ordersvc.handlers
+    if (
+        handler is None
+        or len(handlers) != 1
+        or handlers[0] is not handler
+        or handler.filters
+        or handler.level > logging.INFO
+    ):
         _access_structured.info("request", **fields)
         return
     if not _access.isEnabledFor(logging.INFO):
