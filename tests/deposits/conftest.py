@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -91,14 +92,18 @@ def chain_headers(body: bytes, *, secrets: list[str] | None = None, timestamp: i
     return {"Ordersvc-Signature": ",".join([f"t={t}", *(f"v1={s}" for s in signatures)])}
 
 
+def tx_hash() -> str:
+    """A fresh transaction hash as BTC, LTC and Tron write theirs: 64 lower-case hex digits."""
+    return secrets.token_hex(32)
+
+
 def chain_body(address: str, amount: str = "100.00", *, tx: str | None = None, confirmations: int = 30) -> bytes:
-    import uuid
 
     return json.dumps(
         {
             "network": "USDT-TRC20",
             "address": address,
-            "tx_hash": tx or uuid.uuid4().hex,
+            "tx_hash": tx or tx_hash(),
             "amount_usd": amount,
             "confirmations": confirmations,
         }

@@ -1,4 +1,4 @@
-"""Deposit addresses: one per account and network, from the operator's pool."""
+"""Deposit addresses: one per account and network, from the operator's pool, assigned by POST."""
 
 from __future__ import annotations
 
@@ -11,9 +11,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.deposits import addresses, repository
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
 from tests.conftest import MakeCustomer
+from tests.deposits.conftest import tx_hash
+from tests.support import Customer, run_cli
+
+
+def ltc_event(address: str) -> deposits.DepositEvent:
+    """A chain watcher's final LTC deposit of 20 USD to this address."""
+    tx = tx_hash()
+    return deposits.DepositEvent(processor="chain", external_id=f"LTC:{tx}:{address}", amount_mills=20_000,
+                                 payload={}, network="LTC", address=address, tx_hash=tx)  # fmt: skip
 
 
 @pytest.fixture
@@ -21,10 +31,10 @@ async def ltc_pool(sessionmaker: async_sessionmaker[AsyncSession]):  # type: ign
     """LTC's pool holds exactly the addresses a test loads; it is emptied before and after."""
 
     async def load(count: int) -> list[str]:
-        addresses = [f"L{uuid.uuid4().hex}" for _ in range(count)]
+        loaded = [f"L{uuid.uuid4().hex}" for _ in range(count)]
         async with sessionmaker.begin() as session:
-            assert await deposits.import_addresses(session, network=Network.LTC, addresses=addresses) == count
-        return addresses
+            assert await addresses.import_addresses(session, network=Network.LTC, addresses=loaded) == count
+        return loaded
 
     async def empty() -> None:
         async with sessionmaker.begin() as session:
@@ -43,10 +53,12 @@ class TestAssignment:
         customer = await make_customer()
         headers = {"X-API-Key": customer.api_key}
         assert (await client.get("/v1/deposit-addresses", headers=headers)).json() == {"data": []}
-        first = (await client.get("/v1/deposit-addresses/LTC", headers=headers)).json()
-        assert first == {"network": "LTC", "address": pool[0]}
-        assert (await client.get("/v1/deposit-addresses/LTC", headers=headers)).json() == first
-        assert (await client.get("/v1/deposit-addresses", headers=headers)).json() == {"data": [first]}
+        assigned = await client.post("/v1/deposit-addresses/LTC", headers=headers)
+        assert (assigned.status_code, assigned.json()) == (201, {"network": "LTC", "address": pool[0]})
+        again = await client.post("/v1/deposit-addresses/LTC", headers=headers)
+        assert (again.status_code, again.json()) == (200, assigned.json())
+        assert (await client.get("/v1/deposit-addresses/LTC", headers=headers)).json() == assigned.json()
+        assert (await client.get("/v1/deposit-addresses", headers=headers)).json() == {"data": [assigned.json()]}
 
     async def test_concurrent_customers_get_distinct_addresses(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer, ltc_pool
@@ -54,7 +66,7 @@ class TestAssignment:
         pool = await ltc_pool(10)
         customers = [await make_customer() for _ in range(10)]
         responses = await asyncio.gather(
-            *(client.get("/v1/deposit-addresses/LTC", headers={"X-API-Key": c.api_key}) for c in customers)
+            *(client.post("/v1/deposit-addresses/LTC", headers={"X-API-Key": c.api_key}) for c in customers)
         )
         assert sorted(r.json()["address"] for r in responses) == sorted(pool)
 
@@ -64,7 +76,7 @@ class TestAssignment:
         await ltc_pool(5)
         customer = await make_customer()
         responses = await asyncio.gather(
-            *(client.get("/v1/deposit-addresses/LTC", headers={"X-API-Key": customer.api_key}) for _ in range(5))
+            *(client.post("/v1/deposit-addresses/LTC", headers={"X-API-Key": customer.api_key}) for _ in range(5))
         )
         assert len({r.json()["address"] for r in responses}) == 1
 
@@ -73,14 +85,14 @@ class TestAssignment:
     ) -> None:
         await ltc_pool(0)
         customer = await make_customer()
-        with caplog.at_level(logging.ERROR, logger="ordersvc.deposits.service"):
-            response = await client.get("/v1/deposit-addresses/LTC", headers={"X-API-Key": customer.api_key})
+        with caplog.at_level(logging.ERROR, logger="ordersvc.deposits.addresses"):
+            response = await client.post("/v1/deposit-addresses/LTC", headers={"X-API-Key": customer.api_key})
         assert (response.status_code, response.json()["code"]) == (409, "no_address_available")
         assert "POOL EMPTY for LTC" in caplog.text
 
     async def test_unknown_network_is_422(self, client: httpx.AsyncClient, make_customer: MakeCustomer) -> None:
         customer = await make_customer()
-        response = await client.get("/v1/deposit-addresses/DOGE", headers={"X-API-Key": customer.api_key})
+        response = await client.post("/v1/deposit-addresses/DOGE", headers={"X-API-Key": customer.api_key})
         assert response.status_code == 422
 
 
@@ -90,10 +102,150 @@ class TestImport:
     ) -> None:
         existing = await ltc_pool(2)
         async with sessionmaker.begin() as session:
-            added = await deposits.import_addresses(
+            added = await addresses.import_addresses(
                 session, network=Network.LTC, addresses=[*existing, "", "  ", "Lfresh" + uuid.uuid4().hex]
             )
         assert added == 1
         async with sessionmaker.begin() as session:
-            with pytest.raises(deposits.InvalidAddress):
-                await deposits.import_addresses(session, network=Network.LTC, addresses=["has space in it"])
+            with pytest.raises(addresses.InvalidAddress):
+                await addresses.import_addresses(session, network=Network.LTC, addresses=["has space in it"])
+
+
+async def free_ltc(maker: async_sessionmaker[AsyncSession]) -> int:
+    async with maker() as session:
+        return await repository.free_address_count(session, Network.LTC.value)
+
+
+async def backdate(maker: async_sessionmaker[AsyncSession], address: str, days: int) -> None:
+    async with maker.begin() as session:
+        await session.execute(
+            sa.text("UPDATE deposit_addresses SET assigned_at = now() - make_interval(days => :d) WHERE address = :a"),
+            {"d": days, "a": address},
+        )
+
+
+async def post_ltc(client: httpx.AsyncClient, customer: Customer) -> httpx.Response:
+    return await client.post("/v1/deposit-addresses/LTC", headers={"X-API-Key": customer.api_key})
+
+
+class TestOnlyAnExplicitRequestAssigns:
+    async def test_reading_assigns_nothing_and_is_404_until_asked(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool
+    ) -> None:
+        await ltc_pool(2)
+        customer = await make_customer()
+        for _ in range(3):
+            response = await client.get("/v1/deposit-addresses/LTC", headers={"X-API-Key": customer.api_key})
+            assert (response.status_code, response.json()["code"]) == (404, "no_deposit_address")
+        assert await free_ltc(sessionmaker) == 2
+        assert (await post_ltc(client, customer)).status_code == 201
+        assert await free_ltc(sessionmaker) == 1
+
+    async def test_an_unverified_account_is_refused_and_takes_nothing(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool
+    ) -> None:
+        await ltc_pool(1)
+        customer = await make_customer()
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                sa.text("UPDATE accounts SET email_verified_at = NULL WHERE id = :id"), {"id": customer.account_id}
+            )
+        response = await post_ltc(client, customer)
+        assert (response.status_code, response.json()["code"]) == (403, "email_not_verified")
+        assert await free_ltc(sessionmaker) == 1
+
+
+class TestRecycling:
+    async def test_an_address_unused_past_the_period_goes_back_to_the_pool_after_fresh_ones(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool
+    ) -> None:
+        first, *_ = await ltc_pool(1)
+        holder, other = await make_customer(), await make_customer()
+        assert (await post_ltc(client, holder)).json()["address"] == first
+        await backdate(sessionmaker, first, 31)
+        async with sessionmaker.begin() as session:
+            released = await addresses.recycle_unused_addresses(session, days=30)
+        assert [(r.address, r.account_id) for r in released] == [(first, holder.account_id)]
+        assert (await client.get("/v1/deposit-addresses/LTC", headers={"X-API-Key": holder.api_key})).status_code == 404
+        # A never-used address is handed out before the recycled one.
+        fresh, *_ = await ltc_pool(1)
+        assert (await post_ltc(client, other)).json()["address"] == fresh
+        assert (await post_ltc(client, holder)).json()["address"] == first
+
+    async def test_recent_and_paid_addresses_are_kept(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool
+    ) -> None:
+        recent_address, paid_address = await ltc_pool(2)
+        recent, paid = await make_customer(), await make_customer()
+        assert (await post_ltc(client, recent)).json()["address"] == recent_address
+        assert (await post_ltc(client, paid)).json()["address"] == paid_address
+        async with sessionmaker.begin() as session:
+            outcome = await deposits.record_deposit(session, ltc_event(paid_address))
+        assert outcome.status == "credited"
+        await backdate(sessionmaker, paid_address, 90)
+        async with sessionmaker.begin() as session:
+            released = await addresses.recycle_unused_addresses(session, days=30)
+        assert {r.address for r in released} & {recent_address, paid_address} == set()
+
+    async def test_a_deposit_to_a_recycled_address_is_kept_unmatched_naming_its_former_holder(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool, caplog
+    ) -> None:
+        (address,) = await ltc_pool(1)
+        holder = await make_customer()
+        await post_ltc(client, holder)
+        await backdate(sessionmaker, address, 31)
+        async with sessionmaker.begin() as session:
+            await addresses.recycle_unused_addresses(session, days=30)
+        with caplog.at_level(logging.WARNING, logger="ordersvc.deposits.service"):
+            async with sessionmaker.begin() as session:
+                outcome = await deposits.record_deposit(session, ltc_event(address))
+        assert outcome.status == "unmatched"
+        assert f"recycled from account {holder.account_id}" in caplog.text
+        async with sessionmaker() as session:
+            (unmatched,) = [d for d in await deposits.unmatched_deposits(session) if d.address == address]
+            former = await deposits.former_holders(session, [unmatched])
+        assert unmatched.id is not None
+        assert former[unmatched.id].account_id == holder.account_id
+
+    async def test_an_address_a_deposit_is_being_recorded_on_is_skipped(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool
+    ) -> None:
+        (address,) = await ltc_pool(1)
+        holder = await make_customer()
+        await post_ltc(client, holder)
+        await backdate(sessionmaker, address, 31)
+        async with sessionmaker() as deposit_in_flight:
+            # The deposit path reads the holder with the row locked, until its transaction ends.
+            assert await repository.owner_of_address(deposit_in_flight, "LTC", address) == holder.account_id
+            async with sessionmaker.begin() as session:
+                assert address not in {r.address for r in await addresses.recycle_unused_addresses(session, days=30)}
+            await deposit_in_flight.commit()
+        async with sessionmaker.begin() as session:
+            assert address in {r.address for r in await addresses.recycle_unused_addresses(session, days=30)}
+
+    async def test_the_period_is_at_least_a_day(self, sessionmaker) -> None:
+        async with sessionmaker.begin() as session:
+            with pytest.raises(addresses.InvalidRecyclePeriod):
+                await addresses.recycle_unused_addresses(session, days=0)
+
+
+class TestPoolStatus:
+    async def test_counts_free_assigned_and_recyclable(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool, caplog
+    ) -> None:
+        old, _, _ = await ltc_pool(3)
+        with caplog.at_level(logging.WARNING, logger="ordersvc.deposits.addresses"):
+            await post_ltc(client, await make_customer())
+        assert "pool for LTC is running low: 2 free" in caplog.text
+        await backdate(sessionmaker, old, 40)
+        async with sessionmaker() as session:
+            (ltc,) = [s for s in await addresses.pool_status(session, days=30) if s.network == Network.LTC]
+        assert (ltc.free, ltc.recyclable) == (2, 1)
+        result = run_cli("deposits", "pool")
+        assert result.returncode == 0, result.stderr
+        assert "network\tfree\tassigned\trecyclable" in result.stdout
+        (line,) = [line for line in result.stdout.splitlines() if line.startswith("LTC\t")]
+        assert line.startswith("LTC\t2\t")
+        assert line.endswith("\tLOW: import more addresses")
+        # Released here so that no later test finds an old assignment.
+        assert "1 addresses back in the pool" in run_cli("deposits", "recycle", "--days", "30").stdout

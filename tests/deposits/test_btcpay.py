@@ -21,7 +21,7 @@ from fastapi import FastAPI, Header, HTTPException
 from ordersvc.config import Settings
 from ordersvc.main import create_app
 from tests.conftest import MakeCustomer
-from tests.deposits.conftest import BTCPAY_SECRET, AddressFor
+from tests.deposits.conftest import BTCPAY_SECRET, AddressFor, tx_hash
 from tests.legacy.helpers import snapshot
 from tests.support import free_port
 
@@ -60,7 +60,7 @@ class FakeGreenfield:
              "additionalStatus": "None", "metadata": metadata},
             [{"paymentMethodId": "BTC-CHAIN", "currency": "BTC", "destination": address, "rate": rate,
               "paymentMethodPaid": paid_btc, "totalPaid": paid_btc,
-              "payments": [{"id": f"{uuid.uuid4().hex}-0", "receivedDate": 1732443600, "value": paid_btc,
+              "payments": [{"id": f"{tx_hash()}-0", "receivedDate": 1732443600, "value": paid_btc,
                             "fee": "0.0", "status": "Settled", "destination": address}]}],
         )  # fmt: skip
         return invoice_id

@@ -21,6 +21,7 @@ from tests.deposits.conftest import (
     chain_body,
     chain_headers,
     nowpayments_headers,
+    tx_hash,
 )
 from tests.legacy.helpers import call, snapshot
 from tests.orders.test_endpoints import auth
@@ -114,7 +115,7 @@ class TestChainWatcher:
         self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
     ) -> None:
         customer = await make_customer()
-        address, tx = await address_for(customer.account_id), uuid.uuid4().hex
+        address, tx = await address_for(customer.account_id), tx_hash()
         early = chain_body(address, tx=tx, confirmations=19)
         assert (await hooks.post("/webhooks/chain", content=early, headers=chain_headers(early))).json() == {
             "status": "not_final"
@@ -417,7 +418,7 @@ class TestNowPaymentsDetails:
         self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
     ) -> None:
         customer = await make_customer()
-        address, tx = await address_for(customer.account_id), uuid.uuid4().hex
+        address, tx = await address_for(customer.account_id), tx_hash()
         body = chain_body(address, "50", tx=tx)
         assert (await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))).json()["status"] == (
             "credited"

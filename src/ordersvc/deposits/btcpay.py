@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from ordersvc.deposits.models import Network, Processor
+from ordersvc.deposits.payloads import load_json
 from ordersvc.deposits.service import DepositEvent, usd_to_mills
 from ordersvc.errors import ServiceError
 
@@ -67,8 +68,8 @@ async def fetch_invoice(
         raise ProcessorUnavailable() from None
     if invoice.status_code != 200 or methods.status_code != 200:
         raise ProcessorUnavailable()
-    try:
-        invoice_json, methods_json = invoice.json(), methods.json()
+    try:  # nesting bounded: the payload is stored through clean_payload, which recurses per level
+        invoice_json, methods_json = load_json(invoice.content), load_json(methods.content)
     except ValueError:
         raise ProcessorUnavailable() from None
     if not isinstance(invoice_json, dict) or not isinstance(methods_json, list):

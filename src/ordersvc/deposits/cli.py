@@ -9,7 +9,10 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.cli_support import fail, in_transaction
+from ordersvc.config import get_settings
+from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
+from ordersvc.deposits.models import Deposit, DepositAddressRelease
 from ordersvc.errors import ServiceError
 from ordersvc.money import format_usd, parse_usd
 
@@ -27,20 +30,79 @@ def import_addresses(network: str, file: Path) -> None:
         raise fail(exc.message) from None
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
-    added = in_transaction(lambda session: deposits.import_addresses(session, network=parsed_network, addresses=lines))
+    added = in_transaction(lambda session: addresses.import_addresses(session, network=parsed_network, addresses=lines))
     typer.echo(f"{added} addresses added to the {parsed_network.value} pool")
+
+
+RecycleDays = Annotated[
+    int | None, typer.Option("--days", help="Recycle period in days (default: ORDERSVC_DEPOSIT_ADDRESS_RECYCLE_DAYS).")
+]
+
+
+def _recycle_days(days: int | None) -> int:
+    chosen = get_settings().deposit_address_recycle_days if days is None else days
+    try:
+        addresses.recycle_cutoff(chosen)
+    except ServiceError as exc:
+        raise fail(exc.message) from None
+    return chosen
+
+
+@deposits_app.command("pool")
+def pool(days: RecycleDays = None) -> None:
+    """Per network: free addresses, assigned ones, and how many `deposits recycle` would free."""
+    period = _recycle_days(days)
+    low_water = get_settings().deposit_pool_low_water
+    typer.echo("network\tfree\tassigned\trecyclable")
+    for status in in_transaction(lambda session: addresses.pool_status(session, days=period)):
+        warning = "\tLOW: import more addresses" if status.free < low_water else ""
+        typer.echo(f"{status.network.value}\t{status.free}\t{status.assigned}\t{status.recyclable}{warning}")
+
+
+@deposits_app.command("recycle")
+def recycle(days: RecycleDays = None) -> None:
+    """Put back in the pool the addresses assigned more than DAYS ago that received no deposit."""
+    period = _recycle_days(days)
+    released = in_transaction(lambda session: addresses.recycle_unused_addresses(session, days=period))
+    for release in released:
+        typer.echo(f"{release.network}\t{release.address}\treleased from account {release.account_id}")
+    typer.echo(f"{len(released)} addresses back in the pool (unused for {period} days)")
 
 
 @deposits_app.command("unmatched")
 def unmatched() -> None:
-    """Deposits whose address no account owns, waiting for `deposits assign`."""
-    rows = in_transaction(deposits.unmatched_deposits)
+    """Deposits whose address no account owns, waiting for `deposits assign`; an address that
+    recycling took back from an account names that account (`recycled from ...`)."""
+
+    async def work(session: AsyncSession) -> tuple[list[Deposit], dict[int, DepositAddressRelease]]:
+        rows = await deposits.unmatched_deposits(session)
+        return rows, await deposits.former_holders(session, rows)
+
+    rows, former = in_transaction(work)
     if not rows:
         typer.echo("no unmatched deposits")
     for d in rows:
+        assert d.id is not None
+        release = former.get(d.id)
+        note = f"\trecycled from account {release.account_id} on {release.released_at:%Y-%m-%d}" if release else ""
         typer.echo(
             f"{d.id}\t{d.processor}\t{format_usd(d.amount_mills)} USD\t{d.network or '-'}\t{d.address or '-'}"
-            f"\t{d.tx_hash or '-'}\t{d.created_at:%Y-%m-%d %H:%M:%S}"
+            f"\t{d.tx_hash or '-'}\t{d.created_at:%Y-%m-%d %H:%M:%S}{note}"
+        )
+
+
+@deposits_app.command("collisions")
+def collisions() -> None:
+    """Deposits that migration 0012 found to be one on-chain transfer spelt in several ways
+    (hash case, `0x`): each group may have been credited more than once. Nothing was changed."""
+    rows = in_transaction(deposits.hash_collisions)
+    if not rows:
+        typer.echo("no hash collisions")
+    for canonical, d in rows:
+        typer.echo(
+            f"{canonical}\t{d.id}\t{d.processor}\t{d.status}\taccount {d.account_id or '-'}"
+            f"\t{format_usd(d.amount_mills)} USD\tbonus {format_usd(d.bonus_mills)} USD\t{d.network}\t{d.address}"
+            f"\t{d.tx_hash}"
         )
 
 

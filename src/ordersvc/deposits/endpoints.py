@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response, status
 
 from ordersvc.accounts.auth import AccountDep
+from ordersvc.config import Settings
 from ordersvc.db import SessionDep
+from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
 from ordersvc.deposits.schemas import (
@@ -32,11 +34,11 @@ router = APIRouter(prefix="/v1")
     responses=problem_responses(),
 )
 async def deposit_addresses_list(account: AccountDep, session: SessionDep) -> DepositAddressList:
-    """The addresses assigned to your account so far, one per network. Get one for a new
-    network with `GET /v1/deposit-addresses/{network}`."""
+    """The addresses assigned to your account, one per network. Ask for one on a new network
+    with `POST /v1/deposit-addresses/{network}`."""
     assert account.id is not None
-    addresses = await deposits.list_deposit_addresses(session, account_id=account.id)
-    return DepositAddressList(data=[DepositAddressOut.of(a) for a in addresses])
+    found = await addresses.list_deposit_addresses(session, account_id=account.id)
+    return DepositAddressList(data=[DepositAddressOut.of(a) for a in found])
 
 
 @router.get(
@@ -44,14 +46,44 @@ async def deposit_addresses_list(account: AccountDep, session: SessionDep) -> De
     operation_id="deposit_addresses_get",
     tags=["deposits"],
     summary="Get your deposit address on a network",
-    responses=problem_responses(409),
+    responses=problem_responses(404),
 )
 async def deposit_addresses_get(network: Network, account: AccountDep, session: SessionDep) -> DepositAddressOut:
-    """Your address on this network: assigned on the first request, the same ever after.
-    Deposits to it are credited once final. 409 `no_address_available` when the network's
-    pool is empty for the moment."""
+    """Your address on this network. Reading assigns nothing: 404 `no_deposit_address` until
+    you ask for one with `POST /v1/deposit-addresses/{network}`."""
     assert account.id is not None
-    return DepositAddressOut.of(await deposits.deposit_address(session, account_id=account.id, network=network))
+    return DepositAddressOut.of(await addresses.deposit_address(session, account_id=account.id, network=network))
+
+
+@router.post(
+    "/deposit-addresses/{network}",
+    operation_id="deposit_addresses_assign",
+    tags=["deposits"],
+    summary="Get an address on a network assigned to you",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": DepositAddressOut, "description": "You had one already: the same address."},
+        **problem_responses(409),
+    },
+)
+async def deposit_addresses_assign(
+    network: Network, account: AccountDep, session: SessionDep, request: Request, response: Response
+) -> DepositAddressOut:
+    """Assign your address on this network from the pool (201), or return the one you have
+    (200): ask as often as you like, you keep one address per network. Deposits to it are
+    credited once final. Addresses are for verified accounts only (403 `email_not_verified`);
+    409 `no_address_available` when the network's pool is empty for the moment. An address
+    that has received no deposit within the operator's recycle period (30 days unless set
+    otherwise) goes back to the pool: ask again before sending funds to an address you got
+    long ago and never used."""
+    assert account.id is not None
+    settings: Settings = request.app.state.settings
+    address, assigned_now = await addresses.assign_deposit_address(
+        session, account_id=account.id, network=network, low_water=settings.deposit_pool_low_water
+    )
+    if not assigned_now:
+        response.status_code = status.HTTP_200_OK
+    return DepositAddressOut.of(address)
 
 
 @router.get(

@@ -28,7 +28,8 @@ class DepositStatus(StrEnum):
 
 
 class DepositAddress(SQLModel, table=True):
-    """An operator-loaded address; assigned to one account (one per network) on first request."""
+    """An operator-loaded address; assigned to one account (one per network) when it asks for
+    one, and back in the pool if no deposit reached it within the recycle period."""
 
     __tablename__ = "deposit_addresses"
     __table_args__ = (
@@ -47,7 +48,25 @@ class DepositAddress(SQLModel, table=True):
     address: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
     account_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("accounts.id")))
     assigned_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    # When recycling last took it back from an account (None: never). Free addresses are handed
+    # out never-used first, then the longest released, so a former holder's late deposit is
+    # most likely to find it still free (recorded as unmatched, with its former holder).
+    released_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class DepositAddressRelease(SQLModel, table=True):
+    """An address recycling took back from an account: whose it was, and from when to when."""
+
+    __tablename__ = "deposit_address_releases"
+    __table_args__ = (sa.Index("ix_deposit_address_releases_network_address", "network", "address"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    network: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    address: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    account_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False))
+    assigned_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    released_at: datetime = Field(sa_column=sa.Column(sa.DateTime(timezone=True), nullable=False))
 
 
 class Deposit(SQLModel, table=True):
@@ -82,6 +101,18 @@ class Deposit(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
     credited_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+
+
+class DepositHashCollision(SQLModel, table=True):
+    """A deposit that migration 0012 found to be the same on-chain transfer as another once
+    their hashes were normalised (`0xABC...` and `0xabc...`). Nothing was merged or undone:
+    each such row is listed for the operator (`ordersvc deposits collisions`)."""
+
+    __tablename__ = "deposit_hash_collisions"
+
+    deposit_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("deposits.id"), primary_key=True))
+    canonical_tx_hash: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    found_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 
 class BonusTier(SQLModel, table=True):

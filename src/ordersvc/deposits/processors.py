@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from ordersvc.deposits.hashes import normalise_tx_hash
 from ordersvc.deposits.models import Network, Processor
 from ordersvc.deposits.service import DepositEvent, usd_to_mills
 from ordersvc.errors import InvalidParams
@@ -40,6 +41,7 @@ def chain_event(payload: dict[str, Any], required_confirmations: dict[str, int])
         raise InvalidPayload("amount_usd must be a positive amount and confirmations an integer.")
     if confirmations < required_confirmations.get(network.value, 1):
         return None
+    tx_hash = normalise_tx_hash(network.value, tx_hash)  # canonical already: it is in the external id
     return DepositEvent(
         processor=Processor.CHAIN.value,
         external_id=f"{network.value}:{tx_hash}:{address}",
@@ -89,7 +91,8 @@ def nowpayments_received_usd(payload: dict[str, Any]) -> int | None:
 
 def nowpayments_event(payload: dict[str, Any]) -> DepositEvent | None:
     """An IPN: credited on `finished`, or `partially_paid` for what was received; deduplicated
-    on `payment_id`. Other statuses are progress reports: None."""
+    on `payment_id`. Other statuses are progress reports: None. `payin_hash` is normalised
+    with every other processor's hashes, when the deposit is recorded."""
     if payload.get("payment_status") not in NOWPAYMENTS_FINAL:
         return None
     payment_id = _text(payload, "payment_id")

@@ -8,7 +8,15 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress, DepositStatus
+from ordersvc.accounts.models import Account
+from ordersvc.deposits.models import (
+    BonusTier,
+    Deposit,
+    DepositAddress,
+    DepositAddressRelease,
+    DepositHashCollision,
+    DepositStatus,
+)
 from ordersvc.pagination import CursorRequest, fetch_cursor_page
 
 
@@ -44,12 +52,14 @@ async def addresses_of(session: AsyncSession, account_id: int) -> list[DepositAd
 async def assign_free_address(
     session: AsyncSession, account_id: int, network: str, at: datetime
 ) -> DepositAddress | None:
-    """Take the oldest free address of the network; SKIP LOCKED lets concurrent assignments to
-    different accounts take different addresses without waiting on each other."""
+    """Take a free address of the network: never-used ones first (oldest first), then recycled
+    ones, the longest released first (see `addresses`). SKIP LOCKED lets concurrent assignments
+    to different accounts take different addresses without waiting on each other, and skips an
+    address a deposit is being recorded on."""
     free = (
         sa.select(col(DepositAddress.id))
         .where(col(DepositAddress.network) == network, col(DepositAddress.account_id).is_(None))
-        .order_by(col(DepositAddress.id))
+        .order_by(col(DepositAddress.released_at).asc().nulls_first(), col(DepositAddress.id))
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
@@ -63,6 +73,18 @@ async def assign_free_address(
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def lock_account_verified(session: AsyncSession, account_id: int) -> bool:
+    """Lock the account row (as `accounts.repository.lock_account` does) and say whether its
+    email is verified. Read here, not from the authenticated account, which is a snapshot of a
+    few columns only."""
+    stmt = (
+        sa.select(col(Account.email_verified_at).is_not(None))
+        .where(col(Account.id) == account_id)
+        .with_for_update(key_share=True)
+    )
+    return bool((await session.execute(stmt)).scalar_one_or_none())
+
+
 async def free_address_count(session: AsyncSession, network: str) -> int:
     stmt = sa.select(sa.func.count()).where(
         col(DepositAddress.network) == network, col(DepositAddress.account_id).is_(None)
@@ -71,8 +93,106 @@ async def free_address_count(session: AsyncSession, network: str) -> int:
 
 
 async def owner_of_address(session: AsyncSession, network: str, address: str) -> int | None:
-    stmt = sa.select(col(DepositAddress.account_id)).where(
-        col(DepositAddress.network) == network, col(DepositAddress.address) == address
+    """The address's holder, its row locked (shared) until the transaction ends: recycling
+    skips it meanwhile, and a release that committed first is seen (then: no holder)."""
+    stmt = (
+        sa.select(col(DepositAddress.account_id))
+        .where(col(DepositAddress.network) == network, col(DepositAddress.address) == address)
+        .with_for_update(read=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def release_unused_addresses(
+    session: AsyncSession, *, assigned_before: datetime, at: datetime
+) -> list[DepositAddressRelease]:
+    """Release the addresses assigned before `assigned_before` that no deposit reached, and
+    record each release. Two statements on purpose: the first locks the candidates (skipping
+    rows a deposit in flight holds); the second, with a snapshot taken after those locks, checks
+    again that no deposit reached them, so a deposit committed in between keeps its address."""
+    never_paid = ~sa.exists().where(
+        col(Deposit.network) == col(DepositAddress.network), col(Deposit.address) == col(DepositAddress.address)
+    )
+    candidates = (
+        sa.select(col(DepositAddress.id))
+        .where(
+            col(DepositAddress.account_id).is_not(None),
+            col(DepositAddress.assigned_at) < assigned_before,
+            never_paid,
+        )
+        .order_by(col(DepositAddress.id))
+        .with_for_update(skip_locked=True)
+    )
+    locked = list((await session.execute(candidates)).scalars().all())
+    if not locked:
+        return []
+    held = (
+        sa.select(col(DepositAddress.id), col(DepositAddress.account_id), col(DepositAddress.assigned_at))
+        .where(col(DepositAddress.id).in_(locked), never_paid)
+        .cte("held")
+    )
+    released = (
+        sa.update(DepositAddress)
+        .where(col(DepositAddress.id) == held.c.id)
+        .values(account_id=None, assigned_at=None, released_at=at)
+        .returning(col(DepositAddress.network), col(DepositAddress.address), held.c.account_id, held.c.assigned_at)
+        .cte("released")
+    )
+    record = (
+        pg_insert(DepositAddressRelease)
+        .from_select(
+            ["network", "address", "account_id", "assigned_at", "released_at"],
+            sa.select(
+                released.c.network, released.c.address, released.c.account_id, released.c.assigned_at, sa.literal(at)
+            ),
+        )
+        .returning(DepositAddressRelease)
+    )
+    return list((await session.execute(record)).scalars().all())
+
+
+async def former_holder(session: AsyncSession, network: str, address: str) -> DepositAddressRelease | None:
+    """The last account recycling took this address back from, if any."""
+    stmt = (
+        sa.select(DepositAddressRelease)
+        .where(col(DepositAddressRelease.network) == network, col(DepositAddressRelease.address) == address)
+        .order_by(col(DepositAddressRelease.id).desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def pool_counts(session: AsyncSession, *, assigned_before: datetime) -> dict[str, tuple[int, int, int]]:
+    """Per network: (free, assigned, assigned before `assigned_before` with no deposit yet)."""
+    never_paid = ~sa.exists().where(
+        col(Deposit.network) == col(DepositAddress.network), col(Deposit.address) == col(DepositAddress.address)
+    )
+    assigned = col(DepositAddress.account_id).is_not(None)
+    stmt = sa.select(
+        col(DepositAddress.network),
+        sa.func.count().filter(col(DepositAddress.account_id).is_(None)),
+        sa.func.count().filter(assigned),
+        sa.func.count().filter(assigned, col(DepositAddress.assigned_at) < assigned_before, never_paid),
+    ).group_by(col(DepositAddress.network))
+    rows = (await session.execute(stmt)).all()
+    return {network: (free, taken, recyclable) for network, free, taken, recyclable in rows}
+
+
+async def credited_same_transfer(
+    session: AsyncSession, *, deposit_id: int, network: str, tx_hashes: list[str], address: str
+) -> int | None:
+    """Another credited deposit of this on-chain transfer: the network, one of these spellings
+    of its hash, the address compared without case. None when there is none."""
+    stmt = (
+        sa.select(col(Deposit.id))
+        .where(
+            col(Deposit.id) != deposit_id,
+            col(Deposit.status) == DepositStatus.CREDITED.value,
+            col(Deposit.network) == network,
+            col(Deposit.tx_hash).in_(tx_hashes),
+            sa.func.lower(col(Deposit.address)) == address.lower(),
+        )
+        .limit(1)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
 
@@ -115,6 +235,15 @@ async def get_deposit_for_update(session: AsyncSession, deposit_id: int) -> Depo
 async def unmatched_deposits(session: AsyncSession) -> list[Deposit]:
     stmt = sa.select(Deposit).where(col(Deposit.status) == DepositStatus.UNMATCHED.value).order_by(col(Deposit.id))
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def hash_collisions(session: AsyncSession) -> list[tuple[str, Deposit]]:
+    stmt = (
+        sa.select(col(DepositHashCollision.canonical_tx_hash), Deposit)
+        .join(Deposit, col(Deposit.id) == col(DepositHashCollision.deposit_id))
+        .order_by(col(DepositHashCollision.canonical_tx_hash), col(Deposit.id))
+    )
+    return [(canonical, deposit) for canonical, deposit in (await session.execute(stmt)).all()]
 
 
 async def deposits_page(session: AsyncSession, account_id: int, request: CursorRequest) -> tuple[list[Deposit], bool]:

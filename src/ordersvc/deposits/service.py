@@ -1,7 +1,9 @@
-"""Money in: deposit addresses, processor events credited exactly once, and bonus tiers."""
+"""Money in: processor events credited exactly once, and bonus tiers (the address pool is
+`addresses`)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -10,10 +12,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersvc.accounts import repository as accounts_repository
 from ordersvc.accounts import service as accounts_service
 from ordersvc.deposits import repository
-from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress, DepositStatus, Network
+from ordersvc.deposits.hashes import InvalidTxHash, normalise_tx_hash
+from ordersvc.deposits.models import BonusTier, Deposit, DepositAddressRelease, DepositStatus, Network
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
@@ -24,23 +26,12 @@ from ordersvc.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
 
-_ADDRESS = re.compile(r"^[A-Za-z0-9:_.-]{8,200}$")
 _PERCENT = re.compile(r"^(?P<value>[0-9]{1,3}(?:\.[0-9]{1,2})?)\s*%?$")
 
 
 class UnknownNetwork(NotFound):
     code = "unknown_network"
     message = f"Unknown network. Networks: {', '.join(n.value for n in Network)}."
-
-
-class NoAddressAvailable(Conflict):
-    code = "no_address_available"
-    message = "No deposit address is free for this network right now. Please try again later or contact support."
-
-
-class InvalidAddress(InvalidParams):
-    code = "invalid_address"
-    message = "A deposit address is 8-200 letters, digits or ':_.-'."
 
 
 class InvalidBonusTier(InvalidParams):
@@ -59,6 +50,11 @@ class DepositNotFound(NotFound):
 class DepositNotUnmatched(Conflict):
     code = "deposit_not_unmatched"
     message = "That deposit is already credited."
+
+
+class TransferAlreadyCredited(Conflict):
+    code = "transfer_already_credited"
+    message = "That deposit's on-chain transfer is already credited as another deposit."
 
 
 def parse_network(text: str) -> Network:
@@ -131,39 +127,6 @@ async def list_bonus_tiers(session: AsyncSession) -> list[BonusTier]:
     return await repository.list_tiers(session)
 
 
-# Addresses ---------------------------------------------------------------------------------
-
-
-async def import_addresses(session: AsyncSession, *, network: Network, addresses: list[str]) -> int:
-    """Load addresses into the pool (duplicates skipped); every line must look like an address."""
-    cleaned = [a.strip() for a in addresses if a.strip()]
-    for address in cleaned:
-        if _ADDRESS.fullmatch(address) is None:
-            raise InvalidAddress(f"Invalid deposit address {address[:60]!r}: 8-200 letters, digits or ':_.-'.")
-    return await repository.import_addresses(session, network.value, list(dict.fromkeys(cleaned)))
-
-
-async def deposit_address(session: AsyncSession, *, account_id: int, network: Network) -> DepositAddress:
-    """The account's address on this network, assigned from the pool on first request."""
-    await accounts_repository.lock_account(session, account_id)  # one assignment per account at a time
-    existing = await repository.address_of(session, account_id, network.value)
-    if existing is not None:
-        return existing
-    assigned = await repository.assign_free_address(session, account_id, network.value, utc_now())
-    if assigned is None:
-        logger.error(
-            "DEPOSIT ADDRESS POOL EMPTY for %s: import more with `ordersvc deposits import-addresses`", network
-        )
-        raise NoAddressAvailable()
-    if await repository.free_address_count(session, network.value) < 10:
-        logger.warning("deposit address pool for %s is running low", network)
-    return assigned
-
-
-async def list_deposit_addresses(session: AsyncSession, *, account_id: int) -> list[DepositAddress]:
-    return await repository.addresses_of(session, account_id)
-
-
 # Deposits ----------------------------------------------------------------------------------
 
 
@@ -191,7 +154,19 @@ class DepositOutcome:
 async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositOutcome:
     """Record a processor's event and credit it (with its bonus) exactly once, in the caller's
     transaction. A redelivery, concurrent or not, finds the event recorded and credits nothing.
-    An event for an address no account owns is kept as unmatched for the operator."""
+    An event for an address no account owns is kept as unmatched for the operator.
+
+    The transaction hash is stored in its network's canonical form (`hashes`), whichever
+    processor reported it and however it spelt it: the on-chain unique key then sees one
+    transfer once. A hash that is not one of its network's is refused (422), nothing stored."""
+    try:
+        tx_hash = normalise_tx_hash(event.network, event.tx_hash)
+    except InvalidTxHash:
+        logger.warning(
+            "deposit %s/%s refused: its tx hash is not one of %s; nothing stored",
+            event.processor, event.external_id, event.network,
+        )  # fmt: skip
+        raise
     deposit = await repository.insert_deposit(
         session,
         {
@@ -199,7 +174,7 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
             "external_id": event.external_id,
             "network": event.network,
             "address": event.address,
-            "tx_hash": event.tx_hash,
+            "tx_hash": tx_hash,
             "amount_mills": event.amount_mills,
             "status": DepositStatus.UNMATCHED.value,
             "payload": clean_payload(event.payload),
@@ -211,9 +186,11 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
     assert deposit.id is not None
     account_id = await _owner(session, event)
     if account_id is None:
+        former = await _former_holder(session, event)
         logger.warning(
-            "unmatched deposit %s from %s: %s on %s to %s", deposit.id, event.processor, event.amount_mills,
-            event.network, event.address,
+            "unmatched deposit %s from %s: %s mills on %s to %s%s", deposit.id, event.processor,
+            event.amount_mills, event.network, event.address,
+            f" (recycled from account {former.account_id} on {former.released_at:%Y-%m-%d})" if former else "",
         )  # fmt: skip
         return DepositOutcome("unmatched", deposit.id)
     await _credit(session, deposit, account_id)
@@ -240,6 +217,23 @@ async def _owner(session: AsyncSession, event: DepositEvent) -> int | None:
     if event.network is not None and event.address is not None:
         return await repository.owner_of_address(session, event.network, event.address)
     return None
+
+
+async def _former_holder(session: AsyncSession, event: DepositEvent) -> DepositAddressRelease | None:
+    if event.network is None or event.address is None:
+        return None
+    return await repository.former_holder(session, event.network, event.address)
+
+
+async def former_holders(session: AsyncSession, deposits: list[Deposit]) -> dict[int, DepositAddressRelease]:
+    """For the operator: the account each unmatched deposit's address was recycled from."""
+    found: dict[int, DepositAddressRelease] = {}
+    for deposit in deposits:
+        if deposit.id is not None and deposit.network is not None and deposit.address is not None:
+            release = await repository.former_holder(session, deposit.network, deposit.address)
+            if release is not None:
+                found[deposit.id] = release
+    return found
 
 
 async def is_recorded(session: AsyncSession, *, processor: str, external_id: str) -> bool:
@@ -273,6 +267,7 @@ async def assign_unmatched(session: AsyncSession, *, deposit_id: int, email: str
         raise DepositNotFound()
     if deposit.status != DepositStatus.UNMATCHED.value:
         raise DepositNotUnmatched()
+    await _refuse_if_transfer_credited(session, deposit)
     account = await accounts_service.get_account_by_email(session, email=email)
     assert account.id is not None
     await _credit(session, deposit, account.id)
@@ -280,8 +275,31 @@ async def assign_unmatched(session: AsyncSession, *, deposit_id: int, email: str
     return deposit
 
 
+async def _refuse_if_transfer_credited(session: AsyncSession, deposit: Deposit) -> None:
+    """An unmatched deposit that is a transfer already credited (its hash or address spelt
+    otherwise, e.g. a row from before migration 0012) is not credited a second time."""
+    if deposit.id is None or deposit.network is None or deposit.tx_hash is None or deposit.address is None:
+        return
+    spellings = [deposit.tx_hash]
+    # A hash stored before 0012 that fits no network form is compared as it is.
+    with contextlib.suppress(InvalidTxHash):
+        spellings.append(normalise_tx_hash(deposit.network, deposit.tx_hash) or deposit.tx_hash)
+    other = await repository.credited_same_transfer(
+        session, deposit_id=deposit.id, network=deposit.network, tx_hashes=spellings, address=deposit.address
+    )
+    if other is not None:
+        raise TransferAlreadyCredited(
+            f"Deposit {deposit.id} is the on-chain transfer already credited as deposit {other}: not credited again."
+        )
+
+
 async def unmatched_deposits(session: AsyncSession) -> list[Deposit]:
     return await repository.unmatched_deposits(session)
+
+
+async def hash_collisions(session: AsyncSession) -> list[tuple[str, Deposit]]:
+    """What migration 0012 could not normalise without merging: (canonical hash, deposit)."""
+    return await repository.hash_collisions(session)
 
 
 async def page_deposits(

@@ -13,6 +13,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from ordersvc.deposits.payloads import load_json_object
 from ordersvc.errors import ServiceError
 
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
@@ -82,18 +83,27 @@ def nowpayments_signed_strings(payload: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys([python, utf8, _js_json(payload)]))
 
 
+def nowpayments_signature(header: str | None) -> str:
+    """The `x-nowpayments-sig` header when it is shaped like one (128 hex digits): checked
+    before the body is read, so a request without one costs nothing more."""
+    given = (header or "").strip().lower()
+    if _SHA512_HEX.fullmatch(given) is None:
+        raise BadSignature()
+    return given
+
+
 def verify_nowpayments(header: str | None, body: bytes, secret: str) -> dict[str, Any]:
     """`x-nowpayments-sig`: hex HMAC-SHA512 of the body re-serialised with sorted keys. The
-    body must be parsed to re-serialise it, but nothing is used before the signature holds."""
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise BadSignature() from None
-    if not isinstance(payload, dict):
+    body must be parsed to re-serialise it, but nothing is used before the signature holds.
+    Its nesting is bounded before parsing (`payloads.load_json_object`): the re-serialisations
+    recurse once per level, and an unauthenticated body must not be able to exhaust that."""
+    signature = nowpayments_signature(header)
+    payload = load_json_object(body)
+    if payload is None:
         raise BadSignature()
     for signed in nowpayments_signed_strings(payload):
         expected = hmac.new(secret.encode(), signed.encode("utf-8", "surrogatepass"), hashlib.sha512).hexdigest()
-        if _matches(expected, header or "", _SHA512_HEX):
+        if _matches(expected, signature, _SHA512_HEX):
             return payload
     raise BadSignature()
 

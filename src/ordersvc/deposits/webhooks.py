@@ -1,12 +1,12 @@
 """Processor webhooks: verify the signature over the raw body, then record the deposit once.
 
 Answers: 200 `{"status": "credited" | "unmatched" | "duplicate" | "not_final"}`; 401 for a bad
-signature (nothing stored); 404 when the processor is not configured; 422 for a signed payload
-that is not a readable deposit (nothing stored)."""
+signature (nothing stored); 404 when the processor is not configured; 415 for a NOWPayments body
+declared as something else than JSON; 422 for a signed payload that is not a readable deposit,
+or whose transaction hash is not one of its network (nothing stored)."""
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -17,12 +17,21 @@ from ordersvc.config import Settings
 from ordersvc.db import SessionDep
 from ordersvc.deposits import btcpay, processors, service
 from ordersvc.deposits.models import Processor
-from ordersvc.deposits.signatures import BadSignature, verify_btcpay, verify_nowpayments, verify_timestamped
-from ordersvc.errors import NotFound
+from ordersvc.deposits.payloads import load_json_object
+from ordersvc.deposits.signatures import (
+    BadSignature,
+    nowpayments_signature,
+    verify_btcpay,
+    verify_nowpayments,
+    verify_timestamped,
+)
+from ordersvc.errors import NotFound, ServiceError
 
 router = APIRouter(prefix="/webhooks", include_in_schema=False)
 
 MAX_WEBHOOK_BODY = 256 * 1024
+# An IPN is about 1 KB; its body is parsed before its signature can be checked, so it gets less.
+MAX_NOWPAYMENTS_BODY = 32 * 1024
 
 
 class ProcessorDisabled(NotFound):
@@ -30,20 +39,33 @@ class ProcessorDisabled(NotFound):
     message = "This processor is not configured on this server."
 
 
-async def _raw_body(request: Request) -> bytes:
+class UnsupportedMediaType(ServiceError):
+    status = 415
+    code = "unsupported_media_type"
+    message = "The webhook body must be JSON (Content-Type: application/json)."
+
+
+async def _raw_body(request: Request, limit: int = MAX_WEBHOOK_BODY) -> bytes:
     # Bounded while reading: an unsigned flood is refused without being held in memory.
-    body = await read_body(request, MAX_WEBHOOK_BODY)
+    body = await read_body(request, limit)
     if body is None:
         raise BadSignature()
     return body
 
 
+def _require_json_content_type(request: Request) -> None:
+    """A declared Content-Type must be JSON's (none declared is accepted, as curl sends it)."""
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media_type = declared.split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType()
+
+
 def _json_object(body: bytes) -> dict[str, Any]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, RecursionError):
-        raise processors.InvalidPayload() from None
-    if not isinstance(payload, dict):
+    payload = load_json_object(body)  # nesting bounded: clean_payload recurses once per level
+    if payload is None:
         raise processors.InvalidPayload()
     return payload
 
@@ -75,9 +97,13 @@ async def nowpayments_webhook(request: Request, session: SessionDep) -> dict[str
     settings: Settings = request.app.state.settings
     if not settings.nowpayments_ipn_secret:
         raise ProcessorDisabled()
-    payload = verify_nowpayments(
-        request.headers.get("x-nowpayments-sig"), await _raw_body(request), settings.nowpayments_ipn_secret
-    )
+    # What can be checked before the body is parsed is checked first: the signature header's
+    # shape, the media type, the size (a fraction of the other webhooks').
+    header = request.headers.get("x-nowpayments-sig")
+    nowpayments_signature(header)
+    _require_json_content_type(request)
+    body = await _raw_body(request, MAX_NOWPAYMENTS_BODY)
+    payload = verify_nowpayments(header, body, settings.nowpayments_ipn_secret)
     return await _record(session, processors.nowpayments_event(payload))
 
 
