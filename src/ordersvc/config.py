@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     chain_webhook_tolerance_seconds: int = 300
     # Confirmations after which a chain watcher deposit is final, per network.
     chain_confirmations: dict[str, int] = {"BTC": 2, "LTC": 6, "USDT-ERC20": 12, "USDT-TRC20": 20}
+    # Deposit addresses that received nothing this many days after assignment go back to the pool
+    # (`ordersvc deposits recycle`); fewer free addresses than the low water is logged.
+    deposit_address_recycle_days: int = Field(default=30, ge=1)
+    deposit_pool_low_water: int = Field(default=10, ge=0)
 
     # The legacy action API refuses larger bodies with `Invalid params.`.
     legacy_max_body_bytes: int = 64 * 1024
