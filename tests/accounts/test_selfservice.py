@@ -36,10 +36,16 @@ def token_in(message: OutboxMessage, route: str) -> str:
 
 
 async def signed_up(client: httpx.AsyncClient, maker: async_sessionmaker[AsyncSession], email: str) -> None:
-    """Sign up and verify through the mailed link."""
-    assert (await client.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})).status_code == 202
+    """Sign up and verify through the mailed link, choosing the password there."""
+    assert (await client.post("/v1/auth/signup", json={"email": email})).status_code == 202
     (mail,) = await messages_to(maker, email)
-    assert (await client.post("/v1/auth/verify-email", json={"token": token_in(mail, "verify")})).status_code == 200
+    assert (await verify(client, token_in(mail, "verify"))).status_code == 200
+
+
+async def verify(client: httpx.AsyncClient, token: str, password: str | None = PASSWORD) -> httpx.Response:
+    """Follow a verification link: a new account's needs the password chosen there."""
+    body = {"token": token} if password is None else {"token": token, "password": password}
+    return await client.post("/v1/auth/verify-email", json=body)
 
 
 async def login(
@@ -78,15 +84,17 @@ class TestSignup:
         self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         email = unique_email("signup")
-        answer = await browser.post("/v1/auth/signup", json={"email": email.upper(), "password": PASSWORD})
+        answer = await browser.post("/v1/auth/signup", json={"email": email.upper()})
         assert answer.status_code == 202
         (mail,) = await messages_to(sessionmaker, email)  # normalised: one account per mailbox
         assert mail.purpose == "account"
         assert "#/verify/" in mail.body_text
-        # Not usable before the address is verified.
+        # Not usable before the link: the account has no password until it is chosen there.
         refused = await login(browser, email)
-        assert (refused.status_code, refused.json()["code"]) == (403, "email_not_verified")
-        verified = await browser.post("/v1/auth/verify-email", json={"token": token_in(mail, "verify")})
+        assert (refused.status_code, refused.json()["code"]) == (401, "invalid_credentials")
+        needed = await verify(browser, token_in(mail, "verify"), password=None)
+        assert (needed.status_code, needed.json()["code"]) == (422, "password_required")
+        verified = await verify(browser, token_in(mail, "verify"))  # the refusal spent nothing
         assert (verified.status_code, verified.json()["email"]) == (200, email)
 
         signed_in = await login(browser, email)
@@ -103,55 +111,62 @@ class TestSignup:
     ) -> None:
         taken = (await make_customer()).email
         fresh = unique_email("fresh")
-        one = await browser.post("/v1/auth/signup", json={"email": taken, "password": PASSWORD})
-        two = await browser.post("/v1/auth/signup", json={"email": fresh, "password": PASSWORD})
+        one = await browser.post("/v1/auth/signup", json={"email": taken})
+        two = await browser.post("/v1/auth/signup", json={"email": fresh})
         assert (one.status_code, one.content) == (two.status_code, two.content)
         (note,) = await messages_to(sessionmaker, taken)
         assert "already has an account" in note.body_text
         assert "#/verify/" not in note.body_text
 
     @pytest.mark.parametrize("password", ["short", "password123", "1234567890", "aaaaaaaaaaaa"])
-    async def test_weak_passwords_are_refused_and_nothing_is_created(
+    async def test_weak_passwords_are_refused_and_the_link_still_works(
         self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession], password: str
     ) -> None:
         email = unique_email("weak")
-        answer = await browser.post("/v1/auth/signup", json={"email": email, "password": password})
+        await browser.post("/v1/auth/signup", json={"email": email})
+        (mail,) = await messages_to(sessionmaker, email)
+        answer = await verify(browser, token_in(mail, "verify"), password)
         assert (answer.status_code, answer.json()["code"]) == (422, "weak_password")
-        assert await messages_to(sessionmaker, email) == []
+        assert (await login(browser, email, password)).status_code == 401
+        assert (await verify(browser, token_in(mail, "verify"))).status_code == 200
 
-    async def test_a_password_equal_to_the_address_is_refused(self, browser: httpx.AsyncClient) -> None:
+    async def test_a_password_equal_to_the_address_is_refused(
+        self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
         email = unique_email("same")
-        answer = await browser.post("/v1/auth/signup", json={"email": email, "password": email})
+        await browser.post("/v1/auth/signup", json={"email": email})
+        (mail,) = await messages_to(sessionmaker, email)
+        answer = await verify(browser, token_in(mail, "verify"), email)
         assert answer.json()["code"] == "weak_password"
 
     async def test_a_verification_link_works_once_and_expires(
         self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         email = unique_email("once")
-        await browser.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+        await browser.post("/v1/auth/signup", json={"email": email})
         (mail,) = await messages_to(sessionmaker, email)
         token = token_in(mail, "verify")
-        assert (await browser.post("/v1/auth/verify-email", json={"token": token})).status_code == 200
-        reused = await browser.post("/v1/auth/verify-email", json={"token": token})
+        assert (await verify(browser, token)).status_code == 200
+        reused = await verify(browser, token, "another long password")
         assert (reused.status_code, reused.json()["code"]) == (400, "invalid_token")
 
         late = unique_email("late")
-        await browser.post("/v1/auth/signup", json={"email": late, "password": PASSWORD})
+        await browser.post("/v1/auth/signup", json={"email": late})
         (mail,) = await messages_to(sessionmaker, late)
         async with sessionmaker.begin() as session:
             await session.execute(sa.text("UPDATE account_tokens SET expires_at = now() - interval '1 second'"
                                           " WHERE used_at IS NULL AND account_id = (SELECT id FROM accounts"
                                           " WHERE email = :e)"), {"e": late})  # fmt: skip
-        expired = await browser.post("/v1/auth/verify-email", json={"token": token_in(mail, "verify")})
+        expired = await verify(browser, token_in(mail, "verify"))
         assert (expired.status_code, expired.json()["code"]) == (410, "expired_token")
-        bogus = await browser.post("/v1/auth/verify-email", json={"token": "x" * 43})
+        bogus = await verify(browser, "x" * 43)
         assert bogus.json()["code"] == "invalid_token"
 
     async def test_resend_is_rate_limited_and_enumeration_safe(
         self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         email = unique_email("resend")
-        await browser.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+        await browser.post("/v1/auth/signup", json={"email": email})
         answers = [await browser.post("/v1/auth/resend-verification", json={"email": email}) for _ in range(3)]
         nobody = await browser.post("/v1/auth/resend-verification", json={"email": unique_email("nobody")})
         assert {(a.status_code, a.content) for a in [*answers, nobody]} == {(202, answers[0].content)}
@@ -161,9 +176,9 @@ class TestSignup:
         await browser.post("/v1/auth/resend-verification", json={"email": email})
         first, second = await messages_to(sessionmaker, email)
         # The newer link replaces the older one.
-        old = await browser.post("/v1/auth/verify-email", json={"token": token_in(first, "verify")})
+        old = await verify(browser, token_in(first, "verify"))
         assert old.json()["code"] == "invalid_token"
-        newest = await browser.post("/v1/auth/verify-email", json={"token": token_in(second, "verify")})
+        newest = await verify(browser, token_in(second, "verify"))
         assert newest.status_code == 200
 
 
@@ -491,14 +506,14 @@ class TestAccountMail:
         email = unique_email("suppressed")
         async with sessionmaker.begin() as session:
             await consent.suppress(session, email=email)
-        await browser.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+        await browser.post("/v1/auth/signup", json={"email": email})
         url, inbox = mail_server
         await mailer.send_due(sessionmaker, mailer.smtp_sender(url), "ordersvc <no-reply@example.com>", limit=500)
         delivered = [m for m in inbox.messages if m["To"] == email]
         assert len(delivered) == 1
         text = text_of(delivered[0])
         token = re.search(r"#/verify/([A-Za-z0-9_-]+)", text).group(1)  # type: ignore[union-attr]
-        assert (await browser.post("/v1/auth/verify-email", json={"token": token})).status_code == 200
+        assert (await verify(browser, token)).status_code == 200
 
 
 class TestHardening:
@@ -506,16 +521,16 @@ class TestHardening:
         self, browser: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         email = unique_email("claim")
-        await browser.post("/v1/auth/signup", json={"email": email, "password": PASSWORD})
+        await browser.post("/v1/auth/signup", json={"email": email})
         async with sessionmaker.begin() as session:  # past the resend interval
             await session.execute(sa.text("UPDATE account_tokens SET created_at = created_at - interval '2 minutes'"))
         intruder = "the intruders own pass"
-        again = await browser.post("/v1/auth/signup", json={"email": email, "password": intruder})
+        refused = await browser.post("/v1/auth/signup", json={"email": email, "password": intruder})
+        assert refused.status_code == 422  # sign-up takes no password at all
+        again = await browser.post("/v1/auth/signup", json={"email": email})
         assert again.status_code == 202
         _, second = await messages_to(sessionmaker, email)  # the link again, to the owner's mailbox
-        assert (
-            await browser.post("/v1/auth/verify-email", json={"token": token_in(second, "verify")})
-        ).status_code == 200
+        assert (await verify(browser, token_in(second, "verify"))).status_code == 200
         assert (await login(browser, email, intruder)).status_code == 401
         assert (await login(browser, email)).status_code == 200
 

@@ -28,9 +28,9 @@ from ordersvc.accounts.schemas import (
     SessionList,
     SessionOut,
     SignupIn,
-    TokenIn,
     TotpCodeIn,
     TotpStarted,
+    VerifyEmailIn,
 )
 from ordersvc.config import Settings
 from ordersvc.db import SessionDep
@@ -94,16 +94,12 @@ def _current_session(request: Request) -> int | None:
     openapi_extra={"security": []},
 )
 async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> Accepted:
-    """Create an account with an email and a password. It can sign in once the address is
-    verified through the emailed link. The answer is the same whether or not the address already
-    has an account (its owner is told by mail instead)."""
+    """Create an account for an email address. The emailed link verifies the address and is
+    where its password is chosen (`POST /v1/auth/verify-email` with the token and the password);
+    then it can sign in. The answer is the same whether or not the address already has an
+    account (its owner is told by mail instead)."""
     await selfservice.signup(
-        session,
-        attempts=_attempts(request),
-        ip=_ip(request),
-        email=body.email,
-        password=body.password,
-        settings=_settings(request),
+        session, attempts=_attempts(request), ip=_ip(request), email=body.email, settings=_settings(request)
     )
     return Accepted(message=SIGNUP_ACCEPTED)
 
@@ -116,10 +112,12 @@ async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> 
     responses=problem_responses(400, 410, public=True),
     openapi_extra={"security": []},
 )
-async def auth_verify_email(body: TokenIn, session: SessionDep) -> AccountOut:
-    """Spend the token of a verification link (a new account's, or a new address after an email
-    change). A token works once."""
-    account = await selfservice.verify_email(session, token=body.token)
+async def auth_verify_email(body: VerifyEmailIn, session: SessionDep) -> AccountOut:
+    """Spend the token of a verification link. A new account's link needs `password`: the
+    account's password is chosen here, by whoever reads the mailbox (without it: 422
+    `password_required`, and the token stays unspent). A new address's link (after an email
+    change) takes no password; the account's sessions end. A token works once."""
+    account = await selfservice.verify_email(session, token=body.token, password=body.password)
     return AccountOut.of(account)
 
 
@@ -195,10 +193,16 @@ async def auth_password_reset_request(body: EmailIn, request: Request, session: 
     responses=problem_responses(400, 410, public=True),
     openapi_extra={"security": []},
 )
-async def auth_password_reset_confirm(body: PasswordResetIn, session: SessionDep) -> Response:
-    """Every session of the account ends; sign in with the new password."""
-    await selfservice.reset_password(session, token=body.token, password=body.password)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+async def auth_password_reset_confirm(body: PasswordResetIn, request: Request, session: SessionDep) -> Response:
+    """Every browser session of the account ends (this browser's too: its cookies are cleared);
+    sign in with the new password. API keys keep working unless `revoke_api_keys` is true: then
+    every active key of the account is revoked."""
+    await selfservice.reset_password(
+        session, token=body.token, password=body.password, revoke_api_keys=body.revoke_api_keys
+    )
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    _clear_session_cookies(response, _settings(request))
+    return response
 
 
 # Signed in: sessions ----------------------------------------------------------------------------------

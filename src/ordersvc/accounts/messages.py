@@ -10,10 +10,12 @@ from html import escape
 _TEXTS = {
     "verify_email": (
         "Verify your email address for ordersvc",
-        "Someone, probably you, signed up for ordersvc with this address.",
-        "Verify my address",
+        "Someone, probably you, signed up for ordersvc with this address. "
+        "Follow the link to verify it and choose your password.",
+        "Verify my address and choose a password",
         "#/verify/",
-        "The link works for 48 hours. If it was not you, ignore this message: nothing happens.",
+        "The link works for 48 hours and once. If it was not you, ignore this message: "
+        "no account can be used without it.",
     ),
     "change_email": (
         "Confirm your new email address for ordersvc",

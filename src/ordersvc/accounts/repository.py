@@ -84,6 +84,16 @@ async def revoke_key(session: AsyncSession, prefix: str, at: datetime, account_i
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+async def revoke_all_keys(session: AsyncSession, account_id: int, at: datetime) -> int:
+    stmt = (
+        sa.update(ApiKey)
+        .where(col(ApiKey.account_id) == account_id, col(ApiKey.revoked_at).is_(None))
+        .values(revoked_at=at)
+        .returning(col(ApiKey.id))
+    )
+    return len((await session.execute(stmt)).scalars().all())
+
+
 async def list_keys(session: AsyncSession, account_id: int) -> list[ApiKey]:
     stmt = sa.select(ApiKey).where(col(ApiKey.account_id) == account_id).order_by(col(ApiKey.id))
     return list((await session.execute(stmt)).scalars().all())

@@ -85,13 +85,12 @@ _Password = Field(min_length=1, max_length=1024, description="At least 10 charac
 
 
 class SignupIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"email": "alice@example.com", "password": "a long passphrase"}]},
-    )
+    """No password here: it is chosen from the emailed link (`POST /v1/auth/verify-email`), so
+    nobody can set one for an address they do not read."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"email": "alice@example.com"}]})
 
     email: str = Field(max_length=320)
-    password: str = _Password
 
 
 class EmailIn(BaseModel):
@@ -100,10 +99,22 @@ class EmailIn(BaseModel):
     email: str = Field(max_length=320)
 
 
-class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VerifyEmailIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"token": "b1Yx0hQ8r3m2Zk5nL7pV9sT4wC6eA0dF2gH8jK1lM3o", "password": "a long passphrase"}]
+        },
+    )
 
     token: str = Field(max_length=200, description="The token from the emailed link.")
+    password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="A new account's link: the password chosen now, required (422 `password_required` "
+        "without it). A new address's link (email change): leave it out.",
+    )
 
 
 class PasswordResetIn(BaseModel):
@@ -111,6 +122,11 @@ class PasswordResetIn(BaseModel):
 
     token: str = Field(max_length=200, description="The token from the emailed link.")
     password: str = _Password
+    revoke_api_keys: bool = Field(
+        default=False,
+        description="Also revoke every active API key of the account (when someone else may have used "
+        "it). Every browser session ends in any case.",
+    )
 
 
 class LoginIn(BaseModel):

@@ -22,12 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from ordersvc.accounts import passwords, totp
+from ordersvc.accounts import service as accounts
 from ordersvc.accounts.messages import account_message
 from ordersvc.accounts.models import Account, AccountToken, AuthThrottle, BrowserSession, RecoveryCode
 from ordersvc.accounts.service import AccountNotFound, normalize_account_email
 from ordersvc.config import Settings
 from ordersvc.emails import InvalidEmail
-from ordersvc.errors import NotFound, ServiceError
+from ordersvc.errors import InvalidParams, NotFound, ServiceError
 from ordersvc.outbox import service as outbox
 from ordersvc.timestamps import utc_now
 
@@ -44,6 +45,8 @@ IP_FAILURES = 30
 # Requests that send mail to an address the caller names (sign-up, resend, reset), per client
 # address and window: nobody floods a mailbox, or keeps a victim's reset link dying.
 IP_MAIL_REQUESTS = 20
+# Throttle rows past their window deleted per housekeeping round (bounded: one short statement).
+THROTTLE_PRUNE_BATCH = 10_000
 
 Attempts = async_sessionmaker[AsyncSession]
 """Where the throttle counts: each attempt is counted in a transaction of its own, committed
@@ -137,6 +140,18 @@ class SessionNotFound(NotFound):
     message = "No such session."
 
 
+class PasswordRequired(InvalidParams):
+    code = "password_required"
+    message = "Choose a password for your account: send it with the token of the link."
+    field = "password"
+
+
+class PasswordNotExpected(InvalidParams):
+    code = "password_not_expected"
+    message = "This link confirms a new address and sets no password: send the token alone."
+    field = "password"
+
+
 def _hash(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
@@ -228,19 +243,20 @@ async def _mail(
 # Sign-up and verification ---------------------------------------------------------------------
 
 
-async def signup(
-    session: AsyncSession, *, attempts: Attempts, ip: str, email: str, password: str, settings: Settings
-) -> None:
-    """Create an unverified account and mail its verification link. For an address that already
-    has an account, the owner gets a note instead; the caller's answer is the same."""
+async def signup(session: AsyncSession, *, attempts: Attempts, ip: str, email: str, settings: Settings) -> None:
+    """Create an unverified account with no password and mail its verification link, where the
+    password is chosen (`verify_email`). For an address that already has an account, the owner
+    gets a note instead; the caller's answer is the same.
+
+    Sign-up takes no password on purpose: anyone can sign up with anyone's address, so a password
+    given here may be an intruder's, and verifying the address must not make it usable (account
+    pre-hijacking). Only the holder of the link chooses the password."""
     await _count_mail_request(attempts, ip)
     address = normalize_account_email(email)
-    passwords.check_policy(password, email=address)
-    password_hash = await passwords.hash_password(password)  # also when the address is taken: same time
     account_id = (
         await session.execute(
             pg_insert(Account)
-            .values(email=address, password_hash=password_hash)
+            .values(email=address)
             .on_conflict_do_nothing(index_elements=["email"])
             .returning(col(Account.id))
         )
@@ -249,9 +265,7 @@ async def signup(
         existing = await _account_by_email(session, address, lock=True)
         if existing is not None and existing.email_verified_at is None:
             # Signed up before, not verified yet: the link goes out again (at most once a
-            # minute). The password stays the first one: an unauthenticated request never
-            # changes an account (else anyone could claim an address its owner has not verified
-            # yet). Its owner can reset it by mail.
+            # minute). Nothing else changes: an unauthenticated request never changes an account.
             await _resend_if_due(session, existing, settings)
         else:
             await _mail(session, settings, address, "already_registered")
@@ -300,32 +314,50 @@ async def _resend_if_due(session: AsyncSession, account: Account, settings: Sett
         await _send_verification(session, account, settings)
 
 
-async def verify_email(session: AsyncSession, *, token: str) -> Account:
-    """Verify an address: a new account's (then it can sign in) or the new address of an email
-    change (then it replaces the old one and the account's other sessions end)."""
+async def verify_email(session: AsyncSession, *, token: str, password: str | None) -> Account:
+    """Follow a verification link: a new account's (then `password` is required and becomes its
+    password, and it can sign in) or the new address of an email change (no `password`; the new
+    address replaces the old one and the account's sessions end). A refusal spends nothing."""
     try:
         row = await _use_token(session, token, TokenPurpose.VERIFY_EMAIL)
     except InvalidAccountToken:
         row = await _use_token(session, token, TokenPurpose.CHANGE_EMAIL)
     account = await _lock_account(session, row.account_id)
-    now = utc_now()
-    if row.purpose == TokenPurpose.CHANGE_EMAIL.value:
-        assert row.new_email is not None
-        taken = InvalidAccountToken("That address now belongs to another account.")
-        if await _account_by_email(session, row.new_email) is not None:
-            raise taken
-        try:
-            async with session.begin_nested():  # a sign-up may take the address meanwhile
-                account.email = row.new_email
-                await session.flush()
-        except IntegrityError:
-            raise taken from None
-        await _spend_tokens(session, row.account_id, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL)
-        await revoke_sessions(session, account_id=row.account_id)
-    if account.email_verified_at is None:
-        account.email_verified_at = now
-    await session.flush()
+    if row.purpose == TokenPurpose.VERIFY_EMAIL.value:
+        await _verify_new_account(session, account, password)
+        return account
+    if password is not None:
+        raise PasswordNotExpected()
+    assert row.new_email is not None
+    taken = InvalidAccountToken("That address now belongs to another account.")
+    if await _account_by_email(session, row.new_email) is not None:
+        raise taken
+    try:
+        async with session.begin_nested():  # a sign-up may take the address meanwhile
+            account.email = row.new_email
+            await session.flush()
+    except IntegrityError:
+        raise taken from None
+    await _spend_tokens(session, row.account_id, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL)
+    await revoke_sessions(session, account_id=row.account_id)
     return account
+
+
+async def _verify_new_account(session: AsyncSession, account: Account, password: str | None) -> None:
+    """The link proves the mailbox, so its holder chooses the password here: whatever password
+    the account held before (set by an older version's sign-up, perhaps by someone who typed a
+    stranger's address) is replaced, never blessed."""
+    assert account.id is not None
+    if account.email_verified_at is not None:
+        # Verified meanwhile (a reset link verifies too): this link no longer sets a password.
+        raise InvalidAccountToken()
+    if password is None:
+        raise PasswordRequired()
+    passwords.check_policy(password, email=account.email)
+    account.password_hash = await passwords.hash_password(password)
+    account.email_verified_at = utc_now()
+    await session.flush()
+    await _spend_tokens(session, account.id, TokenPurpose.RESET_PASSWORD)
 
 
 # Sign-in -----------------------------------------------------------------------------------
@@ -402,6 +434,23 @@ async def _attempt_succeeded(session: AsyncSession, keys: list[tuple[str, int]])
             .where(col(AuthThrottle.key) == key, col(AuthThrottle.failures) > 0)
             .values(failures=col(AuthThrottle.failures) - 1)
         )
+
+
+async def prune_throttle(session: AsyncSession, *, limit: int = THROTTLE_PRUNE_BATCH) -> int:
+    """Delete up to `limit` throttle rows whose window has passed; how many. Such a row counts
+    for nothing (the next attempt starts a new window), but every guessed address and every
+    client address leaves one: the mailer's housekeeping calls this each round, so the table
+    holds about one window's keys. Rows an attempt is counting right now are skipped."""
+    stale = (
+        sa.select(col(AuthThrottle.key))
+        .where(col(AuthThrottle.window_start) <= utc_now() - THROTTLE_WINDOW)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    deleted = await session.execute(
+        sa.delete(AuthThrottle).where(col(AuthThrottle.key).in_(stale)).returning(col(AuthThrottle.key))
+    )
+    return len(deleted.scalars().all())
 
 
 async def login(
@@ -583,17 +632,25 @@ async def request_password_reset(
     await _mail(session, settings, account.email, "reset_password", token=token)
 
 
-async def reset_password(session: AsyncSession, *, token: str, password: str) -> None:
-    """Set a new password from a reset link: every session ends. Following the link proves the
-    address, so an unverified account becomes verified."""
+async def reset_password(session: AsyncSession, *, token: str, password: str, revoke_api_keys: bool) -> None:
+    """Set a new password from a reset link: every session ends (the resetting browser's too),
+    and with `revoke_api_keys` every active API key is revoked too. Keys stay by
+    default: they are scripts' credentials, and forgetting a password does not leak them (the
+    reset form offers the choice for when someone else may have used the account). Following
+    the link proves the address, so an unverified account becomes verified."""
     row = await _use_token(session, token, TokenPurpose.RESET_PASSWORD)
     account = await _lock_account(session, row.account_id)
     passwords.check_policy(password, email=account.email)
     account.password_hash = await passwords.hash_password(password)
     account.email_verified_at = account.email_verified_at or utc_now()
     await session.flush()
-    await _spend_tokens(session, row.account_id, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL)
+    # The address is proven now: a verification link still in the mailbox is done with.
+    await _spend_tokens(
+        session, row.account_id, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL, TokenPurpose.VERIFY_EMAIL
+    )
     await revoke_sessions(session, account_id=row.account_id)
+    if revoke_api_keys:
+        await accounts.revoke_all_api_keys(session, account_id=row.account_id)
 
 
 async def change_password(

@@ -74,6 +74,11 @@ async def revoke_api_key(session: AsyncSession, *, prefix: str, account_id: int 
     return key
 
 
+async def revoke_all_api_keys(session: AsyncSession, *, account_id: int) -> int:
+    """Revoke every active key of the account (a password reset that asks for it); how many."""
+    return await repository.revoke_all_keys(session, account_id, utc_now())
+
+
 async def authenticate(session: AsyncSession, *, api_key: object) -> Account:
     """The account owning an active key, or InvalidApiKey.
 

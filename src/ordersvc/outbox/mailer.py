@@ -1,5 +1,6 @@
-"""The sender: delivers due outbox messages over SMTP (aiosmtplib), and runs the consent
-housekeeping (mail requests whose window opened, expire unanswered ones) on each round."""
+"""The sender: delivers due outbox messages over SMTP (aiosmtplib), and runs the housekeeping
+on each round: consent (mail requests whose window opened, expire unanswered ones) and the
+sign-in throttle (rows past their window are deleted)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from urllib.parse import unquote, urlsplit
 import aiosmtplib
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.accounts import selfservice
 from ordersvc.config import Settings
 from ordersvc.consent import service as consent
 from ordersvc.outbox import service as outbox
@@ -100,6 +102,8 @@ async def send_due(maker: async_sessionmaker[AsyncSession], send: Send, mail_fro
 async def housekeeping(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
     await consent.mail_waiting_requests(maker, settings=settings)
     await consent.expire_requests(maker)
+    async with maker.begin() as session:
+        await selfservice.prune_throttle(session)
 
 
 async def run(maker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event) -> None:
