@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
+from ordersvc.text import is_ascii_digits
+
 
 async def read_body(request: Request, limit: int) -> bytes | None:
     """The raw body, or None when it is larger than `limit` bytes (checked while reading)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if is_ascii_digits(declared) and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0

@@ -11,8 +11,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from ordersvc import db
+from ordersvc.accounts import second_factor
 from ordersvc.accounts.auth_endpoints import router as auth_router
 from ordersvc.accounts.endpoints import router as accounts_router
 from ordersvc.config import Settings, get_settings
@@ -22,9 +24,12 @@ from ordersvc.dashboard.endpoints import router as dashboard_router
 from ordersvc.deposits.endpoints import router as deposits_router
 from ordersvc.deposits.webhooks import router as webhooks_router
 from ordersvc.fulfilment.endpoints import router as fulfilment_router
+from ordersvc.keyring import keyring
 from ordersvc.ledger.endpoints import router as ledger_router
+from ordersvc.legacy.endpoint import LEGACY_PATHS
 from ordersvc.legacy.endpoint import router as legacy_router
 from ordersvc.logging_config import configure_logging
+from ordersvc.ops.client_text import ClientTextGuard
 from ordersvc.ops.health import router as health_router
 from ordersvc.ops.middleware import RequestContextMiddleware
 from ordersvc.ops.ratelimit import create_rate_limiter
@@ -70,9 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        keys = keyring(settings)  # first, so that a secret key it cannot use stops the start
         engine = db.create_engine(db.resolve_database_url(settings), settings)
         app.state.engine = engine
         app.state.sessionmaker = db.create_sessionmaker(engine)
+        await second_factor.reseal_at_start(app.state.sessionmaker, keys)
         app.state.migration_head = db.migration_head()
         app.state.rate_limiter = create_rate_limiter(
             rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst, redis_url=settings.redis_url
@@ -126,6 +133,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
     ):
         app.include_router(router)
+    # Inside CORS (its refusals carry CORS headers). The legacy API reads its text itself, and
+    # the processors' signed events are stored cleaned, never refused.
+    app.add_middleware(
+        ClientTextGuard,
+        unguarded_paths=LEGACY_PATHS,
+        raw_body_paths=[route.path for route in webhooks_router.routes if isinstance(route, APIRoute)],
+    )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

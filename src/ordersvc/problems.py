@@ -64,6 +64,16 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = Field(default=None, description="Per-field errors, for validation problems.")
 
 
+class CodedHTTPException(StarletteHTTPException):
+    """An HTTP error raised below the route (e.g. from `receive`, which FastAPI's body reader
+    passes on) that carries its problem's stable code and field errors."""
+
+    def __init__(self, status: int, code: str, detail: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(status, detail)
+        self.code = code
+        self.errors = errors
+
+
 def problem_response(
     status: int,
     code: str,
@@ -154,6 +164,8 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, CodedHTTPException):
+            return problem_response(exc.status_code, exc.code, str(exc.detail), errors=exc.errors, headers=exc.headers)
         if exc.status_code == 400:  # FastAPI's "error parsing the body": a validation problem like any other
             if (unauthorized := await unauthorized_first(request)) is not None:
                 return unauthorized

@@ -56,11 +56,17 @@ class LegacyRoute(APIRoute):
 
 router = APIRouter(route_class=LegacyRoute)
 
-
 # "/api/" too: a client that saved the endpoint with a trailing slash must not get a redirect,
 # which old PHP clients report as "Connection error".
-@router.post("/api/", include_in_schema=False)
-@router.post("/api", include_in_schema=False)
+LEGACY_PATHS = ("/api", "/api/")
+# Old clients read every answer as JSON with `error`: a wrong method is an unreadable request,
+# like an unreadable body (HTTP 200, `Allow: POST` for whoever looks). HEAD and OPTIONS keep
+# HTTP's 405. Declared after POST: the busiest route is matched first.
+WRONG_METHODS = ["GET", "PUT", "DELETE", "PATCH"]
+
+
+@router.post(LEGACY_PATHS[1], include_in_schema=False)
+@router.post(LEGACY_PATHS[0], include_in_schema=False)
 async def legacy_api(request: Request) -> Response:
     raw = await read_body(request, request.app.state.settings.legacy_max_body_bytes)
     body = None if raw is None else await parse_body(raw, request.headers)
@@ -81,6 +87,14 @@ async def legacy_api(request: Request) -> Response:
         if action is None:
             raise UnknownAction()
         return await action(session, account, body)
+
+
+@router.api_route(LEGACY_PATHS[0], methods=WRONG_METHODS, include_in_schema=False)
+@router.api_route(LEGACY_PATHS[1], methods=WRONG_METHODS, include_in_schema=False)
+async def legacy_wrong_method() -> Response:
+    response = render.error(InvalidParams.message)
+    response.headers["Allow"] = "POST"
+    return response
 
 
 async def _order_in_one_statement(request: Request, key: object, body: dict[str, Any]) -> Response | None:

@@ -1,7 +1,15 @@
 """Reading the legacy request: body (JSON, or a form), key, and typed parameters.
 
 Every function here returns None for input it cannot accept; the endpoint turns that into
-the contract's error string."""
+the contract's error string.
+
+Text that PostgreSQL cannot store (NUL, unpaired surrogates, invalid UTF-8 in a form) is
+replaced here, as a whole value, by U+FFFD: this API's only edge, since the contract answers
+every refusal itself (`ClientTextGuard` leaves `/api` alone). A lone U+FFFD is no key, action,
+address, order id, number or idempotency key, so each parameter refuses it with the contract's
+own error, in the contract's order (`Invalid key.`, `Unknown action.`, `Invalid email.`, ...),
+as it refused the original. The whole value, not the characters: `a\u0000@example.com`
+with its NUL replaced would be a valid address."""
 
 from __future__ import annotations
 
@@ -15,6 +23,8 @@ from urllib.parse import parse_qsl
 from starlette.datastructures import Headers
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
+
+from ordersvc.text import REPLACEMENT, is_storable
 
 # Python refuses to convert integers of more than 4300 digits (a DoS guard), and so does
 # `json.loads`; numbers that long are refused as `Invalid params.` whichever way they come.
@@ -43,14 +53,48 @@ async def parse_body(raw: bytes, headers: Headers) -> dict[str, Any] | None:
             value = await _parse_multipart(raw, headers)
         else:
             value = _parse_urlencoded(raw)
-    return value if isinstance(value, dict) else None
+    return _replace_unstorable(value) if isinstance(value, dict) else None
+
+
+def usable_text(value: object) -> object:
+    """The value, or U+FFFD in place of a string PostgreSQL cannot store."""
+    return REPLACEMENT if isinstance(value, str) and not is_storable(value) else value
+
+
+def _replace_unstorable(document: dict[str, Any]) -> dict[str, Any]:
+    """The parsed body, every unstorable string (value or key, at any depth) replaced by U+FFFD.
+    In place and iterative: the parser's own objects, nested as deep as it allowed."""
+    stack: list[dict[str, Any] | list[Any]] = [document]
+    while stack:
+        container = stack.pop()
+        if isinstance(container, dict):
+            for key in list(container):
+                item = container[key]
+                if isinstance(key, str) and not is_storable(key):
+                    del container[key]
+                    container[REPLACEMENT] = item
+                    key = REPLACEMENT
+                container[key] = usable_text(item)
+                if isinstance(item, dict | list):
+                    stack.append(item)
+        else:
+            for index, item in enumerate(container):
+                container[index] = usable_text(item)
+                if isinstance(item, dict | list):
+                    stack.append(item)
+    return document
 
 
 def _parse_urlencoded(raw: bytes) -> dict[str, str] | None:
     try:
         text = raw.decode("utf-8")
-        # Strict: every field needs its "=", so plain garbage is not mistaken for a form.
-        return dict(parse_qsl(text, keep_blank_values=True, strict_parsing=True, max_num_fields=100))
+        # Strict: every field needs its "=", so plain garbage is not mistaken for a form. Invalid
+        # UTF-8 after %-decoding becomes lone surrogates (then U+FFFD for the whole value), not
+        # U+FFFD per byte inside a value that might still look valid.
+        pairs = parse_qsl(
+            text, keep_blank_values=True, strict_parsing=True, max_num_fields=100, errors="surrogateescape"
+        )
+        return dict(pairs)
     except ValueError:
         return None
 
@@ -77,7 +121,7 @@ def find_key(request: Request, body: dict[str, Any]) -> object:
         credentials.strip() if scheme.lower() == "bearer" else None,
         request.headers.get("x-api-key"),
     )
-    return next((c for c in candidates if c not in (None, "")), None)
+    return next((usable_text(c) for c in candidates if c not in (None, "")), None)
 
 
 def as_int(value: object) -> int | None:

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordersvc.logging_config import log_request, redact_query_string
 from ordersvc.ops import metrics
+from ordersvc.text import is_ascii_digits
 
 stdlib_logger = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ class RequestContextMiddleware:
         receive_limited = receive
         if path not in LEGACY_PATHS:
             declared = _header(scope, b"content-length")
-            if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            if declared is not None and (not is_ascii_digits(declared) or int(declared) > self.max_body_bytes):
                 await self._answer(scope, send_with_context, *self._too_large())
                 self._log(scope, request_id, 413, started)
                 return
