@@ -10,6 +10,8 @@ import secrets
 import struct
 from urllib.parse import quote
 
+from ordersvc.text import is_ascii_digits
+
 STEP_SECONDS = 30
 DIGITS = 6
 # A code from the step before or after is accepted too: clocks and typing take time.
@@ -40,7 +42,7 @@ def matching_step(secret: str, code: str, *, now: float, after_step: int | None)
     """The time step whose code this is (within the window), or None. Steps up to `after_step`
     (the last one accepted) are refused: a code works once."""
     code = code.replace(" ", "")
-    if len(code) != DIGITS or not code.isdigit():
+    if len(code) != DIGITS or not is_ascii_digits(code):  # compare_digest raises on non-ASCII
         return None
     current = step_at(now)
     for step in range(current - WINDOW, current + WINDOW + 1):
