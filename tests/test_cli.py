@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 
 import httpx
 import pytest
@@ -180,7 +181,7 @@ class TestMoneyInCommands:
     async def test_deposits_unmatched_and_assign(self, account: dict[str, str], sessionmaker) -> None:  # type: ignore[no-untyped-def]
         from ordersvc.deposits import service as deposits
 
-        tx = unique_email()[:12]
+        tx = uuid.uuid4().hex * 2  # 64 hex digits, as a BTC txid
         async with sessionmaker.begin() as session:
             outcome = await deposits.record_deposit(
                 session,

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.coupons import service as coupons
+from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
 from ordersvc.money import parse_usd
@@ -78,7 +79,7 @@ async def stocked_address_pool(sessionmaker: async_sessionmaker[AsyncSession]) -
     """A free address in every network's pool, so the deposits page can assign one."""
     async with sessionmaker.begin() as session:
         for network in Network:
-            await deposits.import_addresses(session, network=network, addresses=[f"T{uuid.uuid4().hex}"])
+            await addresses.import_addresses(session, network=network, addresses=[f"T{uuid.uuid4().hex}"])
 
 
 @pytest.fixture

@@ -213,7 +213,7 @@ class TestCustomerJourney:
         assert assigned["network"] == "USDT-TRC20"
         await expect(page.locator("#deposit-address")).to_have_text(assigned["address"])
         await expect(page.get_by_role("img", name="QR code of your USDT-TRC20 deposit address")).to_be_visible()
-        tx_hash = uuid.uuid4().hex
+        tx_hash = uuid.uuid4().hex * 2  # 64 hex digits, as a Tron transaction id
         async with sessionmaker.begin() as session:
             outcome = await deposits.record_deposit(
                 session,
