@@ -6,6 +6,7 @@ checking that every balance in the database still equals the sum of its payments
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from tests.support import Customer, run_cli, unique_email
 # The suite fires hundreds of requests per key (races); the rate limit has its own tests
 # (tests/ops), with their own settings. Server subprocesses inherit this.
 os.environ.setdefault("ORDERSVC_RATE_LIMIT_PER_SECOND", "0")
+# One secret key for the in-process app and every server and CLI subprocess, so that nothing
+# generates one in the developer's own data directory (tests/accounts/test_secret_key.py covers that).
+os.environ.setdefault("ORDERSVC_SECRET_KEY", secrets.token_urlsafe(48))
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused in production
+from ordersvc.keyring import strength_problem
 
 
 def _default_data_dir() -> Path:
@@ -19,7 +19,10 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDERSVC_", env_file=".env", extra="ignore", populate_by_name=True)
+    # Inputs are left out of validation errors: many settings are secrets (keys, URLs with passwords).
+    model_config = SettingsConfigDict(
+        env_prefix="ORDERSVC_", env_file=".env", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     # `DATABASE_URL` (no prefix) is the conventional name; when it is unset an embedded
     # PostgreSQL is started with its data in `data_dir`.
@@ -37,8 +40,11 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str | None = None
     # Where recipients reach this service: the base of the links in consent messages.
     public_url: str = "http://127.0.0.1:8000"
-    # Signs the consent links. The default is for development only: production refuses it.
-    secret_key: str = DEVELOPMENT_SECRET
+    # Signs the consent links and CSRF tokens, and encrypts the TOTP secrets (keyring.py). Unset: a
+    # secret generated on first start, kept in `data_dir/secret_key`; production requires it set.
+    secret_key: SecretStr | None = None
+    # Earlier secrets, still accepted after a rotation (comma-separated or a JSON list).
+    secret_key_fallbacks: Annotated[list[SecretStr], NoDecode] = []
 
     # Outgoing mail (consent messages only). Unset: messages stay in the outbox
     # (`ordersvc outbox list`). smtp://user:pass@host:25, smtp+starttls://..., smtps://...:465
@@ -89,7 +95,7 @@ class Settings(BaseSettings):
     # As a JSON list or comma-separated: ORDERSVC_CORS_ORIGINS=https://app.example.com
     cors_origins: Annotated[list[str], NoDecode] = []
 
-    @field_validator("cors_origins", "chain_webhook_secrets", mode="before")
+    @field_validator("cors_origins", "chain_webhook_secrets", "secret_key_fallbacks", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
@@ -117,10 +123,20 @@ class Settings(BaseSettings):
     # The legacy action API refuses larger bodies with `Invalid params.`.
     legacy_max_body_bytes: int = 64 * 1024
 
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_secret_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @model_validator(mode="after")
-    def _no_default_secrets_in_production(self) -> Settings:
-        if self.environment == "production" and (self.secret_key == DEVELOPMENT_SECRET or len(self.secret_key) < 32):
-            raise ValueError("ORDERSVC_SECRET_KEY must be set to a random value of 32+ characters in production")
+    def _strong_secrets(self) -> Settings:
+        if self.environment == "production" and self.secret_key is None:
+            raise ValueError("ORDERSVC_SECRET_KEY must be set in production (32+ random characters)")
+        named = [("ORDERSVC_SECRET_KEY", self.secret_key)] if self.secret_key is not None else []
+        named += [("ORDERSVC_SECRET_KEY_FALLBACKS", s) for s in self.secret_key_fallbacks]
+        for name, secret in named:
+            if problem := strength_problem(secret.get_secret_value()):
+                raise ValueError(f"{name} {problem}")
         return self
 
 

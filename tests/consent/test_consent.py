@@ -190,9 +190,10 @@ class TestExpiry:
     async def test_expired_link_is_410(self, client: httpx.AsyncClient, monkeypatch) -> None:
         from ordersvc.config import get_settings
         from ordersvc.consent import tokens
+        from ordersvc.keyring import keyring
 
         token = tokens.sign(
-            get_settings().secret_key,
+            keyring(get_settings()),
             tokens.ConsentToken(1, tokens.ConsentAction.CONFIRM, int((utc_now() - timedelta(seconds=1)).timestamp())),
         )
         assert (await client.get(f"/consent/confirm/{token}")).status_code == 410

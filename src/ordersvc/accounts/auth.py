@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -15,6 +14,7 @@ from ordersvc.accounts import service as accounts
 from ordersvc.accounts.models import Account
 from ordersvc.db import SessionDep
 from ordersvc.errors import InvalidApiKey, ServiceError
+from ordersvc.keyring import keyring
 from ordersvc.ops import ratelimit
 
 bearer_scheme = HTTPBearer(
@@ -120,9 +120,8 @@ async def _session_account(request: Request, session: AsyncSession, cookie: str)
     if found is None:
         raise InvalidApiKey("Your session has ended: sign in again.")
     if request.method not in SAFE_METHODS:
-        expected = selfservice.csrf_token(request.app.state.settings.secret_key, cookie)
         sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(expected.encode(), sent.encode("utf-8", "replace")):
+        if not selfservice.csrf_token_matches(keyring(request.app.state.settings), cookie, sent):
             raise CsrfFailed()
     request.state.browser_session_id = found.session_id
     await ratelimit.enforce_session(request, found.session_id)

@@ -9,7 +9,6 @@ is right."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -29,6 +28,7 @@ from ordersvc.accounts.service import AccountNotFound, normalize_account_email
 from ordersvc.config import Settings
 from ordersvc.emails import InvalidEmail
 from ordersvc.errors import InvalidParams, NotFound, ServiceError
+from ordersvc.keyring import Keyring, Purpose, keyring
 from ordersvc.outbox import service as outbox
 from ordersvc.timestamps import utc_now
 
@@ -160,10 +160,19 @@ def _new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def csrf_token(secret_key: str, session_token: str) -> str:
-    """The CSRF token of a session: bound to it (HMAC under the service's key), so a cookie an
+def csrf_token(keys: Keyring, session_token: str) -> str:
+    """The CSRF token of a session: bound to it (HMAC under the service's CSRF key), so a cookie an
     attacker planted cannot come with a token that matches."""
-    return hmac.new(secret_key.encode(), b"csrf:" + session_token.encode(), hashlib.sha256).hexdigest()
+    return keys.sign(Purpose.CSRF, b"csrf:" + session_token.encode()).hex()
+
+
+def csrf_token_matches(keys: Keyring, session_token: str, sent: str) -> bool:
+    """Whether `sent` is the session's CSRF token, under any configured secret key."""
+    try:
+        signature = bytes.fromhex(sent) if len(sent) == 64 else b""
+    except ValueError:
+        return False
+    return bool(signature) and keys.verify(Purpose.CSRF, b"csrf:" + session_token.encode(), signature)
 
 
 # Tokens sent by email -----------------------------------------------------------------------
@@ -494,7 +503,7 @@ async def login(
         )
     )
     await session.flush()
-    return NewSession(account, token, csrf_token(settings.secret_key, token), expires)
+    return NewSession(account, token, csrf_token(keyring(settings), token), expires)
 
 
 async def _check_second_factor(session: AsyncSession, account: Account, code: str) -> None:

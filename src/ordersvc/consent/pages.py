@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from html import escape
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from ordersvc.consent import service as consent
@@ -56,9 +56,9 @@ def _error(exc: ServiceError) -> HTMLResponse:
 
 
 @router.get("/{action}/{token}")
-async def consent_page(action: ConsentAction, token: str, session: SessionDep) -> HTMLResponse:
+async def consent_page(action: ConsentAction, token: str, request: Request, session: SessionDep) -> HTMLResponse:
     try:
-        about = await consent.describe(session, token=token)
+        about = await consent.describe(session, token=token, settings=request.app.state.settings)
     except ServiceError as exc:
         return _error(exc)
     if about["action"] is not action:
@@ -70,12 +70,13 @@ async def consent_page(action: ConsentAction, token: str, session: SessionDep) -
 
 
 @router.post("/{action}/{token}")
-async def consent_decide(action: ConsentAction, token: str, session: SessionDep) -> HTMLResponse:
+async def consent_decide(action: ConsentAction, token: str, request: Request, session: SessionDep) -> HTMLResponse:
+    settings = request.app.state.settings  # the app's own (tests run apps with secrets of their own)
     try:
-        about = await consent.describe(session, token=token)
+        about = await consent.describe(session, token=token, settings=settings)
         if about["action"] is not action:
             raise InvalidToken()
-        decision = await consent.decide(session, token=token)
+        decision = await consent.decide(session, token=token, settings=settings)
     except ServiceError as exc:
         return _error(exc)
     text = _DONE[decision.action].format(requester=escape(decision.requester), email=escape(decision.email))

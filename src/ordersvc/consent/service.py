@@ -23,6 +23,7 @@ from ordersvc.consent.models import ConsentStatus, RecipientConsent, Suppression
 from ordersvc.consent.tokens import ConsentAction, ConsentToken
 from ordersvc.emails import normalize_email
 from ordersvc.errors import Conflict, NotFound
+from ordersvc.keyring import keyring
 from ordersvc.orders import repository as orders_repository
 from ordersvc.orders.lifecycle import cancel_locked
 from ordersvc.orders.models import OrderStatus
@@ -77,7 +78,7 @@ async def status_for_unconfirmed(session: AsyncSession, *, account_id: int, cons
 
 def _links(settings: Settings, consent_id: int, expires: int) -> ConsentLinks:
     def link(action: ConsentAction) -> str:
-        token = tokens.sign(settings.secret_key, ConsentToken(consent_id, action, expires))
+        token = tokens.sign(keyring(settings), ConsentToken(consent_id, action, expires))
         return f"{settings.public_url.rstrip('/')}/consent/{action.value}/{token}"
 
     return ConsentLinks(link(ConsentAction.CONFIRM), link(ConsentAction.DECLINE), link(ConsentAction.OPT_OUT))
@@ -124,7 +125,7 @@ class Decision:
 async def describe(session: AsyncSession, *, token: str, settings: Settings | None = None) -> dict[str, Any]:
     """What a link is about, for the page that asks the recipient to press the button."""
     settings = settings or get_settings()
-    parsed = tokens.verify(settings.secret_key, token, now=int(utc_now().timestamp()))
+    parsed = tokens.verify(keyring(settings), token, now=int(utc_now().timestamp()))
     consent = await session.get(RecipientConsent, parsed.consent_id)
     if consent is None:
         raise tokens.InvalidToken()
@@ -137,7 +138,7 @@ async def decide(session: AsyncSession, *, token: str, settings: Settings | None
     canceled and refunded), or opt out (the address is suppressed for every account and its
     open orders are canceled, refunding what was not delivered)."""
     settings = settings or get_settings()
-    parsed = tokens.verify(settings.secret_key, token, now=int(utc_now().timestamp()))
+    parsed = tokens.verify(keyring(settings), token, now=int(utc_now().timestamp()))
     if parsed.action is ConsentAction.OPT_OUT:
         # Not locked here: opt_out takes the address lock first and the consent rows after it,
         # in the order new orders take them (a consent row, then the address, would deadlock).

@@ -1,16 +1,17 @@
 """Signed, expiring tokens for the links in consent messages: `<payload>.<signature>`, where the
 payload is `<consent id>.<action>.<expiry unix time>` in URL-safe base64 and the signature its
-HMAC-SHA256 under the service's secret key."""
+HMAC-SHA256 under the consent-link key derived from the service's secret (keyring.py): signed with
+the current secret, accepted under any configured one."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
+import binascii
 from dataclasses import dataclass
 from enum import StrEnum
 
 from ordersvc.errors import ServiceError
+from ordersvc.keyring import Keyring, Purpose
 
 
 class ConsentAction(StrEnum):
@@ -46,23 +47,24 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _signature(secret: str, payload: str) -> str:
-    return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
-
-
-def sign(secret: str, token: ConsentToken) -> str:
+def sign(keys: Keyring, token: ConsentToken) -> str:
     payload = _b64(f"{token.consent_id}.{token.action.value}.{token.expires}".encode())
-    return f"{payload}.{_signature(secret, payload)}"
+    return f"{payload}.{_b64(keys.sign(Purpose.CONSENT_LINK, payload.encode()))}"
 
 
-def verify(secret: str, text: str, *, now: int) -> ConsentToken:
+def _signature_holds(keys: Keyring, payload: str, signature: str) -> bool:
+    try:
+        raw = _unb64(signature)
+    except (ValueError, binascii.Error):
+        return False
+    # Only the canonical spelling: base64 decoding ignores stray bits, and a link is one string.
+    return _b64(raw) == signature and keys.verify(Purpose.CONSENT_LINK, payload.encode(), raw)
+
+
+def verify(keys: Keyring, text: str, *, now: int) -> ConsentToken:
     """The token, if its signature holds and it has not expired."""
     payload, _, signature = text.partition(".")
-    if (
-        not payload
-        or len(text) > 200
-        or not hmac.compare_digest(_signature(secret, payload).encode(), signature.encode("ascii", "replace"))
-    ):
+    if not payload or len(text) > 200 or not text.isascii() or not _signature_holds(keys, payload, signature):
         raise InvalidToken()
     try:
         consent_id, action, expires = _unb64(payload).decode().split(".")

@@ -17,6 +17,7 @@ from ordersvc.consent import tokens as consent_tokens
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.fulfilment import repository
 from ordersvc.fulfilment.models import Worker
+from ordersvc.keyring import keyring
 from ordersvc.orders import repository as orders_repository
 from ordersvc.orders.lifecycle import refund_undelivered
 from ordersvc.orders.models import Order, OrderStatus
@@ -97,7 +98,7 @@ async def authenticate(session: AsyncSession, *, token: object) -> Worker:
 def _opt_out_url(settings: Settings, consent_id: int) -> str:
     expires = int((utc_now() + timedelta(days=DELIVERY_OPT_OUT_DAYS)).timestamp())
     token = consent_tokens.sign(
-        settings.secret_key, consent_tokens.ConsentToken(consent_id, consent_tokens.ConsentAction.OPT_OUT, expires)
+        keyring(settings), consent_tokens.ConsentToken(consent_id, consent_tokens.ConsentAction.OPT_OUT, expires)
     )
     return f"{settings.public_url.rstrip('/')}/consent/optout/{token}"
 
