@@ -380,7 +380,11 @@ async def account_totp_start(
     """A new secret for an authenticator app (RFC 6238). It is on once confirmed with a code."""
     assert account.id is not None
     started = await selfservice.start_totp(
-        session, attempts=_attempts(request), account_id=account.id, current_password=body.current_password
+        session,
+        attempts=_attempts(request),
+        account_id=account.id,
+        current_password=body.current_password,
+        settings=_settings(request),
     )
     return TotpStarted(secret=started.secret, otpauth_uri=started.uri)
 
@@ -392,10 +396,12 @@ async def account_totp_start(
     summary="Confirm two-factor enrolment",
     responses=problem_responses(409),
 )
-async def account_totp_confirm(body: TotpCodeIn, account: AccountDep, session: SessionDep) -> RecoveryCodes:
+async def account_totp_confirm(
+    body: TotpCodeIn, account: AccountDep, request: Request, session: SessionDep
+) -> RecoveryCodes:
     """Turn two-factor sign-in on with a code from the app; the recovery codes are shown once."""
     assert account.id is not None
-    codes = await selfservice.confirm_totp(session, account_id=account.id, code=body.code)
+    codes = await selfservice.confirm_totp(session, account_id=account.id, code=body.code, settings=_settings(request))
     return RecoveryCodes(recovery_codes=codes)
 
 

@@ -20,10 +20,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from ordersvc.accounts import passwords, totp
+from ordersvc.accounts import passwords, second_factor, totp
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.messages import account_message
 from ordersvc.accounts.models import Account, AccountToken, AuthThrottle, BrowserSession, RecoveryCode
+from ordersvc.accounts.second_factor import RECOVERY_CODES as RECOVERY_CODES
 from ordersvc.accounts.service import AccountNotFound, normalize_account_email
 from ordersvc.config import Settings
 from ordersvc.emails import InvalidEmail
@@ -36,7 +37,6 @@ SESSION_LIFETIME = timedelta(days=14)
 # Sessions record when they were last used, at most this often (not a write per request).
 LAST_SEEN_RESOLUTION = timedelta(minutes=5)
 RESEND_INTERVAL = timedelta(seconds=60)
-RECOVERY_CODES = 10
 
 # Sign-in throttle: failures per key within the window; past the limit, wait for the window.
 THROTTLE_WINDOW = timedelta(minutes=15)
@@ -492,7 +492,7 @@ async def login(
     if account.totp_enabled_at is not None:
         if not totp_code:
             raise TotpRequired()
-        await _check_second_factor(session, account, totp_code)
+        await _check_second_factor(session, account, totp_code, keyring(settings))
     assert account.id is not None
     await _attempt_succeeded(session, keys)
     token = _new_secret()
@@ -506,12 +506,14 @@ async def login(
     return NewSession(account, token, csrf_token(keyring(settings), token), expires)
 
 
-async def _check_second_factor(session: AsyncSession, account: Account, code: str) -> None:
+async def _check_second_factor(session: AsyncSession, account: Account, code: str, keys: Keyring) -> None:
     assert account.id is not None
     assert account.totp_secret is not None
     code = code.strip()
-    step = totp.matching_step(account.totp_secret, code, now=utc_now().timestamp(), after_step=account.totp_last_step)
-    if step is not None:
+    opened = second_factor.open_totp_secret(keys, account.id, account.totp_secret)  # None: recovery codes only
+    now = utc_now().timestamp()
+    step = totp.matching_step(opened.secret, code, now=now, after_step=account.totp_last_step) if opened else None
+    if opened is not None and step is not None:
         # Atomic: of two sign-ins with the same code at once, one moves the step and one fails.
         moved = (
             await session.execute(
@@ -526,20 +528,9 @@ async def _check_second_factor(session: AsyncSession, account: Account, code: st
         ).scalar_one_or_none()
         if moved is None:
             raise InvalidTotpCode()
+        await second_factor.store_resealed(session, account.id, account.totp_secret, opened)
         return
-    used = (
-        await session.execute(
-            sa.update(RecoveryCode)
-            .where(
-                col(RecoveryCode.account_id) == account.id,
-                col(RecoveryCode.code_hash) == _hash(code.replace("-", "").lower()),
-                col(RecoveryCode.used_at).is_(None),
-            )
-            .values(used_at=utc_now())
-            .returning(col(RecoveryCode.id))
-        )
-    ).scalar_one_or_none()
-    if used is None:
+    if not await second_factor.use_recovery_code(session, account.id, code):
         raise InvalidTotpCode()
 
 
@@ -723,35 +714,35 @@ class TotpEnrolment:
 
 
 async def start_totp(
-    session: AsyncSession, *, attempts: Attempts, account_id: int, current_password: str
+    session: AsyncSession, *, attempts: Attempts, account_id: int, current_password: str, settings: Settings
 ) -> TotpEnrolment:
     account = await _lock_account(session, account_id)
     await _check_current_password(session, attempts, account, current_password)
     if account.totp_enabled_at is not None:
         raise TotpAlreadyEnabled()
-    account.totp_secret = totp.new_secret()
+    secret = totp.new_secret()
+    account.totp_secret = second_factor.seal_totp_secret(keyring(settings), account_id, secret)
     account.totp_last_step = None
     await session.flush()
-    return TotpEnrolment(account.totp_secret, totp.provisioning_uri(account.totp_secret, account=account.email))
+    return TotpEnrolment(secret, totp.provisioning_uri(secret, account=account.email))
 
 
-async def confirm_totp(session: AsyncSession, *, account_id: int, code: str) -> list[str]:
+async def confirm_totp(session: AsyncSession, *, account_id: int, code: str, settings: Settings) -> list[str]:
     """Turn TOTP on with a code from the app; returns the recovery codes, shown this once."""
     account = await _lock_account(session, account_id)
     if account.totp_enabled_at is not None:
         raise TotpAlreadyEnabled()
-    if account.totp_secret is None:
+    keys = keyring(settings)
+    opened = second_factor.open_totp_secret(keys, account_id, account.totp_secret) if account.totp_secret else None
+    if opened is None:  # not started, or sealed under a secret key no longer configured: start again
         raise TotpNotStarted()
-    step = totp.matching_step(account.totp_secret, code, now=utc_now().timestamp(), after_step=None)
+    step = totp.matching_step(opened.secret, code, now=utc_now().timestamp(), after_step=None)
     if step is None:
         raise InvalidTotpCode()
+    account.totp_secret = opened.resealed or account.totp_secret
     account.totp_enabled_at = utc_now()
     account.totp_last_step = step
-    codes = [secrets.token_hex(5) for _ in range(RECOVERY_CODES)]  # 40 bits each, single use
-    await session.execute(sa.delete(RecoveryCode).where(col(RecoveryCode.account_id) == account_id))
-    session.add_all(RecoveryCode(account_id=account_id, code_hash=_hash(c)) for c in codes)
-    await session.flush()
-    return [f"{c[:5]}-{c[5:]}" for c in codes]
+    return await second_factor.new_recovery_codes(session, account_id)
 
 
 async def disable_totp(session: AsyncSession, *, attempts: Attempts, account_id: int, current_password: str) -> None:
