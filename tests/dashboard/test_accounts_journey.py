@@ -81,36 +81,23 @@ class TestSelfServiceJourney:
         await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
         await page.get_by_role("link", name="Create an account").click()
 
-        # Sign-up: a weak password is refused in place, then the account is created.
+        # Sign-up takes the address only: the password is chosen from the emailed link.
         await page.get_by_label("Email").fill(email)
-        await page.get_by_label("Password").fill("password123")
-        await page.get_by_role("button", name="Create account").click()
-        await expect(page.get_by_role("alert")).to_contain_text("not a common one")
-        await page.get_by_label("Password").fill(PASSWORD)
+        await expect(page.get_by_label("Password")).to_have_count(0)
         await page.get_by_role("button", name="Create account").click()
         await expect(page.get_by_role("status")).to_contain_text("a message with a link is on its way")
         await page.screenshot(path=screenshots / "20-sign-up.png")
 
-        # Not before the link: the password sign-in says so.
-        # The sign-up form has the same labels: wait for the sign-in form before typing, or the
-        # keys can land in the form that is going away.
-        await page.get_by_role("link", name="Back to sign-in").click()
-        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-        await page.get_by_label("Email").fill(email)
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in", exact=True).click()
-        await expect(page.get_by_role("alert")).to_contain_text("Verify your email address first")
-
-        # The link, as it arrived over SMTP.
+        # The link, as it arrived over SMTP: it asks for the password (a weak one is refused in
+        # place), then signs in with it.
         token = await mail_to(inbox[1], email, "verify")
         await page.goto(f"/#/verify/{token}")
-        await expect(page.get_by_role("status")).to_contain_text(f"{email} is verified.")
-        await page.get_by_role("link", name="Sign in").first.click()
-        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-
-        await page.get_by_label("Email").fill(email)
-        await page.get_by_label("Password").fill(PASSWORD)
-        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await page.get_by_label("Choose a password").fill("password123")
+        await page.get_by_role("button", name="Verify and sign in").click()
+        await expect(page.get_by_role("alert")).to_contain_text("not a common one")
+        await page.screenshot(path=screenshots / "20-verify-choose-password.png")
+        await page.get_by_label("Choose a password").fill(PASSWORD)
+        await page.get_by_role("button", name="Verify and sign in").click()
         await expect(page.get_by_role("heading", name="Orders", level=1)).to_be_visible()
         await expect(page.locator(".account-email")).to_have_text(email)
         cookies = {c["name"]: c for c in await page.context.cookies()}
@@ -148,5 +135,52 @@ class TestSelfServiceJourney:
         await page.get_by_role("button", name="Sign in", exact=True).click()
         await expect(page.get_by_label("Authenticator code")).to_be_focused()
         await page.get_by_label("Authenticator code").fill(recovery)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await expect(page.get_by_role("heading", name="Orders", level=1)).to_be_visible()
+
+    async def test_a_reset_that_revokes_the_keys_signs_every_browser_out(
+        self, page: Any, mailing_server: ServerProcess, inbox: tuple[str, Inbox], screenshots: Path
+    ) -> None:
+        from playwright.async_api import expect
+
+        email, new_password = unique_email("resetjourney"), "a fresh and different passphrase"
+        async with httpx.AsyncClient(base_url=mailing_server.base_url) as client:
+            assert (await client.post("/v1/auth/signup", json={"email": email})).status_code == 202
+            body = {"token": await mail_to(inbox[1], email, "verify"), "password": PASSWORD}
+            assert (await client.post("/v1/auth/verify-email", json=body)).status_code == 200
+            signed_in = await client.post("/v1/auth/login", json={"email": email, "password": PASSWORD})
+            cookie = {"Cookie": f"ordersvc_session={signed_in.cookies['ordersvc_session']}"}
+            made = await client.post("/v1/api-keys", headers={**cookie, "X-CSRF-Token": signed_in.json()["csrf_token"]})
+            key = made.json()["api_key"]
+
+        # Signed in in the browser, the owner asks for a reset and revokes the keys with it.
+        await page.goto("/")
+        await page.get_by_label("Email").fill(email)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Sign in", exact=True).click()
+        await expect(page.get_by_role("heading", name="Orders", level=1)).to_be_visible()
+        tab = await page.context.new_page()  # another tab of the same browser, as a mail link opens
+        await tab.goto("/#/forgot")
+        await tab.get_by_label("Email").fill(email)
+        await tab.get_by_role("button", name="Send a reset link").click()
+        await expect(tab.get_by_role("status")).to_contain_text("reset link is on its way")
+        await tab.goto(f"/#/reset/{await mail_to(inbox[1], email, 'reset', seen=1)}")
+        await tab.get_by_label("New password", exact=True).fill(new_password)
+        await expect(tab.get_by_label("Also revoke all API keys")).not_to_be_checked()
+        await tab.get_by_label("Also revoke all API keys").check()
+        await tab.screenshot(path=screenshots / "22-reset-revoke-keys.png")
+        await tab.get_by_role("button", name="Set the new password").click()
+        done = "Every API key is revoked and every browser is signed out."
+        await expect(tab.get_by_role("status")).to_contain_text(done)
+        await tab.close()
+
+        async with httpx.AsyncClient(base_url=mailing_server.base_url) as client:
+            legacy = await client.post("/api", json={"action": "balance", "key": key})
+            assert legacy.json() == {"error": "Invalid key."}
+            assert (await client.get("/v1/account", headers=cookie)).status_code == 401
+        await page.reload()  # the first tab's session ended too
+        await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        await page.get_by_label("Email").fill(email)
+        await page.get_by_label("Password").fill(new_password)
         await page.get_by_role("button", name="Sign in", exact=True).click()
         await expect(page.get_by_role("heading", name="Orders", level=1)).to_be_visible()
