@@ -38,7 +38,8 @@ export function depositsPage(): Page {
   const assign = async (network: Network): Promise<void> => {
     fill(addressPanel, addressSkeleton());
     try {
-      const { data, error } = await api.GET("/v1/deposit-addresses/{network}", { params: { path: { network } } });
+      // POST assigns (or returns the one already assigned); reading never takes one from the pool.
+      const { data, error } = await api.POST("/v1/deposit-addresses/{network}", { params: { path: { network } } });
       if (data) assigned.set(network, data.address);
       if (network !== selected) return; // the customer moved on to another network meanwhile
       if (data) {
@@ -136,6 +137,7 @@ function addressView(network: Network, address: string): HTMLElement {
       h("code", { class: "address", id: "deposit-address", tabindex: -1 }, address),
       h("div", null, copyButton(() => address, `Copy the ${network} address`)),
       h("p", { class: "help" }, `Send ${network.startsWith("USDT") ? "USDT" : network} on this network only. Funds sent on another network may be lost.`),
+      h("p", { class: "help" }, "An address that receives no deposit for a long time goes back to the pool: check it here before each deposit."),
     ),
   );
 }
