@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # Request limits: body size (the legacy API has its own, below), time to answer.
     max_body_bytes: int = 1024 * 1024
     request_timeout_seconds: float = 30.0
+    # A request head (request line and headers) not complete this long after its connection
+    # opened, or after the previous answer on it ended, closes the connection (408 when part of
+    # a head came). Open connections per server process beyond `max_connections` get 503 at once.
+    head_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_connections: int = Field(default=1000, ge=1)
     # On SIGTERM, in-flight requests get this long to finish.
     shutdown_grace_seconds: float = 20.0
 

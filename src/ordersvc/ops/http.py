@@ -1,5 +1,6 @@
 """The HTTP server: uvicorn with the httptools parser, TCP_NODELAY on every connection, a cap on
-the request head, and `serve --workers N` with a listening socket per worker.
+the request head and on the time it takes to arrive, a cap on connections per worker, and
+`serve --workers N` with a listening socket per worker.
 
 asyncio turns Nagle's algorithm off only for sockets whose `proto` is IPPROTO_TCP. With
 `serve --workers N` uvicorn binds the listening socket itself (`proto` 0) and hands it to the
@@ -14,12 +15,15 @@ import logging
 import os
 import socket
 import sys
+import time
 
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.supervisors import multiprocess
 from uvicorn.supervisors.multiprocess import Process
+
+from ordersvc.config import get_settings
 
 MAX_HEAD_BYTES = 16 * 1024
 """Request line plus headers (and, apart, a chunked body's trailers). A longer head is answered
@@ -28,6 +32,38 @@ MAX_HEAD_BYTES = 16 * 1024
 
 class HeadTooLarge(Exception):
     pass
+
+
+def _plain_answer(status: bytes, text: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 "
+        + status
+        + b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: "
+        + str(len(text)).encode()
+        + b"\r\nconnection: close\r\n\r\n"
+        + text
+    )
+
+
+TOO_MANY_CONNECTIONS = _plain_answer(b"503 Service Unavailable", b"Too many connections.")
+HEAD_TIMED_OUT = _plain_answer(b"408 Request Timeout", b"Request head not received in time.")
+
+
+class _Tally:
+    """Counts refused connections of one kind and logs them at most once a minute: a flood of
+    them is one line a minute, not one line each."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+        self.count = 0
+        self.logged_at = -60.0
+
+    def add(self, logger: logging.Logger) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.logged_at >= 60:
+            logger.warning(self.message, self.count)
+            self.count, self.logged_at = 0, now
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -42,16 +78,75 @@ class HttpProtocol(HttpToolsProtocol):
     - the raw bytes received since the parser last made progress (a message began, its head
       ended, a piece of body arrived, it completed): past MAX_HEAD_BYTES, 400. A read that ends
       one message and starts the next is not charged to the next, so the cap holds to within
-      one read (uvloop reads at most 256 KiB)."""
+      one read (uvloop reads at most 256 KiB).
+
+    A slow client is bounded in time and in number too (uvicorn bounds neither):
+    - a head not complete within ORDERSVC_HEAD_TIMEOUT_SECONDS of the connection opening, or
+      of the previous answer ending, closes the connection: 408 if part of a head came, else
+      nothing. Once the head is complete, ORDERSVC_REQUEST_TIMEOUT_SECONDS bounds the body and
+      the answer (RequestContextMiddleware reads the body inside it);
+    - a connection beyond ORDERSVC_MAX_CONNECTIONS open in this worker is answered 503 and
+      closed at once. uvicorn's `limit_concurrency` would not do: it counts connections too,
+      but acts only once a head is complete, answering the clients that finished theirs 503
+      while the slow ones keep their places."""
 
     unparsed = 0  # bytes received since the parser last made progress
     parsed_head = 0  # request target and header (or trailer) lines parsed so far
+    head_started = False  # a byte of a request head has arrived, and the head is not complete
+    head_timer: asyncio.TimerHandle | None = None
+    refused_over_cap = _Tally("refused %d connection(s) over ORDERSVC_MAX_CONNECTIONS")
+    timed_out_heads = _Tally("closed %d connection(s) whose request head took over ORDERSVC_HEAD_TIMEOUT_SECONDS")
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        settings = get_settings()
+        if len(self.connections) >= settings.max_connections:
+            # Refused at once, before a byte is read: a slow client holds no slot it did not get.
+            self.transport = transport
+            transport.write(TOO_MANY_CONNECTIONS)
+            transport.close()
+            self.refused_over_cap.add(self.logger)
+            return
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.head_timeout = settings.head_timeout_seconds
         super().connection_made(transport)
+        self._await_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
+
+    def _await_head(self) -> None:
+        """A request head is due within head_timeout (uvicorn has no such limit: a head that
+        never ends, or a first byte that never comes, held the connection for ever; its
+        keep-alive timer starts only after a response, and any byte stops it)."""
+        self._stop_head_timer()
+        self.head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+            self.head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self.head_timer = None
+        if self.transport.is_closing():
+            return
+        self.timed_out_heads.add(self.logger)
+        if self.head_started:
+            self.transport.write(HEAD_TIMED_OUT)
+        # Without a byte of a request, nothing is answered: a client that sent its request just
+        # now on an idle keep-alive connection would read a 408 as the answer to it.
+        self.transport.close()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # uvicorn arms its keep-alive timer only when no pipelined request is waiting: then the
+        # connection waits for a new head, and that wait is bounded too. (A body still arriving
+        # after an early answer is bounded by the same timer.)
+        if self.timeout_keep_alive_task is not None:
+            self._await_head()
 
     def data_received(self, data: bytes) -> None:
         self.unparsed += len(data)
@@ -61,6 +156,7 @@ class HttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self.parsed_head = 0
+        self.head_started = True
         super().on_message_begin()
 
     def on_url(self, url: bytes) -> None:
@@ -72,6 +168,8 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
+        self.head_started = False
+        self._stop_head_timer()  # from here the request timeout bounds the body and the answer
         self.unparsed = 0
         self.parsed_head = 0  # trailers, if any, get a cap of their own
         super().on_headers_complete()
