@@ -14,6 +14,7 @@ from email.utils import parseaddr
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts import selfservice
@@ -29,12 +30,30 @@ Send = Callable[[EmailMessage], Awaitable[object]]
 
 # Long lines allowed (RFC 5322's 998): a List-Unsubscribe URL must not be folded or encoded.
 _POLICY = policy.SMTP.clone(max_line_length=998)
+# For an address with a non-ASCII mailbox name (RFC 6531/6532): headers in UTF-8, sent with SMTPUTF8.
+_UTF8_POLICY = _POLICY.clone(utf8=True)
+
+
+class Undeliverable(Exception):
+    """A failure no retry can fix (the message is marked failed at once, with this reason)."""
+
+
+def deliverable_address(address: str) -> str:
+    """The address as it is best sent: an internationalised domain in its ASCII (IDNA) form, so
+    that only a non-ASCII mailbox name (`用户@example.com`, `ü@…`) needs the server's SMTPUTF8."""
+    if address.isascii():
+        return address
+    try:
+        ascii_form = validate_email(address, check_deliverability=False).ascii_email
+    except EmailNotValidError:
+        return address
+    return ascii_form or address
 
 
 def build_email(message: OutboxMessage, mail_from: str) -> EmailMessage:
     email = EmailMessage(policy=_POLICY)
     email["From"] = mail_from
-    email["To"] = message.to_email
+    email["To"] = deliverable_address(message.to_email)
     email["Subject"] = message.subject
     # The same Message-ID on every attempt: a resend after a crash is recognisably the same mail.
     email["Message-ID"] = message.message_id
@@ -53,20 +72,31 @@ def smtp_sender(smtp_url: str) -> Send:
         raise ValueError(f"SMTP_URL must look like smtp://host:port, got {url.scheme}://...")
 
     async def send(email: EmailMessage) -> object:
-        # Flattened here with our policy: aiosmtplib's own would fold (and so encode) the
-        # long List-Unsubscribe URL, which mail clients then cannot use.
-        return await aiosmtplib.send(
-            email.as_bytes(policy=_POLICY),
-            sender=parseaddr(str(email["From"]))[1],
-            recipients=[str(email["To"])],
-            hostname=url.hostname,
-            port=url.port or (465 if tls else 587 if starttls else 25),
-            username=unquote(url.username) if url.username else None,
-            password=unquote(url.password) if url.password else None,
-            use_tls=tls,
-            start_tls=starttls,
-            timeout=30,
-        )
+        sender, recipient = parseaddr(str(email["From"]))[1], str(email["To"])
+        utf8 = not (sender.isascii() and recipient.isascii())
+        try:
+            # Flattened here with our policy: aiosmtplib's own would fold (and so encode) the
+            # long List-Unsubscribe URL, which mail clients then cannot use.
+            return await aiosmtplib.send(
+                email.as_bytes(policy=_UTF8_POLICY if utf8 else _POLICY),
+                sender=sender,
+                recipients=[recipient],
+                mail_options=["SMTPUTF8"] if utf8 else None,
+                hostname=url.hostname,
+                port=url.port or (465 if tls else 587 if starttls else 25),
+                username=unquote(url.username) if url.username else None,
+                password=unquote(url.password) if url.password else None,
+                use_tls=tls,
+                start_tls=starttls,
+                timeout=30,
+            )
+        except aiosmtplib.SMTPNotSupported as exc:
+            if not utf8:
+                raise
+            # The server would refuse it on every attempt: fail it now, with the reason.
+            raise Undeliverable(
+                "the mail server does not support SMTPUTF8, which this address needs (a non-ASCII mailbox name)"
+            ) from exc
 
     return send
 
@@ -88,6 +118,10 @@ async def send_due(maker: async_sessionmaker[AsyncSession], send: Send, mail_fro
         message = claimed[0]
         try:
             await send(build_email(message, mail_from))
+        except Undeliverable as exc:
+            logger.warning("outbox message %s to %s not sent, for good: %s", message.id, message.to_email, exc)
+            async with maker.begin() as session:
+                await outbox.mark_failed_attempt(session, message, f"undeliverable: {exc}", final=True)
         except Exception as exc:  # any SMTP or network failure: retry later, with backoff
             logger.warning("outbox message %s to %s not sent: %s", message.id, message.to_email, exc)
             async with maker.begin() as session:
