@@ -16,6 +16,7 @@ from ordersvc.coupons.cli import coupons_app
 from ordersvc.deposits.cli import bonus_app, deposits_app
 from ordersvc.errors import ServiceError
 from ordersvc.fulfilment.cli import worker_command, workers_app
+from ordersvc.keyring import SecretKeyError, keyring
 from ordersvc.ledger import service as ledger
 from ordersvc.money import format_usd, parse_usd
 
@@ -57,6 +58,10 @@ def serve(
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
+    try:
+        keyring(settings)  # the secret key made (or checked) once, before any worker starts
+    except SecretKeyError as exc:
+        raise fail(str(exc)) from None
     database_url()
     get_settings.cache_clear()  # worker processes read the resolved DATABASE_URL
     if workers > 1 and settings.metrics_enabled and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
