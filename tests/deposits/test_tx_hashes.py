@@ -161,3 +161,27 @@ class TestOperatorAssign:
             ):
                 await deposits.assign_unmatched(session, deposit_id=old_id, email=customer.email)
         assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
+
+    async def test_the_copy_is_refused_whichever_spelling_was_credited(
+        self, make_customer: MakeCustomer, address_for: AddressFor, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        address, digits = await address_for(customer.account_id), secrets.token_hex(32)
+
+        async def old_row(tx: str, at: str) -> int:
+            async with sessionmaker.begin() as session:
+                inserted = await session.execute(
+                    sa.text("INSERT INTO deposits (processor, external_id, network, address, tx_hash, amount_mills, "
+                            "status, payload) VALUES ('chain', :e, 'USDT-TRC20', :a, :h, 5000, 'unmatched', '{}') "
+                            "RETURNING id"),
+                    {"e": uuid.uuid4().hex, "a": at, "h": tx},
+                )  # fmt: skip
+                return int(inserted.scalar_one())
+
+        first, copy = await old_row("0X" + digits.upper(), address), await old_row(digits, address.lower())
+        async with sessionmaker.begin() as session:
+            await deposits.assign_unmatched(session, deposit_id=first, email=customer.email)
+        async with sessionmaker.begin() as session:
+            with pytest.raises(deposits.TransferAlreadyCredited):
+                await deposits.assign_unmatched(session, deposit_id=copy, email=customer.email)
+        assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)

@@ -52,3 +52,12 @@ def normalise_tx_hash(network: str | None, tx_hash: str | None) -> str | None:
         raise InvalidTxHash(f"A {known.value} transaction hash is 64 hex digits (optionally prefixed with 0x).")
     digits = match[1].lower()
     return f"0x{digits}" if known in _PREFIXED else digits
+
+
+def hex_digits(network: str | None, tx_hash: str | None) -> str | None:
+    """The 64 lower-case hex digits of a hash on a network we take, whatever its spelling;
+    None for another network or a hash that is not one (e.g. a row stored before 0012)."""
+    if _known_network(network) is None or tx_hash is None:
+        return None
+    match = _HEX_TX_ID.fullmatch(tx_hash.strip())
+    return match[1].lower() if match else None

@@ -179,17 +179,25 @@ async def pool_counts(session: AsyncSession, *, assigned_before: datetime) -> di
 
 
 async def credited_same_transfer(
-    session: AsyncSession, *, deposit_id: int, network: str, tx_hashes: list[str], address: str
+    session: AsyncSession, *, deposit_id: int, network: str, tx_hash: str, hex_digits: str | None, address: str
 ) -> int | None:
-    """Another credited deposit of this on-chain transfer: the network, one of these spellings
-    of its hash, the address compared without case. None when there is none."""
+    """Another credited deposit of this on-chain transfer: the network, the hash (by its hex
+    digits, whatever their case and `0x`, when it has them; else as written), the address
+    compared without case. For the operator's `deposits assign` only: it reads the network's
+    deposits without an index on these expressions."""
+    stored = col(Deposit.tx_hash)
+    same_hash = (
+        sa.func.lower(sa.func.regexp_replace(stored, "^0[xX]", "")) == hex_digits
+        if hex_digits is not None
+        else stored == tx_hash
+    )
     stmt = (
         sa.select(col(Deposit.id))
         .where(
             col(Deposit.id) != deposit_id,
             col(Deposit.status) == DepositStatus.CREDITED.value,
             col(Deposit.network) == network,
-            col(Deposit.tx_hash).in_(tx_hashes),
+            same_hash,
             sa.func.lower(col(Deposit.address)) == address.lower(),
         )
         .limit(1)

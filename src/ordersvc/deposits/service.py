@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.accounts import service as accounts_service
 from ordersvc.deposits import repository
-from ordersvc.deposits.hashes import InvalidTxHash, normalise_tx_hash
+from ordersvc.deposits.hashes import InvalidTxHash, hex_digits, normalise_tx_hash
 from ordersvc.deposits.models import BonusTier, Deposit, DepositAddressRelease, DepositStatus, Network
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
@@ -280,13 +279,11 @@ async def _refuse_if_transfer_credited(session: AsyncSession, deposit: Deposit) 
     otherwise, e.g. a row from before migration 0012) is not credited a second time."""
     if deposit.id is None or deposit.network is None or deposit.tx_hash is None or deposit.address is None:
         return
-    spellings = [deposit.tx_hash]
-    # A hash stored before 0012 that fits no network form is compared as it is.
-    with contextlib.suppress(InvalidTxHash):
-        spellings.append(normalise_tx_hash(deposit.network, deposit.tx_hash) or deposit.tx_hash)
     other = await repository.credited_same_transfer(
-        session, deposit_id=deposit.id, network=deposit.network, tx_hashes=spellings, address=deposit.address
-    )
+        session, deposit_id=deposit.id, network=deposit.network, tx_hash=deposit.tx_hash,
+        hex_digits=hex_digits(deposit.network, deposit.tx_hash),
+        address=deposit.address,
+    )  # fmt: skip
     if other is not None:
         raise TransferAlreadyCredited(
             f"Deposit {deposit.id} is the on-chain transfer already credited as deposit {other}: not credited again."
