@@ -1,5 +1,10 @@
 # ordersvc: the service image. With DATABASE_URL it uses that PostgreSQL (see
 # docker-compose.yml); without it, an embedded PostgreSQL keeps its data in /data.
+#
+# Production mode: it starts only with ORDERSVC_SECRET_KEY (32+ random characters, generated once and
+# kept: it signs the consent links and encrypts the TOTP secrets). A secret generated inside a
+# container would live in its /data, which is often not kept and never shared by replicas.
+#   docker run -e ORDERSVC_SECRET_KEY=... -v ordersvc-data:/data -p 8000:8000 IMAGE
 FROM python:3.11-slim
 
 COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /uvx /usr/local/bin/
@@ -7,6 +12,7 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PROJECT_ENVIRONMENT=/app/.venv \
     ORDERSVC_DATA_DIR=/data \
+    ORDERSVC_ENVIRONMENT=production \
     PATH=/app/.venv/bin:$PATH
 
 WORKDIR /app
