@@ -9,7 +9,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.accounts import service as accounts
-from ordersvc.cli_support import database_url, fail, in_transaction
+from ordersvc.cli_support import database_url, fail, in_transaction, settings_or_fail
 from ordersvc.config import get_settings
 from ordersvc.consent.cli import mailer_command, outbox_app, suppression_app
 from ordersvc.coupons.cli import coupons_app
@@ -56,7 +56,14 @@ def serve(
     from ordersvc.logging_config import configure_logging, logging_config
     from ordersvc.ops import http
 
-    settings = get_settings()
+    # The app, its workers and the mailer inside `serve` read where it listens from the
+    # environment: with no ORDERSVC_PUBLIC_URL, the links in mail name this address.
+    if host is not None:
+        os.environ["ORDERSVC_HOST"] = host
+    if port is not None:
+        os.environ["ORDERSVC_PORT"] = str(port)
+    get_settings.cache_clear()
+    settings = settings_or_fail()
     configure_logging(settings.log_format, settings.log_level)
     try:
         keyring(settings)  # the secret key made (or checked) once, before any worker starts
@@ -69,8 +76,8 @@ def serve(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="ordersvc-metrics-")
     options = {
         "factory": True,
-        "host": host or settings.host,
-        "port": port or settings.port,
+        "host": settings.host,
+        "port": settings.port,
         "workers": workers,
         "log_config": logging_config(settings.log_format, settings.log_level),
         "access_log": False,  # the app logs every request itself, with its request id and no secrets

@@ -7,10 +7,11 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import typer
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc import db
-from ordersvc.config import get_settings
+from ordersvc.config import Settings, get_settings
 from ordersvc.errors import ServiceError
 
 T = TypeVar("T")
@@ -19,6 +20,16 @@ T = TypeVar("T")
 def fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code=1)
+
+
+def settings_or_fail() -> Settings:
+    """The settings, or the reasons they are refused as one line each (no traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(f"error: {error['msg'].removeprefix('Value error, ')}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 def database_url() -> str:

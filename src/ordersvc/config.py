@@ -38,8 +38,9 @@ class Settings(BaseSettings):
     # "*"). The client address keys the per-address throttles of sign-up, sign-in and mail.
     # Unset: uvicorn's own FORWARDED_ALLOW_IPS, else loopback (127.0.0.1,::1).
     forwarded_allow_ips: str | None = None
-    # Where recipients reach this service: the base of the links in consent messages.
-    public_url: str = "http://127.0.0.1:8000"
+    # Where recipients reach this service: the base of the links in mail. Unset: where this
+    # service listens (`host` and `port`, which `serve --host/--port` set); production requires it.
+    public_url: str = ""
     # Signs the consent links and CSRF tokens, and encrypts the TOTP secrets (keyring.py). Unset: a
     # secret generated on first start, kept in `data_dir/secret_key`; production requires it set.
     secret_key: SecretStr | None = None
@@ -143,6 +144,26 @@ class Settings(BaseSettings):
             if problem := strength_problem(secret.get_secret_value()):
                 raise ValueError(f"{name} {problem}")
         return self
+
+    @model_validator(mode="after")
+    def _public_url_or_where_it_listens(self) -> Settings:
+        # In production recipients are never on this machine's loopback, and one `serve` cannot
+        # know of the replicas and the proxy in front: the address must be given.
+        if not self.public_url.strip():
+            if self.environment == "production":
+                raise ValueError("ORDERSVC_PUBLIC_URL must be set in production: the address recipients reach it at")
+            self.public_url = listening_url(self.host, self.port)
+        return self
+
+
+def listening_url(host: str, port: int) -> str:
+    """The service's own address, for links when no public URL is set. A wildcard host (every
+    interface) names loopback: the one address sure to reach it, from this machine."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 - compared, not bound
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 @lru_cache
