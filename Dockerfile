@@ -4,7 +4,7 @@
 # Production mode: it starts only with ORDERSVC_SECRET_KEY (32+ random characters, generated once and
 # kept: it signs the consent links and encrypts the TOTP secrets). A secret generated inside a
 # container would live in its /data, which is often not kept and never shared by replicas.
-#   docker run -e ORDERSVC_SECRET_KEY=... -v ordersvc-data:/data -p 8000:8000 IMAGE
+#   docker run -e ORDERSVC_SECRET_KEY=... -e ORDERSVC_PUBLIC_URL=https://... -v ordersvc-data:/data -p 8000:8000 IMAGE
 FROM python:3.11-slim
 
 COPY --from=ghcr.io/astral-sh/uv:0.9 /uv /uvx /usr/local/bin/

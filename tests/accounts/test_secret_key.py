@@ -5,20 +5,17 @@ in production, never a value published anywhere."""
 from __future__ import annotations
 
 import multiprocessing
-import os
 import stat
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ordersvc.accounts import selfservice
 from ordersvc.config import Settings
-from ordersvc.keyring import Keyring, SecretKeyError, keyring, load_or_create_secret
-from tests.secrets_support import OLD_DEFAULT_SECRET, account_that_signs_in, new_secret, sign_in
-from tests.support import serve
+from ordersvc.keyring import SecretKeyError, keyring, load_or_create_secret
+from tests.secrets_support import OLD_DEFAULT_SECRET, new_secret
+
+PUBLIC_URL = "https://orders.example.com"
 
 
 @pytest.fixture
@@ -88,10 +85,12 @@ class TestGeneratedSecret:
 @pytest.mark.usefixtures("unconfigured")
 class TestConfiguredSecret:
     def test_production_requires_a_secret_and_generates_none(self, tmp_path: Path) -> None:
-        with pytest.raises(ValidationError, match="must be set in production"):
-            Settings(environment="production", data_dir=tmp_path)
+        with pytest.raises(ValidationError, match="ORDERSVC_SECRET_KEY must be set in production"):
+            Settings(environment="production", public_url=PUBLIC_URL, data_dir=tmp_path)
         assert list(tmp_path.iterdir()) == []
-        configured = Settings(environment="production", secret_key=new_secret(), data_dir=tmp_path)
+        configured = Settings(
+            environment="production", public_url=PUBLIC_URL, secret_key=new_secret(), data_dir=tmp_path
+        )
         keyring(configured)
         assert list(tmp_path.iterdir()) == []
 
@@ -99,8 +98,8 @@ class TestConfiguredSecret:
     @pytest.mark.parametrize("weak", ["x" * 31, OLD_DEFAULT_SECRET])
     def test_weak_or_published_secrets_are_refused_everywhere(self, environment: str, weak: str) -> None:
         for settings in ({"secret_key": weak}, {"secret_key": new_secret(), "secret_key_fallbacks": [weak]}):
-            with pytest.raises(ValidationError) as refused:
-                Settings(environment=environment, **settings)  # type: ignore[arg-type]
+            with pytest.raises(ValidationError, match="ORDERSVC_SECRET_KEY") as refused:
+                Settings(environment=environment, public_url=PUBLIC_URL, **settings)  # type: ignore[arg-type]
             assert weak not in str(refused.value)  # the error never repeats a secret
 
     def test_fallbacks_are_read_like_the_other_lists(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,35 +115,5 @@ class TestConfiguredSecret:
     def test_an_empty_variable_is_no_secret(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.setenv("ORDERSVC_SECRET_KEY", "")
         assert Settings(data_dir=tmp_path).secret_key is None
-        with pytest.raises(ValidationError):
-            Settings(environment="production")
-
-
-class TestServe:
-    async def test_serve_in_an_empty_data_dir_signs_with_a_secret_of_its_own(
-        self, database_url: str, sessionmaker: async_sessionmaker[AsyncSession], tmp_path: Path
-    ) -> None:
-        data_dir = tmp_path / "data"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSVC_SECRET_KEY")}
-        env |= {"ORDERSVC_DATA_DIR": str(data_dir), "ORDERSVC_MAILER_IN_SERVE": "false"}
-        email = await account_that_signs_in(sessionmaker)
-        with serve(tmp_path, env=env) as server:
-            path = data_dir / "secret_key"
-            assert mode_of(path) == 0o600
-            async with httpx.AsyncClient(base_url=server.base_url) as client:
-                signed_in = await sign_in(client, email)
-                assert signed_in.status_code == 200, signed_in.text
-                session_token = signed_in.cookies["ordersvc_session"]
-        generated = Keyring((path.read_text().strip().encode(),))
-        assert signed_in.json()["csrf_token"] == selfservice.csrf_token(generated, session_token)
-        assert OLD_DEFAULT_SECRET not in server.log()
-
-    def test_serve_refuses_a_secret_file_others_can_read(self, database_url: str, tmp_path: Path) -> None:
-        data_dir = tmp_path / "data"
-        load_or_create_secret(data_dir)
-        (data_dir / "secret_key").chmod(0o644)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDERSVC_SECRET_KEY")}
-        env |= {"ORDERSVC_DATA_DIR": str(data_dir), "ORDERSVC_MAILER_IN_SERVE": "false"}
-        with pytest.raises(RuntimeError, match="readable by other users") as refused, serve(tmp_path, env=env):
-            pass
-        assert "Traceback" not in str(refused.value)  # one line that says what to do
+        with pytest.raises(ValidationError, match="ORDERSVC_SECRET_KEY must be set"):
+            Settings(environment="production", public_url=PUBLIC_URL)

@@ -13,8 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ordersvc.accounts import second_factor, totp
-from ordersvc.keyring import Keyring
+from ordersvc.accounts import totp
 from tests.secrets_support import (
     CSRF_COOKIE,
     OLD_DEFAULT_SECRET,
@@ -71,7 +70,8 @@ class TestCsrf:
             assert (await sign_in(browser, email)).status_code == 200
             forged = old_csrf_token(OLD_DEFAULT_SECRET, browser.cookies[SESSION_COOKIE])
             refused = await browser.post("/v1/api-keys", headers={"X-CSRF-Token": forged})
-            assert (refused.status_code, refused.json()["code"]) == (403, "csrf_failed")
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["code"] == "csrf_failed"
             assert (await browser.get("/v1/api-keys")).json()["data"] == []
             made = await browser.post("/v1/api-keys", headers={"X-CSRF-Token": browser.cookies[CSRF_COOKIE]})
             assert made.status_code == 201
@@ -144,6 +144,9 @@ class TestTotpSecretAtRest:
             assert sealed_after != sealed_before
             assert (await sign_in(rotated, email, totp_code=totp.hotp(secret, step + 1))).status_code == 200
         # Sealed under the new secret alone now: the fallback can go.
+        from ordersvc.accounts import second_factor
+        from ordersvc.keyring import Keyring
+
         async with sessionmaker() as session:
             account_id = (
                 await session.execute(sa.text("SELECT id FROM accounts WHERE email = :e"), {"e": email})
@@ -186,6 +189,8 @@ class TestRecoveryCodesAtRest:
     async def test_the_same_code_hashes_differently_in_every_row(
         self, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        from ordersvc.accounts import second_factor
+
         monkeypatch.setattr(second_factor.secrets, "token_hex", lambda n: "0123456789")
         first, second = await account_that_signs_in(sessionmaker), await account_that_signs_in(sessionmaker)
         async with app_with() as (_, client):
