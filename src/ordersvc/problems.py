@@ -59,7 +59,7 @@ class Problem(BaseModel):
     detail: str
     code: str = Field(
         description="Stable machine code: `unauthorized`, `not_found`, `validation_error`, `invalid_email`, "
-        "`invalid_quantity`, `insufficient_balance`, `idempotency_conflict`, `invalid_cursor`, ..."
+        "`invalid_quantity`, `invalid_text`, `insufficient_balance`, `idempotency_conflict`, `invalid_cursor`, ..."
     )
     errors: list[FieldError] | None = Field(default=None, description="Per-field errors, for validation problems.")
 
@@ -104,7 +104,8 @@ _DESCRIPTIONS = {
     404: "No such object for this account.",
     409: "Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`).",
     410: "The link has expired (`expired_token`): ask for a new one.",
-    422: "Invalid request: see `code` and `errors`.",
+    422: "Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid "
+    "UTF-8 anywhere in the request).",
     429: "Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail "
     "requests (`too_many_attempts`): wait `Retry-After` seconds.",
     503: "Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; "
