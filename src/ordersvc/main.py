@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
-from fastapi.routing import APIRoute
 
 from ordersvc import db
 from ordersvc.accounts import second_factor
@@ -23,6 +22,7 @@ from ordersvc.coupons.endpoints import router as coupons_router
 from ordersvc.dashboard.endpoints import router as dashboard_router
 from ordersvc.deposits.endpoints import router as deposits_router
 from ordersvc.deposits.webhooks import router as webhooks_router
+from ordersvc.fulfilment.endpoints import fulfilment_fail
 from ordersvc.fulfilment.endpoints import router as fulfilment_router
 from ordersvc.keyring import keyring
 from ordersvc.ledger.endpoints import router as ledger_router
@@ -133,13 +133,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
     ):
         app.include_router(router)
-    # Inside CORS (its refusals carry CORS headers). The legacy API reads its text itself, and
-    # the processors' signed events are stored cleaned, never refused.
-    app.add_middleware(
-        ClientTextGuard,
-        unguarded_paths=LEGACY_PATHS,
-        raw_body_paths=[route.path for route in webhooks_router.routes if isinstance(route, APIRoute)],
-    )
+    # Inside CORS (its refusals carry CORS headers). The legacy API reads its text itself. Reports
+    # that must not be lost for their text, the processors' signed events and a worker's failure
+    # reason, are stored cleaned (text.clean_text), never refused.
+    raw_body_routes = [
+        *webhooks_router.routes,
+        *(route for route in fulfilment_router.routes if getattr(route, "endpoint", None) is fulfilment_fail),
+    ]
+    app.add_middleware(ClientTextGuard, unguarded_paths=LEGACY_PATHS, raw_body_routes=raw_body_routes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -9,14 +9,17 @@ Answered as RFC 9457 problem details: 422 `invalid_text`, with the field in `err
 
 Paths that read the client's text themselves are not guarded here: the legacy `/api` (its
 contract answers HTTP 200 `{"error": ...}`; its parser replaces such values) and, for their
-bodies only, the processors' signed webhooks (their events are stored cleaned, never refused)."""
+bodies only, routes whose reports must not be lost for their text (the processors' signed
+events, a worker's failure reason), which store it cleaned (`text.clean_text`)."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordersvc.problems import CodedHTTPException, problem_response
@@ -44,10 +47,10 @@ class UnacceptableText(CodedHTTPException):
 
 
 class ClientTextGuard:
-    def __init__(self, app: ASGIApp, *, unguarded_paths: Iterable[str], raw_body_paths: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, *, unguarded_paths: Iterable[str], raw_body_routes: Iterable[BaseRoute]) -> None:
         self.app = app
         self.unguarded_paths = frozenset(unguarded_paths)
-        self.raw_body_paths = frozenset(raw_body_paths)
+        self.raw_body_paths: list[re.Pattern[str]] = [route.path_regex for route in raw_body_routes]  # type: ignore[attr-defined]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.unguarded_paths:
@@ -58,7 +61,7 @@ class ClientTextGuard:
             refusal = UnacceptableText(where)
             await problem_response(422, CODE, DETAIL, errors=refusal.errors)(scope, receive, send)
             return
-        if scope["path"] in self.raw_body_paths:
+        if any(pattern.match(scope["path"]) for pattern in self.raw_body_paths):
             await self.app(scope, receive, send)
             return
         await self.app(scope, _checked_body(scope, receive), send)
