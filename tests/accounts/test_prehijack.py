@@ -6,6 +6,7 @@ session and, when asked, revokes every API key. Also: throttle rows past their w
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -134,6 +135,29 @@ class TestPreHijacking:
         assert (late.status_code, late.json()["code"]) == (400, "invalid_token")
         assert (await login(browser, email, INTRUDER)).status_code == 401
         assert (await login(browser, email, OWNER)).status_code == 200
+
+    async def test_the_verification_and_a_reset_link_followed_at_once_both_answer(
+        self, new_client: NewClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        """Both lock the account before their token (one lock order): no deadlock, no 503; the
+        reset may win (then the verification link is spent) or come second (then it resets)."""
+        for n in range(4):
+            email = unique_email(f"race{n}")
+            browser = new_client()
+            await browser.post("/v1/auth/signup", json={"email": email})
+            await browser.post("/v1/auth/password-reset", json={"email": email})
+            verify = {
+                "token": await newest_link(sessionmaker, email, "verify"),
+                "password": "chosen at the verification link",
+            }
+            reset = {"token": await newest_link(sessionmaker, email, "reset"), "password": OWNER}
+            verified, was_reset = await asyncio.gather(
+                browser.post("/v1/auth/verify-email", json=verify),
+                browser.post("/v1/auth/password-reset/confirm", json=reset),
+            )
+            assert was_reset.status_code == 204
+            assert verified.status_code in (200, 400), verified.text
+            assert (await login(browser, email, OWNER)).status_code == 200  # the reset came last, or alone
 
     async def test_an_address_change_link_sets_no_password(
         self, new_client: NewClient, sessionmaker: async_sessionmaker[AsyncSession]

@@ -221,15 +221,17 @@ async def _spend_tokens(session: AsyncSession, account_id: int, *purposes: Token
 
 
 async def _use_token(session: AsyncSession, token: str, purpose: TokenPurpose) -> AccountToken:
-    """Spend a token (locked: two uses at once cannot both succeed)."""
+    """Spend a token (locked: two uses at once cannot both succeed). Its account is locked first,
+    as every flow that spends or issues tokens does (password change, reset, verification, mail
+    requests): one lock order, so two links of one account followed at once cannot deadlock."""
     if not isinstance(token, str) or not 20 <= len(token) <= 100:
         raise InvalidAccountToken()
-    stmt = (
-        sa.select(AccountToken)
-        .where(col(AccountToken.token_hash) == _hash(token), col(AccountToken.purpose) == purpose.value)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    matching = (col(AccountToken.token_hash) == _hash(token), col(AccountToken.purpose) == purpose.value)
+    owner = (await session.execute(sa.select(col(AccountToken.account_id)).where(*matching))).scalar_one_or_none()
+    if owner is None:
+        raise InvalidAccountToken()
+    await _lock_account(session, owner)
+    stmt = sa.select(AccountToken).where(*matching).with_for_update().execution_options(populate_existing=True)
     row = (await session.execute(stmt)).scalar_one_or_none()
     if row is None or row.used_at is not None:
         raise InvalidAccountToken()
@@ -366,7 +368,6 @@ async def _verify_new_account(session: AsyncSession, account: Account, password:
     account.password_hash = await passwords.hash_password(password)
     account.email_verified_at = utc_now()
     await session.flush()
-    await _spend_tokens(session, account.id, TokenPurpose.RESET_PASSWORD)
 
 
 # Sign-in -----------------------------------------------------------------------------------
@@ -644,7 +645,7 @@ async def reset_password(session: AsyncSession, *, token: str, password: str, re
     account.password_hash = await passwords.hash_password(password)
     account.email_verified_at = account.email_verified_at or utc_now()
     await session.flush()
-    # The address is proven now: a verification link still in the mailbox is done with.
+    # The address is proven now: a verification link still in the mailbox is done with too.
     await _spend_tokens(
         session, row.account_id, TokenPurpose.RESET_PASSWORD, TokenPurpose.CHANGE_EMAIL, TokenPurpose.VERIFY_EMAIL
     )
