@@ -150,8 +150,8 @@ export interface paths {
         };
         /**
          * List your deposit addresses
-         * @description The addresses assigned to your account so far, one per network. Get one for a new
-         *     network with `GET /v1/deposit-addresses/{network}`.
+         * @description The addresses assigned to your account, one per network. Ask for one on a new network
+         *     with `POST /v1/deposit-addresses/{network}`.
          */
         get: operations["deposit_addresses_list"];
         put?: never;
@@ -171,13 +171,22 @@ export interface paths {
         };
         /**
          * Get your deposit address on a network
-         * @description Your address on this network: assigned on the first request, the same ever after.
-         *     Deposits to it are credited once final. 409 `no_address_available` when the network's
-         *     pool is empty for the moment.
+         * @description Your address on this network. Reading assigns nothing: 404 `no_deposit_address` until
+         *     you ask for one with `POST /v1/deposit-addresses/{network}`.
          */
         get: operations["deposit_addresses_get"];
         put?: never;
-        post?: never;
+        /**
+         * Get an address on a network assigned to you
+         * @description Assign your address on this network from the pool (201), or return the one you have
+         *     (200): ask as often as you like, you keep one address per network. Deposits to it are
+         *     credited once final. Addresses are for verified accounts only (403 `email_not_verified`);
+         *     409 `no_address_available` when the network's pool is empty for the moment. An address
+         *     that has received no deposit within the operator's recycle period (30 days unless set
+         *     otherwise) goes back to the pool: ask again before sending funds to an address you got
+         *     long ago and never used.
+         */
+        post: operations["deposit_addresses_assign"];
         delete?: never;
         options?: never;
         head?: never;
@@ -326,9 +335,10 @@ export interface paths {
         put?: never;
         /**
          * Sign up
-         * @description Create an account with an email and a password. It can sign in once the address is
-         *     verified through the emailed link. The answer is the same whether or not the address already
-         *     has an account (its owner is told by mail instead).
+         * @description Create an account for an email address. The emailed link verifies the address and is
+         *     where its password is chosen (`POST /v1/auth/verify-email` with the token and the password);
+         *     then it can sign in. The answer is the same whether or not the address already has an
+         *     account (its owner is told by mail instead).
          */
         post: operations["auth_signup"];
         delete?: never;
@@ -348,8 +358,10 @@ export interface paths {
         put?: never;
         /**
          * Verify an email address
-         * @description Spend the token of a verification link (a new account's, or a new address after an email
-         *     change). A token works once.
+         * @description Spend the token of a verification link. A new account's link needs `password`: the
+         *     account's password is chosen here, by whoever reads the mailbox (without it: 422
+         *     `password_required`, and the token stays unspent). A new address's link (after an email
+         *     change) takes no password; the account's sessions end. A token works once.
          */
         post: operations["auth_verify_email"];
         delete?: never;
@@ -432,7 +444,9 @@ export interface paths {
         put?: never;
         /**
          * Set a new password from a reset link
-         * @description Every session of the account ends; sign in with the new password.
+         * @description Every browser session of the account ends (this browser's too: its cookies are cleared);
+         *     sign in with the new password. API keys keep working unless `revoke_api_keys` is true: then
+         *     every active key of the account is revoked.
          */
         post: operations["auth_password_reset_confirm"];
         delete?: never;
@@ -1284,6 +1298,12 @@ export interface components {
              * @description At least 10 characters, not a common password.
              */
             password: string;
+            /**
+             * Revoke Api Keys
+             * @description Also revoke every active API key of the account (when someone else may have used it). Every browser session ends in any case.
+             * @default false
+             */
+            revoke_api_keys: boolean;
         };
         /**
          * PaymentKind
@@ -1385,7 +1405,7 @@ export interface components {
             detail: string;
             /**
              * Code
-             * @description Stable machine code: `unauthorized`, `not_found`, `validation_error`, `invalid_email`, `invalid_quantity`, `insufficient_balance`, `idempotency_conflict`, `invalid_cursor`, ...
+             * @description Stable machine code: `unauthorized`, `not_found`, `validation_error`, `invalid_email`, `invalid_quantity`, `invalid_text`, `insufficient_balance`, `idempotency_conflict`, `invalid_cursor`, ...
              */
             code: string;
             /**
@@ -1476,27 +1496,15 @@ export interface components {
         };
         /**
          * SignupIn
+         * @description No password here: it is chosen from the emailed link (`POST /v1/auth/verify-email`), so
+         *     nobody can set one for an address they do not read.
          * @example {
-         *       "email": "alice@example.com",
-         *       "password": "a long passphrase"
+         *       "email": "alice@example.com"
          *     }
          */
         SignupIn: {
             /** Email */
             email: string;
-            /**
-             * Password
-             * @description At least 10 characters, not a common password.
-             */
-            password: string;
-        };
-        /** TokenIn */
-        TokenIn: {
-            /**
-             * Token
-             * @description The token from the emailed link.
-             */
-            token: string;
         };
         /** TotpCodeIn */
         TotpCodeIn: {
@@ -1515,6 +1523,25 @@ export interface components {
              * @description Show it as a QR code for the app to scan.
              */
             otpauth_uri: string;
+        };
+        /**
+         * VerifyEmailIn
+         * @example {
+         *       "password": "a long passphrase",
+         *       "token": "b1Yx0hQ8r3m2Zk5nL7pV9sT4wC6eA0dF2gH8jK1lM3o"
+         *     }
+         */
+        VerifyEmailIn: {
+            /**
+             * Token
+             * @description The token from the emailed link.
+             */
+            token: string;
+            /**
+             * Password
+             * @description A new account's link: the password chosen now, required (422 `password_required` without it). A new address's link (email change): leave it out.
+             */
+            password?: string | null;
         };
         /** WorkStateOut */
         WorkStateOut: {
@@ -1593,7 +1620,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1685,7 +1712,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1762,7 +1789,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1848,7 +1875,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1925,7 +1952,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1990,7 +2017,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2064,7 +2091,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2129,7 +2156,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2196,6 +2223,91 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description No such object for this account. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deposit_addresses_assign: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                network: components["schemas"]["Network"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description You had one already: the same address. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepositAddressOut"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DepositAddressOut"];
+                };
+            };
+            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
             409: {
                 headers: {
@@ -2205,7 +2317,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2277,7 +2389,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2384,7 +2496,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2449,7 +2561,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2514,7 +2626,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2583,7 +2695,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2658,7 +2770,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2709,7 +2821,7 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2747,7 +2859,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["TokenIn"];
+                "application/json": components["schemas"]["VerifyEmailIn"];
             };
         };
         responses: {
@@ -2778,7 +2890,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2820,7 +2932,7 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2889,7 +3001,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -2940,7 +3052,7 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3007,7 +3119,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3061,7 +3173,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3124,7 +3236,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3189,7 +3301,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3264,7 +3376,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3329,7 +3441,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3396,7 +3508,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3465,7 +3577,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3543,7 +3655,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3621,7 +3733,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3688,7 +3800,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3757,7 +3869,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3847,7 +3959,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -3937,7 +4049,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4023,7 +4135,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -4113,7 +4225,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors`. */
+            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
                     [name: string]: unknown;
