@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ordersvc.deposits import addresses, repository
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
+from ordersvc.outbox import mailer
 from tests.conftest import MakeCustomer
 from tests.deposits.conftest import tx_hash
 from tests.support import Customer, run_cli
@@ -171,6 +172,28 @@ class TestRecycling:
         fresh, *_ = await ltc_pool(1)
         assert (await post_ltc(client, other)).json()["address"] == fresh
         assert (await post_ltc(client, holder)).json()["address"] == first
+
+    async def test_the_background_loop_in_serve_recycles_at_its_first_round(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool, app
+    ) -> None:
+        """Nobody has to remember a cron job: the loop `serve` runs (and `ordersvc mailer`)
+        recycles on its first round and then hourly, with the configured period."""
+        address, *_ = await ltc_pool(1)
+        holder = await make_customer()
+        assert (await post_ltc(client, holder)).json()["address"] == address
+        await backdate(sessionmaker, address, app.state.settings.deposit_address_recycle_days + 1)
+        stop = asyncio.Event()
+        loop = asyncio.create_task(mailer.run(sessionmaker, app.state.settings, stop))
+        try:
+            for _ in range(100):
+                if await free_ltc(sessionmaker) == 1:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await loop
+        assert await free_ltc(sessionmaker) == 1
+        assert (await client.get("/v1/deposit-addresses/LTC", headers={"X-API-Key": holder.api_key})).status_code == 404
 
     async def test_recent_and_paid_addresses_are_kept(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, ltc_pool

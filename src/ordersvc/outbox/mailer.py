@@ -1,6 +1,7 @@
 """The sender: delivers due outbox messages over SMTP (aiosmtplib), and runs the housekeeping
 on each round: consent (mail requests whose window opened, expire unanswered ones) and the
-sign-in throttle (rows past their window are deleted)."""
+sign-in throttle (rows past their window are deleted); once an hour, deposit addresses unused
+past their recycle period go back to the pool."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from ordersvc.accounts import selfservice
 from ordersvc.config import Settings
 from ordersvc.consent import service as consent
+from ordersvc.deposits import addresses
 from ordersvc.outbox import service as outbox
 from ordersvc.outbox.models import OutboxMessage
 
@@ -140,14 +142,32 @@ async def housekeeping(maker: async_sessionmaker[AsyncSession], settings: Settin
         await selfservice.prune_throttle(session)
 
 
+# Recycling scans the assigned addresses: hourly is soon enough for a period counted in days.
+RECYCLE_INTERVAL_SECONDS = 3600.0
+
+
+async def recycle_addresses(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    async with maker.begin() as session:
+        released = await addresses.recycle_unused_addresses(session, days=settings.deposit_address_recycle_days)
+    if released:
+        logger.info(
+            "deposit addresses recycled: %d unused for %d days", len(released), settings.deposit_address_recycle_days
+        )
+
+
 async def run(maker: async_sessionmaker[AsyncSession], settings: Settings, stop: asyncio.Event) -> None:
     """Until `stop` is set: housekeeping, then (with SMTP_URL) delivery, every few seconds."""
     send = smtp_sender(settings.smtp_url) if settings.smtp_url else None
     if send is None:
         logger.info("SMTP_URL is not set: consent messages stay in the outbox (ordersvc outbox list)")
+    loop = asyncio.get_running_loop()
+    recycle_at = loop.time()
     while not stop.is_set():
         try:
             await housekeeping(maker, settings)
+            if loop.time() >= recycle_at:
+                recycle_at = loop.time() + RECYCLE_INTERVAL_SECONDS
+                await recycle_addresses(maker, settings)
             if send is not None:
                 await send_due(maker, send, settings.mail_from)
         except Exception:
