@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 
 import httpx
@@ -107,3 +108,17 @@ class TestNestingDepth:
         assert load_json_object(b"[1]") is None
         assert load_json_object(b"\xff") is None
         assert load_json_object(b'{"deep": "' + b"[" * 5000 + b'"}') == {"deep": "[" * 5000}
+
+    def test_escapes_and_unterminated_strings_are_counted_right(self) -> None:
+        assert nesting_depth(b'["\\\\", ["\\\\\\"]"]]') == 2  # an escaped backslash ends no string
+        assert nesting_depth(b'[["' + b'\\"' * 100) == 2  # unterminated: brackets before it count
+
+    def test_an_unterminated_run_of_escaped_quotes_takes_no_quadratic_time(self) -> None:
+        """The attack of the review: `[`*33, then `"` and `\\"` to the end of a body. One regex
+        for a string with escapes rescanned to the end from each quote: 32 KB took 4.6 s of a
+        worker's event loop, before the signature was checked. Linear now: 128 KB (which took
+        over a minute) must be far under a second, whatever the machine."""
+        body = b"[" * 33 + b'"' + b'\\"' * 64_000
+        started = time.perf_counter()
+        assert nesting_depth(body) == 33
+        assert time.perf_counter() - started < 1.0
