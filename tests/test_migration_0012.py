@@ -155,3 +155,55 @@ class TestMigration0012:
         migrate(scratch_database, REVISION)
         recorded = {r["deposit_id"] for r in sql(scratch_database, "SELECT deposit_id FROM deposit_hash_collisions")}
         assert recorded == {ids[n] for n in ("trc_canonical", "trc_upper", "eth_prefixed_upper", "eth_bare")}
+
+
+# An Ethereum address in its EIP-55 spelling, and its one canonical spelling.
+ETH_ADDRESS = "0x52908400098527886E0F7030069857D2E4169EE7"
+
+
+class TestMigration0012Addresses:
+    def test_case_insensitive_addresses_take_one_spelling_and_pool_duplicates_are_reported(
+        self, scratch_database: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        migrate(scratch_database, BEFORE)
+        (account,) = sql(scratch_database, "INSERT INTO accounts (email) VALUES ('a@example.com') RETURNING id")
+        pool = [
+            ("USDT-ERC20", ETH_ADDRESS),  # alone: lower case
+            ("BTC", "BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ"),  # bech32, alone: lower case
+            ("BTC", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"),  # base58: case-sensitive, kept
+            ("USDT-ERC20", "0x" + "AB" * 20),  # spelt twice: both kept, reported
+            ("USDT-ERC20", "0x" + "ab" * 20),
+        ]
+        for network, address in pool:  # the first is the account's; the others are free
+            held = address == ETH_ADDRESS
+            sql(
+                scratch_database,
+                "INSERT INTO deposit_addresses (network, address, account_id, assigned_at) "
+                "VALUES ($1, $2, $3, CASE WHEN $3::bigint IS NULL THEN NULL ELSE now() END)",
+                network, address, account["id"] if held else None,
+            )  # fmt: skip
+        sql(
+            scratch_database,
+            "INSERT INTO deposits (processor, external_id, network, address, tx_hash, amount_mills, status, "
+            "account_id, payload) VALUES ('chain', $1, 'USDT-ERC20', $2, $3, 1000, 'credited', $4, '{}')",
+            f"USDT-ERC20:0x{ETH}:{ETH_ADDRESS}", ETH_ADDRESS, "0x" + ETH, account["id"],
+        )  # fmt: skip
+        with caplog.at_level(logging.WARNING, logger="alembic.runtime.migration"):
+            migrate(scratch_database, REVISION)
+
+        stored = {r["address"] for r in sql(scratch_database, "SELECT address FROM deposit_addresses")}
+        assert stored == {
+            ETH_ADDRESS.lower(),
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+            "1BoatSLRHtKNngkdXEeobR76b53LETtpyT",
+            "0x" + "AB" * 20,
+            "0x" + "ab" * 20,
+        }
+        (deposit,) = sql(scratch_database, "SELECT address, external_id FROM deposits")
+        assert (deposit["address"], deposit["external_id"]) == (
+            ETH_ADDRESS.lower(),
+            f"USDT-ERC20:0x{ETH}:{ETH_ADDRESS.lower()}",
+        )
+        reported = [r.getMessage() for r in caplog.records if "DEPOSIT ADDRESS COLLISION" in r.getMessage()]
+        assert len(reported) == 1
+        assert "0x" + "ab" * 20 in reported[0]

@@ -13,7 +13,12 @@ every row of the group is recorded in `deposit_hash_collisions` and logged as a 
 `ordersvc deposits collisions` (the README's "Money in" says what the operator does). Hashes that
 are not 64 hex digits are left as they are (logged): new ones are refused at the door.
 
-Addresses. `deposit_addresses.released_at` and `deposit_address_releases` (who held an address
+Addresses are in the key too: Ethereum and bech32 addresses are case-insensitive and are
+rewritten lower case, in deposits (with the hashes, by the same rule for collisions) and in the
+pool (an address the pool holds in two spellings may be two accounts'; both rows are left as they
+are and logged as a WARNING, `DEPOSIT ADDRESS COLLISION`).
+
+Recycling. `deposit_addresses.released_at` and `deposit_address_releases` (who held an address
 that recycling took back, and when), for `ordersvc deposits recycle`.
 
 Revision ID: 0012_deposits_hardening
@@ -43,19 +48,44 @@ CASE WHEN network IN ('USDT-TRC20', 'USDT-ERC20', 'BTC', 'LTC') AND tx_hash ~ '^
 END
 """
 
+# And of `normalise_address`: Ethereum and bech32 addresses are lower case; others as they are.
+CANONICAL_ADDRESS = r"""
+CASE WHEN network = 'USDT-ERC20' AND address ~ '^0[xX][0-9a-fA-F]{40}$' THEN '0x' || lower(right(address, 40))
+     WHEN network IN ('BTC', 'LTC') AND lower(address) ~ '^(bc1|tb1|bcrt1|ltc1|tltc1|rltc1)' THEN lower(address)
+     ELSE address
+END
+"""
+
 PLAN = f"""
 CREATE TEMPORARY TABLE deposit_hash_plan ON COMMIT DROP AS
-SELECT id, processor, network, address, tx_hash, canonical,
+SELECT id, processor, network, address, tx_hash, canonical, canonical_address,
        -- Rows that would be one transfer under the unique key (its rows have an address).
        address IS NOT NULL AND count(*) OVER transfer > 1 AS collides,
        -- The one row of a colliding group that holds the canonical spelling: the one already
        -- canonical (the unique key allows at most one), else the oldest.
-       row_number() OVER (PARTITION BY network, canonical, address
-                          ORDER BY tx_hash = canonical DESC, id) = 1 AS keeper
-FROM (SELECT id, processor, network, address, tx_hash, {CANONICAL} AS canonical FROM deposits
+       row_number() OVER (PARTITION BY network, canonical, canonical_address
+                          ORDER BY tx_hash = canonical AND address = canonical_address DESC, id) = 1 AS keeper
+FROM (SELECT id, processor, network, address, tx_hash, {CANONICAL} AS canonical,
+             {CANONICAL_ADDRESS} AS canonical_address FROM deposits
       WHERE tx_hash IS NOT NULL) hashes
 WHERE canonical IS NOT NULL
-WINDOW transfer AS (PARTITION BY network, canonical, address)
+WINDOW transfer AS (PARTITION BY network, canonical, canonical_address)
+"""  # noqa: S608 (built from constants only)
+
+# The pool: an address spelt two ways is one address, which may have been handed to two accounts.
+# Alone, it takes its one spelling; spelt twice, both rows stay as they are and are reported.
+POOL_COLLISIONS = f"""
+SELECT network, {CANONICAL_ADDRESS} AS canonical_address, array_agg(address ORDER BY id) AS spellings,
+       array_agg(account_id ORDER BY id) AS accounts
+FROM deposit_addresses GROUP BY network, canonical_address HAVING count(*) > 1
+"""  # noqa: S608 (built from constants only)
+
+NORMALISE_POOL = f"""
+UPDATE deposit_addresses a SET address = p.canonical_address
+FROM (SELECT id, {CANONICAL_ADDRESS} AS canonical_address,
+             count(*) OVER (PARTITION BY network, {CANONICAL_ADDRESS}) AS spellings
+      FROM deposit_addresses) p
+WHERE a.id = p.id AND p.spellings = 1 AND a.address <> p.canonical_address
 """  # noqa: S608 (built from constants only)
 
 RECORD_COLLISIONS = """
@@ -66,13 +96,14 @@ SELECT id, canonical FROM deposit_hash_plan WHERE collides
 NORMALISE = """
 UPDATE deposits d
 SET tx_hash = p.canonical,
+    address = p.canonical_address,
     external_id = CASE
         WHEN p.processor = 'chain' AND d.external_id = d.network || ':' || d.tx_hash || ':' || d.address
-        THEN d.network || ':' || p.canonical || ':' || d.address
+        THEN d.network || ':' || p.canonical || ':' || p.canonical_address
         ELSE d.external_id
     END
 FROM deposit_hash_plan p
-WHERE d.id = p.id AND d.tx_hash <> p.canonical AND (NOT p.collides OR p.keeper)
+WHERE d.id = p.id AND (d.tx_hash <> p.canonical OR d.address <> p.canonical_address) AND (NOT p.collides OR p.keeper)
 """
 
 COLLISIONS = """
@@ -117,6 +148,13 @@ def upgrade() -> None:
             row["id"], row["processor"], row["network"], row["address"], row["tx_hash"], row["status"],
             row["account_id"], row["amount_mills"], row["canonical_tx_hash"],
         )  # fmt: skip
+    for row in bind.execute(sa.text(POOL_COLLISIONS)).mappings():
+        logger.warning(
+            "DEPOSIT ADDRESS COLLISION: %s address %s is in the pool as %s (accounts %s); left as it is: "
+            "a deposit to it is credited to the account holding that exact spelling, or kept unmatched",
+            row["network"], row["canonical_address"], ", ".join(row["spellings"]), row["accounts"],
+        )  # fmt: skip
+    bind.execute(sa.text(NORMALISE_POOL))
     unreadable = bind.execute(sa.text(UNREADABLE)).scalar_one()
     if unreadable:
         logger.warning("%s deposits have a tx hash that is not 64 hex digits: left as they are", unreadable)

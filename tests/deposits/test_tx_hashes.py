@@ -12,8 +12,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
-from ordersvc.deposits.hashes import InvalidTxHash, normalise_tx_hash
+from ordersvc.deposits.hashes import InvalidTxHash, normalise_address, normalise_tx_hash
+from ordersvc.deposits.models import Network
 from tests.conftest import MakeCustomer
 from tests.deposits.conftest import AddressFor, chain_body, chain_headers, nowpayments_headers
 from tests.legacy.helpers import snapshot
@@ -185,3 +187,58 @@ class TestOperatorAssign:
             with pytest.raises(deposits.TransferAlreadyCredited):
                 await deposits.assign_unmatched(session, deposit_id=copy, email=customer.email)
         assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
+
+
+class TestAddressSpellings:
+    """The reviewer's attack: one Ethereum address imported in two spellings went to two accounts,
+    and one transfer reported once per spelling credited both."""
+
+    def test_case_insensitive_addresses_have_one_spelling_and_base58_keeps_its_case(self) -> None:
+        eip55 = "0x52908400098527886E0F7030069857D2E4169EE7"
+        assert normalise_address("USDT-ERC20", eip55) == eip55.lower()
+        assert normalise_address("USDT-ERC20", "0X" + eip55[2:].lower()) == eip55.lower()
+        assert normalise_address("BTC", "BC1QAR0SRRR7XFKVY5L643LYDNW9RE59GTZZWF5MDQ") == (
+            "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"
+        )
+        assert normalise_address("LTC", "LTC1QABC123DEF") == "ltc1qabc123def"
+        for network, base58 in [
+            ("BTC", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"),
+            ("USDT-TRC20", "TLa2f6VPqDgRE67v1736s7bJ8Ray5wYjU7"),
+        ]:
+            assert normalise_address(network, base58) == base58
+        assert normalise_address("USDT-ERC20", None) is None
+
+    async def test_one_address_imported_in_two_spellings_is_one_pool_entry(self, sessionmaker) -> None:
+        digits = secrets.token_hex(20)
+        async with sessionmaker.begin() as session:
+            added = await addresses.import_addresses(
+                session, network=Network.USDT_ERC20, addresses=[f"0x{digits.upper()}", f"0x{digits}"]
+            )
+        assert added == 1
+        async with sessionmaker() as session:
+            stored = await session.execute(
+                sa.text("SELECT address FROM deposit_addresses WHERE lower(address) = :a"), {"a": f"0x{digits}"}
+            )
+            assert [row[0] for row in stored] == [f"0x{digits}"]
+
+    async def test_a_transfer_reported_with_either_spelling_credits_its_owner_once(
+        self, hooks: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer()
+        digits = secrets.token_hex(20)
+        async with sessionmaker.begin() as session:
+            await addresses.import_addresses(session, network=Network.USDT_ERC20, addresses=[f"0x{digits}"])
+            await session.execute(
+                sa.text("UPDATE deposit_addresses SET account_id = :acc, assigned_at = now() WHERE address = :a"),
+                {"acc": customer.account_id, "a": f"0x{digits}"},
+            )
+        tx = "0x" + secrets.token_hex(32)
+        statuses = []
+        for spelling in [f"0x{digits.upper()}", f"0x{digits}", "0X" + digits]:
+            body = json.dumps(
+                {"network": "USDT-ERC20", "address": spelling, "tx_hash": tx, "amount_usd": "10", "confirmations": 50}
+            ).encode()
+            response = await hooks.post("/webhooks/chain", content=body, headers=chain_headers(body))
+            statuses.append(response.json()["status"])
+        assert statuses == ["credited", "duplicate", "duplicate"]
+        assert await snapshot(sessionmaker, customer) == ("10.00", 1, 0)

@@ -25,6 +25,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.deposits import repository
+from ordersvc.deposits.hashes import normalise_address
 from ordersvc.deposits.models import DepositAddress, DepositAddressRelease, Network
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.timestamps import utc_now
@@ -62,7 +63,7 @@ class InvalidRecyclePeriod(InvalidParams):
 
 async def import_addresses(session: AsyncSession, *, network: Network, addresses: list[str]) -> int:
     """Load addresses into the pool (duplicates skipped); every line must look like an address."""
-    cleaned = [a.strip() for a in addresses if a.strip()]
+    cleaned = [normalise_address(network.value, a.strip()) or "" for a in addresses if a.strip()]
     for address in cleaned:
         if _ADDRESS.fullmatch(address) is None:
             raise InvalidAddress(f"Invalid deposit address {address[:60]!r}: 8-200 letters, digits or ':_.-'.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from ordersvc.deposits.hashes import normalise_tx_hash
+from ordersvc.deposits.hashes import normalise_address, normalise_tx_hash
 from ordersvc.deposits.models import Network, Processor
 from ordersvc.deposits.service import DepositEvent, usd_to_mills
 from ordersvc.errors import InvalidParams
@@ -41,7 +41,8 @@ def chain_event(payload: dict[str, Any], required_confirmations: dict[str, int])
         raise InvalidPayload("amount_usd must be a positive amount and confirmations an integer.")
     if confirmations < required_confirmations.get(network.value, 1):
         return None
-    tx_hash = normalise_tx_hash(network.value, tx_hash)  # canonical already: it is in the external id
+    # Canonical already: both are in the external id.
+    tx_hash, address = normalise_tx_hash(network.value, tx_hash), normalise_address(network.value, address)
     return DepositEvent(
         processor=Processor.CHAIN.value,
         external_id=f"{network.value}:{tx_hash}:{address}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.accounts import service as accounts_service
 from ordersvc.deposits import repository
-from ordersvc.deposits.hashes import InvalidTxHash, hex_digits, normalise_tx_hash
+from ordersvc.deposits.hashes import InvalidTxHash, hex_digits, normalise_address, normalise_tx_hash
 from ordersvc.deposits.models import BonusTier, Deposit, DepositAddressRelease, DepositStatus, Network
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
@@ -155,9 +155,11 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
     transaction. A redelivery, concurrent or not, finds the event recorded and credits nothing.
     An event for an address no account owns is kept as unmatched for the operator.
 
-    The transaction hash is stored in its network's canonical form (`hashes`), whichever
-    processor reported it and however it spelt it: the on-chain unique key then sees one
-    transfer once. A hash that is not one of its network's is refused (422), nothing stored."""
+    The transaction hash and the address are stored in their network's canonical form
+    (`hashes`), whichever processor reported them and however it spelt them: the on-chain unique
+    key then sees one transfer once, and the address finds its owner. A hash that is not one of
+    its network's is refused (422), nothing stored."""
+    event = replace(event, address=normalise_address(event.network, event.address))
     try:
         tx_hash = normalise_tx_hash(event.network, event.tx_hash)
     except InvalidTxHash:
