@@ -12,6 +12,7 @@ import json
 import logging
 import logging.config
 import re
+from collections.abc import MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -43,6 +44,15 @@ def redact(text: str) -> str:
     if "?" not in text and "osk_" not in text and "owk_" not in text:
         return text  # most strings of most lines: nothing to look for
     return _TOKEN.sub(r"\1_[REDACTED]", _QUERY.sub(_redact_query, text))
+
+
+def loggable_path(scope: MutableMapping[str, Any]) -> str:
+    """The request's path, unless a path parameter is a credential (the consent pages' signed
+    tokens): then the route's template. Every log line that names a path uses this."""
+    template = getattr(scope.get("route"), "path", None)
+    if template is not None and "{token}" in template:
+        return str(template)
+    return str(scope["path"])
 
 
 def redact_query_string(query: str) -> str:

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, request_has_valid_key
 from ordersvc.errors import InvalidApiKey, ServiceError
+from ordersvc.logging_config import loggable_path
 from ordersvc.ops.dberrors import (
     DATABASE_ERROR_CLASSES,
     RETRY_AFTER_SECONDS,
@@ -180,7 +181,9 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         # drop the connection): an outage is answered, and the connection kept.
         if not is_database_unavailable(exc):
             raise exc
-        logger.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.__class__.__name__)
+        logger.warning(
+            "database unavailable on %s %s: %s", request.method, loggable_path(request.scope), exc.__class__.__name__
+        )
         return problem_response(
             503,
             "service_unavailable",
@@ -195,7 +198,7 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         # Logged with its traceback (and re-raised by Starlette to the server's log): the
         # client gets a problem document, the operator gets the cause.
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        logger.exception("unhandled error on %s %s", request.method, loggable_path(request.scope))
         return problem_response(
             500, "internal_error", "Something went wrong on our side.", headers=_cors_headers(request, cors_origins)
         )

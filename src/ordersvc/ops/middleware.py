@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ordersvc.logging_config import log_request, redact_query_string
+from ordersvc.logging_config import log_request, loggable_path, redact_query_string
 from ordersvc.ops import metrics
 from ordersvc.text import is_ascii_digits
 
@@ -114,10 +114,10 @@ class RequestContextMiddleware:
                 # The connection closed while the body was being read (the client left, or the
                 # server refused the rest of it): nobody to answer, nothing went wrong here.
                 status = CLIENT_CLOSED_REQUEST
-                stdlib_logger.info("client disconnected during %s %s", scope["method"], _loggable_path(scope))
+                stdlib_logger.info("client disconnected during %s %s", scope["method"], loggable_path(scope))
             except TimeoutError:
                 stdlib_logger.warning(
-                    "request timed out after %ss: %s %s", self.timeout_seconds, scope["method"], _loggable_path(scope)
+                    "request timed out after %ss: %s %s", self.timeout_seconds, scope["method"], loggable_path(scope)
                 )
                 if not response_started:
                     if path in LEGACY_PATHS:  # old clients read errors from 200 answers
@@ -133,7 +133,7 @@ class RequestContextMiddleware:
             except Exception:
                 # Answered here rather than by Starlette's outermost handler, so that the answer
                 # and the traceback's log line carry the request id.
-                stdlib_logger.exception("unhandled error on %s %s", scope["method"], _loggable_path(scope))
+                stdlib_logger.exception("unhandled error on %s %s", scope["method"], loggable_path(scope))
                 if not response_started:
                     status_, body, content_type = _problem(500, "internal_error", "Something went wrong on our side.")
                     await self._answer(scope, send_with_context, status_, body, content_type, self._cors(scope))
@@ -191,22 +191,13 @@ class RequestContextMiddleware:
         log_request(
             request_id=request_id,
             method=scope["method"][:16],
-            path=_loggable_path(scope),
+            path=loggable_path(scope),
             query=redact_query_string(scope.get("query_string", b"").decode("latin-1")),
             route=template,
             status=status,
             duration_ms=round(elapsed * 1000, 2),
             client=client[0] if client else None,
         )
-
-
-def _loggable_path(scope: Scope) -> str:
-    """The path, unless a path parameter is a credential (the consent pages' signed tokens):
-    then the route's template."""
-    template = getattr(scope.get("route"), "path", None)
-    if template is not None and "{token}" in template:
-        return str(template)
-    return str(scope["path"])
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
