@@ -103,6 +103,9 @@ class Keyring:
     """The current secret and the fallbacks still accepted, with their derived keys."""
 
     secrets: tuple[bytes, ...]  # the current one first
+    # Those that may have signed before keys were derived (None: all). Not a secret this service
+    # generated itself: it never signed that way, so nothing it made needs the older scheme.
+    underived: tuple[bytes, ...] | None = None
     _derived: dict[Purpose, tuple[bytes, ...]] = field(init=False, repr=False, compare=False)
     _ids: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
@@ -124,7 +127,7 @@ class Keyring:
         """Whether `signature` is `message`'s, under any configured secret (constant time each)."""
         keys = list(self._derived[purpose])
         if purpose in _UNDERIVED_SIGNATURES_ACCEPTED:
-            keys.extend(self.secrets)
+            keys.extend(self.secrets if self.underived is None else self.underived)
         found = False
         for key in keys:  # no early exit: the time does not tell which secret matched
             found |= hmac.compare_digest(hmac.new(key, message, hashlib.sha256).digest(), signature)
@@ -170,11 +173,12 @@ def keyring(settings: Settings) -> Keyring:
 
 @lru_cache(maxsize=8)
 def _keyring(current: str | None, fallbacks: tuple[str, ...], data_dir: Path | None) -> Keyring:
+    generated = current is None
     if current is None:
         assert data_dir is not None
         current = load_or_create_secret(data_dir)
-    ordered = dict.fromkeys(s.encode() for s in (current, *fallbacks))  # a fallback equal to the current: once
-    return Keyring(tuple(ordered))
+    ordered = tuple(dict.fromkeys(s.encode() for s in (current, *fallbacks)))  # a fallback equal to the current: once
+    return Keyring(ordered, underived=ordered[1:] if generated else None)
 
 
 # The generated secret ----------------------------------------------------------------------------
@@ -237,7 +241,7 @@ def _read(path: Path) -> str:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
         raise SecretKeyError(f"cannot read the secret key file {path} ({exc.strerror})") from None
-    with os.fdopen(descriptor) as file:
+    with os.fdopen(descriptor, "rb") as file:
         info = os.fstat(file.fileno())
         if not stat.S_ISREG(info.st_mode):
             raise SecretKeyError(f"{path} is not a regular file")
@@ -246,10 +250,17 @@ def _read(path: Path) -> str:
                 f"{path} is readable by other users (mode {stat.S_IMODE(info.st_mode):04o}): anyone who can read it"
                 " can sign as this service. Run `chmod 600` on it (or replace the secret if it may have been read)"
             )
-        text = file.read(4096).strip()
+        if os.name == "posix" and info.st_uid != os.geteuid():
+            # Someone else's file, however private, is a secret they know (root would read a
+            # key another user planted in a data directory it can write).
+            raise SecretKeyError(
+                f"{path} belongs to another user (uid {info.st_uid}): a secret key must be this service's own."
+                " Remove it to have a new one generated, or give it to this user"
+            )
+        text = file.read(4096).decode("ascii", "replace").strip()  # generated secrets are ASCII
     if not text:
         raise _EmptySecretFile(f"{path} is empty: remove it to have a new secret key generated")
-    if not text or any(c.isspace() or not c.isprintable() for c in text) or strength_problem(text):
+    if any(c.isspace() or not c.isprintable() or c == "\ufffd" for c in text) or strength_problem(text):
         raise SecretKeyError(
             f"{path} does not hold a secret key ({MIN_SECRET_LENGTH}+ printable characters on one line):"
             " remove it to have a new one generated (links signed with the old one stop working)"

@@ -5,6 +5,7 @@ in production, never a value published anywhere."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import stat
 from pathlib import Path
 
@@ -70,6 +71,23 @@ class TestGeneratedSecret:
         path.write_text(content)
         path.chmod(0o600)
         with pytest.raises(SecretKeyError):
+            load_or_create_secret(tmp_path)
+
+    def test_bytes_that_are_not_text_are_refused_not_a_traceback(self, tmp_path: Path) -> None:
+        path = tmp_path / "secret_key"
+        path.write_bytes(b"\xff\xfe" + b"\x80" * 60)
+        path.chmod(0o600)
+        with pytest.raises(SecretKeyError, match="does not hold a secret key"):
+            load_or_create_secret(tmp_path)
+
+    @pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root to make another user's file")
+    def test_a_file_another_user_owns_is_refused(self, tmp_path: Path) -> None:
+        """Private to its owner is not private to us: a key planted by another user is theirs."""
+        path = tmp_path / "secret_key"
+        path.write_text(new_secret())
+        path.chmod(0o600)
+        os.chown(path, 65534, 65534)  # nobody
+        with pytest.raises(SecretKeyError, match="belongs to another user"):
             load_or_create_secret(tmp_path)
 
     def test_a_symlink_is_refused(self, tmp_path: Path) -> None:

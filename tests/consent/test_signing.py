@@ -122,6 +122,23 @@ class TestRotation:
             assert (await upgraded.post(f"/consent/confirm/{sent}")).status_code == 200
         assert await order_statuses(client, customer) == ["pending"]  # type: ignore[arg-type]
 
+    async def test_a_generated_secret_accepts_no_signature_of_the_older_scheme(
+        self,
+        client: httpx.AsyncClient,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The service never signed with a secret it generated: a file it made holds no links of
+        the older scheme, so a leaked copy of that file is not also a key of that scheme."""
+        customer, _, consent_id = await waiting_consent(client, make_customer, sessionmaker)
+        async with default_app(tmp_path, monkeypatch) as (_, fresh):
+            generated = (tmp_path / "secret_key").read_text().strip()
+            forged = old_consent_token(generated, consent_id, "confirm", int(time.time()) + 3600)
+            assert (await fresh.post(f"/consent/confirm/{forged}")).status_code == 400
+        assert await order_statuses(client, customer) == ["awaiting confirmation"]  # type: ignore[arg-type]
+
 
 class TestTokenForm:
     def test_a_consent_signature_is_no_csrf_token_and_the_other_way_round(self) -> None:
