@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -15,9 +16,12 @@ from ordersvc.deposits import addresses, repository
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
 from ordersvc.outbox import mailer
+from ordersvc.timestamps import utc_now
 from tests.conftest import MakeCustomer
 from tests.deposits.conftest import tx_hash
 from tests.support import Customer, run_cli
+
+LATER = timedelta(days=36500)
 
 
 def ltc_event(address: str) -> deposits.DepositEvent:
@@ -114,7 +118,8 @@ class TestImport:
 
 async def free_ltc(maker: async_sessionmaker[AsyncSession]) -> int:
     async with maker() as session:
-        return await repository.free_address_count(session, Network.LTC.value)
+        # Every free one, resting after a recycling or not.
+        return await repository.free_address_count(session, Network.LTC.value, released_before=utc_now() + LATER)
 
 
 async def backdate(maker: async_sessionmaker[AsyncSession], address: str, days: int) -> None:
@@ -168,9 +173,16 @@ class TestRecycling:
             released = await addresses.recycle_unused_addresses(session, days=30)
         assert [(r.address, r.account_id) for r in released] == [(first, holder.account_id)]
         assert (await client.get("/v1/deposit-addresses/LTC", headers={"X-API-Key": holder.api_key})).status_code == 404
-        # A never-used address is handed out before the recycled one.
+        # A never-used address is handed out before the recycled one, which rests a recycle
+        # period first (a late deposit of its former holder must not reach a stranger).
         fresh, *_ = await ltc_pool(1)
         assert (await post_ltc(client, other)).json()["address"] == fresh
+        assert (await post_ltc(client, holder)).json()["code"] == "no_address_available"
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                sa.text("UPDATE deposit_addresses SET released_at = now() - interval '31 days' WHERE address = :a"),
+                {"a": first},
+            )
         assert (await post_ltc(client, holder)).json()["address"] == first
 
     async def test_the_background_loop_in_serve_recycles_at_its_first_round(

@@ -79,10 +79,16 @@ async def deposit_address(session: AsyncSession, *, account_id: int, network: Ne
 
 
 async def assign_deposit_address(
-    session: AsyncSession, *, account_id: int, network: Network, low_water: int
+    session: AsyncSession, *, account_id: int, network: Network, low_water: int, recycle_days: int
 ) -> tuple[DepositAddress, bool]:
     """The account's address on this network, taken from the pool if it has none yet; and
-    whether it was assigned now. Asking again returns the same address."""
+    whether it was assigned now. Asking again returns the same address.
+
+    A recycled address rests for a recycle period before it is handed out again: a deposit its
+    former holder sends late (or one still waiting for its confirmations) then arrives while it
+    has no holder, and is kept unmatched naming that holder, never credited to a stranger."""
+    now = utc_now()
+    rested = now - recycle_cutoff(recycle_days)
     # The account row is locked: one assignment per account at a time.
     verified = await repository.lock_account_verified(session, account_id)
     existing = await repository.address_of(session, account_id, network.value)
@@ -90,14 +96,14 @@ async def assign_deposit_address(
         return existing, False
     if not verified:
         raise EmailNotVerified()
-    assigned = await repository.assign_free_address(session, account_id, network.value, utc_now())
+    assigned = await repository.assign_free_address(session, account_id, network.value, now, released_before=rested)
     if assigned is None:
         logger.error(
             "DEPOSIT ADDRESS POOL EMPTY for %s: import more with `ordersvc deposits import-addresses`"
             " (or release unused ones with `ordersvc deposits recycle`)", network,
         )  # fmt: skip
         raise NoAddressAvailable()
-    free = await repository.free_address_count(session, network.value)
+    free = await repository.free_address_count(session, network.value, released_before=rested)
     if free < low_water:
         logger.warning(
             "deposit address pool for %s is running low: %s free; see `ordersvc deposits pool`", network, free

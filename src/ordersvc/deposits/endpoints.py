@@ -20,10 +20,11 @@ from ordersvc.deposits.schemas import (
     DepositList,
     DepositOut,
 )
+from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 
 
 @router.get(
@@ -74,12 +75,16 @@ async def deposit_addresses_assign(
     credited once final. Addresses are for verified accounts only (403 `email_not_verified`);
     409 `no_address_available` when the network's pool is empty for the moment. An address
     that has received no deposit within the operator's recycle period (30 days unless set
-    otherwise) goes back to the pool: ask again before sending funds to an address you got
-    long ago and never used."""
+    otherwise) goes back to the pool, and rests there as long before it is handed out again:
+    ask again before sending funds to an address you got long ago and never used."""
     assert account.id is not None
     settings: Settings = request.app.state.settings
     address, assigned_now = await addresses.assign_deposit_address(
-        session, account_id=account.id, network=network, low_water=settings.deposit_pool_low_water
+        session,
+        account_id=account.id,
+        network=network,
+        low_water=settings.deposit_pool_low_water,
+        recycle_days=settings.deposit_address_recycle_days,
     )
     if not assigned_now:
         response.status_code = status.HTTP_200_OK

@@ -49,16 +49,25 @@ async def addresses_of(session: AsyncSession, account_id: int) -> list[DepositAd
     return list((await session.execute(stmt)).scalars().all())
 
 
+def _assignable(network: str, released_before: datetime) -> list[sa.ColumnElement[bool]]:
+    """Free, and never released or released before `released_before` (see `addresses`)."""
+    return [
+        col(DepositAddress.network) == network,
+        col(DepositAddress.account_id).is_(None),
+        sa.or_(col(DepositAddress.released_at).is_(None), col(DepositAddress.released_at) < released_before),
+    ]
+
+
 async def assign_free_address(
-    session: AsyncSession, account_id: int, network: str, at: datetime
+    session: AsyncSession, account_id: int, network: str, at: datetime, *, released_before: datetime
 ) -> DepositAddress | None:
     """Take a free address of the network: never-used ones first (oldest first), then recycled
-    ones, the longest released first (see `addresses`). SKIP LOCKED lets concurrent assignments
-    to different accounts take different addresses without waiting on each other, and skips an
-    address a deposit is being recorded on."""
+    ones released before `released_before`, the longest released first (see `addresses`). SKIP
+    LOCKED lets concurrent assignments to different accounts take different addresses without
+    waiting on each other, and skips an address a deposit is being recorded on."""
     free = (
         sa.select(col(DepositAddress.id))
-        .where(col(DepositAddress.network) == network, col(DepositAddress.account_id).is_(None))
+        .where(*_assignable(network, released_before))
         .order_by(col(DepositAddress.released_at).asc().nulls_first(), col(DepositAddress.id))
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -85,10 +94,9 @@ async def lock_account_verified(session: AsyncSession, account_id: int) -> bool:
     return bool((await session.execute(stmt)).scalar_one_or_none())
 
 
-async def free_address_count(session: AsyncSession, network: str) -> int:
-    stmt = sa.select(sa.func.count()).where(
-        col(DepositAddress.network) == network, col(DepositAddress.account_id).is_(None)
-    )
+async def free_address_count(session: AsyncSession, network: str, *, released_before: datetime) -> int:
+    """The addresses `assign_free_address` could take now."""
+    stmt = sa.select(sa.func.count()).where(*_assignable(network, released_before))
     return (await session.execute(stmt)).scalar_one()
 
 
