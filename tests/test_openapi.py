@@ -206,3 +206,23 @@ async def test_server_errors_keep_cors_headers(monkeypatch: pytest.MonkeyPatch, 
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["code"] == "internal_error"
     assert response.headers["access-control-allow-origin"] == "https://app.example.com"
+
+
+class TestMethodNotAllowed:
+    @pytest.mark.parametrize(
+        ("method", "path", "allow"),
+        [
+            ("OPTIONS", "/v1/api-keys", "GET, POST"),  # two routes on one path: both are named
+            ("PUT", "/v1/orders", "GET, POST"),
+            ("PATCH", "/v1/deposit-addresses/BTC", "GET, POST"),
+            ("DELETE", "/v1/balance", "GET"),
+        ],
+    )
+    async def test_a_405_lists_every_method_of_the_path(
+        self, client: httpx.AsyncClient, method: str, path: str, allow: str
+    ) -> None:
+        """RFC 9110: a 405 carries `Allow` with the methods the resource supports; Starlette's
+        names the first route of the path only (`OPTIONS /v1/api-keys` said `GET`)."""
+        response = await client.request(method, path)
+        assert (response.status_code, response.json()["code"]) == (405, "method_not_allowed")
+        assert response.headers["allow"] == allow

@@ -11,8 +11,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, request_has_valid_key
 from ordersvc.errors import InvalidApiKey, ServiceError
@@ -174,7 +176,10 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
             errors = [{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}]
             return problem_response(422, "validation_error", "The request body is not valid JSON.", errors=errors)
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
-        return problem_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return problem_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         # Handled here (not by the catch-all below, which re-raises to the server and makes it
@@ -202,6 +207,17 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         return problem_response(
             500, "internal_error", "Something went wrong on our side.", headers=_cors_headers(request, cors_origins)
         )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the request's path answers to. Starlette's 405 names only the first route
+    of the path, so a path served by two routes (GET and POST) advertised one of them."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.methods and route.path and compile_path(route.path)[0].fullmatch(path):
+            methods |= route.methods
+    return ", ".join(sorted(methods))
 
 
 def _cors_headers(request: Request, cors_origins: list[str]) -> dict[str, str]:
