@@ -141,9 +141,7 @@ def accounts_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per account.")] = False,
 ) -> None:
     """Every account: id, email, state (active, unverified, disabled), sign-in methods."""
-    from ordersvc.accounts import selfservice
-
-    rows = in_transaction(selfservice.list_accounts)
+    rows = in_transaction(accounts.list_accounts)
     for account in rows:
         state = "disabled" if account.disabled_at else ("active" if account.email_verified_at else "unverified")
         record = {
@@ -165,18 +163,18 @@ def accounts_list(
 def accounts_disable(email: str) -> None:
     """Disable an account: its API keys and sessions stop working at once, workers stop claiming
     its orders (they wait, and are claimable again after `enable`)."""
-    from ordersvc.accounts import selfservice
+    from ordersvc.accounts import security
 
-    account = in_transaction(lambda session: selfservice.set_disabled(session, email=email, disabled=True))
+    account = in_transaction(lambda session: security.set_disabled(session, email=email, disabled=True))
     typer.echo(f"account {account.id} ({account.email}) disabled")
 
 
 @accounts_app.command("enable")
 def accounts_enable(email: str) -> None:
     """Enable a disabled account again."""
-    from ordersvc.accounts import selfservice
+    from ordersvc.accounts import security
 
-    account = in_transaction(lambda session: selfservice.set_disabled(session, email=email, disabled=False))
+    account = in_transaction(lambda session: security.set_disabled(session, email=email, disabled=False))
     typer.echo(f"account {account.id} ({account.email}) enabled")
 
 

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from ordersvc.accounts import passwords, selfservice
+from ordersvc.accounts import passwords, throttle
 from ordersvc.accounts.models import Account, AuthThrottle
 from ordersvc.outbox import mailer
 from ordersvc.timestamps import utc_now
@@ -261,20 +261,20 @@ class TestThrottlePruning:
         stale = [f"ip:stale-{n}-{tag}" for n in range(3)]
         fresh = f"account:fresh-{tag}"
         for key in stale:
-            await self.add(sessionmaker, key, selfservice.THROTTLE_WINDOW + timedelta(seconds=1))
-        await self.add(sessionmaker, fresh, selfservice.THROTTLE_WINDOW - timedelta(minutes=1))
+            await self.add(sessionmaker, key, throttle.THROTTLE_WINDOW + timedelta(seconds=1))
+        await self.add(sessionmaker, fresh, throttle.THROTTLE_WINDOW - timedelta(minutes=1))
         await mailer.housekeeping(sessionmaker, app.state.settings)
         assert await self.rows(sessionmaker, [*stale, fresh]) == {fresh}
 
     async def test_a_round_deletes_a_bounded_batch(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
         async with sessionmaker.begin() as session:  # other tests' stale rows first
-            await selfservice.prune_throttle(session)
+            await throttle.prune_throttle(session)
         tag = unique_email("batch")
         stale = [f"mail:stale-{n}-{tag}" for n in range(3)]
         for key in stale:
             await self.add(sessionmaker, key, timedelta(hours=1))
         async with sessionmaker.begin() as session:
-            assert await selfservice.prune_throttle(session, limit=2) == 2
+            assert await throttle.prune_throttle(session, limit=2) == 2
         assert len(await self.rows(sessionmaker, stale)) == 1
 
     async def test_a_pruned_key_counts_afresh(
@@ -285,15 +285,15 @@ class TestThrottlePruning:
         email = unique_email("pruned")
         browser = new_client()
         await signed_up(browser, sessionmaker, email)
-        for _ in range(selfservice.ACCOUNT_FAILURES + 1):
+        for _ in range(throttle.ACCOUNT_FAILURES + 1):
             await login(browser, email, "a wrong guess here")
         assert (await login(browser, email)).status_code == 429
         async with sessionmaker.begin() as session:
             await session.execute(
                 sa.update(AuthThrottle)
                 .where(col(AuthThrottle.key) == f"account:{email}")
-                .values(window_start=utc_now() - selfservice.THROTTLE_WINDOW)
+                .values(window_start=utc_now() - throttle.THROTTLE_WINDOW)
             )
-            assert await selfservice.prune_throttle(session) >= 1
+            assert await throttle.prune_throttle(session) >= 1
         assert await self.rows(sessionmaker, [f"account:{email}"]) == set()
         assert (await login(browser, email)).status_code == 200

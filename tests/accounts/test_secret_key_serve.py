@@ -34,11 +34,11 @@ class TestServe:
                 signed_in = await sign_in(client, email)
                 assert signed_in.status_code == 200, signed_in.text
                 session_token = signed_in.cookies["ordersvc_session"]
-        from ordersvc.accounts import selfservice
+        from ordersvc.accounts import sessions
         from ordersvc.keyring import Keyring
 
         generated = Keyring((path.read_text().strip().encode(),))
-        assert signed_in.json()["csrf_token"] == selfservice.csrf_token(generated, session_token)
+        assert signed_in.json()["csrf_token"] == sessions.csrf_token(generated, session_token)
         assert OLD_DEFAULT_SECRET not in server.log()
 
     def test_serve_refuses_a_secret_file_others_can_read(self, database_url: str, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ordersvc.accounts import selfservice, totp
+from ordersvc.accounts import passwords, second_factor, security, throttle, totp
 from ordersvc.accounts.models import Account
 from ordersvc.consent import service as consent
 from ordersvc.outbox import mailer
@@ -289,13 +289,13 @@ class TestSessions:
     ) -> None:
         email = unique_email("throttle")
         await signed_up(browser, sessionmaker, email)
-        for _ in range(selfservice.ACCOUNT_FAILURES):
+        for _ in range(throttle.ACCOUNT_FAILURES):
             assert (await login(browser, email, "wrong password 123")).status_code == 401
         # Even the right password waits now: a guesser cannot tell.
         throttled = await login(browser, email)
         assert (throttled.status_code, throttled.json()["code"]) == (429, "too_many_attempts")
         wait = int(throttled.headers["Retry-After"])
-        assert 0 < wait <= selfservice.THROTTLE_WINDOW.total_seconds() + 1
+        assert 0 < wait <= throttle.THROTTLE_WINDOW.total_seconds() + 1
         assert throttled.json()["detail"] == f"Too many failed sign-ins. Try again in {wait} s."
         async with sessionmaker.begin() as session:  # the window passes
             await session.execute(
@@ -310,7 +310,7 @@ class TestSessions:
         customer = await make_customer(balance="5")
         async with sessionmaker.begin() as session:
             account = await session.get_one(Account, customer.account_id)
-            account.password_hash = await selfservice.passwords.hash_password(PASSWORD)
+            account.password_hash = await passwords.hash_password(PASSWORD)
         await login(browser, customer.email)
         assert (await browser.get("/v1/account")).status_code == 200
         result = run_cli("accounts", "disable", customer.email)
@@ -424,7 +424,7 @@ class TestTotp:
         self.confirmed_step = totp.step_at(time.time())
         code = totp.hotp(secret, self.confirmed_step)
         codes = (await browser.post("/v1/account/totp/confirm", json={"code": code}, headers=csrf(browser))).json()
-        assert len(codes["recovery_codes"]) == selfservice.RECOVERY_CODES
+        assert len(codes["recovery_codes"]) == second_factor.RECOVERY_CODES
         return email, secret, codes["recovery_codes"]
 
     async def test_enrolled_sign_in_needs_a_code_that_works_once(
@@ -485,7 +485,7 @@ class TestTotpAlgorithm:
 
 class TestThrottlePerAddress:
     async def test_many_accounts_from_one_address_are_throttled(self, browser: httpx.AsyncClient) -> None:
-        for _ in range(selfservice.IP_FAILURES):
+        for _ in range(throttle.IP_FAILURES):
             assert (await login(browser, unique_email("spray"), "guess number one")).status_code == 401
         throttled = await login(browser, unique_email("spray"), "guess number one")
         assert (throttled.status_code, throttled.json()["code"]) == (429, "too_many_attempts")
@@ -542,7 +542,7 @@ class TestHardening:
         local, domain = email.split("@")
         fullwidth = domain.replace("e", "\uff45", 1)  # the same domain once normalised (IDNA)
         spellings = [email, email.upper(), f"{local}@{fullwidth}", f" {email} "]
-        for n in range(selfservice.ACCOUNT_FAILURES):
+        for n in range(throttle.ACCOUNT_FAILURES):
             assert (await login(browser, spellings[n % len(spellings)], "wrong guess here")).status_code == 401
         assert (await login(browser, spellings[2])).status_code == 429
 
@@ -553,15 +553,15 @@ class TestHardening:
         await signed_up(browser, sessionmaker, email)
         answers = await asyncio.gather(*(login(browser, email, f"guess number {n}") for n in range(20)))
         statuses = sorted(a.status_code for a in answers)
-        assert statuses.count(401) == selfservice.ACCOUNT_FAILURES
-        assert statuses.count(429) == 20 - selfservice.ACCOUNT_FAILURES
+        assert statuses.count(401) == throttle.ACCOUNT_FAILURES
+        assert statuses.count(429) == 20 - throttle.ACCOUNT_FAILURES
 
     async def test_a_stolen_key_cannot_guess_the_password(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer
     ) -> None:
         customer = await make_customer()
         body = {"current_password": "guess the password", "new_password": "a new long password"}
-        for _ in range(selfservice.ACCOUNT_FAILURES):
+        for _ in range(throttle.ACCOUNT_FAILURES):
             answer = await client.post("/v1/account/password", json=body, headers=auth(customer))
             assert answer.json()["code"] == "wrong_password"
         throttled = await client.post("/v1/account/password", json=body, headers=auth(customer))
@@ -587,9 +587,9 @@ class TestHardening:
         await signed_up(browser, sessionmaker, email)
         await login(browser, email)
         async with sessionmaker.begin() as session:
-            await selfservice.set_disabled(session, email=email, disabled=True)
+            await security.set_disabled(session, email=email, disabled=True)
         async with sessionmaker.begin() as session:
-            await selfservice.set_disabled(session, email=email, disabled=False)
+            await security.set_disabled(session, email=email, disabled=False)
         assert (await browser.get("/v1/account")).status_code == 401
 
     async def test_client_input_never_breaks_the_session_routes(self, browser: httpx.AsyncClient) -> None:
@@ -606,7 +606,7 @@ class TestHardening:
     ) -> None:
         victim = unique_email("flooded")
         await signed_up(browser, sessionmaker, victim)
-        for n in range(selfservice.IP_MAIL_REQUESTS - 1):
+        for n in range(throttle.IP_MAIL_REQUESTS - 1):
             route = ("/v1/auth/password-reset", "/v1/auth/resend-verification")[n % 2]
             assert (await browser.post(route, json={"email": victim})).status_code == 202
         limited = await browser.post("/v1/auth/password-reset", json={"email": victim})

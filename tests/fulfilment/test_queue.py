@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ordersvc.accounts import selfservice
+from ordersvc.accounts import security
 from tests.conftest import MakeCustomer
 from tests.consent.test_consent import order, recipient
 from tests.fulfilment.conftest import ConfirmedOrder
@@ -62,11 +62,11 @@ class TestClaims:
         held = await confirmed_order(customer)
         free = await confirmed_order(other)
         async with sessionmaker.begin() as session:
-            await selfservice.set_disabled(session, email=customer.email, disabled=True)
+            await security.set_disabled(session, email=customer.email, disabled=True)
         token = await worker_token()
         assert [c["id"] for c in await claim(client, token)] == [free]
         async with sessionmaker.begin() as session:
-            await selfservice.set_disabled(session, email=customer.email, disabled=False)
+            await security.set_disabled(session, email=customer.email, disabled=False)
         assert [c["id"] for c in await claim(client, token)] == [held]
 
     async def test_two_workers_racing_never_share_an_order(

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ordersvc.accounts import selfservice
+from ordersvc.accounts import security
 from ordersvc.accounts import service as accounts
 from ordersvc.consent import service as consent
 from ordersvc.emails import normalize_email
@@ -212,7 +212,7 @@ class TestRefusedInTheFullPathsOrder:
         assert (await call(client, customer.api_key, order(to))).text == '{"error":"Invalid key."}'
         assert (await call(client, second_key, order(to))).status_code == 200
         async with sessionmaker.begin() as session:
-            await selfservice.set_disabled(session, email=customer.email, disabled=True)
+            await security.set_disabled(session, email=customer.email, disabled=True)
         assert (await call(client, second_key, order(to))).text == '{"error":"Invalid key."}'
         assert await snapshot(sessionmaker, customer) == ("9.00", 2, 1)
 

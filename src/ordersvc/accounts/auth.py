@@ -9,8 +9,8 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersvc.accounts import selfservice
 from ordersvc.accounts import service as accounts
+from ordersvc.accounts import sessions
 from ordersvc.accounts.models import Account
 from ordersvc.db import SessionDep
 from ordersvc.errors import InvalidApiKey, ServiceError
@@ -69,7 +69,7 @@ async def request_has_valid_key(request: Request) -> bool:
                 key = await key_from_request(request)
                 cookie = request.cookies.get(SESSION_COOKIE)
                 if key is None and cookie is not None:
-                    return await selfservice.authenticate_session(session, token=cookie) is not None
+                    return await sessions.authenticate_session(session, token=cookie) is not None
                 await accounts.authenticate(session, api_key=key)
         except ServiceError:
             return False
@@ -116,12 +116,12 @@ async def current_account(request: Request, session: SessionDep, credentials: Cr
 
 
 async def _session_account(request: Request, session: AsyncSession, cookie: str) -> Account:
-    found = await selfservice.authenticate_session(session, token=cookie)
+    found = await sessions.authenticate_session(session, token=cookie)
     if found is None:
         raise InvalidApiKey("Your session has ended: sign in again.")
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
-        if not selfservice.csrf_token_matches(keyring(request.app.state.settings), cookie, sent):
+        if not sessions.csrf_token_matches(keyring(request.app.state.settings), cookie, sent):
             raise CsrfFailed()
     request.state.browser_session_id = found.session_id
     await ratelimit.enforce_session(request, found.session_id)

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 from html import escape
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ordersvc.config import Settings
+from ordersvc.outbox import service as outbox
+
 _TEXTS = {
     "verify_email": (
         "Verify your email address for ordersvc",
@@ -53,3 +58,13 @@ def account_message(kind: str, *, public_url: str, token: str | None) -> tuple[s
         f"<p>{escape(outro)}</p></body></html>"
     )
     return subject, text, html
+
+
+async def send_account_message(
+    session: AsyncSession, settings: Settings, to_email: str, kind: str, *, token: str | None = None
+) -> None:
+    """Queue the message in the outbox (sent after the transaction commits, by the mailer)."""
+    subject, text, html = account_message(kind, public_url=settings.public_url, token=token)
+    await outbox.enqueue(
+        session, to_email=to_email, subject=subject, body_text=text, body_html=html, headers={}, purpose="account"
+    )

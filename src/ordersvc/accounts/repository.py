@@ -103,3 +103,27 @@ async def lock_account(session: AsyncSession, account_id: int) -> bool:
     """Lock the account row (FOR NO KEY UPDATE) until the transaction ends; False if none."""
     stmt = sa.select(col(Account.id)).where(col(Account.id) == account_id).with_for_update(key_share=True)
     return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def load_account_by_email(session: AsyncSession, email: str, *, lock: bool = False) -> Account | None:
+    """The account with this (normalised) address, read fresh from its row (never a stale copy
+    from the session); with `lock`, locked as `lock_account` does."""
+    stmt = sa.select(Account).where(col(Account.email) == email).execution_options(populate_existing=True)
+    if lock:
+        stmt = stmt.with_for_update(key_share=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def lock_and_load_account(session: AsyncSession, account_id: int) -> Account:
+    """Lock the account row (as `lock_account` does) and return it, read fresh from the row."""
+    stmt = (
+        sa.select(Account)
+        .where(col(Account.id) == account_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(stmt)).scalar_one()
+
+
+async def list_accounts(session: AsyncSession) -> list[Account]:
+    return list((await session.execute(sa.select(Account).order_by(col(Account.id)))).scalars().all())

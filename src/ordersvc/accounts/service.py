@@ -33,6 +33,14 @@ def normalize_account_email(raw: str) -> str:
     return normalize_email(raw.strip()).lower()
 
 
+async def get_account(session: AsyncSession, *, account_id: int) -> Account:
+    return await session.get_one(Account, account_id)
+
+
+async def list_accounts(session: AsyncSession) -> list[Account]:
+    return await repository.list_accounts(session)
+
+
 async def get_account_by_email(session: AsyncSession, *, email: str) -> Account:
     account = await repository.get_account_by_email(session, normalize_account_email(email))
     if account is None:

@@ -18,7 +18,7 @@ import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ordersvc.accounts import selfservice
+from ordersvc.accounts import throttle
 from ordersvc.config import Settings
 from ordersvc.consent import service as consent
 from ordersvc.deposits import addresses
@@ -139,7 +139,7 @@ async def housekeeping(maker: async_sessionmaker[AsyncSession], settings: Settin
     await consent.mail_waiting_requests(maker, settings=settings)
     await consent.expire_requests(maker)
     async with maker.begin() as session:
-        await selfservice.prune_throttle(session)
+        await throttle.prune_throttle(session)
 
 
 # Recycling scans the assigned addresses: hourly is soon enough for a period counted in days.
