@@ -22,14 +22,12 @@ from ordersvc.coupons.endpoints import router as coupons_router
 from ordersvc.dashboard.endpoints import router as dashboard_router
 from ordersvc.deposits.endpoints import router as deposits_router
 from ordersvc.deposits.webhooks import router as webhooks_router
-from ordersvc.fulfilment.endpoints import fulfilment_fail
 from ordersvc.fulfilment.endpoints import router as fulfilment_router
 from ordersvc.keyring import keyring
 from ordersvc.ledger.endpoints import router as ledger_router
-from ordersvc.legacy.endpoint import LEGACY_PATHS
 from ordersvc.legacy.endpoint import router as legacy_router
 from ordersvc.logging_config import configure_logging
-from ordersvc.ops.client_text import ClientTextGuard
+from ordersvc.ops.client_text import UnacceptableTextFallback
 from ordersvc.ops.health import router as health_router
 from ordersvc.ops.middleware import RequestContextMiddleware
 from ordersvc.ops.ratelimit import create_rate_limiter
@@ -117,7 +115,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_problem_handlers(app, settings.cors_origins)
-    # Routes are matched in order: the busiest (legacy `/api`, then orders) first.
+    # Routes are matched in order: the busiest (legacy `/api`, then orders) first. Each router's
+    # route class guards the client's text (ops/client_text.py).
     for router in (
         legacy_router,
         orders_router,
@@ -133,14 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health_router,
     ):
         app.include_router(router)
-    # Inside CORS (its refusals carry CORS headers). The legacy API reads its text itself. Reports
-    # that must not be lost for their text, the processors' signed events and a worker's failure
-    # reason, are stored cleaned (text.clean_text), never refused.
-    raw_body_routes = [
-        *webhooks_router.routes,
-        *(route for route in fulfilment_router.routes if getattr(route, "endpoint", None) is fulfilment_fail),
-    ]
-    app.add_middleware(ClientTextGuard, unguarded_paths=LEGACY_PATHS, raw_body_routes=raw_body_routes)
+    app.router.routes.append(UnacceptableTextFallback())  # last: only what no route took
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -15,8 +15,9 @@ from ordersvc.consent import service as consent
 from ordersvc.consent.tokens import ConsentAction, InvalidToken
 from ordersvc.db import SessionDep
 from ordersvc.errors import ServiceError
+from ordersvc.ops.client_text import GuardedRoute
 
-router = APIRouter(prefix="/consent", include_in_schema=False)
+router = APIRouter(prefix="/consent", include_in_schema=False, route_class=GuardedRoute)
 
 _QUESTIONS = {
     ConsentAction.CONFIRM: (

@@ -26,8 +26,10 @@ from ordersvc.deposits.signatures import (
     verify_timestamped,
 )
 from ordersvc.errors import NotFound, ServiceError
+from ordersvc.ops.client_text import CleanedBodyRoute
 
-router = APIRouter(prefix="/webhooks", include_in_schema=False)
+# Signed events are stored cleaned, never refused for their text (CleanedBodyRoute).
+router = APIRouter(prefix="/webhooks", include_in_schema=False, route_class=CleanedBodyRoute)
 
 MAX_WEBHOOK_BODY = 256 * 1024
 # An IPN is about 1 KB; its body is parsed before its signature can be checked, so it gets less.

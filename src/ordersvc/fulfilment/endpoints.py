@@ -17,10 +17,11 @@ from ordersvc.fulfilment.schemas import (
     WorkStateOut,
 )
 from ordersvc.fulfilment.service import WorkState
+from ordersvc.ops.client_text import CleanedBodyRoute, GuardedRoute
 from ordersvc.orders.schemas import ORDER_ID_PATTERN
 from ordersvc.problems import problem_responses
 
-router = APIRouter(prefix="/v1/fulfilment", tags=["fulfilment"])
+router = APIRouter(prefix="/v1/fulfilment", tags=["fulfilment"], route_class=GuardedRoute)
 OrderId = Path(pattern=ORDER_ID_PATTERN, description="Public order id.")
 
 
@@ -75,12 +76,6 @@ async def fulfilment_complete(worker: WorkerDep, session: SessionDep, order_id: 
     return WorkStateOut.of(WorkState(order, True))
 
 
-@router.post(
-    "/orders/{order_id}/fail",
-    operation_id="fulfilment_fail",
-    summary="Give up on an order",
-    responses=problem_responses(404, 409),
-)
 async def fulfilment_fail(
     body: FailRequest, worker: WorkerDep, session: SessionDep, order_id: str = OrderId
 ) -> WorkStateOut:
@@ -88,3 +83,16 @@ async def fulfilment_fail(
     `canceled` with a full refund when nothing was delivered."""
     order = await fulfilment.fail(session, worker=worker, public_id=order_id, reason=body.reason)
     return WorkStateOut.of(WorkState(order, True))
+
+
+# The reason (the runtime sends "<exception>: <message>") is stored cleaned, never refused: a
+# refused report would leave the order claimed until its lease ran out.
+router.add_api_route(
+    "/orders/{order_id}/fail",
+    fulfilment_fail,
+    methods=["POST"],
+    operation_id="fulfilment_fail",
+    summary="Give up on an order",
+    responses=problem_responses(404, 409),
+    route_class_override=CleanedBodyRoute,
+)

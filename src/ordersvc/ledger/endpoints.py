@@ -12,10 +12,11 @@ from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.ledger.schemas import BalanceOut, PaymentList, PaymentOut
 from ordersvc.money import format_usd
+from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 
 
 @router.get(

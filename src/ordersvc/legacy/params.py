@@ -5,7 +5,7 @@ the contract's error string.
 
 Text that PostgreSQL cannot store (NUL, unpaired surrogates, invalid UTF-8 in a form) is
 replaced here, as a whole value, by U+FFFD: this API's only edge, since the contract answers
-every refusal itself (`ClientTextGuard` leaves `/api` alone). A lone U+FFFD is no key, action,
+every refusal itself (its route class is not `GuardedRoute`). A lone U+FFFD is no key, action,
 address, order id, number or idempotency key, so each parameter refuses it with the contract's
 own error, in the contract's order (`Invalid key.`, `Unknown action.`, `Invalid email.`, ...),
 as it refused the original. The whole value, not the characters: `a\u0000@example.com`

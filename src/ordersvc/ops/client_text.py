@@ -1,28 +1,35 @@
 """One guard for every text a client sends: the path, the query, the headers (cookies, API key,
 Idempotency-Key, ...) and the body (JSON strings and object keys, form fields), refused before
-any route sees them when they hold NUL, an unpaired surrogate or invalid UTF-8 (see
-`ordersvc.text`). Such text is a 500 in PostgreSQL and in comparisons; a Pydantic type on each
-field would be one more rule to forget, and would miss headers, queries, and the routes that
-read their body themselves.
+the route runs when they hold NUL, an unpaired surrogate or invalid UTF-8 (see `ordersvc.text`).
+Such text is a 500 in PostgreSQL and in comparisons; a Pydantic type on each field would be one
+more rule to forget, and would miss headers, queries, and the routes that read their body
+themselves.
 
-Answered as RFC 9457 problem details: 422 `invalid_text`, with the field in `errors`.
+The guard is a route class: a router declares it (`APIRouter(route_class=GuardedRoute)`), and
+nothing here knows a path. A route whose reports must not be lost for their text (a
+processor's signed event, a worker's failure reason) declares `CleanedBodyRoute`: its head is
+guarded, its body reaches it as sent, and it stores the text cleaned (`text.clean_text`). The
+legacy `/api` has its own route class and reads its text itself (its contract answers HTTP 200
+`{"error": ...}`; its parser replaces such values). A request that no route takes is refused
+the same way by the app's last route (`UnacceptableTextFallback`) rather than answered 404 or
+redirected. `tests/ops/test_guarded_routes.py` walks the app: every route declares one of these.
 
-Paths that read the client's text themselves are not guarded here: the legacy `/api` (its
-contract answers HTTP 200 `{"error": ...}`; its parser replaces such values) and, for their
-bodies only, routes whose reports must not be lost for their text (the processors' signed
-events, a worker's failure reason), which store it cleaned (`text.clean_text`)."""
+Answered as RFC 9457 problem details: 422 `invalid_text`, with the field in `errors`."""
 
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Iterable
+from collections.abc import Callable, Coroutine
+from typing import Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
-from starlette.routing import BaseRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.datastructures import URLPath
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
-from ordersvc.problems import CodedHTTPException, problem_response
+from ordersvc.problems import CodedHTTPException
 from ordersvc.text import (
     UNACCEPTABLE_TEXT_MESSAGE,
     Location,
@@ -36,35 +43,78 @@ from ordersvc.text import (
 CODE = "invalid_text"
 DETAIL = f"The request holds text this service does not accept: see errors. {UNACCEPTABLE_TEXT_MESSAGE}"
 
+RouteHandler = Callable[[Request], Coroutine[Any, Any, Response]]
+
 
 class UnacceptableText(CodedHTTPException):
-    """Raised from `receive` when the body is complete and holds such text: an HTTPException, so
-    that FastAPI's body reader passes it on to the problem handlers."""
+    """Raised by a guarded route before it runs: an HTTPException, rendered by the problem
+    handlers like every other."""
 
     def __init__(self, where: Location) -> None:
         errors = [{"loc": list(where), "msg": UNACCEPTABLE_TEXT_MESSAGE, "type": CODE}]
         super().__init__(422, CODE, DETAIL, errors=errors)
 
 
-class ClientTextGuard:
-    def __init__(self, app: ASGIApp, *, unguarded_paths: Iterable[str], raw_body_routes: Iterable[BaseRoute]) -> None:
-        self.app = app
-        self.unguarded_paths = frozenset(unguarded_paths)
-        self.raw_body_paths: list[re.Pattern[str]] = [route.path_regex for route in raw_body_routes]  # type: ignore[attr-defined]
+class GuardedRoute(APIRoute):
+    """A route whose client text is checked before any of its own work: the head (path, query,
+    headers), then the body, read once (`request.body()` is cached for the route's own parse).
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.unguarded_paths:
-            await self.app(scope, receive, send)
-            return
+    A subclass that answers some requests before FastAPI's handler (the one-statement order)
+    overrides `get_handler_behind_guard`, never `get_route_handler`, so that those answers are
+    guarded too (tests/ops/test_guarded_routes.py checks it)."""
+
+    checks_body: ClassVar[bool] = True
+
+    def get_route_handler(self) -> RouteHandler:
+        handler = self.get_handler_behind_guard()
+        checks_body = self.checks_body
+
+        async def guarded(request: Request) -> Response:
+            scope = request.scope
+            where = unacceptable_in_head(scope)
+            if where is None and checks_body:
+                body = await request.body()
+                if body:
+                    where = unacceptable_in_body(body, _content_type(scope))
+            if where is not None:
+                raise UnacceptableText(where)
+            return await handler(request)
+
+        return guarded
+
+    def get_handler_behind_guard(self) -> RouteHandler:
+        """What runs once the request's text is accepted: FastAPI's handler of the route."""
+        return super().get_route_handler()
+
+
+class CleanedBodyRoute(GuardedRoute):
+    """The head is guarded; the body reaches the route as sent. For reports that must not be
+    lost for their text: a refused processor event would be retried forever and the deposit
+    never credited, a refused failure report would leave the order claimed. The route stores
+    their text cleaned (`text.clean_text`: NUL and surrogates become U+FFFD)."""
+
+    checks_body = False
+
+
+class UnacceptableTextFallback(BaseRoute):
+    """The app's last route: it takes a request that no route took, when its head holds
+    unacceptable text, and refuses it as a guarded route would. Without it, a `/` in a path
+    parameter (`/v1/orders/%00/`) would turn the refusal into the router's own answer (a 404, a
+    405 for a route's other method, a redirect to the path without its slash). Other requests
+    do not match it and get those answers; a request that a route takes never gets here."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and unacceptable_in_head(scope) is not None:
+            return Match.FULL, {}
+        return Match.NONE, {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         where = unacceptable_in_head(scope)
-        if where is not None:
-            refusal = UnacceptableText(where)
-            await problem_response(422, CODE, DETAIL, errors=refusal.errors)(scope, receive, send)
-            return
-        if any(pattern.match(scope["path"]) for pattern in self.raw_body_paths):
-            await self.app(scope, receive, send)
-            return
-        await self.app(scope, _checked_body(scope, receive), send)
+        assert where is not None  # matched above
+        raise UnacceptableText(where)
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> URLPath:
+        raise NoMatchFound(name, path_params)
 
 
 def unacceptable_in_head(scope: Scope) -> Location | None:
@@ -77,9 +127,11 @@ def unacceptable_in_head(scope: Scope) -> Location | None:
         and not decodes_to_storable(unquote_to_bytes(raw_path))
     ):
         return ("path",)
-    field = unstorable_form_field(scope.get("query_string", b""))
-    if field is not None:
-        return ("query", field)
+    query_string: bytes = scope.get("query_string", b"")
+    if query_string:
+        field = unstorable_form_field(query_string)
+        if field is not None:
+            return ("query", field)
     for name, value in scope["headers"]:
         # Header values are latin-1 (any byte but NUL is text); the HTTP parser refuses NUL,
         # but nothing below should depend on which server runs the app.
@@ -113,22 +165,3 @@ def unacceptable_in_body(body: bytes, content_type: bytes) -> Location | None:
         return None  # not JSON: the route refuses it as it always has
     where = unstorable_in(document)
     return None if where is None else ("body", *where)
-
-
-def _checked_body(scope: Scope, receive: Receive) -> Receive:
-    """`receive`, checking the body when its last part arrives (before the route gets it)."""
-    chunks: list[bytes] = []
-
-    async def receive_checked() -> Message:
-        message = await receive()
-        if message["type"] == "http.request":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-                chunks.clear()
-                where = unacceptable_in_body(body, _content_type(scope))
-                if where is not None:
-                    raise UnacceptableText(where)
-        return message
-
-    return receive_checked

@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse, Response
 from sqlmodel import col
 
 from ordersvc.ops import metrics
+from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.outbox.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
 
 READINESS_TIMEOUT_SECONDS = 2.0
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=GuardedRoute)
 
 
 @router.get("/healthz")

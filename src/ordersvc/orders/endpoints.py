@@ -8,13 +8,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi import status as http_status
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 
 from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, AccountDep, CredentialsDep, authenticate, key_from_request
 from ordersvc.db import SessionDep, request_transaction
 from ordersvc.errors import InvalidApiKey, InvalidParams
 from ordersvc.money import format_usd
+from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
 from ordersvc.orders.http import place_in_one_statement
@@ -31,7 +31,7 @@ from ordersvc.orders.schemas import (
 from ordersvc.pagination import DEFAULT_LIMIT, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
 
-router = APIRouter(prefix="/v1", tags=["orders"])
+router = APIRouter(prefix="/v1", tags=["orders"], route_class=GuardedRoute)
 
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN, description="Public order id, e.g. `A7E17A3E`.")]
 Cursor = Annotated[str | None, Query(pattern=ORDER_ID_PATTERN)]
@@ -47,16 +47,17 @@ def _utc(name: str, moment: datetime | None) -> datetime | None:
         raise InvalidParams(f"{name} is out of range.") from None
 
 
-class OneStatementOrderRoute(APIRoute):
+class OneStatementOrderRoute(GuardedRoute):
     """`POST /v1/orders`, trying the one-statement order (`place_in_one_statement`) before FastAPI
     solves the route's dependencies: for the usual order (an API key, a JSON body the model
     accepts, no Idempotency-Key) that work was a fifth of a worker's CPU, as much as the order
     itself. Anything else, including every refusal of the body, goes to the route as declared,
     which answers as it always has; the one statement's own refusals (the key, the balance, an
-    opt-out) are the full path's."""
+    opt-out) are the full path's. Behind the guard like the rest: the one statement never sees
+    text the guard refuses."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def get_handler_behind_guard(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_handler_behind_guard()
 
         async def handle(request: Request) -> Response:
             order = await _one_statement_order(request)
