@@ -11,7 +11,8 @@ from datetime import datetime
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from ordersvc.accounts import selfservice
+from ordersvc.accounts import security, sessions, signup, throttle
+from ordersvc.accounts import service as accounts
 from ordersvc.accounts.auth import CSRF_COOKIE, SESSION_COOKIE, AccountDep
 from ordersvc.accounts.schemas import (
     Accepted,
@@ -71,9 +72,9 @@ def _clear_session_cookies(response: Response, settings: Settings) -> None:
     response.delete_cookie(CSRF_COOKIE, path="/", secure=secure, httponly=False, samesite="lax")
 
 
-def _attempts(request: Request) -> selfservice.Attempts:
+def _attempts(request: Request) -> throttle.Attempts:
     """Where the throttle counts attempts (transactions of their own, not the request's)."""
-    attempts: selfservice.Attempts = request.app.state.sessionmaker
+    attempts: throttle.Attempts = request.app.state.sessionmaker
     return attempts
 
 
@@ -99,7 +100,7 @@ async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> 
     where its password is chosen (`POST /v1/auth/verify-email` with the token and the password);
     then it can sign in. The answer is the same whether or not the address already has an
     account (its owner is told by mail instead)."""
-    await selfservice.signup(
+    await signup.signup(
         session, attempts=_attempts(request), ip=_ip(request), email=body.email, settings=_settings(request)
     )
     return Accepted(message=SIGNUP_ACCEPTED)
@@ -118,7 +119,7 @@ async def auth_verify_email(body: VerifyEmailIn, session: SessionDep) -> Account
     account's password is chosen here, by whoever reads the mailbox (without it: 422
     `password_required`, and the token stays unspent). A new address's link (after an email
     change) takes no password; the account's sessions end. A token works once."""
-    account = await selfservice.verify_email(session, token=body.token, password=body.password)
+    account = await signup.verify_email(session, token=body.token, password=body.password)
     return AccountOut.of(account)
 
 
@@ -133,7 +134,7 @@ async def auth_verify_email(body: VerifyEmailIn, session: SessionDep) -> Account
 )
 async def auth_resend_verification(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
     """At most one message a minute per account; the answer is the same for any address."""
-    await selfservice.resend_verification(
+    await signup.resend_verification(
         session, attempts=_attempts(request), ip=_ip(request), email=body.email, settings=_settings(request)
     )
     return Accepted(message=SIGNUP_ACCEPTED)
@@ -152,7 +153,7 @@ async def auth_login(body: LoginIn, request: Request, response: Response, sessio
     session: a new session id in the `ordersvc_session` cookie every time. Failed attempts are
     throttled per account and per address (429 with `Retry-After`)."""
     settings = _settings(request)
-    new = await selfservice.login(
+    new = await sessions.login(
         session,
         attempts=_attempts(request),
         email=body.email,
@@ -178,7 +179,7 @@ async def auth_login(body: LoginIn, request: Request, response: Response, sessio
 async def auth_password_reset_request(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
     """Mail a reset link (valid 1 hour, once) to the account with this address, if there is one.
     The answer is the same for any address."""
-    await selfservice.request_password_reset(
+    await security.request_password_reset(
         session, attempts=_attempts(request), ip=_ip(request), email=body.email, settings=_settings(request)
     )
     return Accepted(message=RESET_ACCEPTED)
@@ -198,7 +199,7 @@ async def auth_password_reset_confirm(body: PasswordResetIn, request: Request, s
     """Every browser session of the account ends (this browser's too: its cookies are cleared);
     sign in with the new password. API keys keep working unless `revoke_api_keys` is true: then
     every active key of the account is revoked."""
-    await selfservice.reset_password(
+    await security.reset_password(
         session, token=body.token, password=body.password, revoke_api_keys=body.revoke_api_keys
     )
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -223,7 +224,7 @@ async def auth_logout(account: AccountDep, request: Request, session: SessionDep
     current = _current_session(request)
     if current is not None:
         assert account.id is not None
-        await selfservice.revoke_session(session, account_id=account.id, session_id=current, missing_ok=True)
+        await sessions.revoke_session(session, account_id=account.id, session_id=current, missing_ok=True)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     _clear_session_cookies(response, _settings(request))
     return response
@@ -241,7 +242,7 @@ async def auth_logout(account: AccountDep, request: Request, session: SessionDep
 async def auth_logout_everywhere(account: AccountDep, request: Request, session: SessionDep) -> Response:
     """End every browser session of the account, this one included. API keys keep working."""
     assert account.id is not None
-    await selfservice.revoke_sessions(session, account_id=account.id)
+    await sessions.revoke_sessions(session, account_id=account.id)
     response = Response(status_code=status.HTTP_204_NO_CONTENT)
     _clear_session_cookies(response, _settings(request))
     return response
@@ -259,7 +260,7 @@ async def auth_sessions_list(account: AccountDep, request: Request, session: Ses
     its browser and address, and which one made this request."""
     assert account.id is not None
     current = _current_session(request)
-    rows = await selfservice.list_sessions(session, account_id=account.id)
+    rows = await sessions.list_sessions(session, account_id=account.id)
     return SessionList(
         data=[
             SessionOut(
@@ -291,7 +292,7 @@ async def auth_sessions_delete(
     """End one of the account's sessions (a browser left signed in elsewhere); its cookie stops
     working at once."""
     assert account.id is not None
-    await selfservice.revoke_session(session, account_id=account.id, session_id=session_id)
+    await sessions.revoke_session(session, account_id=account.id, session_id=session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -309,7 +310,7 @@ async def account_security_get(account: AccountDep, session: SessionDep) -> Secu
     """Whether the address is verified, a password is set, and two-factor sign-in is on: what the
     settings page shows."""
     assert account.id is not None
-    full = await selfservice.get_account(session, account_id=account.id)
+    full = await accounts.get_account(session, account_id=account.id)
     return SecurityOut(
         email=full.email,
         email_verified=full.email_verified_at is not None,
@@ -332,7 +333,7 @@ async def account_password_change(
 ) -> Response:
     """Needs the current password; every other session ends (this one stays)."""
     assert account.id is not None
-    await selfservice.change_password(
+    await security.change_password(
         session,
         attempts=_attempts(request),
         account_id=account.id,
@@ -357,7 +358,7 @@ async def account_email_change(
     """Needs the current password. A link goes to the new address; following it makes the change
     and ends every session."""
     assert account.id is not None
-    await selfservice.request_email_change(
+    await security.request_email_change(
         session,
         attempts=_attempts(request),
         account_id=account.id,
@@ -380,7 +381,7 @@ async def account_totp_start(
 ) -> TotpStarted:
     """A new secret for an authenticator app (RFC 6238). It is on once confirmed with a code."""
     assert account.id is not None
-    started = await selfservice.start_totp(
+    started = await security.start_totp(
         session,
         attempts=_attempts(request),
         account_id=account.id,
@@ -402,7 +403,7 @@ async def account_totp_confirm(
 ) -> RecoveryCodes:
     """Turn two-factor sign-in on with a code from the app; the recovery codes are shown once."""
     assert account.id is not None
-    codes = await selfservice.confirm_totp(session, account_id=account.id, code=body.code, settings=_settings(request))
+    codes = await security.confirm_totp(session, account_id=account.id, code=body.code, settings=_settings(request))
     return RecoveryCodes(recovery_codes=codes)
 
 
@@ -421,7 +422,7 @@ async def account_totp_disable(
     """Needs the current password. The secret and the recovery codes are deleted; sign-in asks for
     the password only."""
     assert account.id is not None
-    await selfservice.disable_totp(
+    await security.disable_totp(
         session, attempts=_attempts(request), account_id=account.id, current_password=body.current_password
     )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
