@@ -183,8 +183,8 @@ export interface paths {
          *     credited once final. Addresses are for verified accounts only (403 `email_not_verified`);
          *     409 `no_address_available` when the network's pool is empty for the moment. An address
          *     that has received no deposit within the operator's recycle period (30 days unless set
-         *     otherwise) goes back to the pool: ask again before sending funds to an address you got
-         *     long ago and never used.
+         *     otherwise) goes back to the pool, and rests there as long before it is handed out again:
+         *     ask again before sending funds to an address you got long ago and never used.
          */
         post: operations["deposit_addresses_assign"];
         delete?: never;
