@@ -24,10 +24,11 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ordersvc.accounts import sessions
 from ordersvc.deposits import repository
 from ordersvc.deposits.hashes import normalise_address
 from ordersvc.deposits.models import DepositAddress, DepositAddressRelease, Network
-from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
+from ordersvc.errors import Conflict, InvalidParams, NotFound
 from ordersvc.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
@@ -45,9 +46,9 @@ class NoAddressAssigned(NotFound):
     message = "You have no deposit address on this network yet: ask for one with POST."
 
 
-class EmailNotVerified(ServiceError):
-    status = 403
-    code = "email_not_verified"
+class EmailNotVerified(sessions.EmailNotVerified):
+    """The accounts' refusal (one code), in the words of this use."""
+
     message = "Verify your email address first: deposit addresses are assigned to verified accounts only."
 
 
