@@ -21,7 +21,6 @@ from ordersvc.accounts.sessions import InvalidTotpCode, revoke_sessions
 from ordersvc.accounts.throttle import Attempts
 from ordersvc.accounts.tokens import TokenPurpose
 from ordersvc.config import Settings
-from ordersvc.emails import InvalidEmail
 from ordersvc.errors import ServiceError
 from ordersvc.keyring import keyring
 from ordersvc.timestamps import utc_now
@@ -53,12 +52,7 @@ async def request_password_reset(
     session: AsyncSession, *, attempts: Attempts, ip: str, email: str, settings: Settings
 ) -> None:
     """Mail a reset link to an account with this address; the same answer for any address."""
-    await throttle.count_mail_request(attempts, ip)
-    try:
-        address = normalize_account_email(email)
-    except InvalidEmail:
-        return
-    account = await repository.load_account_by_email(session, address, lock=True)
+    account = await tokens.account_asking_for_mail(session, attempts=attempts, ip=ip, email=email)
     if account is None or account.id is None or account.disabled_at is not None:
         return
     if await tokens.issued_recently(session, account.id, TokenPurpose.RESET_PASSWORD):

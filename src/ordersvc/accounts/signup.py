@@ -20,7 +20,6 @@ from ordersvc.accounts.sessions import revoke_sessions
 from ordersvc.accounts.throttle import Attempts
 from ordersvc.accounts.tokens import InvalidAccountToken, TokenPurpose
 from ordersvc.config import Settings
-from ordersvc.emails import InvalidEmail
 from ordersvc.errors import InvalidParams
 from ordersvc.timestamps import utc_now
 
@@ -78,12 +77,7 @@ async def resend_verification(
     session: AsyncSession, *, attempts: Attempts, ip: str, email: str, settings: Settings
 ) -> None:
     """At most one link per RESEND_INTERVAL per account; the answer is the same in every case."""
-    await throttle.count_mail_request(attempts, ip)
-    try:
-        address = normalize_account_email(email)
-    except InvalidEmail:
-        return
-    account = await repository.load_account_by_email(session, address, lock=True)
+    account = await tokens.account_asking_for_mail(session, attempts=attempts, ip=ip, email=email)
     if account is None or account.email_verified_at is not None:
         return
     await _resend_if_due(session, account, settings)

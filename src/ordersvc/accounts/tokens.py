@@ -12,8 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from ordersvc.accounts import repository
-from ordersvc.accounts.models import AccountToken
+from ordersvc.accounts import repository, throttle
+from ordersvc.accounts.models import Account, AccountToken
+from ordersvc.accounts.service import normalize_account_email
+from ordersvc.emails import InvalidEmail
 from ordersvc.errors import ServiceError
 from ordersvc.timestamps import utc_now
 
@@ -129,3 +131,18 @@ async def issued_recently(session: AsyncSession, account_id: int, purpose: Token
         )
     ).scalar_one_or_none()
     return latest is not None and latest > utc_now() - RESEND_INTERVAL
+
+
+async def account_asking_for_mail(
+    session: AsyncSession, *, attempts: throttle.Attempts, ip: str, email: str
+) -> Account | None:
+    """A request to mail a link to `email` (reset, verification): counted against the client's
+    address first, then the account with that address, its row locked (two requests at once
+    send one link); None for an address that is not one or has no account, which the caller
+    answers as any other (no enumeration)."""
+    await throttle.count_mail_request(attempts, ip)
+    try:
+        address = normalize_account_email(email)
+    except InvalidEmail:
+        return None
+    return await repository.load_account_by_email(session, address, lock=True)
