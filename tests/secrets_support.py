@@ -18,9 +18,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts import passwords
-from ordersvc.config import Settings
-from ordersvc.main import create_app
 from ordersvc.timestamps import utc_now
+from tests.ops.conftest import app_client
 from tests.support import unique_email
 
 # The development default every installation signed with up to 10edb0a: public, in its source.
@@ -34,22 +33,12 @@ def new_secret() -> str:
 
 
 @asynccontextmanager
-async def app_with(**settings: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """An app (lifespan run) with these settings over the test database, and a client."""
-    app = create_app(Settings(mailer_in_serve=False, **settings))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            yield app, client
-
-
-@asynccontextmanager
 async def default_app(data_dir: Path, monkeypatch: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
     """An app configured as a fresh installation is: no ORDERSVC_SECRET_KEY (the test suite sets
     one for everything else), its own empty data directory."""
     monkeypatch.delenv("ORDERSVC_SECRET_KEY", raising=False)
     monkeypatch.delenv("ORDERSVC_SECRET_KEY_FALLBACKS", raising=False)
-    async with app_with(data_dir=data_dir) as pair:
+    async with app_client(data_dir=data_dir) as pair:
         yield pair
 
 

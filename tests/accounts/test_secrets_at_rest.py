@@ -14,13 +14,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts import totp
+from tests.ops.conftest import app_client
 from tests.secrets_support import (
     CSRF_COOKIE,
     OLD_DEFAULT_SECRET,
     PASSWORD,
     SESSION_COOKIE,
     account_that_signs_in,
-    app_with,
     default_app,
     new_secret,
     old_csrf_token,
@@ -90,14 +90,14 @@ class TestCsrf:
     ) -> None:
         old, new = new_secret(), new_secret()
         email = await account_that_signs_in(sessionmaker)
-        async with app_with(secret_key=old) as (_, before):
+        async with app_client(secret_key=old) as (_, before):
             assert (await sign_in(before, email)).status_code == 200
             session_token, token = before.cookies[SESSION_COOKIE], before.cookies[CSRF_COOKIE]
-        async with app_with(secret_key=new) as (_, without_fallback):
+        async with app_client(secret_key=new) as (_, without_fallback):
             without_fallback.cookies.set(SESSION_COOKIE, session_token)
             refused = await without_fallback.post("/v1/api-keys", headers={"X-CSRF-Token": token})
             assert refused.status_code == 403
-        async with app_with(secret_key=new, secret_key_fallbacks=[old]) as (_, rotated):
+        async with app_client(secret_key=new, secret_key_fallbacks=[old]) as (_, rotated):
             rotated.cookies.set(SESSION_COOKIE, session_token)
             made = await rotated.post("/v1/api-keys", headers={"X-CSRF-Token": token})
             assert made.status_code == 201, made.text
@@ -136,10 +136,10 @@ class TestTotpSecretAtRest:
     ) -> None:
         old, new = new_secret(), new_secret()
         email = await account_that_signs_in(sessionmaker)
-        async with app_with(secret_key=old) as (_, before):
+        async with app_client(secret_key=old) as (_, before):
             secret, _, step = await enrol(before, email)
         sealed_before = await stored_totp_secret(sessionmaker, email)
-        async with app_with(secret_key=new, secret_key_fallbacks=[old]) as (_, rotated):
+        async with app_client(secret_key=new, secret_key_fallbacks=[old]) as (_, rotated):
             sealed_after = await stored_totp_secret(sessionmaker, email)  # at start-up
             assert sealed_after != sealed_before
             assert (await sign_in(rotated, email, totp_code=totp.hotp(secret, step + 1))).status_code == 200
@@ -167,7 +167,7 @@ class TestTotpSecretAtRest:
                 sa.text("UPDATE accounts SET totp_secret = :s, totp_enabled_at = now() WHERE email = :e"),
                 {"s": secret, "e": email},
             )
-        async with app_with() as (_, started):
+        async with app_client() as (_, started):
             assert secret not in await stored_totp_secret(sessionmaker, email)
             code = totp.hotp(secret, totp.step_at(time.time()))
             assert (await sign_in(started, email, totp_code=code)).status_code == 200
@@ -193,7 +193,7 @@ class TestRecoveryCodesAtRest:
 
         monkeypatch.setattr(second_factor.secrets, "token_hex", lambda n: "0123456789")
         first, second = await account_that_signs_in(sessionmaker), await account_that_signs_in(sessionmaker)
-        async with app_with() as (_, client):
+        async with app_client() as (_, client):
             for email in (first, second):
                 _, codes, _ = await enrol(client, email)
                 assert set(codes) == {"01234-56789"}

@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import MakeCustomer
 from tests.consent.test_consent import link, messages_to, order, order_statuses, recipient
-from tests.secrets_support import OLD_DEFAULT_SECRET, app_with, default_app, new_secret, old_consent_token
+from tests.ops.conftest import app_client
+from tests.secrets_support import OLD_DEFAULT_SECRET, default_app, new_secret, old_consent_token
 
 
 async def waiting_consent(
@@ -93,9 +94,9 @@ class TestRotation:
         before = tokens.sign(
             Keyring((old.encode(),)), tokens.ConsentToken(consent_id, tokens.ConsentAction.CONFIRM, expires)
         )
-        async with app_with(secret_key=new) as (_, without_fallback):
+        async with app_client(secret_key=new) as (_, without_fallback):
             assert (await without_fallback.post(f"/consent/confirm/{before}")).status_code == 400
-        async with app_with(secret_key=new, secret_key_fallbacks=[old]) as (_, rotated):
+        async with app_client(secret_key=new, secret_key_fallbacks=[old]) as (_, rotated):
             assert (await rotated.post(f"/consent/confirm/{before}")).status_code == 200
             after = tokens.sign(
                 Keyring((new.encode(), old.encode())),
@@ -118,7 +119,7 @@ class TestRotation:
         configured = new_secret()
         customer, _, consent_id = await waiting_consent(client, make_customer, sessionmaker)
         sent = old_consent_token(configured, consent_id, "confirm", int(time.time()) + 3600)
-        async with app_with(secret_key=configured) as (_, upgraded):
+        async with app_client(secret_key=configured) as (_, upgraded):
             assert (await upgraded.post(f"/consent/confirm/{sent}")).status_code == 200
         assert await order_statuses(client, customer) == ["pending"]  # type: ignore[arg-type]
 
