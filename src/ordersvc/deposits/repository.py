@@ -111,6 +111,13 @@ async def owner_of_address(session: AsyncSession, network: str, address: str) ->
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+def _never_paid() -> sa.ColumnElement[bool]:
+    """The address row has received no deposit (what makes it recyclable)."""
+    return ~sa.exists().where(
+        col(Deposit.network) == col(DepositAddress.network), col(Deposit.address) == col(DepositAddress.address)
+    )
+
+
 async def release_unused_addresses(
     session: AsyncSession, *, assigned_before: datetime, at: datetime
 ) -> list[DepositAddressRelease]:
@@ -118,9 +125,7 @@ async def release_unused_addresses(
     record each release. Two statements on purpose: the first locks the candidates (skipping
     rows a deposit in flight holds); the second, with a snapshot taken after those locks, checks
     again that no deposit reached them, so a deposit committed in between keeps its address."""
-    never_paid = ~sa.exists().where(
-        col(Deposit.network) == col(DepositAddress.network), col(Deposit.address) == col(DepositAddress.address)
-    )
+    never_paid = _never_paid()
     candidates = (
         sa.select(col(DepositAddress.id))
         .where(
@@ -172,9 +177,7 @@ async def former_holder(session: AsyncSession, network: str, address: str) -> De
 
 async def pool_counts(session: AsyncSession, *, assigned_before: datetime) -> dict[str, tuple[int, int, int]]:
     """Per network: (free, assigned, assigned before `assigned_before` with no deposit yet)."""
-    never_paid = ~sa.exists().where(
-        col(Deposit.network) == col(DepositAddress.network), col(Deposit.address) == col(DepositAddress.address)
-    )
+    never_paid = _never_paid()
     assigned = col(DepositAddress.account_id).is_not(None)
     stmt = sa.select(
         col(DepositAddress.network),
