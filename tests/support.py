@@ -19,6 +19,11 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.accounts.callers import AccountCaller
+from ordersvc.config import get_settings
+from ordersvc.orders import service as orders
+from ordersvc.orders.service import PlacedOrder
+
 ORDERSVC = str(Path(sys.executable).parent / "ordersvc")
 
 
@@ -44,6 +49,26 @@ async def confirm_recipient(maker: async_sessionmaker[AsyncSession], customer: C
             ),
             {"account": customer.account_id, "email": email},
         )
+
+
+async def place_as(
+    maker: async_sessionmaker[AsyncSession],
+    account_id: int,
+    *,
+    email: str,
+    quantity: int,
+    idempotency_key: str | None = None,
+) -> PlacedOrder:
+    """`orders.place` for an authenticated account (as a browser session's order is placed)."""
+    engine = maker.kw["bind"]
+    return await orders.place(
+        engine,
+        get_settings(),
+        caller=AccountCaller(account_id),
+        email=email,
+        quantity=quantity,
+        idempotency_key=idempotency_key,
+    )
 
 
 def free_port() -> int:

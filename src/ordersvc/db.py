@@ -256,6 +256,13 @@ def suspend_deadline(request: Request) -> SuspendedDeadline:
     return SuspendedDeadline(timeout, when)
 
 
+def statement_deadline(request: Request) -> float | None:
+    """For a use case whose statement commits itself (no time limit may cancel it): the
+    request's time limit, lifted, as the loop time by which the statement must be sent and its
+    lock waits end (None: no limit)."""
+    return suspend_deadline(request).when
+
+
 class LockWaitTimedOut(TimeoutError):
     """A statement waited for a lock longer than its request had left (`lock_timeout`) and
     failed: nothing was written. Answered as the request's time limit is (503, retryable)."""

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.config import get_settings
 from ordersvc.consent import service as consent
 from ordersvc.outbox import mailer
 from ordersvc.outbox.models import OutboxMessage
@@ -32,6 +33,7 @@ async def order(client: httpx.AsyncClient, customer: Customer, email: str, quant
 
 
 async def messages_to(maker: async_sessionmaker[AsyncSession], email: str) -> list[OutboxMessage]:
+    await mailer.render_queued(maker, get_settings())  # as the mailer's round writes them
     async with maker() as session:
         stmt = sa.select(OutboxMessage).where(OutboxMessage.to_email == email).order_by(OutboxMessage.id)
         return list((await session.execute(stmt)).scalars().all())
@@ -289,6 +291,7 @@ class TestMailboxKeys:
         customer = await make_customer(balance="5")
         to = f"ΟΔΥΣ{uuid.uuid4().hex[:6]}@example.gr"
         await order(client, customer, to)
+        await mailer.render_queued(sessionmaker, get_settings())
         async with sessionmaker() as session:
             stmt = sa.select(OutboxMessage).where(sa.func.lower(OutboxMessage.to_email) == sa.func.lower(to))
             (message,) = (await session.execute(stmt)).scalars().all()

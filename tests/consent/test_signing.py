@@ -70,6 +70,9 @@ class TestNoPublicSecret:
                 )
                 await session.execute(sa.text("DELETE FROM recipient_mailboxes WHERE email = :e"), {"e": to})
                 assert await consent.request_confirmation(session, consent_id=consent_id, settings=app.state.settings)
+            from ordersvc.outbox import mailer
+
+            await mailer.render_queued(app.state.sessionmaker, app.state.settings)  # its mailer writes it
             token = link((await messages_to(sessionmaker, to))[-1], "confirm").rsplit("/", 1)[1]
             assert (await fresh.get(f"/consent/confirm/{token}")).status_code == 200
         generated = (tmp_path / "secret_key").read_text().strip()

@@ -397,7 +397,7 @@ class TestListsWhileWritesCommit:
     ) -> None:
         from ordersvc.ledger import repository as ledger_repository
         from ordersvc.orders import repository as orders_repository
-        from ordersvc.orders import service as orders
+        from tests.support import place_as
 
         customer = await make_customer(balance="10")
         ids = [await place(client, customer.api_key, quantity=500) for _ in range(2)]
@@ -408,8 +408,7 @@ class TestListsWhileWritesCommit:
 
         async def count_then_commit_another(session, account_id):  # type: ignore[no-untyped-def]
             counted = await real_count(session, account_id)
-            async with sessionmaker.begin() as other:
-                await orders.place_order(other, account_id=account_id, email="late@example.com", quantity=500)
+            await place_as(sessionmaker, account_id, email="late@example.com", quantity=500)
             return counted
 
         monkeypatch.setattr(repository, name, count_then_commit_another)

@@ -13,6 +13,7 @@ from ordersvc.orders import service as orders
 from ordersvc.orders.service import InvalidQuantity
 from ordersvc.pagination import PageRequest
 from tests.conftest import MakeCustomer
+from tests.support import place_as
 
 
 class TestPublicId:
@@ -25,17 +26,11 @@ class TestPublicId:
         self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch
     ) -> None:
         customer = await make_customer(balance="5")
-        async with sessionmaker.begin() as session:
-            first = (
-                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
-            ).order
+        first = (await place_as(sessionmaker, customer.account_id, email="a@example.com", quantity=500)).order
         fresh = orders.new_public_id()
         generated = iter([first.public_id, first.public_id, fresh])
         monkeypatch.setattr(orders, "new_public_id", lambda: next(generated))
-        async with sessionmaker.begin() as session:
-            second = (
-                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
-            ).order
+        second = (await place_as(sessionmaker, customer.account_id, email="a@example.com", quantity=500)).order
         assert second.public_id == fresh
         async with sessionmaker() as session:
             # One debit per order: the collided attempts left nothing behind.
@@ -47,14 +42,10 @@ class TestPublicId:
         self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch
     ) -> None:
         customer = await make_customer(balance="5")
-        async with sessionmaker.begin() as session:
-            first = (
-                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
-            ).order
+        first = (await place_as(sessionmaker, customer.account_id, email="a@example.com", quantity=500)).order
         monkeypatch.setattr(orders, "new_public_id", lambda: first.public_id)
         with pytest.raises(RuntimeError, match="no free public order id"):
-            async with sessionmaker.begin() as session:
-                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=500)
+            await place_as(sessionmaker, customer.account_id, email="a@example.com", quantity=500)
         async with sessionmaker() as session:
             assert await ledger.get_balance(session, account_id=customer.account_id) == 4500
 
@@ -65,12 +56,7 @@ class TestPrice:
         self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], quantity: int
     ) -> None:
         customer = await make_customer(balance="50")
-        async with sessionmaker.begin() as session:
-            order = (
-                await orders.place_order(
-                    session, account_id=customer.account_id, email="a@example.com", quantity=quantity
-                )
-            ).order
+        order = (await place_as(sessionmaker, customer.account_id, email="a@example.com", quantity=quantity)).order
         assert order.price_mills == quantity
         async with sessionmaker() as session:
             assert await ledger.get_balance(session, account_id=customer.account_id) == 50_000 - quantity
@@ -80,16 +66,12 @@ class TestPrice:
         self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], quantity: int
     ) -> None:
         customer = await make_customer(balance="100")
-        async with sessionmaker() as session:
-            with pytest.raises(InvalidQuantity):
-                await orders.place_order(
-                    session, account_id=customer.account_id, email="a@example.com", quantity=quantity
-                )
+        with pytest.raises(InvalidQuantity):
+            await place_as(sessionmaker, customer.account_id, email="a@example.com", quantity=quantity)
 
     async def test_one_mill_short_is_insufficient(
         self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         customer = await make_customer(balance="0.999")
-        async with sessionmaker() as session:
-            with pytest.raises(InsufficientBalance):
-                await orders.place_order(session, account_id=customer.account_id, email="a@example.com", quantity=1000)
+        with pytest.raises(InsufficientBalance):
+            await place_as(sessionmaker, customer.account_id, email="a@example.com", quantity=1000)

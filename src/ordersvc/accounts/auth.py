@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts import sessions
+from ordersvc.accounts.callers import AccountCaller, ApiKeyCaller, Caller
 from ordersvc.accounts.models import Account
+from ordersvc.accounts.service import API_KEYS
 from ordersvc.db import SessionDep
 from ordersvc.errors import InvalidApiKey, ServiceError
 from ordersvc.keyring import keyring
@@ -109,6 +111,48 @@ async def authenticate(request: Request, session: AsyncSession, credentials: Cre
     assert key is not None
     await ratelimit.enforce_key(request, key)
     return account
+
+
+async def caller_of(request: Request, credentials: Credentials) -> Caller:
+    """For a use case that checks its caller in its own statement (an order): the request's API
+    key, not checked yet, or the account of its browser session (checked here, with the CSRF
+    header). Either way the rate limit first, as `authenticate` takes it."""
+    if credentials.key is None and credentials.cookie is not None:
+        async with request.app.state.sessionmaker.begin() as session:
+            account = await _session_account(request, session, credentials.cookie)
+        assert account.id is not None
+        return AccountCaller(account.id)
+    try:
+        return await key_caller(request, credentials.key)
+    except InvalidApiKey:
+        raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
+
+
+async def key_caller(request: Request, key: object, *, check: bool = False) -> ApiKeyCaller:
+    """A request's API key as a caller, its rate limit taken. A key this process has seen
+    authenticated takes its token now and is checked by the use case's own statement (`check`:
+    here, now); any other key is checked first, so that invented keys never make buckets
+    (`ratelimit.may_take_before_check`). A request takes one token, whichever way it goes."""
+    if not isinstance(key, str) or not API_KEYS.well_formed(key):
+        raise InvalidApiKey()
+    bucket = ratelimit.key_bucket(key)
+    if not ratelimit.may_take_before_check(request, bucket):
+        await _check_key(request, key)
+        await ratelimit.enforce_key(request, key)
+        return ApiKeyCaller(key)
+    try:
+        await ratelimit.enforce(request, bucket)
+    except ratelimit.RateLimited:
+        await _check_key(request, key)  # a key revoked since hears so, not "too many requests"
+        raise
+    if check:
+        await _check_key(request, key)
+    return ApiKeyCaller(key)
+
+
+async def _check_key(request: Request, key: str) -> None:
+    async with request.app.state.sessionmaker() as session:
+        await accounts.authenticate(session, api_key=key)
 
 
 async def current_account(request: Request, session: SessionDep, credentials: CredentialsDep) -> Account:

@@ -53,7 +53,8 @@ def outbox_list(
     if not rows:
         typer.echo("outbox is empty")
     for m in rows:
-        typer.echo(f"{m.id}\t{m.status}\t{m.to_email}\t{m.subject}\t{m.created_at:%Y-%m-%d %H:%M:%S}")
+        subject = m.subject if m.subject is not None else "(a confirmation request, written when it is sent)"
+        typer.echo(f"{m.id}\t{m.status}\t{m.to_email}\t{subject}\t{m.created_at:%Y-%m-%d %H:%M:%S}")
         if full:
             typer.echo(m.body_text)
 
@@ -73,7 +74,9 @@ def mailer_command(
             if once:
                 await mailer.housekeeping(maker, settings)
                 if settings.smtp_url:
-                    sent = await mailer.send_due(maker, mailer.smtp_sender(settings.smtp_url), settings.mail_from)
+                    sent = await mailer.send_due(
+                        maker, mailer.smtp_sender(settings.smtp_url), settings.mail_from, settings=settings
+                    )
                     typer.echo(f"{sent} messages sent")
                 return
             stop = asyncio.Event()

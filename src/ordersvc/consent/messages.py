@@ -7,6 +7,14 @@ from html import escape
 
 
 @dataclass(frozen=True, slots=True)
+class RenderedMessage:
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class ConsentLinks:
     confirm: str
     decline: str

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm
@@ -14,12 +14,11 @@ from ordersvc.consent.models import ConsentStatus, RecipientConsent, RecipientMa
 from ordersvc.orders.models import Order, OrderStatus
 
 
-# Mailbox keys are computed in SQL, the same way on both sides of every comparison: lower(),
-# with the final sigma folded like any sigma (as Unicode case folding does; PostgreSQL's lower()
-# keeps it). Python's str.lower() differs for such letters, and a mismatch would let an opt-out
-# miss an order.
+# Mailbox keys are computed in SQL, the same way on both sides of every comparison, by the
+# database's `ordersvc_mailbox_key` (`consent/sql/`): Python's str.lower() differs from it for
+# some letters, and a mismatch would let an opt-out miss an order.
 def _fold(expression: sa.ColumnElement[str] | Mapped[str]) -> sa.ColumnElement[str]:
-    return sa.func.translate(sa.func.lower(expression), "\u03c2", "\u03c3")  # final sigma -> sigma
+    return sa.func.ordersvc_mailbox_key(expression, type_=sa.Text)
 
 
 def _key(email: str) -> sa.ColumnElement[str]:
@@ -111,29 +110,20 @@ async def expired_consents(session: AsyncSession, now: datetime, limit: int = 10
     return [i for i in (await session.execute(stmt)).scalars().all() if i is not None]
 
 
-async def lock_mailbox(session: AsyncSession, email: str) -> RecipientMailbox:
-    await session.execute(
-        pg_insert(RecipientMailbox).values(email=_key(email)).on_conflict_do_nothing(index_elements=["email"])
-    )
-    stmt = (
-        sa.select(RecipientMailbox)
-        .where(col(RecipientMailbox.email) == _key(email))
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    return (await session.execute(stmt)).scalar_one()
-
-
 async def set_consent(session: AsyncSession, consent_id: int, **values: object) -> None:
     await session.execute(sa.update(RecipientConsent).where(col(RecipientConsent.id) == consent_id).values(**values))
 
 
-async def set_mailbox(session: AsyncSession, email: str, last_mailed_at: datetime) -> None:
-    await session.execute(
-        sa.update(RecipientMailbox)
-        .where(col(RecipientMailbox.email) == _key(email))
-        .values(last_mailed_at=last_mailed_at)
-    )
+async def ask_consent(session: AsyncSession, consent_id: int, *, interval: timedelta, link_lifetime: timedelta) -> bool:
+    """`ordersvc_ask_consent`: queue the request's message, unless mailed or within the window."""
+    stmt = sa.select(sa.func.ordersvc_ask_consent(consent_id, interval, link_lifetime, type_=sa.Boolean))
+    return bool((await session.execute(stmt)).scalar_one())
+
+
+async def expire_consent(session: AsyncSession, consent_id: int) -> bool:
+    """`ordersvc_expire_consent`: the open request whose links ran out expires, its orders end."""
+    stmt = sa.select(sa.func.ordersvc_expire_consent(consent_id, type_=sa.Boolean))
+    return bool((await session.execute(stmt)).scalar_one())
 
 
 async def lock_waiting_orders(session: AsyncSession, account_id: int, email: str) -> list[Order]:

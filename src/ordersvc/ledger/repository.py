@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -21,19 +22,39 @@ from ordersvc.pagination import (
 )
 
 
-async def add_to_balance(session: AsyncSession, account_id: int, amount_mills: int, *, new_order: bool) -> int | None:
-    """Move the balance by one payment, and count the payment (and the order it debits)."""
-    stmt = (
-        sa.update(Account)
-        .where(col(Account.id) == account_id)
-        .values(
-            balance_mills=col(Account.balance_mills) + amount_mills,
-            payments_count=col(Account.payments_count) + 1,
-            orders_count=col(Account.orders_count) + (1 if new_order else 0),
-        )
-        .returning(col(Account.balance_mills))
+async def post_payment(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    kind: str,
+    amount_mills: int,
+    email: str | None,
+    order_id: int | None,
+    coupon: str | None,
+    deposit_id: int | None,
+    description: str | None,
+) -> tuple[int, datetime] | None:
+    """`ordersvc_post_payment`: the payment and the balance move; (its id, its time), or None
+    when there is no such account. An account loaded in the session forgets its balance and
+    counters, which the database moved."""
+    stmt = sa.text(
+        "SELECT payment_id, created_at FROM ordersvc_post_payment("
+        ":account_id, :kind, :amount_mills, :email, :order_id, :coupon, :deposit_id, :description)"
+    ).bindparams(
+        account_id=account_id,
+        kind=kind,
+        amount_mills=amount_mills,
+        email=email,
+        order_id=order_id,
+        coupon=coupon,
+        deposit_id=deposit_id,
+        description=description,
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
+    row = (await session.execute(stmt)).one_or_none()
+    loaded = session.identity_map.get(sa.orm.util.identity_key(Account, account_id))
+    if loaded is not None:
+        session.expire(loaded, ["balance_mills", "payments_count", "orders_count"])
+    return None if row is None else (row[0], row[1])
 
 
 async def get_balance(session: AsyncSession, account_id: int) -> int | None:

@@ -43,16 +43,14 @@ async def post_payment(
     description: str | None = None,
 ) -> Payment:
     """Record one payment and move the running balance by its amount, in the caller's
-    transaction. A debit must first lock the account row and check the balance, as the order
-    path does (migration 0009's `ordersvc_place_order`, the ledger's only debit, which writes the
-    same rows); the database's `balance_not_negative` check is the last line of defence against
-    an overdraft."""
+    transaction: the database's `ordersvc_post_payment` (`ledger/sql/`), the one balance move,
+    which the order statement uses for its debits too. A debit must first lock the account row
+    and check the balance, as the order statement does; the database's `balance_not_negative`
+    check is the last line of defence against an overdraft."""
     if (kind in POSITIVE_KINDS and amount_mills <= 0) or (kind in NEGATIVE_KINDS and amount_mills >= 0):
         raise ValueError(f"a {kind} payment cannot be {amount_mills} mills")
-    new_order = kind == PaymentKind.ORDER  # an order is debited once, when it is placed
-    if await repository.add_to_balance(session, account_id, amount_mills, new_order=new_order) is None:
-        raise NotFound("No such account.")
-    payment = Payment(
+    posted = await repository.post_payment(
+        session,
         account_id=account_id,
         kind=kind.value,
         amount_mills=amount_mills,
@@ -62,9 +60,21 @@ async def post_payment(
         deposit_id=deposit_id,
         description=description,
     )
-    session.add(payment)
-    await session.flush()
-    return payment
+    if posted is None:
+        raise NotFound("No such account.")
+    payment_id, created_at = posted
+    return Payment(
+        id=payment_id,
+        account_id=account_id,
+        kind=kind.value,
+        amount_mills=amount_mills,
+        email=email,
+        order_id=order_id,
+        coupon=coupon,
+        deposit_id=deposit_id,
+        description=description,
+        created_at=created_at,
+    )
 
 
 async def credit(session: AsyncSession, *, email: str, amount_mills: int, description: str | None = None) -> Payment:

@@ -19,11 +19,10 @@ from ordersvc.bodies import read_body
 from ordersvc.db import request_transaction
 from ordersvc.errors import InvalidParams, ServiceError
 from ordersvc.legacy import render
-from ordersvc.legacy.actions import ACTIONS, order_params, place_order_response
+from ordersvc.legacy.actions import ACTIONS, place_order
 from ordersvc.legacy.params import find_key, parse_body
 from ordersvc.ops import ratelimit
 from ordersvc.ops.dberrors import UNAVAILABLE_MESSAGE, is_database_unavailable
-from ordersvc.orders.http import place_in_one_statement
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +72,8 @@ async def legacy_api(request: Request) -> Response:
     if body is None:
         raise InvalidParams()
     key = find_key(request, body)
-    placed = await _order_in_one_statement(request, key, body)
-    if placed is not None:
-        return placed
+    if body.get("action") == "order":
+        return await place_order(request, key, body)  # checks its key in its own statement
     async with request_transaction(request) as session:
         account = await accounts.authenticate(session, api_key=key)
         assert isinstance(key, str)
@@ -95,16 +93,3 @@ async def legacy_wrong_method() -> Response:
     response = render.error(InvalidParams.message)
     response.headers["Allow"] = "POST"
     return response
-
-
-async def _order_in_one_statement(request: Request, key: object, body: dict[str, Any]) -> Response | None:
-    """The `order` action in one round trip (`place_in_one_statement`); None where the full path
-    must answer."""
-    params = order_params(body) if body.get("action") == "order" else None
-    if params is None or not isinstance(key, str):
-        return None
-    email, quantity, request_id = params
-    order = await place_in_one_statement(
-        request, api_key=key, email=email, quantity=quantity, idempotency_key=request_id
-    )
-    return None if order is None else place_order_response(order)

@@ -1,6 +1,5 @@
-"""Group commit for the one-statement order: the orders a process is asked for while a batch is
-in flight go to the database together in the next one (`ordersvc_place_orders_by_key`,
-migration 0011).
+"""Group commit for orders: the orders a process is asked for while a statement is in flight go
+to the database together in the next one (`ordersvc_place_orders`, `orders/sql/`).
 
 A lone order goes at once, in a batch of one: batching adds no wait. Under load, each batch costs
 one pooled connection, one round trip and one commit for all of its orders, and a hot account's
@@ -11,49 +10,63 @@ of the batch, and the statement wrote nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 import weakref
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersvc import db
+from ordersvc.orders.models import OrderOutcome
 
 MAX_BATCH = 64  # orders per statement
 MAX_IN_FLIGHT = 2  # statements at once per process (each holds a pooled connection)
 MIN_LOCK_WAIT_SECONDS = 0.05  # an order with less time left than this is not sent
 
-_PLACE_BATCH = (
-    "SELECT idx, outcome, account_id, order_id, order_status, created_at"
-    " FROM ordersvc_place_orders_by_key($1, $2, $3, $4, $5, $6, $7)"
+_PLACE_ORDERS = (
+    "SELECT idx, outcome, account_id, order_id, order_status, created_at, snapshot"
+    " FROM ordersvc_place_orders($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
 )
 
 
 @dataclass(frozen=True, slots=True)
-class KeyedOrder:
-    """One order asked for: the key (its prefix and SHA-256), and what to place."""
+class OrderRequest:
+    """One order asked for: who asks (an API key's prefix and SHA-256, or an account already
+    authenticated), what to place, and by when."""
 
-    prefix: str
-    key_hash: bytes
+    prefix: str | None
+    key_hash: bytes | None
+    account_id: int | None
     public_id: str
     email: str
     quantity: int
     price_mills: int
+    idempotency_key: str | None
+    fingerprint: bytes | None
     deadline: float | None  # its request's time limit, on the event loop's clock (None: none)
 
 
 @dataclass(frozen=True, slots=True)
-class KeyedPlacement:
-    """What was done for one order: `placed` (with the account, the order's id, status and
-    time), or `invalid_key`, `opted_out`, `full_path` (the recipient has not confirmed),
-    `insufficient_balance`, `public_id_taken`. Nothing is written for it unless placed."""
+class Placement:
+    """What the statement did with one order (`outcome`), and for a placed order its account,
+    id, status and time; for a replay, the first answer's snapshot."""
 
-    outcome: str
-    public_id: str  # the id tried
+    outcome: OrderOutcome
     account_id: int | None
     order_id: int | None
     status: str | None
     created_at: datetime | None
+    snapshot: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentTiming:
+    """The consent rules' two durations, as the statement takes them."""
+
+    mail_interval: timedelta  # at most one message per address per interval
+    link_lifetime: timedelta  # a request's links, and so the request, expire after this
 
 
 class OrderBatcher:
@@ -63,13 +76,13 @@ class OrderBatcher:
         # Weak: the batchers are kept in a WeakKeyDictionary keyed by the engine, whose entry a
         # strong reference from its value would keep alive for ever.
         self._engine = weakref.ref(engine)
-        self._waiting: list[tuple[KeyedOrder, asyncio.Future[KeyedPlacement]]] = []
+        self._waiting: list[tuple[OrderRequest, ConsentTiming, asyncio.Future[Placement]]] = []
         self._senders = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def place(self, order: KeyedOrder) -> KeyedPlacement:
-        future: asyncio.Future[KeyedPlacement] = asyncio.get_running_loop().create_future()
-        self._waiting.append((order, future))
+    async def place(self, order: OrderRequest, timing: ConsentTiming) -> Placement:
+        future: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
+        self._waiting.append((order, timing, future))
         if self._senders < MAX_IN_FLIGHT:
             # Counted here and uncounted by the sender in the same step in which it finds nothing
             # left to send: an order queued at any moment always has a sender that will take it.
@@ -82,18 +95,23 @@ class OrderBatcher:
     async def _send(self) -> None:
         try:
             while self._waiting:
-                batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
-                await self._send_batch(batch)
+                timing = self._waiting[0][1]
+                # One statement takes one timing (a process has one); others wait for the next.
+                batch = [w for w in self._waiting if w[1] == timing][:MAX_BATCH]
+                taken = {id(w) for w in batch}
+                self._waiting = [w for w in self._waiting if id(w) not in taken]
+                await self._send_batch([(o, f) for o, _, f in batch], timing)
         finally:
             self._senders -= 1
 
-    async def _send_batch(self, batch: list[tuple[KeyedOrder, asyncio.Future[KeyedPlacement]]]) -> None:
+    async def _send_batch(
+        self, batch: list[tuple[OrderRequest, asyncio.Future[Placement]]], timing: ConsentTiming
+    ) -> None:
         now = asyncio.get_running_loop().time()
         # An order whose request has (almost) no time left is not sent: told "timed out", it
         # must not be placed.
-        late = [(o, f) for o, f in batch if o.deadline is not None and o.deadline - now < MIN_LOCK_WAIT_SECONDS]
-        for _, future in late:
-            if not future.done():
+        for order, future in batch:
+            if order.deadline is not None and order.deadline - now < MIN_LOCK_WAIT_SECONDS and not future.done():
                 future.set_exception(db.LockWaitTimedOut())
         batch = [(o, f) for o, f in batch if not f.done()]
         if not batch:
@@ -102,7 +120,7 @@ class OrderBatcher:
             engine = self._engine()
             if engine is None:
                 raise RuntimeError("the engine of this batcher is gone")
-            rows = await db.fetch_autocommit(engine, _PLACE_BATCH, *_arguments([o for o, _ in batch], now))
+            rows = await db.fetch_autocommit(engine, _PLACE_ORDERS, *_arguments([o for o, _ in batch], now, timing))
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
@@ -110,27 +128,35 @@ class OrderBatcher:
             if not isinstance(exc, Exception):
                 raise
             return
-        for idx, outcome, account_id, order_id, status, created_at in rows:
-            order, future = batch[idx - 1]
+        for idx, outcome, account_id, order_id, status, created_at, snapshot in rows:
+            future = batch[idx - 1][1]
             if not future.done():
-                future.set_result(KeyedPlacement(outcome, order.public_id, account_id, order_id, status, created_at))
+                fields = (
+                    json.loads(snapshot) if isinstance(snapshot, str) else snapshot
+                )  # jsonb, as the driver gives it
+                future.set_result(Placement(OrderOutcome(outcome), account_id, order_id, status, created_at, fields))
         for _, future in batch:  # one row per order, always; never leave a request waiting
             if not future.done():
-                future.set_exception(RuntimeError("the batch statement returned no row for an order"))
+                future.set_exception(RuntimeError("the order statement returned no row for an order"))
 
 
-def _arguments(orders: list[KeyedOrder], now: float) -> tuple[object, ...]:
+def _arguments(orders: list[OrderRequest], now: float, timing: ConsentTiming) -> tuple[object, ...]:
     deadlines = [o.deadline for o in orders if o.deadline is not None]
     # The statement waits for a lock no longer than its most hurried order has left.
     lock_timeout_ms = max(1, int((min(deadlines) - now) * 1000)) if deadlines else None
     return (
         [o.prefix for o in orders],
         [o.key_hash for o in orders],
+        [o.account_id for o in orders],
         [o.public_id for o in orders],
         [o.email for o in orders],
         [o.quantity for o in orders],
         [o.price_mills for o in orders],
+        [o.idempotency_key for o in orders],
+        [o.fingerprint for o in orders],
         lock_timeout_ms,
+        timing.mail_interval,
+        timing.link_lifetime,
     )
 
 

@@ -10,14 +10,21 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi import status as http_status
 from pydantic import ValidationError
 
-from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, AccountDep, CredentialsDep, authenticate, key_from_request
-from ordersvc.db import SessionDep, request_transaction
+from ordersvc.accounts.auth import (
+    SESSION_COOKIE,
+    UNAUTHORIZED_DETAIL,
+    AccountDep,
+    Credentials,
+    CredentialsDep,
+    caller_of,
+    key_from_request,
+)
+from ordersvc.db import SessionDep, statement_deadline
 from ordersvc.errors import InvalidApiKey, InvalidParams
 from ordersvc.money import format_usd
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
-from ordersvc.orders.http import place_in_one_statement
 from ordersvc.orders.models import OrderStatus
 from ordersvc.orders.schemas import (
     ORDER_ID_PATTERN,
@@ -47,49 +54,68 @@ def _utc(name: str, moment: datetime | None) -> datetime | None:
         raise InvalidParams(f"{name} is out of range.") from None
 
 
-class OneStatementOrderRoute(GuardedRoute):
-    """`POST /v1/orders`, trying the one-statement order (`place_in_one_statement`) before FastAPI
-    solves the route's dependencies: for the usual order (an API key, a JSON body the model
-    accepts, no Idempotency-Key) that work was a fifth of a worker's CPU, as much as the order
-    itself. Anything else, including every refusal of the body, goes to the route as declared,
-    which answers as it always has; the one statement's own refusals (the key, the balance, an
-    opt-out) are the full path's. Behind the guard like the rest: the one statement never sees
-    text the guard refuses."""
+class OrderCreateRoute(GuardedRoute):
+    """`POST /v1/orders`, parsed before FastAPI solves the route's dependencies: for the usual
+    request (an API key or session, a JSON body the model accepts) that work was a fifth of a
+    worker's CPU, as much as the order itself. Parsing only: the order is `_create`'s, as for the
+    route as declared, which answers everything this parse does not accept (every refusal of
+    the body included). Behind the guard like the rest: no refused text reaches it."""
 
     def get_handler_behind_guard(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_handler_behind_guard()
 
         async def handle(request: Request) -> Response:
-            order = await _one_statement_order(request)
-            if order is None:
+            parsed = await _parse(request)
+            if parsed is None:
                 return await handler(request)
-            body = OrderOut.of(order).model_dump_json()  # what the route's response model writes
-            return Response(body, status_code=http_status.HTTP_201_CREATED, media_type="application/json")
+            out, replayed = await _create(request, *parsed)
+            headers = {"Idempotent-Replayed": "true"} if replayed else None
+            body = out.model_dump_json()  # what the route's response model writes
+            return Response(
+                body, status_code=http_status.HTTP_201_CREATED, media_type="application/json", headers=headers
+            )
 
         return handle
 
 
-async def _one_statement_order(request: Request) -> orders.NewOrder | None:
+async def _parse(request: Request) -> tuple[Credentials, OrderCreate, str | None] | None:
+    """What the declared route would parse, for the requests it would accept; else None."""
     content_type = request.headers.get("content-type", "")
     if content_type.partition(";")[0].strip().lower() != "application/json":
         return None
-    key = await key_from_request(request)  # the key as the route's credentials read it
-    if key is None:
+    credentials = Credentials(await key_from_request(request), request.cookies.get(SESSION_COOKIE))
+    if credentials.key is None and credentials.cookie is None:
+        return None
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY_HEADER:
         return None
     try:
         body = OrderCreate.model_validate_json(await request.body())  # the body stays cached for the route
     except ValidationError:
         return None
+    return credentials, body, idempotency_key
+
+
+MAX_IDEMPOTENCY_KEY_HEADER = 255
+
+
+async def _create(
+    request: Request, credentials: Credentials, body: OrderCreate, idempotency_key: str | None
+) -> tuple[OrderOut, bool]:
+    caller = await caller_of(request, credentials)
     try:
-        return await place_in_one_statement(
-            request,
-            api_key=key,
+        placed = await orders.place(
+            request.app.state.engine,
+            request.app.state.settings,
+            caller=caller,
             email=body.email,
             quantity=body.quantity,
-            idempotency_key=request.headers.get("idempotency-key"),  # the helper sends these down the full path
+            idempotency_key=idempotency_key,
+            deadline=statement_deadline(request),
         )
     except InvalidApiKey:
         raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
+    return OrderOut.of(placed.order), placed.replayed
 
 
 async def orders_create(
@@ -101,7 +127,7 @@ async def orders_create(
         str | None,
         Header(
             alias="Idempotency-Key",
-            max_length=255,
+            max_length=MAX_IDEMPOTENCY_KEY_HEADER,
             description="Any unique string (a UUID is ideal). Retrying with the same key and body returns the "
             "first response without a second debit; the same key with another body is 409 "
             "`idempotency_conflict`. Keys belong to your account and are kept at least 24 hours.",
@@ -114,16 +140,10 @@ async def orders_create(
     422 `invalid_email` or `invalid_quantity` (500 to 50000) for bad input; a refused request
     changes nothing. Send an `Idempotency-Key` so that a retry after a timeout can never order
     twice. A replayed response carries `Idempotent-Replayed: true`."""
-    # The usual order was tried in one statement first (OneStatementOrderRoute): this is the full path.
-    async with request_transaction(request) as session:
-        account = await authenticate(request, session, credentials)
-        assert account.id is not None
-        placed = await orders.place_order(
-            session, account_id=account.id, email=body.email, quantity=body.quantity, idempotency_key=idempotency_key
-        )
-    if placed.replayed:
+    out, replayed = await _create(request, credentials, body, idempotency_key)
+    if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return OrderOut.of(placed.order)
+    return out
 
 
 router.add_api_route(
@@ -146,7 +166,7 @@ router.add_api_route(
     },
     endpoint=orders_create,
     methods=["POST"],
-    route_class_override=OneStatementOrderRoute,
+    route_class_override=OrderCreateRoute,
 )
 
 

@@ -1,5 +1,10 @@
-from ordersvc.errors import NotFound
+from ordersvc.errors import Conflict, NotFound
 
 
 class OrderNotFound(NotFound):
     message = "No such order."
+
+
+class RecipientOptedOut(Conflict):
+    code = "recipient_opted_out"
+    message = "Recipient has opted out."

@@ -30,6 +30,13 @@ class Order(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_orders_account_id_id", "account_id", "id"),
         sa.Index("ix_orders_queue", "status", "id"),
+        # A pair's orders awaiting confirmation (migration 0014).
+        sa.Index(
+            "ix_orders_waiting",
+            "account_id",
+            sa.func.ordersvc_mailbox_key(sa.literal_column("email")),
+            postgresql_where=sa.text("status = 'awaiting confirmation'"),
+        ),
         sa.CheckConstraint(f"quantity BETWEEN {MIN_QUANTITY} AND {MAX_QUANTITY}", name="quantity_in_range"),
         sa.CheckConstraint("price_mills = quantity", name="price_is_quantity_over_1000"),
         sa.CheckConstraint("progress BETWEEN 0 AND 100", name="progress_is_percent"),
@@ -60,6 +67,19 @@ class Order(SQLModel, table=True):
     worker_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("workers.id")))
     lease_until: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class OrderOutcome(StrEnum):
+    """What the order statement did with one order (`ordersvc_place_orders`); the database's
+    enum type `ordersvc_order_outcome` has the same values (a test compares them)."""
+
+    PLACED = "placed"
+    REPLAYED = "replayed"  # its idempotency key placed an order before: that order
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"  # its idempotency key was used with other parameters
+    INVALID_KEY = "invalid_key"  # no such active key (or enabled account)
+    OPTED_OUT = "opted_out"
+    INSUFFICIENT_BALANCE = "insufficient_balance"
+    PUBLIC_ID_TAKEN = "public_id_taken"  # nothing written: try another id
 
 
 OPEN_STATUSES = (OrderStatus.AWAITING_CONFIRMATION, OrderStatus.PENDING, OrderStatus.IN_PROGRESS)

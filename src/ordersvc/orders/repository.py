@@ -5,13 +5,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+import sqlalchemy.orm
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from ordersvc.accounts.models import Account
-from ordersvc.consent.gate import ConsentGate
-from ordersvc.orders.batching import KeyedOrder, KeyedPlacement, batcher_for
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
 from ordersvc.pagination import (
     OWNER,
@@ -21,74 +20,6 @@ from ordersvc.pagination import (
     fetch_cursor_page,
     owned_by,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Placement:
-    """What `ordersvc_place_order` did. `placed`: the order's id, status and time. Or why not:
-    `opted_out` (the address is suppressed), `consent_pending` (the pair's consent, locked, is
-    not confirmed: `consent` says how it stands), `insufficient_balance`, `no_account`,
-    `public_id_taken`. Nothing is written unless placed (the gate may have created the pair's
-    consent row); the transaction stays usable."""
-
-    outcome: str
-    public_id: str  # the id tried
-    order_id: int | None
-    status: str | None
-    created_at: datetime | None
-    consent: ConsentGate | None
-
-
-_PLACE = (
-    "SELECT outcome, order_id, order_status, created_at, consent_id, consent_status, mailed_at, expires_at, mailbox"
-    " FROM ordersvc_place_order($1, $2, $3, $4, $5, $6)"
-)
-
-
-async def place_order(
-    session: AsyncSession,
-    *,
-    public_id: str,
-    account_id: int,
-    email: str,
-    quantity: int,
-    price_mills: int,
-    status: str | None,
-) -> Placement:
-    """One round trip (migration 0009's `ordersvc_place_order`). With `status` None, the consent
-    gate runs first: the address lock (shared, as `consent.repository.lock_address` takes it),
-    the suppression check, and the pair's consent row, created if new and locked; a confirmed
-    pair's order goes on as pending. Then: lock the account row, check its balance, insert the
-    order, its `placed` event and its debit payment, and move the balance and the counters as
-    `ledger.post_payment` does."""
-    connection = await session.connection()
-    params = (account_id, public_id, email, quantity, price_mills, status)
-    row = tuple((await connection.exec_driver_sql(_PLACE, params)).one())
-    outcome, order_id, order_status, created_at, consent_id, consent_status, mailed_at, expires_at, mailbox = row
-    consent = None
-    if consent_id is not None:
-        consent = ConsentGate(consent_id, consent_status, mailed_at, expires_at, mailbox)
-    return Placement(outcome, public_id, order_id, order_status, created_at, consent)
-
-
-async def place_order_by_key(
-    engine: AsyncEngine,
-    *,
-    prefix: str,
-    key_hash: bytes,
-    public_id: str,
-    email: str,
-    quantity: int,
-    price_mills: int,
-    deadline: float | None,
-) -> KeyedPlacement:
-    """The key check and the order to a confirmed recipient (migration 0011), in one autocommit
-    statement with the other such orders this process is placing at the moment (`batching`). Not
-    sent after `deadline` (the event loop's time), and no lock awaited beyond it
-    (`db.LockWaitTimedOut`)."""
-    order = KeyedOrder(prefix, key_hash, public_id, email, quantity, price_mills, deadline)
-    return await batcher_for(engine).place(order)
-
 
 OrderLine = sa.Row[str, str, datetime | None, int, str, int]
 """An order as the legacy list shows it: public_id, email, created_at, price_mills, status, progress."""
@@ -187,7 +118,9 @@ async def lock_order(session: AsyncSession, account_id: int, public_id: str) -> 
 async def set_status(
     session: AsyncSession, order: Order, to_status: str, reason: str, *, cancel_requested_at: datetime | None = None
 ) -> None:
-    """Move the order and record the transition in its history, in the caller's transaction."""
+    """Move the order and record the transition in its history, in the caller's transaction.
+    Only `lifecycle.transition` calls this (it checks the transition first); an ending is
+    `end_order`."""
     assert order.id is not None
     from_status = order.status
     values: dict[str, Any] = {"status": to_status}
@@ -197,6 +130,23 @@ async def set_status(
     session.add(OrderEvent(order_id=order.id, from_status=from_status, to_status=to_status, reason=reason))
     await session.flush()
     await session.refresh(order)
+
+
+async def end_order(session: AsyncSession, order: Order, to_status: str, reason: str) -> int:
+    """`ordersvc_end_order`: the order ends (its status, the transition in its history, and the
+    refund of its undelivered share through the ledger); returns the refund in mills. Only
+    `lifecycle.transition` calls this. The order object is reloaded, and an account loaded in
+    the session forgets its balance and counters, which the database moved."""
+    assert order.id is not None
+    stmt = sa.text("SELECT ordersvc_end_order(:order_id, :to_status, :reason)").bindparams(
+        order_id=order.id, to_status=to_status, reason=reason
+    )
+    refund: int = (await session.execute(stmt)).scalar_one()
+    await session.refresh(order)
+    loaded = session.identity_map.get(sa.orm.util.identity_key(Account, order.account_id))
+    if loaded is not None:
+        session.expire(loaded, ["balance_mills", "payments_count", "orders_count"])
+    return refund
 
 
 async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:

@@ -1,28 +1,30 @@
-"""Placing and listing orders."""
+"""Orders: placing one (`place`: the whole order rule starts there), reading and listing them.
+What happens to an order after it is placed is `lifecycle`."""
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import secrets
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from ordersvc.accounts import service as accounts
+from ordersvc.accounts.callers import AccountCaller, ApiKeyCaller, Caller
 from ordersvc.accounts.service import API_KEYS
 from ordersvc.bearer_tokens import hash_token, prefix_of
-from ordersvc.consent import service as consent
-from ordersvc.emails import InvalidEmail, normalize_email
-from ordersvc.errors import Conflict, InvalidApiKey, InvalidParams, NotFound, ServiceError
-from ordersvc.ledger import service as ledger
+from ordersvc.config import Settings
+from ordersvc.emails import normalize_email
+from ordersvc.errors import Conflict, InvalidApiKey, InvalidParams, ServiceError
+from ordersvc.ledger.service import InsufficientBalance
 from ordersvc.ops import metrics
 from ordersvc.orders import repository
-from ordersvc.orders.errors import OrderNotFound
-from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderStatus
+from ordersvc.orders.batching import ConsentTiming, OrderRequest, Placement, batcher_for
+from ordersvc.orders.errors import OrderNotFound, RecipientOptedOut
+from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, Order, OrderOutcome
 from ordersvc.orders.repository import OrderFilters
 from ordersvc.pagination import (
     DEFAULT_LIMIT,
@@ -37,7 +39,7 @@ from ordersvc.pagination import (
 _PUBLIC_ID_ATTEMPTS = 10
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
-__all__ = ["OrderFilters", "OrderNotFound"]
+__all__ = ["OrderFilters", "OrderNotFound", "RecipientOptedOut"]
 
 
 class InvalidQuantity(ServiceError):
@@ -45,6 +47,16 @@ class InvalidQuantity(ServiceError):
     code = "invalid_quantity"
     message = f"Invalid quantity. Range is {MIN_QUANTITY}-{MAX_QUANTITY}."
     field = "quantity"
+
+
+class InvalidIdempotencyKey(InvalidParams):
+    code = "invalid_idempotency_key"
+    message = "An idempotency key is 1 to 255 printable ASCII characters."
+
+
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    message = "This idempotency key was already used with different parameters."
 
 
 def price_mills(quantity: int) -> int:
@@ -58,80 +70,8 @@ def new_public_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class PlacedOrder:
-    order: Order
-    replayed: bool  # True: an earlier request with the same idempotency key placed it
-
-
-class InvalidIdempotencyKey(InvalidParams):
-    code = "invalid_idempotency_key"
-    message = "An idempotency key is 1 to 255 printable ASCII characters."
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
-    message = "This idempotency key was already used with different parameters."
-
-
-def _check_idempotency_key(key: str) -> None:
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= ch <= "~" for ch in key):
-        raise InvalidIdempotencyKey()
-
-
-def _fingerprint(email: str, quantity: int) -> bytes:
-    return hashlib.sha256(json.dumps({"email": email, "quantity": quantity}, sort_keys=True).encode()).digest()
-
-
-def _snapshot(order: Order) -> dict[str, Any]:
-    assert order.created_at is not None
-    return {
-        "public_id": order.public_id,
-        "email": order.email,
-        "quantity": order.quantity,
-        "price_mills": order.price_mills,
-        "status": order.status,
-        "progress": order.progress,
-        "created_at": order.created_at.isoformat(),
-    }
-
-
-def _from_snapshot(account_id: int, order_id: int | None, snapshot: dict[str, Any]) -> Order:
-    fields = {**snapshot, "created_at": datetime.fromisoformat(snapshot["created_at"])}
-    return Order(id=order_id, account_id=account_id, **fields)
-
-
-async def place_order(
-    session: AsyncSession, *, account_id: int, email: str, quantity: int, idempotency_key: str | None = None
-) -> PlacedOrder:
-    """Validate, lock the account, check its balance, insert the order and its debit: all in
-    the caller's single transaction. Checks run in the contract's order: email, quantity,
-    balance.
-
-    With an idempotency key, the first request that commits places the order; a repeat with
-    the same parameters gets that order back (even when it raced the first), a repeat with
-    other parameters is a conflict. A request that fails leaves the key unused."""
-    target = normalize_email(email)
-    if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
-        raise InvalidQuantity()
-    if idempotency_key is None:
-        return PlacedOrder(await _insert_order(session, account_id=account_id, email=target, quantity=quantity), False)
-
-    _check_idempotency_key(idempotency_key)
-    fingerprint = _fingerprint(target, quantity)
-    if not await repository.claim_idempotency_key(session, account_id, idempotency_key, fingerprint):
-        record = await repository.get_idempotency_key(session, account_id, idempotency_key)
-        if not hmac.compare_digest(record.fingerprint, fingerprint) or record.snapshot is None:
-            raise IdempotencyConflict()
-        return PlacedOrder(_from_snapshot(account_id, record.order_id, record.snapshot), True)
-    order = await _insert_order(session, account_id=account_id, email=target, quantity=quantity)
-    assert order.id is not None
-    await repository.complete_idempotency_key(session, account_id, idempotency_key, order.id, _snapshot(order))
-    return PlacedOrder(order, False)
-
-
-@dataclass(frozen=True, slots=True)
 class NewOrder:
-    """An order the one-statement path placed, as its answer needs it (no ORM object to build)."""
+    """An order as its placing showed it (no ORM object to build)."""
 
     id: int
     public_id: str
@@ -144,141 +84,139 @@ class NewOrder:
     created_at: datetime
 
 
-async def place_order_with_key(
+@dataclass(frozen=True, slots=True)
+class PlacedOrder:
+    order: NewOrder
+    replayed: bool  # True: an earlier request with the same idempotency key placed it
+
+
+async def place(
     engine: AsyncEngine,
+    settings: Settings,
     *,
-    api_key: str,
+    caller: Caller,
     email: str,
     quantity: int,
-    deadline: float | None,
-) -> NewOrder | None:
-    """The usual order, placed in one round trip: an API key, a valid address and quantity, a
-    recipient who has confirmed, no idempotency key. The key is checked and the order placed in
-    one statement, its own transaction (migration 0011), so the account row is locked only while
-    that statement runs.
+    idempotency_key: str | None = None,
+    deadline: float | None = None,
+) -> PlacedOrder:
+    """Place an order: the whole order rule starts here, for every interface.
 
-    Refusals are the full path's, in its order: the key, the opt-out, the balance. Returns None,
-    having written nothing, where only the full path (`accounts.authenticate`, then
-    `place_order`, in a transaction) can answer: a malformed key, address or quantity (their
-    errors come in the contract's order, the key's first), or a recipient who has not confirmed
-    (the consent rules decide the status and may ask for confirmation). An order with an
-    idempotency key is never sent here: its record is written in the full path's transaction.
+    Checks, in the contract's order: the caller (an active API key, or an account a session
+    authenticated), the email, the quantity (500-50000), the idempotency key's form; then, in the
+    order statement (`orders/sql/ordersvc_place_orders.sql`, where the rest of the rule is
+    written): the idempotency key's earlier use (a replay, or a conflict), the recipient's opt-out,
+    the balance. The order starts `pending` to a recipient who has confirmed and `awaiting
+    confirmation` otherwise; a recipient not asked yet (or whose last answer was no) is sent a
+    confirmation request, at most one per address per `consent_mail_interval_hours`. The price
+    (quantity / 1000 USD) is debited at once, through the ledger.
 
-    The statement commits itself, so no time limit may cancel it; instead it is not sent after
-    `deadline` (the event loop's time; None: no limit), and no lock is awaited beyond it
-    (`db.LockWaitTimedOut` either way, nothing written)."""
-    if not API_KEYS.well_formed(api_key) or not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
-        return None
+    The order, its debit, its consent request and message, and its idempotency record are written
+    by one statement that commits on its own, together with the other orders this process is
+    placing at that moment (group commit: `batching`). A refusal writes nothing. The statement
+    is not sent after `deadline` (the event loop's time; None: no limit), and waits for no lock
+    beyond it (`db.LockWaitTimedOut`, nothing written): a statement that commits itself may not
+    be cancelled, or a client could be told "not completed" about a placed order."""
     try:
         target = normalize_email(email)
-    except InvalidEmail:
-        return None
-    placed = await _with_free_public_id(
-        lambda public_id: repository.place_order_by_key(
-            engine,
-            prefix=prefix_of(api_key),
-            key_hash=hash_token(api_key),
+        if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
+            raise InvalidQuantity()
+        if idempotency_key is not None:
+            _check_idempotency_key(idempotency_key)
+    except ServiceError:
+        await _check_caller(engine, caller)  # an invalid key is refused first
+        raise
+    if isinstance(caller, ApiKeyCaller) and not API_KEYS.well_formed(caller.key):
+        raise InvalidApiKey()
+    timing = ConsentTiming(
+        mail_interval=timedelta(hours=settings.consent_mail_interval_hours),
+        link_lifetime=timedelta(hours=settings.consent_link_hours),
+    )
+    fingerprint = None if idempotency_key is None else _fingerprint(target, quantity)
+    for _ in range(_PUBLIC_ID_ATTEMPTS):
+        public_id = new_public_id()
+        request = OrderRequest(
+            prefix=prefix_of(caller.key) if isinstance(caller, ApiKeyCaller) else None,
+            key_hash=hash_token(caller.key) if isinstance(caller, ApiKeyCaller) else None,
+            account_id=caller.account_id if isinstance(caller, AccountCaller) else None,
             public_id=public_id,
             email=target,
             quantity=quantity,
             price_mills=price_mills(quantity),
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
             deadline=deadline,
         )
-    )
-    if placed.outcome == "full_path":
-        return None
-    if placed.outcome == "invalid_key":
-        raise InvalidApiKey()
-    _refuse_unless_placed(placed.outcome)
-    if placed.order_id is None or placed.account_id is None or placed.created_at is None or placed.status is None:
-        raise NotFound("No such account.")
-    metrics.ORDERS_PLACED.inc()  # committed with the statement
-    return NewOrder(
-        id=placed.order_id,
-        public_id=placed.public_id,
-        account_id=placed.account_id,
-        email=target,
-        quantity=quantity,
-        price_mills=price_mills(quantity),
-        status=placed.status,
-        progress=0,
-        created_at=placed.created_at,
-    )
-
-
-async def _insert_order(session: AsyncSession, *, account_id: int, email: str, quantity: int) -> Order:
-    """Consent first: an opted-out recipient is refused before the balance is looked at, and an
-    order whose recipient has not confirmed waits in `awaiting confirmation`. To a confirmed
-    recipient (the usual case) the whole order is one round trip."""
-    placed = await _place(session, account_id=account_id, email=email, quantity=quantity, status=None)
-    ask_consent = None
-    if placed.outcome == "consent_pending":
-        assert placed.consent is not None
-        gate = await consent.status_for_unconfirmed(session, account_id=account_id, consent=placed.consent)
-        if gate.ask:
-            ask_consent = gate.consent_id
-        placed = await _place(session, account_id=account_id, email=email, quantity=quantity, status=gate.status)
-    _refuse_unless_placed(placed.outcome)
-    if ask_consent is not None:
-        await consent.request_confirmation(session, consent_id=ask_consent)
-    metrics.count_after_commit(session, metrics.ORDERS_PLACED.inc)
-    assert placed.status is not None
-    return Order(
-        id=placed.order_id,
-        public_id=placed.public_id,
-        account_id=account_id,
-        email=email,
-        quantity=quantity,
-        price_mills=price_mills(quantity),
-        status=placed.status,
-        progress=0,
-        delivered=0,
-        created_at=placed.created_at,
-    )
-
-
-async def _place(
-    session: AsyncSession, *, account_id: int, email: str, quantity: int, status: OrderStatus | None
-) -> repository.Placement:
-    return await _with_free_public_id(
-        lambda public_id: repository.place_order(
-            session,
-            public_id=public_id,
-            account_id=account_id,
-            email=email,
-            quantity=quantity,
-            price_mills=price_mills(quantity),
-            status=None if status is None else status.value,
-        )
-    )
-
-
-class _Outcome(Protocol):
-    @property
-    def outcome(self) -> str: ...
-
-
-P = TypeVar("P", bound=_Outcome)
-
-
-async def _with_free_public_id(place: Callable[[str], Awaitable[P]]) -> P:
-    """`place` with a new random public id, again while the id it tried was taken."""
-    for _ in range(_PUBLIC_ID_ATTEMPTS):
-        placed = await place(new_public_id())
-        if placed.outcome != "public_id_taken":
-            return placed
+        placed = await batcher_for(engine).place(request, timing)
+        if placed.outcome is not OrderOutcome.PUBLIC_ID_TAKEN:
+            return _answer(placed, request)
     # 10 collisions in a row among 2^32 ids: the id space is nearly full
     raise RuntimeError("no free public order id after several attempts")
 
 
-def _refuse_unless_placed(outcome: str) -> None:
-    """The refusals of both order paths, in their order: the opt-out, then the balance."""
-    if outcome == "opted_out":
-        raise consent.RecipientOptedOut()
-    if outcome == "insufficient_balance":
-        raise ledger.InsufficientBalance()
-    if outcome != "placed":
-        raise NotFound("No such account.")
+def _answer(placed: Placement, request: OrderRequest) -> PlacedOrder:
+    """The placed (or replayed) order, or the refusal the statement decided."""
+    match placed.outcome:
+        case OrderOutcome.INVALID_KEY:
+            raise InvalidApiKey()
+        case OrderOutcome.IDEMPOTENCY_CONFLICT:
+            raise IdempotencyConflict()
+        case OrderOutcome.OPTED_OUT:
+            raise RecipientOptedOut()
+        case OrderOutcome.INSUFFICIENT_BALANCE:
+            raise InsufficientBalance()
+    assert placed.account_id is not None
+    assert placed.order_id is not None
+    if placed.outcome is OrderOutcome.REPLAYED:
+        assert placed.snapshot is not None
+        return PlacedOrder(_from_snapshot(placed.account_id, placed.order_id, placed.snapshot), replayed=True)
+    assert placed.outcome is OrderOutcome.PLACED
+    assert placed.status is not None
+    assert placed.created_at is not None
+    metrics.ORDERS_PLACED.inc()  # committed with the statement
+    order = NewOrder(
+        id=placed.order_id,
+        public_id=request.public_id,
+        account_id=placed.account_id,
+        email=request.email,
+        quantity=request.quantity,
+        price_mills=request.price_mills,
+        status=placed.status,
+        progress=0,
+        created_at=placed.created_at,
+    )
+    return PlacedOrder(order, replayed=False)
+
+
+async def _check_caller(engine: AsyncEngine, caller: Caller) -> None:
+    if isinstance(caller, ApiKeyCaller):
+        async with AsyncSession(engine) as session:
+            await accounts.authenticate(session, api_key=caller.key)
+
+
+def _check_idempotency_key(key: str) -> None:
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= ch <= "~" for ch in key):
+        raise InvalidIdempotencyKey()
+
+
+def _fingerprint(email: str, quantity: int) -> bytes:
+    """What a repeat of an idempotency key must match: the order's parameters."""
+    return hashlib.sha256(json.dumps({"email": email, "quantity": quantity}, sort_keys=True).encode()).digest()
+
+
+def _from_snapshot(account_id: int, order_id: int, fields: dict[str, Any]) -> NewOrder:
+    """The order as the key's first answer showed it (the statement writes the snapshot)."""
+    return NewOrder(
+        id=order_id,
+        public_id=fields["public_id"],
+        account_id=account_id,
+        email=fields["email"],
+        quantity=fields["quantity"],
+        price_mills=fields["price_mills"],
+        status=fields["status"],
+        progress=fields["progress"],
+        created_at=datetime.fromisoformat(fields["created_at"]),
+    )
 
 
 async def get_order(session: AsyncSession, *, account_id: int, public_id: str) -> Order:

@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts import throttle
-from ordersvc.config import Settings
+from ordersvc.config import Settings, get_settings
 from ordersvc.consent import service as consent
 from ordersvc.deposits import addresses
 from ordersvc.outbox import service as outbox
@@ -53,13 +53,16 @@ def deliverable_address(address: str) -> str:
 
 
 def build_email(message: OutboxMessage, mail_from: str) -> EmailMessage:
+    assert message.subject is not None
+    assert message.body_text is not None
+    assert message.body_html is not None
     email = EmailMessage(policy=_POLICY)
     email["From"] = mail_from
     email["To"] = deliverable_address(message.to_email)
     email["Subject"] = message.subject
     # The same Message-ID on every attempt: a resend after a crash is recognisably the same mail.
     email["Message-ID"] = message.message_id
-    for name, value in message.headers.items():
+    for name, value in (message.headers or {}).items():
         email[name] = value
     email.set_content(message.body_text)
     email.add_alternative(message.body_html, subtype="html")
@@ -103,13 +106,47 @@ def smtp_sender(smtp_url: str) -> Send:
     return send
 
 
-async def send_due(maker: async_sessionmaker[AsyncSession], send: Send, mail_from: str, *, limit: int = 50) -> int:
+def _renderer(settings: Settings) -> outbox.Render:
+    async def render(session: AsyncSession, message: OutboxMessage) -> outbox.Rendered:
+        assert message.consent_id is not None
+        return await consent.render_request(
+            session,
+            consent_id=message.consent_id,
+            orders=message.request_orders or 0,
+            quantity=message.request_quantity or 0,
+            settings=settings,
+        )
+
+    return render
+
+
+async def render_queued(maker: async_sessionmaker[AsyncSession], settings: Settings, *, limit: int = 100) -> int:
+    """Write the consent requests' messages queued since the last round (an order's statement
+    queues a request, not its text: `consent.render_request`), so the outbox shows them whole.
+    Returns how many were written."""
+    async with maker() as session:
+        ids = await outbox.unrendered(session, limit=limit)
+    for message_id in ids:
+        async with maker.begin() as session:
+            await outbox.render(session, message_id, _renderer(settings))
+    return len(ids)
+
+
+async def send_due(
+    maker: async_sessionmaker[AsyncSession],
+    send: Send,
+    mail_from: str,
+    *,
+    settings: Settings | None = None,
+    limit: int = 50,
+) -> int:
     """Claim due messages one at a time (committed, so a crash leaves the message to be retried
     after its lease), send it, record the outcome. Returns how many were sent."""
+    render = _renderer(settings or get_settings())
     sent = 0
     for _ in range(limit):
         async with maker.begin() as session:
-            claimed = await outbox.claim_due(session)
+            claimed = await outbox.claim_due(session, render=render)
             suppressed = bool(claimed) and await outbox.is_suppressed(session, claimed[0])
             if suppressed:  # the address opted out after the message was queued
                 await outbox.mark_failed_attempt(session, claimed[0], "recipient opted out", final=True)
@@ -136,6 +173,7 @@ async def send_due(maker: async_sessionmaker[AsyncSession], send: Send, mail_fro
 
 
 async def housekeeping(maker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    await render_queued(maker, settings)
     await consent.mail_waiting_requests(maker, settings=settings)
     await consent.expire_requests(maker)
     async with maker.begin() as session:
@@ -169,7 +207,7 @@ async def run(maker: async_sessionmaker[AsyncSession], settings: Settings, stop:
                 recycle_at = loop.time() + RECYCLE_INTERVAL_SECONDS
                 await recycle_addresses(maker, settings)
             if send is not None:
-                await send_due(maker, send, settings.mail_from)
+                await send_due(maker, send, settings.mail_from, settings=settings)
         except Exception:
             logger.exception("mailer round failed; retrying")
         with contextlib.suppress(TimeoutError):

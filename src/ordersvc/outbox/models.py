@@ -20,15 +20,30 @@ class OutboxMessage(SQLModel, table=True):
     """A mail to send, written in the transaction that decided to send it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        sa.CheckConstraint(
+            "consent_id IS NOT NULL OR (subject IS NOT NULL AND body_text IS NOT NULL"
+            " AND body_html IS NOT NULL AND headers IS NOT NULL)",
+            name="rendered_or_consent",
+        ),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
     message_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
     to_email: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    subject: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    body_text: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    body_html: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
-    headers: dict[str, Any] = Field(sa_column=sa.Column(JSONB, nullable=False))
+    # A consent request's message is rendered when it is first sent (`consent_id` names the
+    # request); every other message is written whole.
+    consent_id: int | None = Field(
+        default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("recipient_consents.id"))
+    )
+    # What the request asks about: the pair's orders waiting when it was queued, and their quantity.
+    request_orders: int | None = Field(default=None, sa_column=sa.Column(sa.Integer))
+    request_quantity: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger))
+    subject: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    body_text: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    body_html: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    headers: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSONB))
     status: str = Field(sa_column=sa.Column(sa.Text, nullable=False, server_default="pending"))
     attempts: int = Field(default=0, sa_column=sa.Column(sa.Integer, nullable=False, server_default="0"))
     next_attempt_at: datetime | None = Field(default=None, sa_column=utc_column())

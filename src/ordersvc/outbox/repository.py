@@ -49,3 +49,24 @@ async def list_messages(session: AsyncSession, status: str | None, limit: int) -
     if status is not None:
         stmt = stmt.where(col(OutboxMessage.status) == status)
     return list((await session.execute(stmt)).scalars().all())
+
+
+async def unrendered(session: AsyncSession, limit: int) -> list[int]:
+    """Queued consent requests whose message is not written yet, oldest first."""
+    stmt = (
+        sa.select(col(OutboxMessage.id))
+        .where(col(OutboxMessage.consent_id).is_not(None), col(OutboxMessage.body_text).is_(None))
+        .order_by(col(OutboxMessage.id))
+        .limit(limit)
+    )
+    return [i for i in (await session.execute(stmt)).scalars().all() if i is not None]
+
+
+async def lock_unrendered(session: AsyncSession, message_id: int) -> OutboxMessage | None:
+    """The message, locked, if it is still unwritten and no sender holds it."""
+    stmt = (
+        sa.select(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id, col(OutboxMessage.body_text).is_(None))
+        .with_for_update(skip_locked=True)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()

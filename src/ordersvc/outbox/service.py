@@ -4,7 +4,9 @@ sender delivers it afterwards, retrying with backoff."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,9 +47,53 @@ async def enqueue(
     return await repository.add(session, message)
 
 
-async def claim_due(session: AsyncSession, *, limit: int = 1) -> list[OutboxMessage]:
+class Rendered(Protocol):
+    @property
+    def subject(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def headers(self) -> dict[str, str]: ...
+
+
+Render = Callable[[AsyncSession, OutboxMessage], Awaitable[Rendered]]  # a queued consent request's message
+
+
+async def claim_due(session: AsyncSession, *, render: Render, limit: int = 1) -> list[OutboxMessage]:
+    """Due messages, claimed for sending; a request's message not written yet is written now."""
     now = utc_now()
-    return await repository.claim_due(session, now, now + LEASE, limit)
+    claimed = await repository.claim_due(session, now, now + LEASE, limit)
+    for message in claimed:
+        if message.body_text is None and message.consent_id is not None:
+            assert message.id is not None
+            await render_into(session, message, await render(session, message))
+    return claimed
+
+
+async def unrendered(session: AsyncSession, *, limit: int) -> list[int]:
+    return await repository.unrendered(session, limit)
+
+
+async def render(session: AsyncSession, message_id: int, render: Render) -> None:
+    """Write a queued request's message, unless a sender has done it meanwhile."""
+    message = await repository.lock_unrendered(session, message_id)
+    if message is not None and message.consent_id is not None:
+        await render_into(session, message, await render(session, message))
+
+
+async def render_into(session: AsyncSession, message: OutboxMessage, rendered: Rendered) -> None:
+    assert message.id is not None
+    values = {
+        "subject": rendered.subject,
+        "body_text": rendered.text,
+        "body_html": rendered.html,
+        "headers": rendered.headers,
+    }
+    await repository.update(session, message.id, **values)
+    for name, value in values.items():
+        setattr(message, name, value)
 
 
 async def mark_sent(session: AsyncSession, message: OutboxMessage) -> None:

@@ -1,6 +1,6 @@
-"""The order to a confirmed recipient, legacy and REST: the key check and the order in one
-autocommit statement (migration 0011). It must answer exactly as the full path does, in the same
-order, and a refusal must change nothing."""
+"""Every order, legacy and REST: the key check and the order in one autocommit statement
+(`orders/sql/ordersvc_place_orders.sql`), whatever the recipient's consent and with or without an
+idempotency key. It answers in the contract's order, and a refusal changes nothing."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts import security
 from ordersvc.accounts import service as accounts
+from ordersvc.accounts.callers import ApiKeyCaller
 from ordersvc.consent import service as consent
 from ordersvc.emails import normalize_email
 from ordersvc.ledger import service as ledger
@@ -41,19 +42,18 @@ def confirmed(make_customer: MakeCustomer, sessionmaker: async_sessionmaker[Asyn
 
 
 @pytest.fixture
-def one_statement(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """What each one-statement attempt did, in order: True placed, False left to the full path
-    (a refusal raises and is not listed)."""
-    outcomes: list[bool] = []
-    real = orders.place_order_with_key
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The order statements sent, in order: how many orders each carried."""
+    sent: list[int] = []
+    real = batching.db.fetch_autocommit
 
-    async def watched(*args: Any, **kwargs: Any) -> Any:
-        placed = await real(*args, **kwargs)
-        outcomes.append(placed is not None)
-        return placed
+    async def counted(engine: Any, sql: str, *args: Any) -> Any:
+        if "ordersvc_place_orders" in sql:
+            sent.append(len(args[0]))
+        return await real(engine, sql, *args)
 
-    monkeypatch.setattr(orders, "place_order_with_key", watched)
-    return outcomes
+    monkeypatch.setattr(batching.db, "fetch_autocommit", counted)
+    return sent
 
 
 def order(to: str, quantity: object = 1000) -> dict[str, object]:
@@ -86,12 +86,12 @@ class TestPlaced:
         status = await call(client, customer.api_key, {"action": "status", "order": public_id})
         assert status.text == '{"status": "pending", "progress": 0, "remains": 2500}'
 
-    async def test_only_a_confirmed_recipients_order_takes_the_one_statement_path(
+    async def test_every_recipient_and_an_idempotency_key_take_the_one_statement(
         self,
         client: httpx.AsyncClient,
         confirmed,
         sessionmaker: async_sessionmaker[AsyncSession],
-        one_statement: list[bool],
+        statements: list[int],
     ) -> None:
         customer, to = await confirmed()
         assert (await call(client, customer.api_key, order(to))).status_code == 200
@@ -99,10 +99,12 @@ class TestPlaced:
         assert first_time.status_code == 200
         with_request_id = await call(client, customer.api_key, {**order(to), "request_id": "r-1"})
         assert with_request_id.status_code == 200
-        assert one_statement == [True, False]  # placed; not confirmed (a request_id: not even tried)
+        replayed = await call(client, customer.api_key, {**order(to), "request_id": "r-1"})
+        assert replayed.content == with_request_id.content
+        assert statements == [1, 1, 1, 1]  # one statement each, nothing else
         statuses = await call(client, customer.api_key, {"action": "orders"})
         assert [o["status"] for o in statuses.json()["orders"]] == ["pending", "awaiting confirmation", "pending"]
-        # The full path found no consent row left behind by the one-statement attempt: one request.
+        # One consent row per recipient: the confirmed one and the new one.
         async with sessionmaker() as session:
             consents = (
                 await session.execute(
@@ -114,12 +116,12 @@ class TestPlaced:
 
 
 class TestRest:
-    async def test_placed_in_one_statement_with_the_full_paths_answers(
+    async def test_placed_in_one_statement_with_the_contracts_answers(
         self,
         client: httpx.AsyncClient,
         confirmed,
         sessionmaker: async_sessionmaker[AsyncSession],
-        one_statement: list[bool],
+        statements: list[int],
     ) -> None:
         customer, to = await confirmed("10")
         placed = await client.post("/v1/orders", json={"email": to, "quantity": 1500}, headers=auth(customer))
@@ -142,26 +144,29 @@ class TestRest:
             headers={**auth(customer), "Idempotency-Key": "k-1"},
         )
         assert keyed.status_code == 201
-        assert one_statement == [True]  # the forged key and the poor order raised; the keyed one: not tried
+        assert statements == [1, 1, 1, 1]  # the forged key and the poor order were refused by the statement
         assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
 
-    async def test_rest_tries_it_before_the_routes_dependencies_and_answers_byte_for_byte(
+    async def test_rest_parses_before_the_routes_dependencies_and_answers_byte_for_byte(
         self,
         client: httpx.AsyncClient,
         confirmed,
         sessionmaker: async_sessionmaker[AsyncSession],
-        one_statement: list[bool],
+        statements: list[int],
     ) -> None:
-        """`OneStatementOrderRoute`: the usual order is placed before FastAPI reads the route's
+        """`OrderCreateRoute`: the usual request is parsed before FastAPI reads the route's
         parameters, and its answer is the one the route's response model writes. Anything the
-        model refuses, another content type, a session cookie or an Idempotency-Key goes to the
-        route as declared."""
+        model refuses, or another content type, goes to the route as declared."""
+        from ordersvc.orders import endpoints
+
         customer, to = await confirmed("10")
         fast = await client.post("/v1/orders", json={"email": to, "quantity": 500}, headers=auth(customer))
-        full = await client.post(
-            "/v1/orders", json={"email": to, "quantity": 500}, headers={**auth(customer), "Idempotency-Key": "b-1"}
-        )
-        assert one_statement == [True]  # the first only
+        with pytest.MonkeyPatch.context() as declared:
+            declared.setattr(endpoints, "_parse", lambda request: _none())  # the route as declared
+            full = await client.post(
+                "/v1/orders", json={"email": to, "quantity": 500}, headers={**auth(customer), "Idempotency-Key": "b-1"}
+            )
+        assert statements == [1, 1]
         assert (fast.status_code, full.status_code) == (201, 201)
         assert fast.headers["content-type"] == full.headers["content-type"] == "application/json"
         # Same bytes but for the id and the time: the same fields, order and rendering.
@@ -175,7 +180,7 @@ class TestRest:
             "/v1/orders", json={"email": to, "quantity": 500}, headers={"X-API-Key": customer.api_key}
         )
         assert by_header.status_code == 201
-        assert one_statement == [True, True]
+        assert statements == [1, 1, 1]
 
         # Refused by the model (a string quantity is not StrictInt), or sent as another type:
         # the route answers as declared, and the one statement is never tried.
@@ -187,11 +192,11 @@ class TestRest:
             headers={**auth(customer), "Content-Type": "text/plain"},
         )
         assert as_text.status_code == 422  # the route wants JSON
-        assert one_statement == [True, True]  # neither tried the one statement
+        assert statements == [1, 1, 1]  # neither reached the order statement
         assert await snapshot(sessionmaker, customer) == ("8.50", 4, 3)
 
 
-class TestRefusedInTheFullPathsOrder:
+class TestRefusedInTheContractsOrder:
     async def test_a_wrong_secret_with_a_real_prefix_is_an_invalid_key(
         self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
@@ -248,7 +253,7 @@ class TestRefusedInTheFullPathsOrder:
 
 class TestLimits:
     async def test_the_rate_limit_applies_and_a_strangers_key_spends_nothing(
-        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession], one_statement: list[bool]
+        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession], statements: list[int]
     ) -> None:
         customer, to = await confirmed()
         stranger = customer.api_key[:12] + "Z" * (len(customer.api_key) - 12)
@@ -260,20 +265,20 @@ class TestLimits:
             answers = [await call(client, customer.api_key, order(to)) for _ in range(3)]
         assert [a.headers["RateLimit-Remaining"] for a in answers[:2]] == ["1", "0"]
         assert answers[2].text == '{"error":"Too many requests."}'
-        # A key this process has not seen authenticated goes the full path first; then its
-        # orders take the one-statement path; an empty bucket goes the full path again.
-        assert one_statement == [True]
+        # A key this process has not seen authenticated is checked before its token is taken;
+        # then its orders take their token first; an empty bucket places nothing.
+        assert statements == [1, 1]
         assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
 
-    async def test_a_request_that_falls_back_takes_one_token(
-        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession], one_statement: list[bool]
+    async def test_every_order_takes_one_token(
+        self, confirmed, sessionmaker: async_sessionmaker[AsyncSession], statements: list[int]
     ) -> None:
         customer, to = await confirmed()
         async with app_client(rate_limit_per_second=0.001, rate_limit_burst=5) as (_, client):
             first = await call(client, customer.api_key, order(to))
             unconfirmed = await call(client, customer.api_key, order(unique_email("new")))
         assert (first.headers["RateLimit-Remaining"], unconfirmed.headers["RateLimit-Remaining"]) == ("4", "3")
-        assert one_statement == [False]  # tried, not confirmed: the full path placed it, with the same token
+        assert statements == [1, 1]  # the new recipient's order too, one token each
         assert await snapshot(sessionmaker, customer) == ("8.00", 3, 2)
 
     async def test_a_key_shaped_like_a_session_bucket_spends_nothing(self, confirmed) -> None:
@@ -338,16 +343,9 @@ class TestGroupCommit:
         confirmed,
         make_customer: MakeCustomer,
         sessionmaker: async_sessionmaker[AsyncSession],
-        monkeypatch: pytest.MonkeyPatch,
+        statements: list[int],
     ) -> None:
-        batches: list[int] = []
-        real = batching.db.fetch_autocommit
-
-        async def counted(engine: Any, sql: str, *args: Any) -> Any:
-            batches.append(len(args[0]))
-            return await real(engine, sql, *args)
-
-        monkeypatch.setattr(batching.db, "fetch_autocommit", counted)
+        batches = statements
         poor, to_poor = await confirmed("1.00")
         rich, to_rich = await confirmed("10")
         opted = unique_email("opted")
@@ -358,8 +356,8 @@ class TestGroupCommit:
 
         async def place(key: str, to: str, quantity: int = 500) -> object:
             try:
-                return await orders.place_order_with_key(
-                    app.state.engine, api_key=key, email=to, quantity=quantity, deadline=None
+                return await orders.place(
+                    app.state.engine, app.state.settings, caller=ApiKeyCaller(key), email=to, quantity=quantity
                 )
             except Exception as exc:  # the refusal is the result under test
                 return type(exc).__name__
@@ -375,7 +373,7 @@ class TestGroupCommit:
         )
         assert batches[0] > 1  # they went together
         assert sum(batches) == 7
-        kinds = [r if isinstance(r, str | None) else "placed" for r in results]
+        kinds = [r if isinstance(r, str) else "placed" for r in results]
         # Two of the poor account's three 0.50 orders fit, in arrival order.
         assert kinds == [
             "placed",
@@ -384,9 +382,13 @@ class TestGroupCommit:
             "InvalidApiKey",
             "RecipientOptedOut",
             "InsufficientBalance",
-            None,  # not confirmed: left to the full path, nothing written
+            "placed",  # not confirmed: awaiting confirmation, and the recipient is asked
         ]
         assert await snapshot(sessionmaker, poor) == ("0.00", 3, 2)
-        assert await snapshot(sessionmaker, rich) == ("8.00", 2, 1)
+        assert await snapshot(sessionmaker, rich) == ("7.50", 3, 2)
         async with sessionmaker() as session:
             assert await ledger.verify(session) == []
+
+
+async def _none() -> None:
+    return None

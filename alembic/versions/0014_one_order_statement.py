@@ -1,0 +1,106 @@
+"""Every order in one statement: the order rule in `ordersvc_place_orders`, whatever the
+recipient's consent and with or without an idempotency key.
+
+- Installs the database functions from their files (`ordersvc.db_functions`): the ledger's one
+  balance move (`ordersvc_post_payment`), an order's end with its refund (`ordersvc_end_order`),
+  the mailbox key, a request's expiry and its message (`ordersvc_expire_consent`,
+  `ordersvc_ask_consent`), and the order statement.
+- `ordersvc_order_outcome`: what the statement did with an order, an enum that
+  `orders.models.OrderOutcome` lists the same way (a test compares them).
+- A consent message is rendered when it is sent: the outbox row names its request
+  (`consent_id`) and the orders it asks about (`request_orders`, `request_quantity`), and its
+  subject, bodies and headers are written by the sender.
+- `ix_orders_waiting`: a pair's orders awaiting confirmation, by mailbox key.
+- Drops migration 0009's and 0011's functions, which the new statement replaces.
+
+A later change to a function's file comes with a migration that installs it again; the test
+`tests/test_database_functions.py` fails until the database runs the file's source.
+
+Revision ID: 0014_one_order_statement
+Revises: 0013_secrets_at_rest
+Create Date: 2026-12-01
+"""
+
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import op
+
+from ordersvc import db_functions
+
+revision: str = "0014_one_order_statement"
+down_revision: str | None = "0013_secrets_at_rest"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+OUTCOMES = (
+    "placed",
+    "replayed",
+    "idempotency_conflict",
+    "invalid_key",
+    "opted_out",
+    "insufficient_balance",
+    "public_id_taken",
+)
+
+
+def upgrade() -> None:
+    op.execute(f"CREATE TYPE ordersvc_order_outcome AS ENUM ({', '.join(repr(o) for o in OUTCOMES)})")
+    op.add_column("outbox", sa.Column("consent_id", sa.BigInteger, sa.ForeignKey("recipient_consents.id")))
+    for column in ("subject", "body_text", "body_html", "headers"):
+        op.alter_column("outbox", column, nullable=True)
+    op.add_column("outbox", sa.Column("request_orders", sa.Integer))
+    op.add_column("outbox", sa.Column("request_quantity", sa.BigInteger))
+    op.create_check_constraint(
+        "rendered_or_consent",
+        "outbox",
+        "consent_id IS NOT NULL OR (subject IS NOT NULL AND body_text IS NOT NULL"
+        " AND body_html IS NOT NULL AND headers IS NOT NULL)",
+    )
+    db_functions.install(op.execute)
+    # A pair's orders awaiting confirmation, by the mailbox key: what a request asks about, and
+    # what a confirmation, decline or expiry moves (few rows, however long an account's history).
+    op.execute(
+        "CREATE INDEX ix_orders_waiting ON orders (account_id, ordersvc_mailbox_key(email))"
+        " WHERE status = 'awaiting confirmation'"
+    )
+    op.execute(
+        "DROP FUNCTION ordersvc_place_orders_by_key(text[], bytea[], text[], text[], integer[], bigint[], integer)"
+    )
+    op.execute("DROP FUNCTION ordersvc_place_order(bigint, text, text, integer, bigint, text)")
+    op.execute("DROP FUNCTION ordersvc_consent_gate(bigint, text)")
+
+
+def downgrade() -> None:
+    for name in (
+        "ordersvc_place_orders(text[], bytea[], bigint[], text[], text[], integer[], bigint[], text[], bytea[],"
+        " integer, interval, interval)",
+        "ordersvc_ask_consent(bigint, interval, interval)",
+        "ordersvc_expire_consent(bigint)",
+        "ordersvc_end_order(bigint, text, text)",
+        "ordersvc_post_payment(bigint, text, bigint, text, bigint, text, bigint, text)",
+        "ordersvc_mailbox_key(text)",
+    ):
+        op.execute(f"DROP FUNCTION {name}")
+    op.execute("DROP TYPE ordersvc_order_outcome")
+    # Unrendered requests go; their pairs are asked again by the old sweep.
+    op.execute(
+        "UPDATE recipient_consents SET mailed_at = NULL, expires_at = NULL"
+        " WHERE id IN (SELECT consent_id FROM outbox WHERE body_text IS NULL)"
+    )
+    op.execute("DELETE FROM outbox WHERE body_text IS NULL")
+    op.drop_constraint("rendered_or_consent", "outbox")
+    for column in ("subject", "body_text", "body_html", "headers"):
+        op.alter_column("outbox", column, nullable=False)
+    op.drop_index("ix_orders_waiting", "orders")
+    op.drop_column("outbox", "request_quantity")
+    op.drop_column("outbox", "request_orders")
+    op.drop_column("outbox", "consent_id")
+    for module in ("0009_order_path_functions", "0011_order_by_key"):
+        spec = importlib.util.spec_from_file_location(module, Path(__file__).with_name(f"{module}.py"))
+        assert spec is not None and spec.loader is not None
+        old = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(old)
+        old.upgrade()

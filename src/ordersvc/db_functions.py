@@ -1,0 +1,55 @@
+"""The database functions' source: one file per function, next to the domain whose rule it is
+(`<domain>/sql/<function>.sql`). Migrations install them from these files (`install`), and a
+test checks that the database runs exactly this source; a change to a file comes with a
+migration that installs it again.
+
+A function's file holds one `CREATE OR REPLACE FUNCTION` statement, its comment first."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parent
+
+# In the order they are installed: a plain SQL function is checked against what exists when it
+# is created (PL/pgSQL bodies only when they run).
+FILES = (
+    "consent/sql/ordersvc_mailbox_key.sql",
+    "ledger/sql/ordersvc_post_payment.sql",
+    "orders/sql/ordersvc_end_order.sql",
+    "consent/sql/ordersvc_expire_consent.sql",
+    "consent/sql/ordersvc_ask_consent.sql",
+    "orders/sql/ordersvc_place_orders.sql",
+)
+
+_BODY = re.compile(r"\$\$\n?(.*?)\$\$", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseFunction:
+    name: str
+    path: Path
+
+    @property
+    def source(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    @property
+    def body(self) -> str:
+        """What PostgreSQL keeps as the function's source (`pg_proc.prosrc`)."""
+        match = _BODY.search(self.source)
+        if match is None:
+            raise ValueError(f"{self.path} has no $$-quoted body")
+        return match.group(1)
+
+
+FUNCTIONS = tuple(DatabaseFunction(Path(f).stem, _ROOT / f) for f in FILES)
+
+
+def install(execute: Callable[[str], object]) -> None:
+    """Create or replace every function, with `execute` (Alembic's `op.execute`, say)."""
+    for function in FUNCTIONS:
+        execute(function.source)
