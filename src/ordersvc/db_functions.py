@@ -25,7 +25,7 @@ FILES = (
     "orders/sql/ordersvc_place_orders.sql",
 )
 
-_BODY = re.compile(r"\$\$\n?(.*?)\$\$", re.DOTALL)
+_BODY = re.compile(r"\$\$(.*?)\$\$", re.DOTALL)
 
 
 @dataclass(frozen=True, slots=True)
