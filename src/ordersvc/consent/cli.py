@@ -7,6 +7,7 @@ import signal
 from typing import Annotated
 
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc import db
 from ordersvc.cli_support import database_url, in_transaction
@@ -14,6 +15,7 @@ from ordersvc.config import get_settings
 from ordersvc.consent import service as consent
 from ordersvc.outbox import mailer
 from ordersvc.outbox import service as outbox
+from ordersvc.outbox.models import OutboxMessage
 
 suppression_app = typer.Typer(help="Addresses that must never be contacted.", no_args_is_help=True)
 outbox_app = typer.Typer(help="Outgoing consent messages.", no_args_is_help=True)
@@ -49,12 +51,18 @@ def outbox_list(
     full: Annotated[bool, typer.Option("--full", help="Print each message's text.")] = False,
 ) -> None:
     """The newest outbox messages (with no SMTP_URL, this is where consent mail waits)."""
-    rows = in_transaction(lambda session: outbox.list_outbox(session, status=status, limit=limit))
+    render = mailer.renderer(get_settings())
+
+    async def listing(session: AsyncSession) -> list[OutboxMessage]:
+        for message_id in await outbox.unrendered(session, limit=limit):  # as the sender writes them
+            await outbox.render(session, message_id, render)
+        return await outbox.list_outbox(session, status=status, limit=limit)
+
+    rows = in_transaction(listing)
     if not rows:
         typer.echo("outbox is empty")
     for m in rows:
-        subject = m.subject if m.subject is not None else "(a confirmation request, written when it is sent)"
-        typer.echo(f"{m.id}\t{m.status}\t{m.to_email}\t{subject}\t{m.created_at:%Y-%m-%d %H:%M:%S}")
+        typer.echo(f"{m.id}\t{m.status}\t{m.to_email}\t{m.subject}\t{m.created_at:%Y-%m-%d %H:%M:%S}")
         if full:
             typer.echo(m.body_text)
 

@@ -106,7 +106,9 @@ def smtp_sender(smtp_url: str) -> Send:
     return send
 
 
-def _renderer(settings: Settings) -> outbox.Render:
+def renderer(settings: Settings) -> outbox.Render:
+    """How a queued consent request's message is written, with this installation's links."""
+
     async def render(session: AsyncSession, message: OutboxMessage) -> outbox.Rendered:
         assert message.consent_id is not None
         return await consent.render_request(
@@ -128,7 +130,7 @@ async def render_queued(maker: async_sessionmaker[AsyncSession], settings: Setti
         ids = await outbox.unrendered(session, limit=limit)
     for message_id in ids:
         async with maker.begin() as session:
-            await outbox.render(session, message_id, _renderer(settings))
+            await outbox.render(session, message_id, renderer(settings))
     return len(ids)
 
 
@@ -142,7 +144,7 @@ async def send_due(
 ) -> int:
     """Claim due messages one at a time (committed, so a crash leaves the message to be retried
     after its lease), send it, record the outcome. Returns how many were sent."""
-    render = _renderer(settings or get_settings())
+    render = renderer(settings or get_settings())
     sent = 0
     for _ in range(limit):
         async with maker.begin() as session:
