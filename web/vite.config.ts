@@ -1,9 +1,17 @@
 import { defineConfig } from "vite";
+import openapi from "./openapi.json" with { type: "json" };
+
+// The order quantity range, as the service's OpenAPI document states it (`src/limits.ts`).
+const quantity: { minimum?: number; maximum?: number } = openapi.components.schemas.OrderCreate.properties.quantity;
+if (!Number.isInteger(quantity.minimum) || !Number.isInteger(quantity.maximum)) {
+  throw new Error("openapi.json: OrderCreate.quantity has no integer minimum and maximum");
+}
 
 // The bundle is built into the Python package, which serves it at `/` (index.html) and
 // `/assets/` (hashed files), so `ordersvc serve` needs no Node at run time.
 export default defineConfig({
   base: "/",
+  define: { __ORDER_QUANTITY__: JSON.stringify({ minimum: quantity.minimum, maximum: quantity.maximum }) },
   build: {
     outDir: "../src/ordersvc/dashboard/static",
     emptyOutDir: true,

@@ -42,6 +42,7 @@ class TestCreate:
             "status": "awaiting confirmation",
             "progress": 0,
             "created": "X",
+            "cancelable": True,
         }
         created = datetime.fromisoformat(body["created"])
         assert created.utcoffset() == timedelta(0)

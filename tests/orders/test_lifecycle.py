@@ -1,17 +1,23 @@
-"""Cancellation with exact refunds, the transition history, and legacy status look-ups."""
+"""The order's transitions (one table, one function), cancellation with exact refunds, the
+transition history, and legacy status look-ups."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
+from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ordersvc.orders.lifecycle import refund_mills
-from ordersvc.orders.models import Order
+from ordersvc.accounts.models import Account
+from ordersvc.money import format_usd
+from ordersvc.orders import lifecycle
+from ordersvc.orders.models import FINAL_STATUSES, OPEN_STATUSES, Order, OrderStatus
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import call, snapshot
 from tests.orders.test_endpoints import auth, create
@@ -92,21 +98,101 @@ class TestCancel:
         assert (await client.get(f"/v1/orders/{order_id}/events", headers=auth(other))).status_code == 404
 
 
-class TestRefundRounding:
-    def test_refund_is_the_undelivered_share_rounded_down(self) -> None:
-        for quantity in range(500, 50_001, 499):
-            for delivered in {0, 1, quantity // 3, quantity // 2, quantity - 1, quantity}:
-                order = Order(public_id="X", account_id=1, email="x", quantity=quantity, price_mills=quantity,
-                              delivered=delivered)  # fmt: skip
-                refund = refund_mills(order)
-                assert refund * quantity <= order.price_mills * (quantity - delivered)
-                assert (refund + 1) * quantity > order.price_mills * (quantity - delivered)
-                assert 0 <= refund <= order.price_mills
-                assert refund == quantity - delivered  # price = quantity mills: exact
+class TestRefunds:
+    """The refund is the database's `ordersvc_end_order` (price x (quantity - delivered) /
+    quantity, rounded down); with price = quantity mills, exactly quantity - delivered mills."""
 
-    def test_rounding_with_a_price_that_does_not_divide(self) -> None:
-        order = Order(public_id="X", account_id=1, email="x", quantity=3, price_mills=1000, delivered=1)
-        assert refund_mills(order) == 666  # 666.67 rounded down: never more than was paid for
+    @pytest.mark.parametrize(("delivered", "ends"), [(0, "canceled"), (1, "partial"), (411, "partial"),
+                                                     (1233, "partial"), (1234, "completed")])  # fmt: skip
+    async def test_an_order_ends_at_its_delivered_count_refunding_the_rest(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker, delivered: int, ends: str
+    ) -> None:
+        customer = await make_customer(balance="5")
+        order_id = (await create(client, customer, quantity=1234)).json()["id"]
+        await set_progress(sessionmaker, order_id, "in progress", delivered)
+        async with sessionmaker.begin() as session:
+            order = (await session.execute(sa.select(Order).where(Order.public_id == order_id))).scalar_one()
+            account = await session.get_one(Account, customer.account_id)
+            assert account.balance_mills == 5000 - 1234
+            refund = await lifecycle.finish(session, order, "test")
+            assert (refund, order.status) == (1234 - delivered, ends)  # the object shows the new state
+            assert "balance_mills" in sa.inspect(account).unloaded  # the loaded account forgot its balance
+            await session.refresh(account)
+            assert account.balance_mills == 5000 - delivered
+        assert await snapshot(sessionmaker, customer) == (format_usd(5000 - delivered), 3 if delivered < 1234 else 2, 1)
+
+
+def _unused_session() -> AsyncSession:
+    class Unused:
+        def __getattr__(self, name: str) -> object:
+            raise AssertionError(f"a refused transition touched the session ({name})")
+
+    return cast(AsyncSession, Unused())
+
+
+class TestTransitionTable:
+    def test_every_status_has_its_row_and_finished_orders_go_nowhere(self) -> None:
+        assert set(lifecycle.TRANSITIONS) == set(OrderStatus)
+        assert {s for s, to in lifecycle.TRANSITIONS.items() if not to} == set(FINAL_STATUSES) == lifecycle.ENDINGS
+        assert set(OPEN_STATUSES) == lifecycle.CANCELABLE
+
+    @pytest.mark.parametrize(
+        ("from_status", "to_status"),
+        [(f, t) for f in OrderStatus for t in OrderStatus if t not in lifecycle.TRANSITIONS[f]],
+        ids=str,
+    )
+    async def test_a_transition_the_table_does_not_allow_is_refused(
+        self, from_status: OrderStatus, to_status: OrderStatus
+    ) -> None:
+        order = Order(id=1, public_id="A7E17A3E", account_id=1, email="x", quantity=500, price_mills=500,
+                      status=from_status.value)  # fmt: skip
+        with pytest.raises(lifecycle.TransitionNotAllowed):
+            await lifecycle.transition(_unused_session(), order, to_status, "test")
+        assert order.status == from_status.value
+
+    @pytest.mark.parametrize("from_status", list(OrderStatus), ids=str)
+    async def test_a_cancellation_is_requested_only_of_an_order_in_progress_staying_there(
+        self, from_status: OrderStatus
+    ) -> None:
+        order = Order(id=1, public_id="A7E17A3E", account_id=1, email="x", quantity=500, price_mills=500,
+                      status=from_status.value)  # fmt: skip
+        for to_status in OrderStatus:
+            if (from_status, to_status) == (OrderStatus.IN_PROGRESS, OrderStatus.IN_PROGRESS):
+                continue
+            with pytest.raises(lifecycle.TransitionNotAllowed):
+                await lifecycle.transition(_unused_session(), order, to_status, "test", cancel_requested=True)
+
+    def test_the_allowed_transitions(self) -> None:
+        s = OrderStatus
+        assert {(f, t) for f, to in lifecycle.TRANSITIONS.items() for t in to} == {
+            (s.AWAITING_CONFIRMATION, s.PENDING), (s.AWAITING_CONFIRMATION, s.CANCELED),
+            (s.PENDING, s.IN_PROGRESS), (s.PENDING, s.CANCELED),
+            (s.IN_PROGRESS, s.IN_PROGRESS), (s.IN_PROGRESS, s.COMPLETED), (s.IN_PROGRESS, s.PARTIAL),
+            (s.IN_PROGRESS, s.CANCELED),
+        }  # fmt: skip
+
+
+SRC = Path(__file__).resolve().parents[2] / "src" / "ordersvc"
+
+
+class TestOneWayIn:
+    def test_no_module_but_the_lifecycle_moves_an_order(self) -> None:
+        """`set_status` and `end_order` (the only writers of `orders.status` in Python) are
+        called by `orders/lifecycle.py` alone."""
+        callers = {
+            str(path.relative_to(SRC))
+            for path in SRC.rglob("*.py")
+            if re.search(r"\b(set_status|end_order)\(", path.read_text(encoding="utf-8"))
+        }
+        assert callers == {"orders/lifecycle.py", "orders/repository.py"}
+
+    def test_orders_do_not_import_consent(self) -> None:
+        importers = [
+            str(path.relative_to(SRC))
+            for path in (SRC / "orders").rglob("*.py")
+            if re.search(r"\bordersvc\.consent\b|from ordersvc import consent", path.read_text(encoding="utf-8"))
+        ]
+        assert importers == []
 
 
 class TestLegacy:

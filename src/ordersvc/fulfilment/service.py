@@ -18,8 +18,7 @@ from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.fulfilment import repository
 from ordersvc.fulfilment.models import Worker
 from ordersvc.keyring import keyring
-from ordersvc.orders import repository as orders_repository
-from ordersvc.orders.lifecycle import refund_undelivered
+from ordersvc.orders import lifecycle
 from ordersvc.orders.models import Order, OrderStatus
 from ordersvc.text import clean_text
 from ordersvc.timestamps import utc_now
@@ -125,7 +124,7 @@ async def claim(
         if order.status == OrderStatus.IN_PROGRESS.value:
             reason = f"lease expired; resumed by worker {worker.name} at {order.delivered} delivered"
         await repository.update_order(session, order.id, worker_id=worker.id, lease_until=lease_until)
-        await orders_repository.set_status(session, order, OrderStatus.IN_PROGRESS.value, reason)
+        await lifecycle.transition(session, order, OrderStatus.IN_PROGRESS, reason)
         consent_id = await consent_repository.consent_id_of(session, order.account_id, order.email)
         assert consent_id is not None  # a pending order's pair has a consent row
         claimed.append(Claimed(order, _opt_out_url(settings, consent_id)))
@@ -142,18 +141,12 @@ async def _held(session: AsyncSession, worker: Worker, public_id: str) -> Order:
 
 
 async def _finish(session: AsyncSession, order: Order, reason: str) -> Order:
-    """End an order in progress at its delivered count: completed, partial (refund of the
-    undelivered share) or canceled (nothing delivered: full refund)."""
+    """End an order in progress at its delivered count (`lifecycle.finish`: completed, partial
+    with a refund of the undelivered share, or canceled with a full refund when nothing was
+    delivered), releasing its lease."""
     assert order.id is not None
-    if order.delivered >= order.quantity:
-        status = OrderStatus.COMPLETED
-    elif order.delivered > 0:
-        status = OrderStatus.PARTIAL
-    else:
-        status = OrderStatus.CANCELED
     await repository.update_order(session, order.id, lease_until=None)
-    await orders_repository.set_status(session, order, status.value, reason)
-    await refund_undelivered(session, order)
+    await lifecycle.finish(session, order, reason)
     return order
 
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt
 
 from ordersvc.money import format_usd
+from ordersvc.orders import lifecycle
 from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, PUBLIC_ID_PATTERN, Order, OrderEvent, OrderStatus
 from ordersvc.schemas import MoneyStr
 
@@ -44,6 +45,7 @@ class OrderOut(BaseModel):
                     "status": "pending",
                     "progress": 0,
                     "created": "2026-01-22T10:00:00Z",
+                    "cancelable": True,
                 }
             ]
         }
@@ -56,6 +58,11 @@ class OrderOut(BaseModel):
     status: OrderStatus
     progress: int = Field(ge=0, le=100, description="Percent delivered.")
     created: datetime
+    cancelable: bool = Field(
+        description="Whether `POST /v1/orders/{order_id}/cancel` would be accepted now: while the order is "
+        "`awaiting confirmation`, `pending` or `in progress` (in progress, the cancellation is recorded for "
+        "its worker; asking again once it is recorded is accepted and changes nothing)."
+    )
 
     @classmethod
     def of(cls, order: Order | NewOrder) -> OrderOut:
@@ -68,6 +75,7 @@ class OrderOut(BaseModel):
             status=OrderStatus(order.status),
             progress=order.progress,
             created=order.created_at,
+            cancelable=lifecycle.cancelable(order.status),
         )
 
 
@@ -113,6 +121,7 @@ ORDER_EXAMPLE: dict[str, JsonValue] = {
     "status": "canceled",
     "progress": 0,
     "created": "2026-01-22T10:00:00Z",
+    "cancelable": False,
 }
 
 

@@ -1149,6 +1149,7 @@ export interface components {
          * OrderCancellation
          * @example {
          *       "order": {
+         *         "cancelable": false,
          *         "created": "2026-01-22T10:00:00Z",
          *         "email": "billgates@microsoft.com",
          *         "id": "A7E17A3E",
@@ -1233,6 +1234,7 @@ export interface components {
         /**
          * OrderOut
          * @example {
+         *       "cancelable": true,
          *       "created": "2026-01-22T10:00:00Z",
          *       "email": "billgates@microsoft.com",
          *       "id": "A7E17A3E",
@@ -1269,6 +1271,11 @@ export interface components {
              * Format: date-time
              */
             created: string;
+            /**
+             * Cancelable
+             * @description Whether `POST /v1/orders/{order_id}/cancel` would be accepted now: while the order is `awaiting confirmation`, `pending` or `in progress` (in progress, the cancellation is recorded for its worker; asking again once it is recorded is accepted and changes nothing).
+             */
+            cancelable: boolean;
         };
         /**
          * OrderStatus

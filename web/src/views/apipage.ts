@@ -1,6 +1,7 @@
 import type { AppContext, Page } from "../app";
 import { h } from "../dom";
 import { endpointUrl, EXAMPLES, fillExample } from "../examples";
+import { QUANTITY_ERROR } from "../limits";
 import { copyButton, onArrowKeys } from "../ui";
 
 // The legacy API's errors, as the reference lists them.
@@ -8,7 +9,7 @@ const ERRORS = [
   "Invalid key.",
   "Invalid params.",
   "Invalid email.",
-  "Invalid quantity. Range is 500-50000.",
+  QUANTITY_ERROR,
   "Insufficient balance.",
   "Unknown action.",
 ];

@@ -2,14 +2,12 @@ import { api, dataOrProblem, newIdempotencyKey, problemText, type Schemas } from
 import type { AppContext, Page } from "../app";
 import { fill, h } from "../dom";
 import { formatMills, timeElement, usd } from "../format";
+import { MAX_QUANTITY, MIN_QUANTITY, QUANTITY_ERROR } from "../limits";
 import { messageSlot, PagedTable } from "../ui";
 
 type Order = Schemas["OrderOut"];
 type OrderStatus = Schemas["OrderStatus"];
 
-export const MIN_QUANTITY = 500;
-export const MAX_QUANTITY = 50000;
-const QUANTITY_ERROR = `Invalid quantity. Range is ${MIN_QUANTITY}-${MAX_QUANTITY}.`;
 const REFRESH_MS = 10_000;
 
 const STATUS_HELP: Record<OrderStatus, string> = {
@@ -21,7 +19,6 @@ const STATUS_HELP: Record<OrderStatus, string> = {
   partial: "Stopped before the end; the undelivered share was refunded.",
   canceled: "Canceled; what was not delivered was refunded.",
 };
-const CANCELABLE: OrderStatus[] = ["awaiting confirmation", "pending", "in progress"];
 
 /** The same checks the API makes, with its words; the API still has the last say. */
 export function validateOrder(email: string, quantityText: string): { email?: string; quantity?: string } {
@@ -29,7 +26,7 @@ export function validateOrder(email: string, quantityText: string): { email?: st
   if (email.length === 0 || email.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email)) {
     errors.email = "Invalid email.";
   }
-  const quantity = /^\d{1,6}$/.test(quantityText) ? Number(quantityText) : NaN;
+  const quantity = /^\d+$/.test(quantityText) ? Number(quantityText) : NaN;
   if (!(quantity >= MIN_QUANTITY && quantity <= MAX_QUANTITY)) errors.quantity = QUANTITY_ERROR;
   return errors;
 }
@@ -91,7 +88,7 @@ export function ordersPage(context: AppContext): Page {
         hideHeader: true,
         className: "row-actions",
         cell: (o) =>
-          CANCELABLE.includes(o.status)
+          o.cancelable
             ? h(
                 "button",
                 { type: "button", class: "button small ghost danger", onclick: () => cancelDialog.open(o), "aria-label": `Cancel order ${o.id}` },
@@ -170,7 +167,7 @@ function orderForm(context: AppContext, placed: (order: Order) => Promise<void>)
   let idempotencyKey = newIdempotencyKey();
 
   const updatePrice = (): void => {
-    const q = /^\d{1,6}$/.test(quantity.value) ? Number(quantity.value) : NaN;
+    const q = /^\d+$/.test(quantity.value) ? Number(quantity.value) : NaN;
     price.textContent = q >= MIN_QUANTITY && q <= MAX_QUANTITY ? usd(formatMills(q)) : "—";
   };
   const edited = (): void => {
