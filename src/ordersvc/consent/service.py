@@ -17,25 +17,17 @@ from ordersvc.accounts import repository as accounts_repository
 from ordersvc.accounts.models import Account
 from ordersvc.config import Settings, get_settings
 from ordersvc.consent import repository, tokens
-from ordersvc.consent.gate import ConsentGate
-from ordersvc.consent.messages import ConsentLinks, confirmation_message
+from ordersvc.consent.messages import ConsentLinks, RenderedMessage, confirmation_message
 from ordersvc.consent.models import ConsentStatus, RecipientConsent, Suppression
 from ordersvc.consent.tokens import ConsentAction, ConsentToken
 from ordersvc.emails import normalize_email
 from ordersvc.errors import Conflict, NotFound
 from ordersvc.keyring import keyring
-from ordersvc.orders import repository as orders_repository
-from ordersvc.orders.lifecycle import cancel_locked
+from ordersvc.orders import lifecycle
 from ordersvc.orders.models import OrderStatus
-from ordersvc.outbox import service as outbox
 from ordersvc.timestamps import utc_now
 
 logger = logging.getLogger(__name__)
-
-
-class RecipientOptedOut(Conflict):
-    code = "recipient_opted_out"
-    message = "Recipient has opted out."
 
 
 class ConsentClosed(Conflict):
@@ -47,35 +39,6 @@ class NotSuppressed(NotFound):
     message = "That address is not on the suppression list."
 
 
-@dataclass(frozen=True, slots=True)
-class OrderConsent:
-    status: OrderStatus  # what a new order to the address starts as
-    consent_id: int
-    ask: bool  # the pair's confirmation message is still to be sent
-
-
-async def status_for_unconfirmed(session: AsyncSession, *, account_id: int, consent: ConsentGate) -> OrderConsent:
-    """The status a new order starts in when the gate (`orders.repository.place_order`, which
-    refuses opted-out addresses and lets a confirmed pair's order through as pending) found the
-    pair's consent unconfirmed and locked it. A pair whose earlier request was declined or expired
-    is asked again (still at most one message per address per interval)."""
-    status = consent.status
-    if status == ConsentStatus.REQUESTED.value and consent.expires_at and consent.expires_at < utc_now():
-        await _expire_locked(session, consent.consent_id, account_id, consent.mailbox)  # its waiting orders end now
-        status = ConsentStatus.EXPIRED.value
-    if status != ConsentStatus.REQUESTED.value:
-        await repository.set_consent(
-            session,
-            consent.consent_id,
-            status=ConsentStatus.REQUESTED.value,
-            mailed_at=None,
-            expires_at=None,
-            decided_at=None,
-        )
-        return OrderConsent(OrderStatus.AWAITING_CONFIRMATION, consent.consent_id, ask=True)
-    return OrderConsent(OrderStatus.AWAITING_CONFIRMATION, consent.consent_id, ask=consent.mailed_at is None)
-
-
 def _links(settings: Settings, consent_id: int, expires: int) -> ConsentLinks:
     def link(action: ConsentAction) -> str:
         token = tokens.sign(keyring(settings), ConsentToken(consent_id, action, expires))
@@ -84,34 +47,35 @@ def _links(settings: Settings, consent_id: int, expires: int) -> ConsentLinks:
     return ConsentLinks(link(ConsentAction.CONFIRM), link(ConsentAction.DECLINE), link(ConsentAction.OPT_OUT))
 
 
-async def request_confirmation(session: AsyncSession, *, consent_id: int, settings: Settings | None = None) -> bool:
+async def request_confirmation(session: AsyncSession, *, consent_id: int, settings: Settings) -> bool:
     """Queue the pair's confirmation message unless it was sent already or the address got one
-    within the interval (then the mailer's housekeeping sends it when the window opens)."""
-    settings = settings or get_settings()
-    consent = await repository.lock_consent(session, consent_id)
-    if consent is None or consent.status != ConsentStatus.REQUESTED.value or consent.mailed_at is not None:
-        return False
-    mailbox = await repository.lock_mailbox(session, consent.email)
-    now = utc_now()
-    interval = timedelta(hours=settings.consent_mail_interval_hours)
-    if mailbox.last_mailed_at is not None and mailbox.last_mailed_at > now - interval:
-        return False
-    waiting = await repository.lock_waiting_orders(session, consent.account_id, consent.email)
+    within the interval (then the housekeeping sends it when the window opens): the rule is the
+    database's `ordersvc_ask_consent` (`consent/sql/`), which a new order's statement runs too.
+    The message itself is written when it is sent (`render_request`)."""
+    return await repository.ask_consent(
+        session,
+        consent_id,
+        interval=timedelta(hours=settings.consent_mail_interval_hours),
+        link_lifetime=timedelta(hours=settings.consent_link_hours),
+    )
+
+
+async def render_request(
+    session: AsyncSession, *, consent_id: int, orders: int, quantity: int, settings: Settings
+) -> RenderedMessage:
+    """The confirmation message of a queued request, as it is sent: who asks, about the orders
+    that were waiting when it was queued, with links that expire with the request."""
+    consent = await session.get_one(RecipientConsent, consent_id)
     requester = (await session.get_one(Account, consent.account_id)).email
-    expires = now + timedelta(hours=settings.consent_link_hours)
+    expires = consent.expires_at or utc_now() + timedelta(hours=settings.consent_link_hours)
     subject, text, html, headers = confirmation_message(
         requester=requester,
-        orders=len(waiting),
-        quantity=sum(o.quantity for o in waiting),
+        orders=orders,
+        quantity=quantity,
         links=_links(settings, consent_id, int(expires.timestamp())),
         hours=settings.consent_link_hours,
     )
-    await outbox.enqueue(
-        session, to_email=consent.email, subject=subject, body_text=text, body_html=html, headers=headers
-    )
-    await repository.set_consent(session, consent_id, mailed_at=now, expires_at=expires)
-    await repository.set_mailbox(session, consent.email, now)
-    return True
+    return RenderedMessage(subject, text, html, headers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +124,7 @@ async def decide(session: AsyncSession, *, token: str, settings: Settings | None
             raise ConsentClosed()
         await repository.set_consent(session, consent.id, status=ConsentStatus.CONFIRMED.value, decided_at=utc_now())
         for order in await repository.lock_waiting_orders(session, consent.account_id, consent.email):
-            await orders_repository.set_status(session, order, OrderStatus.PENDING.value, "recipient confirmed")
+            await lifecycle.transition(session, order, OrderStatus.PENDING, "recipient confirmed")
         return Decision(parsed.action, requester, consent.email, True)
     # Decline: also withdraws an earlier confirmation for this account.
     if consent.status == ConsentStatus.DECLINED.value:
@@ -168,7 +132,7 @@ async def decide(session: AsyncSession, *, token: str, settings: Settings | None
     await repository.set_consent(session, consent.id, status=ConsentStatus.DECLINED.value, decided_at=utc_now())
     for order in await repository.lock_open_orders_to(session, consent.email):
         if order.account_id == consent.account_id:
-            await cancel_locked(session, order, "recipient declined")
+            await lifecycle.cancel_locked(session, order, "recipient declined")
     return Decision(parsed.action, requester, consent.email, True)
 
 
@@ -188,7 +152,7 @@ async def opt_out(session: AsyncSession, *, email: str, source: str) -> bool:
     for account_id in sorted({o.account_id for o in orders}):
         await accounts_repository.lock_account(session, account_id)
     for order in orders:
-        await cancel_locked(session, order, "recipient opted out")
+        await lifecycle.cancel_locked(session, order, "recipient opted out")
     return added
 
 
@@ -209,26 +173,15 @@ async def mail_waiting_requests(maker: async_sessionmaker[AsyncSession], *, sett
 
 async def expire_requests(maker: async_sessionmaker[AsyncSession]) -> int:
     """Unanswered requests past their links' expiry: expired, and their orders canceled with
-    a full refund. One transaction per request."""
+    a full refund (the database's `ordersvc_expire_consent`, which a new order to the pair runs
+    too when it comes first). One transaction per request."""
     async with maker() as session:
         consent_ids = await repository.expired_consents(session, utc_now())
     expired = 0
     for consent_id in consent_ids:
         async with maker.begin() as session:
-            consent = await repository.lock_consent(session, consent_id)
-            if consent is None or consent.status != ConsentStatus.REQUESTED.value:
-                continue
-            assert consent.id is not None
-            await _expire_locked(session, consent.id, consent.account_id, consent.email)
-            expired += 1
+            expired += await repository.expire_consent(session, consent_id)
     return expired
-
-
-async def _expire_locked(session: AsyncSession, consent_id: int, account_id: int, mailbox: str) -> None:
-    """The locked request `consent_id` ran out: it expires, and its waiting orders end."""
-    await repository.set_consent(session, consent_id, status=ConsentStatus.EXPIRED.value, decided_at=utc_now())
-    for order in await repository.lock_waiting_orders(session, account_id, mailbox):
-        await cancel_locked(session, order, "confirmation expired")
 
 
 # Operators ---------------------------------------------------------------------------------
