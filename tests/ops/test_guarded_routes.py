@@ -120,10 +120,10 @@ class TestEveryRouteDeclaresItsText:
         }
 
     def test_no_route_class_steps_around_the_guard(self, app: FastAPI) -> None:
-        # A subclass answers early through get_handler_behind_guard (the one-statement order),
+        # A subclass answers early through get_handler_behind_guard (the order's early parse),
         # never by replacing get_route_handler, which is the guard itself.
         classes = {type(route) for route in guarded_routes(app)}
-        assert order_endpoints.OneStatementOrderRoute in classes
+        assert order_endpoints.OrderCreateRoute in classes
         for route_class in classes:
             assert route_class.get_route_handler is GuardedRoute.get_route_handler, route_class
 
@@ -194,24 +194,25 @@ class TestRequestsNoRouteTakes:
         assert (await client.request("HEAD", "/api")).status_code == 405  # the legacy contract keeps HTTP's
 
 
-class TestTheOneStatementOrderIsBehindTheGuard:
-    """`POST /v1/orders` tries its one statement before FastAPI's handler: the guard comes first,
-    so hostile text never reaches that SQL, even where the order model would ignore it."""
+class TestTheOrdersEarlyParseIsBehindTheGuard:
+    """`POST /v1/orders` parses and places its order before FastAPI's handler: the guard comes
+    first, so hostile text never reaches the order statement, even where the order model would
+    ignore it."""
 
     @pytest.fixture
-    def one_statement_calls(self, monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
-        calls: list[dict[str, Any]] = []
-        original = order_endpoints.place_in_one_statement
+    def one_statement_calls(self, monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+        calls: list[tuple[Any, ...]] = []
+        original = order_endpoints._create
 
-        async def recorded(request: Any, **kwargs: Any) -> Any:
-            calls.append(kwargs)
-            return await original(request, **kwargs)
+        async def recorded(request: Any, *args: Any) -> Any:
+            calls.append(args)
+            return await original(request, *args)
 
-        monkeypatch.setattr(order_endpoints, "place_in_one_statement", recorded)
+        monkeypatch.setattr(order_endpoints, "_create", recorded)
         return calls
 
     async def test_hostile_text_in_an_ignored_field_or_the_query_never_reaches_it(
-        self, client: httpx.AsyncClient, make_customer: MakeCustomer, one_statement_calls: list[dict[str, Any]]
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, one_statement_calls: list[tuple[Any, ...]]
     ) -> None:
         customer = await make_customer(balance="5")
         body = b'{"email": "a@example.com", "quantity": 1000, "note": "\\u0000"}'  # OrderCreate ignores `note`
@@ -226,7 +227,7 @@ class TestTheOneStatementOrderIsBehindTheGuard:
         assert balance == "5.00"
 
     async def test_the_usual_order_still_takes_it(
-        self, client: httpx.AsyncClient, make_customer: MakeCustomer, one_statement_calls: list[dict[str, Any]]
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, one_statement_calls: list[tuple[Any, ...]]
     ) -> None:
         customer = await make_customer(balance="5")
         response = await client.post(

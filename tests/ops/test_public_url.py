@@ -4,6 +4,7 @@ requires the public URL."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from pathlib import Path
@@ -35,14 +36,21 @@ class TestLinksNameWhereTheServiceListens:
     ) -> None:
         customer = await make_customer(balance="5")
         recipient = unique_email("port")
-        with serve(tmp_path, env=_env_without_public_url()) as server:
+        # The message is written by the server's own mailer, when it takes the queued request.
+        env = _env_without_public_url(ORDERSVC_MAILER_IN_SERVE="true", ORDERSVC_MAILER_INTERVAL_SECONDS="0.2")
+        with serve(tmp_path, env=env) as server:
             async with httpx.AsyncClient(base_url=server.base_url) as client:
                 answer = await client.post(
                     "/v1/orders", json={"email": recipient, "quantity": 1000}, headers=auth(customer)
                 )
                 assert answer.status_code == 201, answer.text
-        async with sessionmaker() as session:
-            (message,) = [m for m in await outbox.list_outbox(session, limit=1000) if m.to_email == recipient]
+            for _ in range(150):  # up to 30 s
+                async with sessionmaker() as session:
+                    (message,) = [m for m in await outbox.list_outbox(session, limit=1000) if m.to_email == recipient]
+                if message.body_text is not None:
+                    break
+                await asyncio.sleep(0.2)
+        assert message.body_text is not None
         assert f"{server.base_url}/consent/confirm/" in message.body_text  # http://127.0.0.1:<its port>
         assert f"{server.base_url}/consent/optout/" in message.body_text
         assert "127.0.0.1:8000" not in message.body_text
