@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -120,10 +121,20 @@ async def ask_consent(session: AsyncSession, consent_id: int, *, interval: timed
     return bool((await session.execute(stmt)).scalar_one())
 
 
-async def expire_consent(session: AsyncSession, consent_id: int) -> bool:
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    expired: bool
+    refunds: int
+    refunded_mills: int
+
+
+async def expire_consent(session: AsyncSession, consent_id: int) -> Expiry:
     """`ordersvc_expire_consent`: the open request whose links ran out expires, its orders end."""
-    stmt = sa.select(sa.func.ordersvc_expire_consent(consent_id, type_=sa.Boolean))
-    return bool((await session.execute(stmt)).scalar_one())
+    stmt = sa.text("SELECT expired, refunds, refunded_mills FROM ordersvc_expire_consent(:id)").bindparams(
+        id=consent_id
+    )
+    expired, refunds, refunded_mills = (await session.execute(stmt)).one()
+    return Expiry(bool(expired), int(refunds), int(refunded_mills))
 
 
 async def lock_waiting_orders(session: AsyncSession, account_id: int, email: str) -> list[Order]:

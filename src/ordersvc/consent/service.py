@@ -7,6 +7,7 @@ The only mail the service sends is the confirmation request: one per address per
 from __future__ import annotations
 
 import logging
+from functools import partial
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -23,6 +24,7 @@ from ordersvc.consent.tokens import ConsentAction, ConsentToken
 from ordersvc.emails import normalize_email
 from ordersvc.errors import Conflict, NotFound
 from ordersvc.keyring import keyring
+from ordersvc.ops import metrics
 from ordersvc.orders import lifecycle
 from ordersvc.orders.models import OrderStatus
 from ordersvc.timestamps import utc_now
@@ -180,7 +182,10 @@ async def expire_requests(maker: async_sessionmaker[AsyncSession]) -> int:
     expired = 0
     for consent_id in consent_ids:
         async with maker.begin() as session:
-            expired += await repository.expire_consent(session, consent_id)
+            expiry = await repository.expire_consent(session, consent_id)
+            metrics.count_after_commit(session, partial(metrics.REFUNDS.inc, expiry.refunds))
+            metrics.count_after_commit(session, partial(metrics.REFUNDED_MILLS.inc, expiry.refunded_mills))
+        expired += expiry.expired
     return expired
 
 

@@ -168,7 +168,7 @@ BEGIN
         -- Requests whose links ran out before the sweep: they expire now (their orders end),
         -- after every consent row of the account is locked and before its row is.
         FOR v_p IN 1 .. coalesce(array_length(v_pair_ids, 1), 0) LOOP
-            IF v_pair_statuses[v_p] = 'requested' AND ordersvc_expire_consent(v_pair_ids[v_p]) THEN
+            IF v_pair_statuses[v_p] = 'requested' AND (SELECT e.expired FROM ordersvc_expire_consent(v_pair_ids[v_p]) e) THEN
                 v_pair_statuses[v_p] := 'expired';
             END IF;
         END LOOP;
