@@ -1,6 +1,10 @@
 """A small HTTP/1.1 load generator on raw asyncio streams: keep-alive connections, requests
 prepared as bytes, responses read by Content-Length. Far cheaper per request than a full client,
-so that on a shared 2-core machine most of the CPU goes to the service being measured."""
+so that on a shared 2-core machine most of the CPU goes to the service being measured.
+
+Every answer is judged by the caller's `ok(status, body)`: for orders, "an order was placed"
+(a legacy refusal is HTTP 200 with an `error` body, so the body is parsed, not only the status).
+A request unanswered within `answer_within` seconds is a failure, and its connection is replaced."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import asyncio
 import re
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
@@ -25,9 +29,14 @@ def request(method: str, path: str, *, body: bytes = b"", headers: dict[str, str
 
 @dataclass
 class Result:
-    latencies: list[float] = field(default_factory=list)
-    failures: int = 0
+    latencies: list[float] = field(default_factory=list)  # successful requests started in the measured window
+    failures: int = 0  # failed requests started in the measured window (bad status or body, timeouts)
+    timeouts: int = 0  # of which unanswered within the timeout
     elapsed: float = 0.0
+    ok_total: int = 0  # successful answers over the whole run: warm-up, window and tail
+    failures_total: int = 0  # failed requests over the whole run
+    timeouts_total: int = 0  # of which unanswered (the server may still have done the work)
+    sent_total: int = 0
     first_failure: bytes = b""
 
     @property
@@ -49,6 +58,17 @@ class Result:
         return self.percentile(0.99) * 1000
 
 
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes, within: float
+) -> tuple[int, bytes]:
+    async with asyncio.timeout(within):
+        writer.write(data)
+        head = await reader.readuntil(b"\r\n\r\n")
+        match = CONTENT_LENGTH.search(head)
+        body = await reader.readexactly(int(match.group(1))) if match else b""
+    return int(head[9:12]), body
+
+
 async def run(
     host: str,
     port: int,
@@ -58,9 +78,11 @@ async def run(
     seconds: float,
     ok: Callable[[int, bytes], bool],
     warmup_seconds: float = 1.0,
+    answer_within: float = 5.0,
 ) -> Result:
     """`connections` clients, each sending its next request when the last is answered, for
-    `seconds` after a warm-up. make_request(n) gives the n-th request of the run."""
+    `seconds` after a warm-up. make_request(n) gives the n-th request of the run (n from 1,
+    warm-up included, so that unique keys and addresses stay unique)."""
     result = Result()
     counter = 0
     start = time.perf_counter() + warmup_seconds
@@ -72,21 +94,53 @@ async def run(
         try:
             while (now := time.perf_counter()) < stop:
                 counter += 1
-                writer.write(make_request(counter))
-                head = await reader.readuntil(b"\r\n\r\n")
-                match = CONTENT_LENGTH.search(head)
-                body = await reader.readexactly(int(match.group(1))) if match else b""
+                result.sent_total += 1
+                try:
+                    status, body = await _exchange(reader, writer, make_request(counter), answer_within)
+                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+                    writer.close()
+                    result.failures_total += 1
+                    result.timeouts_total += isinstance(exc, TimeoutError)
+                    if now >= start:
+                        result.failures += 1
+                        result.timeouts += isinstance(exc, TimeoutError)
+                        result.first_failure = result.first_failure or repr(exc).encode()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    continue
                 done = time.perf_counter()
+                placed = ok(status, body)
+                result.ok_total += placed
+                result.failures_total += not placed
                 if now >= start:
-                    status = int(head[9:12])
-                    if ok(status, body):
+                    if placed:
                         result.latencies.append(done - now)
                     else:
                         result.failures += 1
-                        result.first_failure = result.first_failure or head[:12] + body[:200]
+                        result.first_failure = result.first_failure or f"{status} ".encode() + body[:200]
         finally:
             writer.close()
 
     await asyncio.gather(*(client() for _ in range(connections)))
     result.elapsed = time.perf_counter() - start
     return result
+
+
+async def send_all(
+    host: str, port: int, requests: Sequence[bytes], *, connections: int, answer_within: float = 30.0
+) -> list[tuple[int, bytes]]:
+    """Send each request once, over `connections` keep-alive connections; the answers in order."""
+    answers: list[tuple[int, bytes]] = [(0, b"")] * len(requests)
+    position = 0
+
+    async def client() -> None:
+        nonlocal position
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while position < len(requests):
+                mine, position = position, position + 1
+                answers[mine] = await _exchange(reader, writer, requests[mine], answer_within)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(min(connections, len(requests)))))
+    return answers

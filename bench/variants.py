@@ -1,0 +1,141 @@
+"""What the bench sends: the order variants real traffic takes, and the reads, as raw requests,
+with the test of each answer ("an order was placed", "the page was served")."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpload
+from seeding import RECIPIENT, Seeded, asked_address
+
+QUANTITY = 500  # 0.5 USD
+
+Api = Literal["legacy", "rest"]
+APIS: tuple[Api, ...] = ("legacy", "rest")
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    title: str
+    recipient: Literal["confirmed", "asked", "new"]
+    idempotent: bool  # a unique `request_id` (legacy) or `Idempotency-Key` (REST) on every order
+    hot: bool  # every connection on one account instead of 1,000
+    spread_twin: str | None = None  # a hot variant: the same variant on spread accounts
+
+
+VARIANTS = (
+    Variant("confirmed", "recipient confirmed, no idempotency key", "confirmed", False, False),
+    Variant("hot", "one hot account, recipient confirmed", "confirmed", False, True, "confirmed"),
+    Variant("asked", "recipient asked, not yet confirmed", "asked", False, False),
+    Variant("new", "a new recipient on every order", "new", False, False),
+    Variant("key", "with an idempotency key, recipient confirmed", "confirmed", True, False),
+    Variant("key-new", "an idempotency key and a new recipient", "new", True, False),
+    Variant("hot-key-new", "one hot account, an idempotency key and a new recipient", "new", True, True, "key-new"),
+)
+ONE_CLIENT = Variant("1client", "one client, recipient confirmed, no idempotency key", "confirmed", False, False)
+
+
+def order_request(api: Api, key: str, email: str, request_id: str | None) -> bytes:
+    if api == "legacy":
+        body = {"action": "order", "key": key, "email": email, "quantity": QUANTITY}
+        if request_id is not None:
+            body["request_id"] = request_id
+        return httpload.request("POST", "/api", body=json.dumps(body, separators=(",", ":")).encode())
+    headers = {"Authorization": f"Bearer {key}"}
+    if request_id is not None:
+        headers["Idempotency-Key"] = request_id
+    rest_body = json.dumps({"email": email, "quantity": QUANTITY}, separators=(",", ":")).encode()
+    return httpload.request("POST", "/v1/orders", body=rest_body, headers=headers)
+
+
+def order_requests(api: Api, variant: Variant, seeded: Seeded, tag: str) -> Callable[[int], bytes]:
+    """make_request(n) for the variant; `tag` makes new addresses and keys unique to the run."""
+    accounts = (
+        [(seeded.hot_key, seeded.hot_id)]
+        if variant.hot
+        else list(zip(seeded.spread_keys, seeded.spread_ids, strict=True))
+    )
+    if variant.recipient == "confirmed" and not variant.idempotent:
+        fixed = [order_request(api, key, RECIPIENT, None) for key, _ in accounts]  # built once: a cheap generator
+        return lambda n: fixed[n % len(fixed)]
+
+    def make(n: int) -> bytes:
+        key, account_id = accounts[n % len(accounts)]
+        if variant.recipient == "confirmed":
+            email = RECIPIENT
+        elif variant.recipient == "asked":
+            email = asked_address(account_id)
+        else:
+            email = f"new-{tag}-{n}@example.com"
+        return order_request(api, key, email, f"{tag}-{n}" if variant.idempotent else None)
+
+    return make
+
+
+def always(request: bytes) -> Callable[[int], bytes]:
+    """make_request for a run that sends the same request every time."""
+    return lambda n: request
+
+
+def _json(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def order_placed(api: Api) -> Callable[[int, bytes], bool]:
+    """A placed order, read from the body: a legacy refusal is HTTP 200 with `{"error": ...}`."""
+    if api == "legacy":
+
+        def legacy(status: int, body: bytes) -> bool:
+            answer = _json(body)
+            return status == 200 and isinstance(answer, dict) and isinstance(answer.get("order"), str)
+
+        return legacy
+
+    def rest(status: int, body: bytes) -> bool:
+        answer = _json(body)
+        return status == 201 and isinstance(answer, dict) and isinstance(answer.get("id"), str)
+
+    return rest
+
+
+@dataclass(frozen=True)
+class Read:
+    id: str
+    title: str
+    api: Api
+    make: Callable[[str], bytes]  # the request for an API key
+    field: str  # the answer carries this member
+
+
+def legacy_action(action: str) -> Callable[[str], bytes]:
+    body = json.dumps({"action": action}).encode()
+    return lambda key: httpload.request("POST", f"/api?key={key}", body=body)
+
+
+def rest_get(path: str) -> Callable[[str], bytes]:
+    return lambda key: httpload.request("GET", path, headers={"Authorization": f"Bearer {key}"})
+
+
+READS = (
+    Read("balance", "legacy balance", "legacy", legacy_action("balance"), "balance"),
+    Read("orders", "legacy orders default page", "legacy", legacy_action("orders"), "orders"),
+    Read("payments", "legacy payments default page", "legacy", legacy_action("payments"), "payments"),
+    Read("balance", "GET /v1/balance", "rest", rest_get("/v1/balance"), "balance"),
+    Read("orders", "GET /v1/orders default page", "rest", rest_get("/v1/orders"), "data"),
+    Read("payments", "GET /v1/payments default page", "rest", rest_get("/v1/payments"), "data"),
+)
+
+
+def read_served(field: str) -> Callable[[int, bytes], bool]:
+    def served(status: int, body: bytes) -> bool:
+        answer = _json(body)
+        return status == 200 and isinstance(answer, dict) and field in answer and "error" not in answer
+
+    return served
