@@ -2,9 +2,9 @@
 recipient's consent and with or without an idempotency key.
 
 - Installs the database functions from their files (`ordersvc.db_functions`): the ledger's one
-  balance move (`ordersvc_post_payment`), an order's end with its refund (`ordersvc_end_order`),
+  balance move (`ordersvc_post_payments`), an order's end with its refund (`ordersvc_end_order`),
   the mailbox key, a request's expiry and its message (`ordersvc_expire_consent`,
-  `ordersvc_ask_consent`), and the order statement.
+  `ordersvc_ask_consents`), and the order statement.
 - `ordersvc_order_outcome`: what the statement did with an order, an enum that
   `orders.models.OrderOutcome` lists the same way (a test compares them).
 - A consent message is rendered when it is sent: the outbox row names its request
@@ -77,10 +77,10 @@ def downgrade() -> None:
     for name in (
         "ordersvc_place_orders(text[], bytea[], bigint[], text[], text[], integer[], bigint[], text[], bytea[],"
         " integer, interval, interval)",
-        "ordersvc_ask_consent(bigint, interval, interval)",
+        "ordersvc_ask_consents(bigint[], interval, interval)",
         "ordersvc_expire_consent(bigint)",
         "ordersvc_end_order(bigint, text, text)",
-        "ordersvc_post_payment(bigint, text, bigint, text, bigint, text, bigint, text)",
+        "ordersvc_post_payments(bigint[], text[], bigint[], text[], bigint[], text[], bigint[], text[])",
         "ordersvc_mailbox_key(text)",
     ):
         op.execute(f"DROP FUNCTION {name}")
@@ -100,7 +100,8 @@ def downgrade() -> None:
     op.drop_column("outbox", "consent_id")
     for module in ("0009_order_path_functions", "0011_order_by_key"):
         spec = importlib.util.spec_from_file_location(module, Path(__file__).with_name(f"{module}.py"))
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         old = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(old)
         old.upgrade()

@@ -18,10 +18,10 @@ _ROOT = Path(__file__).resolve().parent
 # is created (PL/pgSQL bodies only when they run).
 FILES = (
     "consent/sql/ordersvc_mailbox_key.sql",
-    "ledger/sql/ordersvc_post_payment.sql",
+    "ledger/sql/ordersvc_post_payments.sql",
     "orders/sql/ordersvc_end_order.sql",
     "consent/sql/ordersvc_expire_consent.sql",
-    "consent/sql/ordersvc_ask_consent.sql",
+    "consent/sql/ordersvc_ask_consents.sql",
     "orders/sql/ordersvc_place_orders.sql",
 )
 

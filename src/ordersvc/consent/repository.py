@@ -116,8 +116,15 @@ async def set_consent(session: AsyncSession, consent_id: int, **values: object) 
 
 
 async def ask_consent(session: AsyncSession, consent_id: int, *, interval: timedelta, link_lifetime: timedelta) -> bool:
-    """`ordersvc_ask_consent`: queue the request's message, unless mailed or within the window."""
-    stmt = sa.select(sa.func.ordersvc_ask_consent(consent_id, interval, link_lifetime, type_=sa.Boolean))
+    """`ordersvc_ask_consents` for one request: queue its message, unless mailed or within the window."""
+    stmt = sa.select(
+        sa.func.ordersvc_ask_consents(
+            sa.cast(sa.literal([consent_id], sa.ARRAY(sa.BigInteger)), sa.ARRAY(sa.BigInteger)),
+            interval,
+            link_lifetime,
+            type_=sa.Integer,
+        )
+    )
     return bool((await session.execute(stmt)).scalar_one())
 
 

@@ -7,9 +7,9 @@ The only mail the service sends is the confirmation request: one per address per
 from __future__ import annotations
 
 import logging
-from functools import partial
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -52,7 +52,7 @@ def _links(settings: Settings, consent_id: int, expires: int) -> ConsentLinks:
 async def request_confirmation(session: AsyncSession, *, consent_id: int, settings: Settings) -> bool:
     """Queue the pair's confirmation message unless it was sent already or the address got one
     within the interval (then the housekeeping sends it when the window opens): the rule is the
-    database's `ordersvc_ask_consent` (`consent/sql/`), which a new order's statement runs too.
+    database's `ordersvc_ask_consents` (`consent/sql/`), which a new order's statement runs too.
     The message itself is written when it is sent (`render_request`)."""
     return await repository.ask_consent(
         session,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ordersvc import db
@@ -24,6 +25,7 @@ from ordersvc.orders.models import OrderOutcome
 MAX_BATCH = 64  # orders per statement
 MAX_IN_FLIGHT = 2  # statements at once per process (each holds a pooled connection)
 MIN_LOCK_WAIT_SECONDS = 0.05  # an order with less time left than this is not sent
+ORDERS_PUBLIC_ID_KEY = "orders_public_id_key"  # the unique constraint on orders.public_id
 
 _PLACE_ORDERS = (
     "SELECT idx, outcome, account_id, order_id, order_status, created_at, snapshot"
@@ -121,6 +123,15 @@ class OrderBatcher:
             if engine is None:
                 raise RuntimeError("the engine of this batcher is gone")
             rows = await db.fetch_autocommit(engine, _PLACE_ORDERS, *_arguments([o for o, _ in batch], now, timing))
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != ORDERS_PUBLIC_ID_KEY:
+                raise
+            # A concurrent statement took one of the ids after this one checked them: nothing was
+            # written, and each order is tried again with a new id (`orders.service.place`).
+            for _, future in batch:
+                if not future.done():
+                    future.set_result(Placement(OrderOutcome.PUBLIC_ID_TAKEN, None, None, None, None, None))
+            return
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():

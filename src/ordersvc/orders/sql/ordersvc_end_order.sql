@@ -17,7 +17,8 @@ BEGIN
         VALUES (p_order_id, v_order.status, p_to_status, p_reason);
     v_refund := v_order.price_mills * (v_order.quantity - v_order.delivered) / v_order.quantity;
     IF v_refund > 0 THEN
-        PERFORM ordersvc_post_payment(v_order.account_id, 'refund', v_refund, v_order.email, p_order_id);
+        PERFORM ordersvc_post_payments(ARRAY[v_order.account_id], ARRAY['refund'], ARRAY[v_refund], ARRAY[v_order.email],
+                                      ARRAY[p_order_id], ARRAY[NULL::text], ARRAY[NULL::bigint], ARRAY[NULL::text]);
     END IF;
     RETURN v_refund;
 END
