@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, TypeVarTuple
+from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,45 +30,6 @@ class PageRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class PageWindow:
-    """Where a page sits in `total` items ordered oldest first."""
-
-    page: int
-    per_page: int
-    total: int
-    # The highest id counted in `total`. Rows are fetched up to it, so a row committed between
-    # counting and fetching cannot shift the window (an account's rows get increasing ids in
-    # commit order: each is inserted under that account's row lock).
-    last_id: int | None = None
-
-    @classmethod
-    def resolve(cls, request: PageRequest, total: int, last_id: int | None) -> PageWindow:
-        last_page = max(1, -(-total // request.per_page))
-        return cls(page=request.page or last_page, per_page=request.per_page, total=total, last_id=last_id)
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.per_page
-
-    @property
-    def size(self) -> int:
-        """Number of items on this page (0 past the end)."""
-        return max(0, min(self.per_page, self.total - self.offset))
-
-    @property
-    def offset_from_newest(self) -> int:
-        """Offset of this page's newest item when counting from the newest item backwards.
-
-        Clients default to the last page, so pages near the end are read newest-first with a
-        small offset instead of skipping over the whole history."""
-        return max(0, self.total - self.offset - self.size)
-
-    @property
-    def read_backwards(self) -> bool:
-        return self.offset_from_newest < self.offset
-
-
-@dataclass(frozen=True, slots=True)
 class NumberedPage(Generic[T]):
     items: Sequence[T]
     page: int
@@ -91,66 +52,85 @@ def owned_order(owner_column: Mapped[int] | None, id_column: Mapped[int | None],
     return [c.desc() if newest_first else c.asc() for c in columns]
 
 
-OWNER = sa.bindparam("owner", type_=sa.BigInteger())
-"""The owner of a `NumberedList`'s rows, bound when it runs."""
+# Pages past this one hold nothing whatever the total (ids and counters are BIGINT): a higher
+# page is sent as this one, so that its offset stays a BIGINT too.
+_HIGHEST_PAGE = 2**53
 
 
-class NumberedList(Generic[*Ts]):
-    """An owner's rows by numbered pages, oldest first (the legacy lists), with its statements
-    built once: a page is two statements whose construction used to cost as much Python as
-    running them (a fifth of a legacy page in bench/load.py's profile).
+class NumberedList(Generic[T]):
+    """An owner's rows by numbered pages, oldest first (the legacy lists): a page is ONE
+    statement, so its count and its window are of one snapshot without a transaction, and the
+    statement checks its owner too (an API key, `owner`): one round trip for the whole page.
 
-    `rows` selects the columns and is filtered with `owned_by(owner_column, OWNER)`."""
+    The count is the owner's counter of these rows (kept by the transactions that insert them:
+    one row read, however long the history). The window is read from the (owner, id) index,
+    newest first with a small offset for pages near the end (clients default to the last page),
+    oldest first for pages near the start.
+
+    The page's rows are read from `table` (its `row_id` and `row_owner` columns), `columns` of
+    them; the items are `output`, of those rows (`r`): a column of another table is a scalar
+    subquery there, looked up for the page's rows only (never for the rows an offset skips) and
+    by its index whatever the plan (a join may be planned as a hash join over the whole other
+    table). `counter` is the column of
+    `accounts` that counts the owner's rows. `owner` is SQL for the owner's id, whose
+    parameters come first (`owner_parameters` of them), then the page's: the page asked for
+    (NULL: the last) and the page size. `item` makes an item of its `output` values."""
 
     def __init__(
         self,
-        rows: sa.Select[*Ts],
         *,
-        id_column: Mapped[int | None],
-        owner_column: Mapped[int],
-        counter: Mapped[int],
-        owner_id: Mapped[int | None],
+        item: Callable[[Sequence[Any]], T],
+        table: str,
+        columns: Sequence[str],
+        output: str,
+        row_id: str,
+        row_owner: str,
+        counter: str,
+        owner: str,
+        owner_parameters: int,
     ) -> None:
-        # (the owner's counter of these rows, highest id of its rows), in one statement, so from
-        # one snapshot: the counter is kept by the same transactions that insert the rows. The
-        # count costs one row read and the highest id one index probe, however long the history.
-        highest = (
-            sa.select(id_column)
-            .where(owned_by(owner_column, OWNER))
-            .order_by(*owned_order(owner_column, id_column, newest_first=True))
-            .limit(1)
-            .scalar_subquery()
-        )
-        self._count = sa.select(counter, highest).where(owner_id == OWNER)
-        # `id + 0`: the bound is a filter, never an index condition. As `id <= :last_id` it let
-        # the planner read the primary key up to the bound and sort, skipping the (owner, id)
-        # index: an account whose rows have the oldest ids (bench/load.py's big account) read
-        # every row of its history below the bound for one page (1.1 ms for 1,000 rows, 0.3 ms
-        # with the filter). Rows above the bound are the few committed since the count.
-        bounded = (
-            rows.where(id_column + sa.literal_column("0") <= sa.bindparam("last_id", type_=sa.BigInteger()))
-            .limit(sa.bindparam("size", type_=sa.Integer()))
-            .offset(sa.bindparam("skip", type_=sa.BigInteger()))
-        )
-        self._newest_first = bounded.order_by(*owned_order(owner_column, id_column, newest_first=True))
-        self._oldest_first = bounded.order_by(*owned_order(owner_column, id_column, newest_first=False))
+        self._item = item
+        inner = ", ".join(columns)
+        page, per_page = f"${owner_parameters + 1}::bigint", f"${owner_parameters + 2}::bigint"
+        # `owner_id >= o AND owner_id <= o`, not `=`: see `owned_by`.
+        owned = f"{row_owner} >= w.owner AND {row_owner} <= w.owner"
+        self.sql = f"""
+WITH counted AS (
+    SELECT accounts.id AS owner, accounts.{counter} AS total FROM accounts WHERE accounts.id = {owner}
+), paged AS (
+    SELECT owner, total, coalesce({page}, greatest(1, (total + {per_page} - 1) / {per_page})) AS page FROM counted
+), sized AS (
+    SELECT owner, total, page, (page - 1) * {per_page} AS skip,
+           greatest(0, least({per_page}, total - (page - 1) * {per_page})) AS size
+    FROM paged
+), w AS (
+    SELECT *, greatest(0, total - skip - size) AS skip_from_newest FROM sized
+)
+SELECT w.page, w.total, r.row_id, {output} FROM w LEFT JOIN LATERAL (
+    (SELECT {row_id} AS row_id, {inner} FROM {table} WHERE {owned}
+     ORDER BY {row_owner} DESC, {row_id} DESC
+     LIMIT CASE WHEN w.skip_from_newest < w.skip THEN w.size ELSE 0 END OFFSET w.skip_from_newest)
+    UNION ALL
+    (SELECT {row_id} AS row_id, {inner} FROM {table} WHERE {owned}
+     ORDER BY {row_owner}, {row_id}
+     LIMIT CASE WHEN w.skip_from_newest < w.skip THEN 0 ELSE w.size END OFFSET w.skip)
+) r ON true
+ORDER BY r.row_id"""  # noqa: S608 (constant fragments, never a value)
 
-    async def count(self, session: AsyncSession, owner: int) -> tuple[int, int | None]:
-        """(number of the owner's rows, highest id among them), as of one snapshot."""
-        row = (await session.execute(self._count, {"owner": owner})).one_or_none()
-        if row is None:
-            return 0, None
-        return int(row[0]), row[1]
+    @staticmethod
+    def arguments(request: PageRequest) -> tuple[int | None, int]:
+        """The page's parameters, after the owner's."""
+        page = None if request.page is None else min(request.page, _HIGHEST_PAGE)
+        return page, request.per_page
 
-    async def window(self, session: AsyncSession, owner: int, window: PageWindow) -> list[sa.Row[*Ts]]:
-        """The rows of `window`, oldest first."""
-        if window.size == 0 or window.last_id is None:
-            return []
-        params = {"owner": owner, "last_id": window.last_id, "size": window.size}
-        if window.read_backwards:
-            newest = await session.execute(self._newest_first, {**params, "skip": window.offset_from_newest})
-            return list(reversed(newest.all()))
-        return list((await session.execute(self._oldest_first, {**params, "skip": window.offset})).all())
+    def page_of(self, rows: list[tuple[Any, ...]], request: PageRequest) -> NumberedPage[T] | None:
+        """The statement's page; None when it found no owner (the key is not valid)."""
+        if not rows:
+            return None
+        page, total = rows[0][0], rows[0][1]
+        item = self._item
+        items = [item(row[3:]) for row in rows if row[2] is not None]
+        return NumberedPage(items=items, page=request.page or page, per_page=request.per_page, total=total)
 
 
 # Cursor pagination (REST): newest first, cursors are rows the client has already seen.
@@ -165,12 +145,13 @@ class InvalidCursor(InvalidParams):
 
 @dataclass(frozen=True, slots=True)
 class CursorRequest:
-    """`starting_after`: older items than this id; `ending_before`: newer items than this id
-    (ids here are internal row ids, resolved by the domain from its public cursors)."""
+    """`starting_after`: older items than this one; `ending_before`: newer items than this one
+    (internal row ids for `fetch_cursor_page`, resolved by the domain from its public cursors;
+    the cursors as the client sent them for a `CursorList`)."""
 
     limit: int = DEFAULT_LIMIT
-    starting_after: int | None = None
-    ending_before: int | None = None
+    starting_after: int | str | None = None
+    ending_before: int | str | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.limit <= MAX_PER_PAGE:
@@ -189,6 +170,91 @@ class CursorRequest:
 class CursorPage(Generic[T]):
     items: Sequence[T]  # newest first
     has_more: bool  # more items exist beyond this page in the direction of travel
+
+
+class CursorList(Generic[*Ts]):
+    """An owner's rows by cursor pages, newest first (REST), each page ONE statement that
+    checks the owner (`owner`, as for `NumberedList`), finds the rows the cursors name among
+    the owner's, and reads the page from the (owner, id) index.
+
+    `table`, `columns`, `output`, `row_id`, `row_owner` and `owner` as for a
+    `NumberedList`. Its parameters: the owner's (`owner_parameters`), then `starting_after`, `ending_before`
+    (the cursors as the client sent them; NULL: none), the page size, then one per filter.
+    `cursor_row` is SQL for the id of the owner's row a cursor names, with `{owner}` and
+    `{cursor}` for them; each filter is (a condition with `{}` for its value, the value's SQL
+    type), applied when its value is not NULL."""
+
+    def __init__(
+        self,
+        *,
+        table: str,
+        columns: Sequence[str],
+        output: str,
+        row_id: str,
+        row_owner: str,
+        cursor_row: str,
+        cursor_type: str,
+        owner: str,
+        owner_parameters: int,
+        filters: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        inner = ", ".join(columns)
+        after, before = (f"${owner_parameters + n}::{cursor_type}" for n in (1, 2))
+        window = f"(${owner_parameters + 3}::integer + 1)"  # one extra row tells whether there is more
+        conditions = [f"{row_owner} >= w.owner AND {row_owner} <= w.owner"]  # see `owned_by`
+        for n, (condition, sql_type) in enumerate(filters, start=owner_parameters + 4):
+            value = f"${n}::{sql_type}"
+            conditions.append(f"({value} IS NULL OR {condition.format(value)})")
+        matching = " AND ".join(conditions)
+        # The bounds are index conditions (`id < ...`, `id > ...`): a page deep in a long history
+        # starts at its cursor. A branch's `IS NULL` tests are evaluated once.
+        # MATERIALIZED: the owner and the cursors are found once, not once per reference.
+        self.sql = f"""
+WITH o AS MATERIALIZED (
+    SELECT {owner} AS owner
+), w AS MATERIALIZED (
+    SELECT o.owner,
+           {cursor_row.format(owner="o.owner", cursor=after)} AS after_id,
+           {cursor_row.format(owner="o.owner", cursor=before)} AS before_id
+    FROM o
+)
+SELECT w.owner, w.after_id, w.before_id, r.row_id, {output} FROM w LEFT JOIN LATERAL (
+    (SELECT {row_id} AS row_id, {inner} FROM {table}
+     WHERE {matching} AND {before} IS NULL
+       AND {row_id} < CASE WHEN {after} IS NULL THEN {MAX_ID} ELSE w.after_id END
+     ORDER BY {row_owner} DESC, {row_id} DESC LIMIT {window})
+    UNION ALL
+    (SELECT {row_id} AS row_id, {inner} FROM {table}
+     WHERE {matching} AND {before} IS NOT NULL AND {row_id} > w.before_id
+     ORDER BY {row_owner}, {row_id} LIMIT {window})
+) r ON true
+ORDER BY r.row_id DESC"""  # noqa: S608 (constant fragments, never a value)
+
+    @staticmethod
+    def arguments(request: CursorRequest, *filters: object) -> tuple[object, ...]:
+        """The page's parameters, after the owner's (`request`'s cursors as the client sent them)."""
+        return request.starting_after, request.ending_before, request.limit, *filters
+
+    @staticmethod
+    def page_of(rows: list[tuple[Any, ...]], request: CursorRequest) -> CursorPage[tuple[*Ts]] | None:
+        """The statement's page, newest first; None when it found no owner (the key is not
+        valid). InvalidCursor when a cursor names no row of the owner's."""
+        owner, after_id, before_id = rows[0][:3]
+        if owner is None:
+            return None
+        if (request.starting_after is not None and after_id is None) or (
+            request.ending_before is not None and before_id is None
+        ):
+            raise InvalidCursor()
+        found = [cast("tuple[*Ts]", row[4:]) for row in rows if row[3] is not None]
+        has_more = len(found) > request.limit
+        # Newer than `ending_before`: the rows nearest it, the extra one is the newest.
+        items = (
+            found[len(found) - request.limit :]
+            if has_more and request.ending_before is not None
+            else found[: request.limit]
+        )
+        return CursorPage(items=items, has_more=has_more)
 
 
 async def fetch_cursor_page(

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from ordersvc.accounts.callers import ApiKeyCaller, Caller
 from ordersvc.accounts.models import Account, ApiKey
+from ordersvc.bearer_tokens import hash_token, prefix_of
+from ordersvc.db import fetch_autocommit
 
 
 async def get_account_by_email(session: AsyncSession, email: str) -> Account | None:
@@ -46,11 +50,47 @@ async def insert_api_key(
     return await session.get_one(ApiKey, key_id)
 
 
+# A key authenticates while it is not revoked and its account is enabled: written once for the
+# statements here (the order statement, `orders/sql/ordersvc_place_orders.sql`, says it in PL/pgSQL).
+_ACTIVE_KEYS = "api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.revoked_at IS NULL AND a.disabled_at IS NULL"
+
 _ACTIVE_KEY = (
-    "SELECT k.key_hash, a.id, a.email, a.balance_mills, a.payments_count, a.orders_count, a.created_at"
-    " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
-    " WHERE k.prefix = $1 AND k.revoked_at IS NULL AND a.disabled_at IS NULL"
+    "SELECT k.key_hash, a.id, a.email, a.balance_mills, a.payments_count, a.orders_count, a.created_at"  # noqa: S608 (constant fragments, never a value)
+    f" FROM {_ACTIVE_KEYS} AND k.prefix = $1"
 )
+
+CALLER_ACCOUNT = (
+    f"coalesce($3::bigint, (SELECT a.id FROM {_ACTIVE_KEYS} AND k.prefix = $1::text AND k.key_hash = $2::bytea))"  # noqa: S608 (constant fragments, never a value)
+)
+"""SQL: the account a statement serves, from its first three parameters (`caller_arguments`):
+the account of an API key, checked here by its prefix ($1) and SHA-256 ($2), or NULL when the
+key is not valid; or an account already authenticated ($3: a browser session's, checked by the
+caller, or an operator's). A read that names its caller this way checks the key in the same
+statement as its work: no transaction, one round trip."""
+
+CALLER_PARAMETERS = 3
+
+
+def caller_arguments(caller: Caller) -> tuple[str | None, bytes | None, int | None]:
+    """The parameters of `CALLER_ACCOUNT` for this caller."""
+    if isinstance(caller, ApiKeyCaller):
+        return prefix_of(caller.key), hash_token(caller.key), None
+    return None, None, caller.account_id
+
+
+Reader = AsyncEngine | AsyncSession
+"""Where a read runs: a statement of its own (an engine: autocommit, no BEGIN and COMMIT round
+trips) or the caller's transaction (a session)."""
+
+
+async def fetch_as(reader: Reader, caller: Caller, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    """The rows of a statement whose first parameters name its caller (`CALLER_ACCOUNT`), sent
+    as plain SQL: no statement to build, no ORM load."""
+    arguments = (*caller_arguments(caller), *args)
+    if isinstance(reader, AsyncEngine):
+        return await fetch_autocommit(reader, sql, *arguments)
+    connection = await reader.connection()
+    return [tuple(row) for row in (await connection.exec_driver_sql(sql, arguments)).all()]
 
 
 async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tuple[bytes, Account] | None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ordersvc.accounts import repository
+from ordersvc.accounts.callers import Caller
 from ordersvc.accounts.models import Account, ApiKey
 from ordersvc.bearer_tokens import TokenScheme, hash_token, matches, prefix_of
 from ordersvc.emails import normalize_email
@@ -99,6 +100,17 @@ async def authenticate(session: AsyncSession, *, api_key: object) -> Account:
     if not matches(api_key, found[0] if found is not None else None) or found is None:
         raise InvalidApiKey()
     return found[1]
+
+
+async def check_caller(engine: AsyncEngine, caller: Caller) -> None:
+    """InvalidApiKey unless the caller is valid (`repository.CALLER_ACCOUNT`: an active key of an
+    enabled account, or an account already authenticated): for a use case that checks its
+    caller in its own statement and refuses a request before sending it, the key's refusal first."""
+    if (await repository.fetch_as(engine, caller, _CALLER))[0][0] is None:
+        raise InvalidApiKey()
+
+
+_CALLER = f"SELECT {repository.CALLER_ACCOUNT}"
 
 
 async def list_api_keys(session: AsyncSession, *, account_id: int) -> list[ApiKey]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
-from ordersvc.accounts.auth import AccountDep
-from ordersvc.db import SessionDep
+from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, CredentialsDep, caller_of
+from ordersvc.errors import InvalidApiKey
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
 from ordersvc.ledger.schemas import BalanceOut, PaymentList, PaymentOut
@@ -26,10 +26,14 @@ router = APIRouter(prefix="/v1", route_class=GuardedRoute)
     summary="Get your balance",
     responses=problem_responses(),
 )
-async def balance_get(account: AccountDep, session: SessionDep) -> BalanceOut:
+async def balance_get(request: Request, credentials: CredentialsDep) -> BalanceOut:
     """The current balance: the sum of every payment of the account."""
-    assert account.id is not None
-    return BalanceOut(balance=format_usd(await ledger.get_balance(session, account_id=account.id)))
+    caller = await caller_of(request, credentials)
+    try:
+        mills = await ledger.balance_of(request.app.state.engine, caller=caller)
+    except InvalidApiKey:
+        raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
+    return BalanceOut(balance=format_usd(mills))
 
 
 @router.get(
@@ -40,8 +44,8 @@ async def balance_get(account: AccountDep, session: SessionDep) -> BalanceOut:
     responses=problem_responses(),
 )
 async def payments_list(
-    account: AccountDep,
-    session: SessionDep,
+    request: Request,
+    credentials: CredentialsDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Page size.")] = DEFAULT_LIMIT,
     starting_after: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="A payment id: return older payments than it (the next page).")
@@ -55,13 +59,16 @@ async def payments_list(
     """The ledger of the account, newest first: every change of its balance, one signed
     payment each. Page with `starting_after` (the last id of a page) or `ending_before` (the
     first id of a page) and `has_more`."""
-    assert account.id is not None
-    page = await ledger.page_payments(
-        session,
-        account_id=account.id,
-        kind=kind,
-        limit=limit,
-        starting_after=starting_after,
-        ending_before=ending_before,
-    )
+    caller = await caller_of(request, credentials)
+    try:
+        page = await ledger.page_payments(
+            request.app.state.engine,
+            caller=caller,
+            kind=kind,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+    except InvalidApiKey:
+        raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
     return PaymentList(data=[PaymentOut.of(entry) for entry in page.items], has_more=page.has_more)

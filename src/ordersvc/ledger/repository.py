@@ -2,24 +2,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import sqlalchemy.orm
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from ordersvc.accounts.callers import Caller
 from ordersvc.accounts.models import Account
-from ordersvc.deposits.models import Deposit
+from ordersvc.accounts.repository import CALLER_ACCOUNT, CALLER_PARAMETERS, Reader, fetch_as
 from ordersvc.ledger.models import Payment
 from ordersvc.orders.models import Order
-from ordersvc.pagination import (
-    OWNER,
-    CursorRequest,
-    NumberedList,
-    PageWindow,
-    fetch_cursor_page,
-    owned_by,
-)
+from ordersvc.pagination import CursorList, CursorPage, CursorRequest, NumberedList, NumberedPage, PageRequest
 
 
 async def post_payment(
@@ -34,12 +29,14 @@ async def post_payment(
     deposit_id: int | None,
     description: str | None,
 ) -> tuple[int, datetime] | None:
-    """`ordersvc_post_payment`: the payment and the balance move; (its id, its time), or None
-    when there is no such account. An account loaded in the session forgets its balance and
-    counters, which the database moved."""
+    """`ordersvc_post_payments` with one payment: the payment and the balance move; (its id, its
+    time), or None when there is no such account. An account loaded in the session forgets its
+    balance and counters, which the database moved."""
     stmt = sa.text(
-        "SELECT payment_id, created_at FROM ordersvc_post_payment("
-        ":account_id, :kind, :amount_mills, :email, :order_id, :coupon, :deposit_id, :description)"
+        "SELECT payment_id, created_at FROM ordersvc_post_payments("
+        "ARRAY[CAST(:account_id AS bigint)], ARRAY[CAST(:kind AS text)], ARRAY[CAST(:amount_mills AS bigint)],"
+        " ARRAY[CAST(:email AS text)], ARRAY[CAST(:order_id AS bigint)], ARRAY[CAST(:coupon AS text)],"
+        " ARRAY[CAST(:deposit_id AS bigint)], ARRAY[CAST(:description AS text)])"
     ).bindparams(
         account_id=account_id,
         kind=kind,
@@ -57,76 +54,102 @@ async def post_payment(
     return None if row is None else (row[0], row[1])
 
 
-async def get_balance(session: AsyncSession, account_id: int) -> int | None:
-    stmt = sa.select(col(Account.balance_mills)).where(col(Account.id) == account_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+_BALANCE = f"SELECT accounts.balance_mills FROM accounts WHERE accounts.id = {CALLER_ACCOUNT}"  # noqa: S608 (constant)
 
 
-PaymentLine = sa.Row[int, datetime | None, str | None, str | None, str | None]
-"""A payment as the legacy list shows it: amount_mills, created_at, email, coupon, and the
-public id of its order (order_public_id)."""
+async def get_balance(reader: Reader, caller: Caller) -> int | None:
+    """The caller's running balance, in one statement that checks the caller: one indexed row,
+    however long its history. None when the key is not valid (or there is no such account)."""
+    rows = await fetch_as(reader, caller, _BALANCE)
+    return rows[0][0] if rows else None
 
-_PAYMENT_LINES: NumberedList[int, datetime | None, str | None, str | None, str | None] = NumberedList(
-    sa.select(
-        col(Payment.amount_mills),
-        col(Payment.created_at),
-        col(Payment.email),
-        col(Payment.coupon),
-        col(Order.public_id).label("order_public_id"),
-    )
-    .outerjoin(Order, col(Order.id) == col(Payment.order_id))
-    .where(owned_by(col(Payment.account_id), OWNER)),
-    id_column=col(Payment.id),
-    owner_column=col(Payment.account_id),
-    counter=col(Account.payments_count),
-    owner_id=col(Account.id),
+
+_ORDER_PUBLIC_ID = "(SELECT o.public_id FROM orders o WHERE o.id = r.order_id)"
+_DEPOSIT_NETWORK = "(SELECT d.network FROM deposits d WHERE d.id = r.deposit_id)"
+
+
+class PaymentLine(NamedTuple):
+    """A payment as the legacy list shows it, with the public id of its order."""
+
+    amount_mills: int
+    created_at: datetime | None
+    email: str | None
+    coupon: str | None
+    order_public_id: str | None
+
+
+_PAYMENT_LINES: NumberedList[PaymentLine] = NumberedList(
+    item=PaymentLine._make,
+    table="payments x",
+    columns=("x.amount_mills", "x.created_at", "x.email", "x.coupon", "x.order_id"),
+    output=f"r.amount_mills, r.created_at, r.email, r.coupon, {_ORDER_PUBLIC_ID}",
+    row_id="x.id",
+    row_owner="x.account_id",
+    counter="payments_count",
+    owner=CALLER_ACCOUNT,
+    owner_parameters=CALLER_PARAMETERS,
 )
 
 
-async def count_payments(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
-    """(number of payments, highest payment id), both as of one snapshot."""
-    return await _PAYMENT_LINES.count(session, account_id)
+async def payments_numbered_page(reader: Reader, caller: Caller, page: PageRequest) -> NumberedPage[PaymentLine] | None:
+    """A numbered page of the caller's payments, oldest first, in one statement that checks the
+    caller: the columns of a list line, not whole entities. None when the key is not valid."""
+    rows = await fetch_as(reader, caller, _PAYMENT_LINES.sql, *_PAYMENT_LINES.arguments(page))
+    return _PAYMENT_LINES.page_of(rows, page)
 
 
-async def payments_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[PaymentLine]:
-    """The window's payments, oldest first: the columns of a list line, not whole entities."""
-    return await _PAYMENT_LINES.window(session, account_id, window)
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    """A payment as read for a list: its columns, no ORM object (building a `Payment` cost five
+    times what rendering it does)."""
+
+    id: int
+    account_id: int
+    kind: str
+    amount_mills: int
+    email: str | None
+    order_id: int | None
+    coupon: str | None
+    deposit_id: int | None
+    description: str | None
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    payment: Payment
+    payment: PaymentRow
     order_public_id: str | None
     deposit_network: str | None = None
 
 
-def _entries(account_id: int) -> sa.Select[Payment, str, str | None]:
-    """The account's payments with the public id of the order and the network of the deposit
-    each refers to."""
-    return (
-        sa.select(Payment, col(Order.public_id), col(Deposit.network))
-        .outerjoin(Order, col(Order.id) == col(Payment.order_id))
-        .outerjoin(Deposit, col(Deposit.id) == col(Payment.deposit_id))
-        .where(owned_by(col(Payment.account_id), account_id))
-    )
+_PAYMENT_COLUMNS = tuple(PaymentRow.__dataclass_fields__)
+
+_PAYMENT_PAGES: CursorList[*tuple[Any, ...]] = CursorList(
+    table="payments x",
+    columns=[f"x.{name}" for name in _PAYMENT_COLUMNS],
+    output=", ".join([*(f"r.{name}" for name in _PAYMENT_COLUMNS), _ORDER_PUBLIC_ID, _DEPOSIT_NETWORK]),
+    row_id="x.id",
+    row_owner="x.account_id",
+    cursor_row="(SELECT c.id FROM payments c WHERE c.account_id = {owner} AND c.id = {cursor})",
+    cursor_type="bigint",
+    owner=CALLER_ACCOUNT,
+    owner_parameters=CALLER_PARAMETERS,
+    filters=(("x.kind = {}", "text"),),
+)
 
 
 async def payments_page(
-    session: AsyncSession, account_id: int, kind: str | None, request: CursorRequest
-) -> tuple[list[LedgerEntry], bool]:
-    """A cursor page of payments, newest first."""
-    stmt = _entries(account_id)
-    if kind is not None:
-        stmt = stmt.where(col(Payment.kind) == kind)
-    rows, has_more = await fetch_cursor_page(
-        session, stmt, col(Payment.id), request, owner_column=col(Payment.account_id)
-    )
-    return [LedgerEntry(row[0], row[1], row[2]) for row in rows], has_more
-
-
-async def payment_exists(session: AsyncSession, account_id: int, payment_id: int) -> bool:
-    stmt = sa.select(col(Payment.id)).where(col(Payment.id) == payment_id, col(Payment.account_id) == account_id)
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
+    engine: AsyncEngine, caller: Caller, kind: str | None, request: CursorRequest
+) -> CursorPage[LedgerEntry] | None:
+    """A cursor page of the caller's payments, newest first, in one statement that checks the
+    caller and finds the cursors among its payments. None when the key is not valid."""
+    rows = await fetch_as(engine, caller, _PAYMENT_PAGES.sql, *_PAYMENT_PAGES.arguments(request, kind))
+    page = _PAYMENT_PAGES.page_of(rows, request)
+    if page is None:
+        return None
+    width = len(_PAYMENT_COLUMNS)
+    entries = [LedgerEntry(PaymentRow(*row[:width]), row[width], row[width + 1]) for row in page.items]
+    return CursorPage(items=entries, has_more=page.has_more)
 
 
 @dataclass(frozen=True, slots=True)

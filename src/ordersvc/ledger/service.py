@@ -3,22 +3,15 @@ and the account's running balance moves with it in the same transaction."""
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ordersvc.accounts import service as accounts_service
-from ordersvc.errors import NotFound, ServiceError
+from ordersvc.accounts.callers import AccountCaller, Caller
+from ordersvc.errors import InvalidApiKey, NotFound, ServiceError
 from ordersvc.ledger import repository
 from ordersvc.ledger.models import NEGATIVE_KINDS, POSITIVE_KINDS, Payment, PaymentKind
 from ordersvc.ledger.repository import BalanceMismatch, CountMismatch, LedgerEntry
-from ordersvc.pagination import (
-    DEFAULT_LIMIT,
-    CursorPage,
-    CursorRequest,
-    InvalidCursor,
-    NumberedPage,
-    PageRequest,
-    PageWindow,
-)
+from ordersvc.pagination import DEFAULT_LIMIT, CursorPage, CursorRequest, NumberedPage, PageRequest
 
 __all__ = ["BalanceMismatch", "InsufficientBalance", "LedgerEntry"]
 
@@ -43,7 +36,7 @@ async def post_payment(
     description: str | None = None,
 ) -> Payment:
     """Record one payment and move the running balance by its amount, in the caller's
-    transaction: the database's `ordersvc_post_payment` (`ledger/sql/`), the one balance move,
+    transaction: the database's `ordersvc_post_payments` (`ledger/sql/`), the one balance move,
     which the order statement uses for its debits too. A debit must first lock the account row
     and check the balance, as the order statement does; the database's `balance_not_negative`
     check is the last line of defence against an overdraft."""
@@ -87,38 +80,63 @@ async def credit(session: AsyncSession, *, email: str, amount_mills: int, descri
 
 
 async def get_balance(session: AsyncSession, *, account_id: int) -> int:
-    """The running balance: one indexed row, however long the account's history."""
-    balance = await repository.get_balance(session, account_id)
+    """The running balance of an account already known (the operator's, or in a transaction
+    that just moved it): one indexed row, however long the account's history."""
+    balance = await repository.get_balance(session, AccountCaller(account_id))
     if balance is None:
         raise NotFound("No such account.")
     return balance
 
 
+async def balance_of(engine: AsyncEngine, *, caller: Caller) -> int:
+    """The caller's running balance, in one statement that checks the caller (InvalidApiKey)."""
+    balance = await repository.get_balance(engine, caller)
+    if balance is None:
+        raise InvalidApiKey()
+    return balance
+
+
 async def list_payments(
-    session: AsyncSession, *, account_id: int, page: PageRequest
+    reader: AsyncEngine | AsyncSession,
+    *,
+    page: PageRequest,
+    caller: Caller | None = None,
+    account_id: int | None = None,
 ) -> NumberedPage[repository.PaymentLine]:
-    window = PageWindow.resolve(page, *await repository.count_payments(session, account_id))
-    items = await repository.payments_window(session, account_id, window)
-    return NumberedPage(items=items, page=window.page, per_page=window.per_page, total=window.total)
+    """A numbered page of payments (the legacy list), counted and windowed in one statement, so
+    as of one snapshot, on its own (an engine) or in a transaction (a session). Of `caller`,
+    whose key that statement checks (InvalidApiKey), or of an account already known
+    (`account_id`: the operator's, or one a browser session authenticated)."""
+    if caller is None:
+        assert account_id is not None, "a caller or an account_id"
+        caller = AccountCaller(account_id)
+    found = await repository.payments_numbered_page(reader, caller, page)
+    if found is None:
+        raise InvalidApiKey()
+    return found
 
 
 async def page_payments(
-    session: AsyncSession,
+    engine: AsyncEngine,
     *,
-    account_id: int,
+    caller: Caller,
     kind: PaymentKind | None = None,
     limit: int = DEFAULT_LIMIT,
     starting_after: int | None = None,
     ending_before: int | None = None,
 ) -> CursorPage[LedgerEntry]:
-    """Newest first; the cursors are payment ids of this account."""
-    CursorRequest.check_one_direction(starting_after, ending_before)
-    for cursor in (starting_after, ending_before):
-        if cursor is not None and not await repository.payment_exists(session, account_id, cursor):
-            raise InvalidCursor()
-    request = CursorRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
-    items, has_more = await repository.payments_page(session, account_id, kind.value if kind else None, request)
-    return CursorPage(items=items, has_more=has_more)
+    """The caller's payments, newest first; the cursors are payment ids of the caller's
+    (InvalidCursor for any other). One statement checks the caller (InvalidApiKey), finds the
+    cursors and reads the page."""
+    try:
+        request = CursorRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
+    except ServiceError:
+        await accounts_service.check_caller(engine, caller)  # an invalid key is refused first
+        raise
+    page = await repository.payments_page(engine, caller, kind.value if kind else None, request)
+    if page is None:
+        raise InvalidApiKey()
+    return page
 
 
 async def verify(session: AsyncSession) -> list[BalanceMismatch]:

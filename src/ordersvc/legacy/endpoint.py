@@ -19,7 +19,7 @@ from ordersvc.bodies import read_body
 from ordersvc.db import request_transaction
 from ordersvc.errors import InvalidParams, ServiceError
 from ordersvc.legacy import render
-from ordersvc.legacy.actions import ACTIONS, place_order
+from ordersvc.legacy.actions import ACTIONS, READS, place_order
 from ordersvc.legacy.params import find_key, parse_body
 from ordersvc.ops import ratelimit
 from ordersvc.ops.dberrors import UNAVAILABLE_MESSAGE, is_database_unavailable
@@ -72,13 +72,16 @@ async def legacy_api(request: Request) -> Response:
     if body is None:
         raise InvalidParams()
     key = find_key(request, body)
-    if body.get("action") == "order":
+    action_name = body.get("action")
+    if action_name == "order":
         return await place_order(request, key, body)  # checks its key in its own statement
+    read = READS.get(action_name) if isinstance(action_name, str) else None
+    if read is not None:
+        return await read(request, key, body)  # checks its key in its own statement, too
     async with request_transaction(request) as session:
         account = await accounts.authenticate(session, api_key=key)
         assert isinstance(key, str)
         await ratelimit.enforce_key(request, key)  # {"error":"Too many requests."}, HTTP 200 like every legacy error
-        action_name = body.get("action")
         if not isinstance(action_name, str):
             raise InvalidParams()
         action = ACTIONS.get(action_name)

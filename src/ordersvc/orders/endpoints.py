@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi import status as http_status
 from pydantic import ValidationError
 
+from ordersvc.accounts import service as accounts
 from ordersvc.accounts.auth import (
     SESSION_COOKIE,
     UNAUTHORIZED_DETAIL,
@@ -190,8 +191,8 @@ async def orders_get(order_id: OrderId, account: AccountDep, session: SessionDep
     responses=problem_responses(),
 )
 async def orders_list(
-    account: AccountDep,
-    session: SessionDep,
+    request: Request,
+    credentials: CredentialsDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PER_PAGE, description="Page size.")] = DEFAULT_LIMIT,
     starting_after: Annotated[Cursor, Query(description="An order id: return older orders (the next page).")] = None,
     ending_before: Annotated[Cursor, Query(description="An order id: return newer orders (the previous page).")] = None,
@@ -205,20 +206,29 @@ async def orders_list(
     """Your orders, newest first. Page forwards with `starting_after=<last id of the page>` and
     backwards with `ending_before=<first id of the page>`; `has_more` tells whether another page
     lies that way. New orders never shift the pages you are walking."""
-    assert account.id is not None
-    page = await orders.page_orders(
-        session,
-        account_id=account.id,
-        filters=orders.OrderFilters(
-            status=status.value if status else None,
-            email=email,
-            created_gte=_utc("created_gte", created_gte),
-            created_lt=_utc("created_lt", created_lt),
-        ),
-        limit=limit,
-        starting_after=starting_after,
-        ending_before=ending_before,
-    )
+    caller = await caller_of(request, credentials)
+    engine = request.app.state.engine
+    try:
+        try:
+            filters = orders.OrderFilters(
+                status=status.value if status else None,
+                email=email,
+                created_gte=_utc("created_gte", created_gte),
+                created_lt=_utc("created_lt", created_lt),
+            )
+        except InvalidParams:
+            await accounts.check_caller(engine, caller)  # the key's refusal comes first
+            raise
+        page = await orders.page_orders(
+            engine,
+            caller=caller,
+            filters=filters,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+    except InvalidApiKey:
+        raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
     return OrderList(data=[OrderOut.of(order) for order in page.items], has_more=page.has_more)
 
 

@@ -2,52 +2,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import sqlalchemy.orm
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
+from ordersvc.accounts.callers import Caller
 from ordersvc.accounts.models import Account
+from ordersvc.accounts.repository import CALLER_ACCOUNT, CALLER_PARAMETERS, Reader, fetch_as
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
-from ordersvc.pagination import (
-    OWNER,
-    CursorRequest,
-    NumberedList,
-    PageWindow,
-    fetch_cursor_page,
-    owned_by,
+from ordersvc.pagination import CursorList, CursorPage, CursorRequest, NumberedList, NumberedPage, PageRequest
+
+
+class OrderLine(NamedTuple):
+    """An order as the legacy list shows it."""
+
+    public_id: str
+    email: str
+    created_at: datetime | None
+    price_mills: int
+    status: str
+    progress: int
+
+
+_ORDER_LINES: NumberedList[OrderLine] = NumberedList(
+    item=OrderLine._make,
+    table="orders x",
+    columns=("x.public_id", "x.email", "x.created_at", "x.price_mills", "x.status", "x.progress"),
+    output="r.public_id, r.email, r.created_at, r.price_mills, r.status, r.progress",
+    row_id="x.id",
+    row_owner="x.account_id",
+    counter="orders_count",
+    owner=CALLER_ACCOUNT,
+    owner_parameters=CALLER_PARAMETERS,
 )
 
-OrderLine = sa.Row[str, str, datetime | None, int, str, int]
-"""An order as the legacy list shows it: public_id, email, created_at, price_mills, status, progress."""
 
-_ORDER_LINES = NumberedList(
-    sa.select(
-        col(Order.public_id),
-        col(Order.email),
-        col(Order.created_at),
-        col(Order.price_mills),
-        col(Order.status),
-        col(Order.progress),
-    ).where(owned_by(col(Order.account_id), OWNER)),
-    id_column=col(Order.id),
-    owner_column=col(Order.account_id),
-    counter=col(Account.orders_count),
-    owner_id=col(Account.id),
-)
-
-
-async def count_orders(session: AsyncSession, account_id: int) -> tuple[int, int | None]:
-    """(number of orders, highest order id), both as of one snapshot."""
-    return await _ORDER_LINES.count(session, account_id)
-
-
-async def orders_window(session: AsyncSession, account_id: int, window: PageWindow) -> list[OrderLine]:
-    """The window's orders, oldest first: the columns of a list line, not whole entities."""
-    return await _ORDER_LINES.window(session, account_id, window)
+async def orders_numbered_page(reader: Reader, caller: Caller, page: PageRequest) -> NumberedPage[OrderLine] | None:
+    """A numbered page of the caller's orders, oldest first, in one statement that checks the
+    caller: the columns of a list line, not whole entities. None when the key is not valid."""
+    rows = await fetch_as(reader, caller, _ORDER_LINES.sql, *_ORDER_LINES.arguments(page))
+    return _ORDER_LINES.page_of(rows, page)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +61,47 @@ async def get_order(session: AsyncSession, account_id: int, public_id: str) -> O
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
+_NEW_ORDER_COLUMNS = (
+    "id",
+    "public_id",
+    "account_id",
+    "email",
+    "quantity",
+    "price_mills",
+    "status",
+    "progress",
+    "created_at",
+)
+"""An order's columns in the order of `service.NewOrder`'s fields."""
+
+_ORDER_PAGES: CursorList[int, str, int, str, int, int, str, int, datetime] = CursorList(
+    table="orders x",
+    columns=[f"x.{name}" for name in _NEW_ORDER_COLUMNS],
+    output=", ".join(f"r.{name}" for name in _NEW_ORDER_COLUMNS),
+    row_id="x.id",
+    row_owner="x.account_id",
+    cursor_row="(SELECT c.id FROM orders c WHERE c.account_id = {owner} AND c.public_id = {cursor})",
+    cursor_type="text",
+    owner=CALLER_ACCOUNT,
+    owner_parameters=CALLER_PARAMETERS,
+    filters=(
+        ("x.status = {}", "text"),
+        ("lower(x.email) = {}", "text"),  # the address lowered by Python, as before
+        ("x.created_at >= {}", "timestamptz"),
+        ("x.created_at < {}", "timestamptz"),
+    ),
+)
+
+
 async def orders_page(
-    session: AsyncSession, account_id: int, filters: OrderFilters, request: CursorRequest
-) -> tuple[list[Order], bool]:
-    stmt = sa.select(Order).where(owned_by(col(Order.account_id), account_id))
-    if filters.status is not None:
-        stmt = stmt.where(col(Order.status) == filters.status)
-    if filters.email is not None:
-        stmt = stmt.where(sa.func.lower(col(Order.email)) == filters.email.lower())
-    if filters.created_gte is not None:
-        stmt = stmt.where(col(Order.created_at) >= filters.created_gte)
-    if filters.created_lt is not None:
-        stmt = stmt.where(col(Order.created_at) < filters.created_lt)
-    rows, has_more = await fetch_cursor_page(session, stmt, col(Order.id), request, owner_column=col(Order.account_id))
-    return [row[0] for row in rows], has_more
+    engine: AsyncEngine, caller: Caller, filters: OrderFilters, request: CursorRequest
+) -> CursorPage[tuple[int, str, int, str, int, int, str, int, datetime]] | None:
+    """A cursor page of the caller's orders, newest first, in one statement that checks the
+    caller and finds the cursors (public ids) among its orders: rows of `_NEW_ORDER_COLUMNS`.
+    None when the key is not valid."""
+    email = None if filters.email is None else filters.email.lower()
+    arguments = _ORDER_PAGES.arguments(request, filters.status, email, filters.created_gte, filters.created_lt)
+    return _ORDER_PAGES.page_of(await fetch_as(engine, caller, _ORDER_PAGES.sql, *arguments), request)
 
 
 async def claim_idempotency_key(session: AsyncSession, account_id: int, key: str, fingerprint: bytes) -> bool:

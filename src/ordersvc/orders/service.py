@@ -30,10 +30,8 @@ from ordersvc.pagination import (
     DEFAULT_LIMIT,
     CursorPage,
     CursorRequest,
-    InvalidCursor,
     NumberedPage,
     PageRequest,
-    PageWindow,
 )
 
 _PUBLIC_ID_ATTEMPTS = 10
@@ -227,38 +225,44 @@ async def get_order(session: AsyncSession, *, account_id: int, public_id: str) -
     return order
 
 
-async def _cursor_id(session: AsyncSession, account_id: int, public_id: str | None) -> int | None:
-    if public_id is None:
-        return None
-    order = await repository.get_order(session, account_id, public_id)
-    if order is None:
-        raise InvalidCursor()
-    return order.id
-
-
 async def page_orders(
-    session: AsyncSession,
+    engine: AsyncEngine,
     *,
-    account_id: int,
+    caller: Caller,
     filters: OrderFilters,
     limit: int = DEFAULT_LIMIT,
     starting_after: str | None = None,
     ending_before: str | None = None,
-) -> CursorPage[Order]:
-    """Newest first; `starting_after` / `ending_before` are order ids the client has seen."""
-    CursorRequest.check_one_direction(starting_after, ending_before)
-    request = CursorRequest(
-        limit=limit,
-        starting_after=await _cursor_id(session, account_id, starting_after),
-        ending_before=await _cursor_id(session, account_id, ending_before),
-    )
-    items, has_more = await repository.orders_page(session, account_id, filters, request)
-    return CursorPage(items=items, has_more=has_more)
+) -> CursorPage[NewOrder]:
+    """The caller's orders, newest first; `starting_after` / `ending_before` are order ids the
+    client has seen (InvalidCursor for an id that is not one of the caller's orders). One
+    statement checks the caller (InvalidApiKey), finds the cursors and reads the page."""
+    try:
+        request = CursorRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
+    except ServiceError:
+        await accounts.check_caller(engine, caller)  # an invalid key is refused first
+        raise
+    page = await repository.orders_page(engine, caller, filters, request)
+    if page is None:
+        raise InvalidApiKey()
+    return CursorPage(items=[NewOrder(*row) for row in page.items], has_more=page.has_more)
 
 
 async def list_orders(
-    session: AsyncSession, *, account_id: int, page: PageRequest
+    reader: AsyncEngine | AsyncSession,
+    *,
+    page: PageRequest,
+    caller: Caller | None = None,
+    account_id: int | None = None,
 ) -> NumberedPage[repository.OrderLine]:
-    window = PageWindow.resolve(page, *await repository.count_orders(session, account_id))
-    items = await repository.orders_window(session, account_id, window)
-    return NumberedPage(items=items, page=window.page, per_page=window.per_page, total=window.total)
+    """A numbered page of orders (the legacy list), counted and windowed in one statement, so
+    as of one snapshot, on its own (an engine) or in a transaction (a session). Of `caller`,
+    whose key that statement checks (InvalidApiKey), or of an account already known
+    (`account_id`: the operator's, or one a browser session authenticated)."""
+    if caller is None:
+        assert account_id is not None, "a caller or an account_id"
+        caller = AccountCaller(account_id)
+    found = await repository.orders_numbered_page(reader, caller, page)
+    if found is None:
+        raise InvalidApiKey()
+    return found
