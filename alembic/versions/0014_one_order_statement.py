@@ -1,7 +1,8 @@
 """Every order in one statement: the order rule in `ordersvc_place_orders`, whatever the
 recipient's consent and with or without an idempotency key.
 
-- Installs the database functions from their files (`ordersvc.db_functions`): the ledger's one
+- Installs the database functions from their files (`ordersvc.db_functions`): the caller's
+  account (`ordersvc_caller_account`: an active key, or an authenticated account), the ledger's one
   balance move (`ordersvc_post_payments`), an order's end with its refund (`ordersvc_end_order`),
   the mailbox key, a request's expiry and its message (`ordersvc_expire_consent`,
   `ordersvc_ask_consents`), and the order statement.
@@ -10,7 +11,8 @@ recipient's consent and with or without an idempotency key.
 - A consent message is rendered when it is sent: the outbox row names its request
   (`consent_id`) and the orders it asks about (`request_orders`, `request_quantity`), and its
   subject, bodies and headers are written by the sender.
-- `ix_orders_waiting`: a pair's orders awaiting confirmation, by mailbox key.
+- `ix_orders_waiting`: a pair's orders awaiting confirmation, by mailbox key; `ix_orders_queue`
+  holds only the orders a worker may take.
 - Drops migration 0009's and 0011's functions, which the new statement replaces.
 
 A later change to a function's file comes with a migration that installs it again; the test
@@ -46,6 +48,9 @@ OUTCOMES = (
 )
 
 
+QUEUE = "status IN ('pending', 'in progress')"
+
+
 def upgrade() -> None:
     op.execute(f"CREATE TYPE ordersvc_order_outcome AS ENUM ({', '.join(repr(o) for o in OUTCOMES)})")
     op.add_column("outbox", sa.Column("consent_id", sa.BigInteger, sa.ForeignKey("recipient_consents.id")))
@@ -66,6 +71,11 @@ def upgrade() -> None:
         "CREATE INDEX ix_orders_waiting ON orders (account_id, ordersvc_mailbox_key(email))"
         " WHERE status = 'awaiting confirmation'"
     )
+    # The fulfilment queue holds only the orders a worker may take, in id order: no finished
+    # order (most of the table, in time) and no order awaiting confirmation, whose look-ups by
+    # pair the planner sent through the old (status, id) index when its statistics lagged.
+    op.drop_index("ix_orders_queue", "orders")
+    op.create_index("ix_orders_queue", "orders", ["id"], postgresql_where=sa.text(QUEUE))
     op.execute(
         "DROP FUNCTION ordersvc_place_orders_by_key(text[], bytea[], text[], text[], integer[], bigint[], integer)"
     )
@@ -82,6 +92,7 @@ def downgrade() -> None:
         "ordersvc_end_order(bigint, text, text)",
         "ordersvc_post_payments(bigint[], text[], bigint[], text[], bigint[], text[], bigint[], text[])",
         "ordersvc_mailbox_key(text)",
+        "ordersvc_caller_account(text, bytea, bigint)",
     ):
         op.execute(f"DROP FUNCTION {name}")
     op.execute("DROP TYPE ordersvc_order_outcome")
@@ -95,6 +106,8 @@ def downgrade() -> None:
     for column in ("subject", "body_text", "body_html", "headers"):
         op.alter_column("outbox", column, nullable=False)
     op.drop_index("ix_orders_waiting", "orders")
+    op.drop_index("ix_orders_queue", "orders")
+    op.create_index("ix_orders_queue", "orders", ["status", "id"])
     op.drop_column("outbox", "request_quantity")
     op.drop_column("outbox", "request_orders")
     op.drop_column("outbox", "consent_id")

@@ -18,6 +18,7 @@ _ROOT = Path(__file__).resolve().parent
 # is created (PL/pgSQL bodies only when they run).
 FILES = (
     "consent/sql/ordersvc_mailbox_key.sql",
+    "accounts/sql/ordersvc_caller_account.sql",
     "ledger/sql/ordersvc_post_payments.sql",
     "orders/sql/ordersvc_end_order.sql",
     "consent/sql/ordersvc_expire_consent.sql",

@@ -90,7 +90,7 @@ class TestLegacyReads:
         assert b'"error"' not in response.content, response.content
         assert sent.orm == []
         assert len(sent.driver) == 1
-        assert "api_keys" in sent.driver[0]
+        assert "ordersvc_caller_account(" in sent.driver[0]  # the key is checked in the statement
 
     async def test_the_page_is_counted_and_windowed_together(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer
@@ -153,7 +153,7 @@ class TestRestReads:
         assert response.status_code == 200, response.text
         assert sent.orm == []
         assert len(sent.driver) == 1
-        assert "api_keys" in sent.driver[0]
+        assert "ordersvc_caller_account(" in sent.driver[0]  # the key is checked in the statement
 
     async def test_a_page_from_a_cursor_is_one_statement_too(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer, sent: Sent

@@ -59,14 +59,13 @@ _ACTIVE_KEY = (
     f" FROM {_ACTIVE_KEYS} AND k.prefix = $1"
 )
 
-CALLER_ACCOUNT = (
-    f"coalesce($3::bigint, (SELECT a.id FROM {_ACTIVE_KEYS} AND k.prefix = $1::text AND k.key_hash = $2::bytea))"  # noqa: S608 (constant fragments, never a value)
-)
-"""SQL: the account a statement serves, from its first three parameters (`caller_arguments`):
-the account of an API key, checked here by its prefix ($1) and SHA-256 ($2), or NULL when the
+CALLER_ACCOUNT = "ordersvc_caller_account($1::text, $2::bytea, $3::bigint)"
+"""SQL: the account a statement serves, from its first three parameters (`caller_arguments`), by
+the database's `ordersvc_caller_account` (`accounts/sql/`), which the order statement uses too:
+the account of an API key, checked there by its prefix ($1) and SHA-256 ($2), or NULL when the
 key is not valid; or an account already authenticated ($3: a browser session's, checked by the
-caller, or an operator's). A read that names its caller this way checks the key in the same
-statement as its work: no transaction, one round trip."""
+caller, or an operator's). A read that names its caller this way checks the key in the same statement as its
+work: no transaction, one round trip."""
 
 CALLER_PARAMETERS = 3
 

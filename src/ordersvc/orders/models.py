@@ -29,7 +29,8 @@ class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
         sa.Index("ix_orders_account_id_id", "account_id", "id"),
-        sa.Index("ix_orders_queue", "status", "id"),
+        # The fulfilment queue: only the orders a worker may take, oldest first (migration 0014).
+        sa.Index("ix_orders_queue", "id", postgresql_where=sa.text("status IN ('pending', 'in progress')")),
         # A pair's orders awaiting confirmation (migration 0014).
         sa.Index(
             "ix_orders_waiting",

@@ -122,7 +122,7 @@ async def place(
         if idempotency_key is not None:
             _check_idempotency_key(idempotency_key)
     except ServiceError:
-        await _check_caller(engine, caller)  # an invalid key is refused first
+        await accounts.check_caller(engine, caller)  # an invalid key is refused first
         raise
     if isinstance(caller, ApiKeyCaller) and not API_KEYS.well_formed(caller.key):
         raise InvalidApiKey()
@@ -184,12 +184,6 @@ def _answer(placed: Placement, request: OrderRequest) -> PlacedOrder:
         created_at=placed.created_at,
     )
     return PlacedOrder(order, replayed=False)
-
-
-async def _check_caller(engine: AsyncEngine, caller: Caller) -> None:
-    if isinstance(caller, ApiKeyCaller):
-        async with AsyncSession(engine) as session:
-            await accounts.authenticate(session, api_key=caller.key)
 
 
 def _check_idempotency_key(key: str) -> None:

@@ -4,8 +4,9 @@
 -- One round trip and one commit for the batch; each account row is locked once per batch.
 --
 -- Each order is decided alone, in the given order, as if sent one by one:
---   1. the caller: the active API key with this prefix and SHA-256 of an enabled account, or an
---      enabled account's id (a browser session checked by the caller): else `invalid_key`;
+--   1. the caller (`ordersvc_caller_account`): the active API key with this prefix and SHA-256 of
+--      an enabled account, or an account a browser session's check let through: else
+--      `invalid_key`;
 --   2. the idempotency key, if any: a key this account used before replays that order
 --      (`replayed`, with the first answer's snapshot) when the parameters' fingerprint matches,
 --      and is `idempotency_conflict` when not. A fresh key is claimed first, so a concurrent
@@ -94,14 +95,7 @@ BEGIN
         PERFORM set_config('lock_timeout', greatest(p_lock_timeout_ms, 1)::text, true);
     END IF;
     v_accounts := ARRAY(
-        SELECT CASE
-            WHEN p_account_ids[i] IS NOT NULL THEN
-                (SELECT a.id FROM accounts a WHERE a.id = p_account_ids[i] AND a.disabled_at IS NULL)
-            ELSE
-                (SELECT k.account_id FROM api_keys k JOIN accounts a ON a.id = k.account_id
-                 WHERE k.prefix = p_prefixes[i] AND k.key_hash = p_key_hashes[i]
-                   AND k.revoked_at IS NULL AND a.disabled_at IS NULL)
-            END
+        SELECT ordersvc_caller_account(p_prefixes[i], p_key_hashes[i], p_account_ids[i])
         FROM generate_subscripts(p_emails, 1) AS i ORDER BY i);
     v_mailboxes := ARRAY(SELECT ordersvc_mailbox_key(e) FROM unnest(p_emails) WITH ORDINALITY AS u(e, i) ORDER BY i);
     v_outcomes := array_fill(NULL::ordersvc_order_outcome, ARRAY[v_n]);
