@@ -104,9 +104,9 @@ class OrderEvent(SQLModel, table=True):
 class IdempotencyKey(SQLModel, table=True):
     """A client's Idempotency-Key (REST) or request_id (legacy), scoped to its account.
 
-    Claimed in the same transaction that places the order, so a failed attempt leaves no key
-    behind and a concurrent duplicate waits on the claim, then replays. Kept indefinitely
-    (the contract asks for at least 24 hours)."""
+    Written by the statement that places the order, under a lock on the key that a concurrent
+    duplicate waits for before it replays (`orders/sql/ordersvc_place_orders.sql`): a refused
+    order leaves no key behind. Kept indefinitely (the contract asks for at least 24 hours)."""
 
     __tablename__ = "idempotency_keys"
 

@@ -6,14 +6,13 @@ from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 import sqlalchemy.orm
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlmodel import col
 
 from ordersvc.accounts.callers import Caller
 from ordersvc.accounts.models import Account
 from ordersvc.accounts.repository import CALLER_ACCOUNT, CALLER_PARAMETERS, Reader, fetch_as
-from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent
+from ordersvc.orders.models import Order, OrderEvent
 from ordersvc.pagination import CursorList, CursorPage, CursorRequest, NumberedList, NumberedPage, PageRequest
 
 
@@ -102,33 +101,6 @@ async def orders_page(
     email = None if filters.email is None else filters.email.lower()
     arguments = _ORDER_PAGES.arguments(request, filters.status, email, filters.created_gte, filters.created_lt)
     return _ORDER_PAGES.page_of(await fetch_as(engine, caller, _ORDER_PAGES.sql, *arguments), request)
-
-
-async def claim_idempotency_key(session: AsyncSession, account_id: int, key: str, fingerprint: bytes) -> bool:
-    """True when this transaction now owns the key. A concurrent transaction holding an
-    uncommitted claim makes this wait until it commits (then False) or rolls back (then True)."""
-    stmt = (
-        pg_insert(IdempotencyKey)
-        .values(account_id=account_id, key=key, fingerprint=fingerprint)
-        .on_conflict_do_nothing(index_elements=["account_id", "key"])
-        .returning(col(IdempotencyKey.key))
-    )
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
-
-
-async def get_idempotency_key(session: AsyncSession, account_id: int, key: str) -> IdempotencyKey:
-    return await session.get_one(IdempotencyKey, (account_id, key))
-
-
-async def complete_idempotency_key(
-    session: AsyncSession, account_id: int, key: str, order_id: int, snapshot: dict[str, Any]
-) -> None:
-    stmt = (
-        sa.update(IdempotencyKey)
-        .where(col(IdempotencyKey.account_id) == account_id, col(IdempotencyKey.key) == key)
-        .values(order_id=order_id, snapshot=snapshot)
-    )
-    await session.execute(stmt)
 
 
 async def lock_order(session: AsyncSession, account_id: int, public_id: str) -> Order | None:

@@ -9,9 +9,9 @@
 --      `invalid_key`;
 --   2. the idempotency key, if any: a key this account used before replays that order
 --      (`replayed`, with the first answer's snapshot) when the parameters' fingerprint matches,
---      and is `idempotency_conflict` when not. A fresh key is claimed first, so a concurrent
---      statement with the same key waits for this one and then replays; a key whose order is
---      refused is left unused;
+--      and is `idempotency_conflict` when not. A key is locked first, so a concurrent statement
+--      with the same key waits for this one and then replays; a key whose order is refused is
+--      left unused (its record is written with the order);
 --   3. the recipient: an opted-out address is `opted_out`;
 --   4. the balance: `insufficient_balance`;
 --   5. the order: `pending` to a recipient who confirmed, else `awaiting confirmation`; its
@@ -28,7 +28,7 @@
 -- Locks, always in this order, so that statements never wait on each other in a cycle and an
 -- opt-out (the address lock exclusive, then consents, orders, accounts in id order) never waits
 -- for a statement that waits for it: every address lock (shared, in address order); then account
--- by account in ascending id: its idempotency keys (in key order), its consent rows (in address
+-- by account in ascending id: its idempotency keys' locks (in hash order), its consent rows (in address
 -- order), the orders an expiry ends, the account row; last, the mailbox rows of the messages
 -- queued (in address order).
 --
@@ -66,13 +66,12 @@ DECLARE
     v_found record;
     v_balance bigint;
     v_taken text[];
-    -- The group's idempotency keys this statement claimed, and the order that placed each (0: none).
+    -- The group's idempotency keys not used before, and the order of this statement that placed
+    -- each (0: none yet).
     v_has_keys boolean;
     v_keys text[];
     v_claimed text[];
     v_claim_placer integer[];
-    v_unused_accounts bigint[] := '{}';
-    v_unused_keys text[] := '{}';
     -- The group's pairs, in address order: consent id, status, whether mailed, whether its request
     -- ran out before the sweep, whether this statement created the row, whether an order went to it.
     v_pair_mailboxes text[];
@@ -128,8 +127,10 @@ BEGIN
         WHERE u.decided IS NULL
         GROUP BY u.account ORDER BY u.account
     LOOP
-        -- Idempotency keys, in key order. A key claimed here carries the fingerprint of its first
-        -- order; one used before decides its orders now.
+        -- Idempotency keys: each taken by a lock of its own, (account, hash of the key), in hash
+        -- order and held to the end, so a concurrent statement with the same key waits for this one
+        -- and then finds its record. A key used before decides its orders now; the others are
+        -- this statement's, and a record is written only for a key whose order is placed.
         v_claimed := '{}';
         v_claim_placer := '{}';
         v_keys := '{}';
@@ -141,37 +142,29 @@ BEGIN
             END LOOP;
         END IF;
         IF array_length(v_keys, 1) IS NOT NULL THEN
-            WITH wanted AS (
-                SELECT DISTINCT ON (p_idempotency_keys[i]) p_idempotency_keys[i] AS key, p_fingerprints[i] AS fingerprint
-                FROM unnest(v_group.orders) AS i WHERE p_idempotency_keys[i] IS NOT NULL
-                ORDER BY p_idempotency_keys[i], i
-            ), claimed AS (
-                INSERT INTO idempotency_keys AS k (account_id, key, fingerprint)
-                    SELECT v_group.account, w.key, w.fingerprint FROM wanted w ORDER BY w.key
-                    ON CONFLICT (account_id, key) DO NOTHING
-                    RETURNING k.key
-            )
-            SELECT coalesce(array_agg(claimed.key), '{}') INTO v_claimed FROM claimed;
-            v_claim_placer := array_fill(0, ARRAY[coalesce(array_length(v_claimed, 1), 0)]);
-            IF coalesce(array_length(v_claimed, 1), 0) < array_length(v_keys, 1) THEN
-                -- A statement of its own: it sees the records of statements whose claims it waited for.
-                FOR v_found IN
-                    SELECT k.key, k.fingerprint, k.order_id, k.snapshot FROM idempotency_keys k
-                    WHERE k.account_id = v_group.account AND k.key = ANY (v_keys) AND NOT k.key = ANY (v_claimed)
-                LOOP
-                    FOREACH v_i IN ARRAY v_group.orders LOOP
-                        IF p_idempotency_keys[v_i] = v_found.key THEN
-                            IF v_found.snapshot IS NOT NULL AND v_found.fingerprint = p_fingerprints[v_i] THEN
-                                v_outcomes[v_i] := 'replayed';
-                                v_snapshots[v_i] := v_found.snapshot;
-                                v_order_ids[v_i] := v_found.order_id;
-                            ELSE
-                                v_outcomes[v_i] := 'idempotency_conflict';
-                            END IF;
+            FOR v_k IN SELECT DISTINCT hashtext(k) FROM unnest(v_keys) AS k ORDER BY 1 LOOP
+                PERFORM pg_advisory_xact_lock((v_group.account % 2147483647)::integer, v_k);
+            END LOOP;
+            v_claimed := v_keys;
+            -- A statement of its own: it sees the records of statements whose locks it waited for.
+            FOR v_found IN
+                SELECT k.key, k.fingerprint, k.order_id, k.snapshot FROM idempotency_keys k
+                WHERE k.account_id = v_group.account AND k.key = ANY (v_keys)
+            LOOP
+                v_claimed := array_remove(v_claimed, v_found.key);
+                FOREACH v_i IN ARRAY v_group.orders LOOP
+                    IF p_idempotency_keys[v_i] = v_found.key THEN
+                        IF v_found.snapshot IS NOT NULL AND v_found.fingerprint = p_fingerprints[v_i] THEN
+                            v_outcomes[v_i] := 'replayed';
+                            v_snapshots[v_i] := v_found.snapshot;
+                            v_order_ids[v_i] := v_found.order_id;
+                        ELSE
+                            v_outcomes[v_i] := 'idempotency_conflict';
                         END IF;
-                    END LOOP;
+                    END IF;
                 END LOOP;
-            END IF;
+            END LOOP;
+            v_claim_placer := array_fill(0, ARRAY[coalesce(array_length(v_claimed, 1), 0)]);
         END IF;
 
         -- The consent rows of the orders still to decide, locked in address order; those missing are
@@ -241,14 +234,8 @@ BEGIN
             END IF;
         END LOOP;
 
-        -- Keys whose every order was refused are left unused; pairs with a placed order are (still,
-        -- or again) asked unless confirmed; a consent row created for orders all refused goes again.
-        FOR v_k IN 1 .. coalesce(array_length(v_claimed, 1), 0) LOOP
-            IF v_claim_placer[v_k] = 0 THEN
-                v_unused_accounts := v_unused_accounts || v_group.account;
-                v_unused_keys := v_unused_keys || v_claimed[v_k];
-            END IF;
-        END LOOP;
+        -- Pairs with a placed order are (still, or again) asked unless confirmed; a consent row
+        -- created for orders all refused goes again.
         FOR v_p IN 1 .. coalesce(array_length(v_pair_ids, 1), 0) LOOP
             IF v_pair_used[v_p] AND v_pair_statuses[v_p] <> 'confirmed' THEN
                 IF v_pair_statuses[v_p] <> 'requested' THEN
@@ -303,15 +290,10 @@ BEGIN
             array_fill(NULL::text, ARRAY[array_length(v_placed, 1)]),
             array_fill(NULL::bigint, ARRAY[array_length(v_placed, 1)]),
             array_fill(NULL::text, ARRAY[array_length(v_placed, 1)]));
-        UPDATE idempotency_keys k
-            SET fingerprint = p_fingerprints[u.i], order_id = v_order_ids[u.i], snapshot = v_snapshots[u.i]
+        INSERT INTO idempotency_keys (account_id, key, fingerprint, order_id, snapshot)
+            SELECT v_accounts[u.i], p_idempotency_keys[u.i], p_fingerprints[u.i], v_order_ids[u.i], v_snapshots[u.i]
             FROM unnest(v_placed) AS u(i)
-            WHERE p_idempotency_keys[u.i] IS NOT NULL
-              AND k.account_id = v_accounts[u.i] AND k.key = p_idempotency_keys[u.i];
-    END IF;
-    IF coalesce(array_length(v_unused_keys, 1), 0) > 0 THEN
-        DELETE FROM idempotency_keys k USING unnest(v_unused_accounts, v_unused_keys) AS u(account, key)
-            WHERE k.account_id = u.account AND k.key = u.key;
+            WHERE p_idempotency_keys[u.i] IS NOT NULL;
     END IF;
     IF coalesce(array_length(v_reset, 1), 0) > 0 THEN
         UPDATE recipient_consents c SET status = 'requested', mailed_at = NULL, expires_at = NULL, decided_at = NULL
