@@ -15,8 +15,14 @@ recipient's consent and with or without an idempotency key.
   holds only the orders a worker may take.
 - Drops migration 0009's and 0011's functions, which the new statement replaces.
 
-A later change to a function's file comes with a migration that installs it again; the test
-`tests/test_database_functions.py` fails until the database runs the file's source.
+The functions are installed from the copies in `0014_functions/`, frozen with this revision (a
+migration must do tomorrow what it does today). A later change to a function's file under `src/`
+comes with a migration that installs a copy of it; `tests/test_database_functions.py` fails until
+the database runs the file's source.
+
+Not for a rolling deploy: older processes call the functions dropped here, and cannot send the
+outbox rows written from here on; the indexes are built inside the migration's transaction. Stop
+every process, migrate, start the new version (README, "Configuration").
 
 Revision ID: 0014_one_order_statement
 Revises: 0013_secrets_at_rest
@@ -49,6 +55,7 @@ OUTCOMES = (
 
 
 QUEUE = "status IN ('pending', 'in progress')"
+OPEN = "status IN ('awaiting confirmation', 'pending', 'in progress')"
 
 
 def upgrade() -> None:
@@ -64,7 +71,7 @@ def upgrade() -> None:
         "consent_id IS NOT NULL OR (subject IS NOT NULL AND body_text IS NOT NULL"
         " AND body_html IS NOT NULL AND headers IS NOT NULL)",
     )
-    db_functions.install(op.execute)
+    db_functions.install(op.execute, Path(__file__).with_name("0014_functions"))
     # A pair's orders awaiting confirmation, by the mailbox key: what a request asks about, and
     # what a confirmation, decline or expiry moves (few rows, however long an account's history).
     op.execute(
@@ -76,6 +83,15 @@ def upgrade() -> None:
     # pair the planner sent through the old (status, id) index when its statistics lagged.
     op.drop_index("ix_orders_queue", "orders")
     op.create_index("ix_orders_queue", "orders", ["id"], postgresql_where=sa.text(QUEUE))
+    # An address's open orders, for an opt-out (every account) and a decline (one account).
+    op.execute(f"CREATE INDEX ix_orders_open ON orders (ordersvc_mailbox_key(email), id) WHERE {OPEN}")
+    # The consent requests whose message the sender has still to write.
+    op.create_index(
+        "ix_outbox_unrendered",
+        "outbox",
+        ["id"],
+        postgresql_where=sa.text("consent_id IS NOT NULL AND body_text IS NULL"),
+    )
     op.execute(
         "DROP FUNCTION ordersvc_place_orders_by_key(text[], bytea[], text[], text[], integer[], bigint[], integer)"
     )
@@ -84,6 +100,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_unrendered", "outbox")
+    op.drop_index("ix_orders_open", "orders")
+    op.drop_index("ix_orders_waiting", "orders")  # before the function its expression names
     for name in (
         "ordersvc_place_orders(text[], bytea[], bigint[], text[], text[], integer[], bigint[], text[], bytea[],"
         " integer, interval, interval)",
@@ -105,7 +124,6 @@ def downgrade() -> None:
     op.drop_constraint("rendered_or_consent", "outbox")
     for column in ("subject", "body_text", "body_html", "headers"):
         op.alter_column("outbox", column, nullable=False)
-    op.drop_index("ix_orders_waiting", "orders")
     op.drop_index("ix_orders_queue", "orders")
     op.create_index("ix_orders_queue", "orders", ["status", "id"])
     op.drop_column("outbox", "request_quantity")

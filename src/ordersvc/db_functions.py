@@ -1,7 +1,7 @@
 """The database functions' source: one file per function, next to the domain whose rule it is
-(`<domain>/sql/<function>.sql`). Migrations install them from these files (`install`), and a
-test checks that the database runs exactly this source; a change to a file comes with a
-migration that installs it again.
+(`<domain>/sql/<function>.sql`). A migration installs the copies it froze of these files
+(`install`), and a test checks that the database runs exactly this source: a change to a file
+comes with a migration that installs a copy of the new version.
 
 A function's file holds one `CREATE OR REPLACE FUNCTION` statement, its comment first."""
 
@@ -50,7 +50,10 @@ class DatabaseFunction:
 FUNCTIONS = tuple(DatabaseFunction(Path(f).stem, _ROOT / f) for f in FILES)
 
 
-def install(execute: Callable[[str], object]) -> None:
-    """Create or replace every function, with `execute` (Alembic's `op.execute`, say)."""
+def install(execute: Callable[[str], object], frozen: Path | None = None) -> None:
+    """Create or replace every function, with `execute` (Alembic's `op.execute`, say): from these
+    files, or from a migration's frozen copies of them (`frozen`, one file per function, named
+    as here)."""
     for function in FUNCTIONS:
-        execute(function.source)
+        path = function.path if frozen is None else frozen / function.path.name
+        execute(path.read_text(encoding="utf-8"))

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from ordersvc.consent.models import ConsentStatus, RecipientConsent, RecipientMailbox, Suppression
-from ordersvc.orders.models import Order, OrderStatus
+from ordersvc.orders.models import OPEN_STATUSES, Order, OrderStatus
 
 
 # Mailbox keys are computed in SQL, the same way on both sides of every comparison, by the
@@ -159,16 +159,15 @@ async def lock_waiting_orders(session: AsyncSession, account_id: int, email: str
     return list((await session.execute(stmt)).scalars().all())
 
 
-async def lock_open_orders_to(session: AsyncSession, email: str) -> list[Order]:
-    """Every account's unfinished orders to this address, locked, oldest first."""
-    open_statuses = [OrderStatus.AWAITING_CONFIRMATION.value, OrderStatus.PENDING.value, OrderStatus.IN_PROGRESS.value]
-    stmt = (
-        sa.select(Order)
-        .where(_fold(col(Order.email)) == _key(email), col(Order.status).in_(open_statuses))
-        .order_by(col(Order.id))
-        .with_for_update()
+async def lock_open_orders_to(session: AsyncSession, email: str, *, account_id: int | None = None) -> list[Order]:
+    """The unfinished orders to this address (of one account, or of every account), locked,
+    oldest first (through `ix_orders_open`)."""
+    stmt = sa.select(Order).where(
+        _fold(col(Order.email)) == _key(email), col(Order.status).in_([s.value for s in OPEN_STATUSES])
     )
-    return list((await session.execute(stmt)).scalars().all())
+    if account_id is not None:
+        stmt = stmt.where(col(Order.account_id) == account_id)
+    return list((await session.execute(stmt.order_by(col(Order.id)).with_for_update())).scalars().all())
 
 
 async def consent_id_of(session: AsyncSession, account_id: int, email: str) -> int | None:

@@ -132,9 +132,11 @@ async def decide(session: AsyncSession, *, token: str, settings: Settings | None
     if consent.status == ConsentStatus.DECLINED.value:
         return Decision(parsed.action, requester, consent.email, False)
     await repository.set_consent(session, consent.id, status=ConsentStatus.DECLINED.value, decided_at=utc_now())
-    for order in await repository.lock_open_orders_to(session, consent.email):
-        if order.account_id == consent.account_id:
-            await lifecycle.cancel_locked(session, order, "recipient declined")
+    # This account's orders only, as the order statement locks them (a pair's consent row, its
+    # orders, then the account row): locking other accounts' orders could close a cycle with a
+    # statement that holds their account rows.
+    for order in await repository.lock_open_orders_to(session, consent.email, account_id=consent.account_id):
+        await lifecycle.cancel_locked(session, order, "recipient declined")
     return Decision(parsed.action, requester, consent.email, True)
 
 

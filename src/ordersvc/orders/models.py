@@ -29,6 +29,13 @@ class Order(SQLModel, table=True):
     __tablename__ = "orders"
     __table_args__ = (
         sa.Index("ix_orders_account_id_id", "account_id", "id"),
+        # An address's open orders, for opt-outs and declines (migration 0014).
+        sa.Index(
+            "ix_orders_open",
+            sa.func.ordersvc_mailbox_key(sa.literal_column("email")),
+            "id",
+            postgresql_where=sa.text("status IN ('awaiting confirmation', 'pending', 'in progress')"),
+        ),
         # The fulfilment queue: only the orders a worker may take, oldest first (migration 0014).
         sa.Index("ix_orders_queue", "id", postgresql_where=sa.text("status IN ('pending', 'in progress')")),
         # A pair's orders awaiting confirmation (migration 0014).

@@ -22,6 +22,10 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         sa.Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
+        # The consent requests whose message is still to be written (migration 0014).
+        sa.Index(
+            "ix_outbox_unrendered", "id", postgresql_where=sa.text("consent_id IS NOT NULL AND body_text IS NULL")
+        ),
         sa.CheckConstraint(
             "consent_id IS NOT NULL OR (subject IS NOT NULL AND body_text IS NOT NULL"
             " AND body_html IS NOT NULL AND headers IS NOT NULL)",
