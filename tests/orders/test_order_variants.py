@@ -7,20 +7,26 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc import db
 from ordersvc.accounts.callers import ApiKeyCaller
 from ordersvc.consent import service as consent
+from ordersvc.consent import tokens
+from ordersvc.keyring import keyring
 from ordersvc.ledger import service as ledger
+from ordersvc.orders import batching, lifecycle
 from ordersvc.orders import service as orders
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import call, snapshot
 from tests.orders.test_endpoints import auth
-from tests.support import Customer, ServerProcess, unique_email
+from tests.support import Customer, ServerProcess, confirm_recipient, place_as, unique_email
 from tests.test_concurrency import two_servers as two_servers  # the fixture
 
 
@@ -269,3 +275,76 @@ async def test_idempotent_retries_to_a_new_recipient_racing_across_two_server_pr
     assert len(ids) == 1
     assert await snapshot(sessionmaker, customer) == ("9.00", 2, 1)
     assert await messages(sessionmaker, to) == 1
+
+
+async def test_a_decline_and_an_order_statement_expiring_another_accounts_request_do_not_deadlock(
+    app, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decline holds its pair's consent row and its orders and is about to refund its account;
+    an order statement holds that account's row (an order of its to another address) and expires
+    another account's request to the same address. The decline locks only its own account's
+    orders, so the statement is never left waiting on an order the decline holds."""
+    n, m = await make_customer(balance="5"), await make_customer(balance="5")
+    to, other = unique_email("declines"), unique_email("other")
+    for customer, address in ((n, to), (n, other)):
+        await confirm_recipient(sessionmaker, customer, address)
+    open_order = await place_as(sessionmaker, n.account_id, email=to, quantity=1000)
+    waiting = await place_as(sessionmaker, m.account_id, email=to, quantity=1000)
+    assert (open_order.order.status, waiting.order.status) == ("pending", "awaiting confirmation")
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            sa.text(
+                "UPDATE recipient_consents SET expires_at = now() - interval '1 second'"
+                " WHERE account_id = :a AND email = lower(:e)"
+            ),
+            {"a": m.account_id, "e": to},
+        )
+        consent_id = (
+            await session.execute(
+                sa.text("SELECT id FROM recipient_consents WHERE account_id = :a AND email = lower(:e)"),
+                {"a": n.account_id, "e": to},
+            )
+        ).scalar_one()
+    token = tokens.sign(
+        keyring(app.state.settings), tokens.ConsentToken(consent_id, tokens.ConsentAction.DECLINE, 2**40)
+    )
+    locked, go = asyncio.Event(), asyncio.Event()
+    real_cancel = lifecycle.cancel_locked
+
+    async def cancel_after_the_statement_started(*args: Any, **kwargs: Any) -> Any:
+        locked.set()  # the consent row and the orders are locked; the refund comes next
+        await go.wait()
+        return await real_cancel(*args, **kwargs)
+
+    monkeypatch.setattr(lifecycle, "cancel_locked", cancel_after_the_statement_started)
+
+    async def decline() -> None:
+        async with sessionmaker.begin() as session:
+            await consent.decide(session, token=token, settings=app.state.settings)
+
+    declining = asyncio.create_task(decline())
+    await locked.wait()
+    timing = batching.ConsentTiming(timedelta(hours=24), timedelta(hours=72))
+    requests = [
+        batching.OrderRequest(None, None, n.account_id, orders.new_public_id(), other, 500, 500, None, None, None),
+        batching.OrderRequest(None, None, m.account_id, orders.new_public_id(), to, 500, 500, None, None, None),
+    ]
+    statement = asyncio.create_task(
+        db.fetch_autocommit(app.state.engine, batching._PLACE_ORDERS, *batching._arguments(requests, 0.0, timing))
+    )  # one statement for both, as a batch
+    await asyncio.sleep(0.5)  # the statement has taken n's row and reached m's request
+    go.set()
+    rows = await asyncio.wait_for(statement, 30)
+    await asyncio.wait_for(declining, 30)
+    assert sorted(r[1] for r in rows) == ["placed", "placed"]
+    async with sessionmaker() as session:
+        statuses = dict(
+            (
+                await session.execute(
+                    sa.text("SELECT public_id, status FROM orders WHERE public_id = ANY(:ids)"),
+                    {"ids": [open_order.order.public_id, waiting.order.public_id]},
+                )
+            ).all()
+        )
+        assert await ledger.verify(session) == []
+    assert statuses == {open_order.order.public_id: "canceled", waiting.order.public_id: "canceled"}
