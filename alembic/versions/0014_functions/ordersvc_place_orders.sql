@@ -19,9 +19,11 @@
 --      public id already taken is `public_id_taken` (the caller retries with another; one taken
 --      by a concurrent statement after the check fails this statement, and the caller sends the
 --      batch again with new ids).
--- A refused order writes nothing. The consent rules for a recipient who has not confirmed: a
--- request whose links expired before the sweep came by expires now (`ordersvc_expire_consent`,
--- its waiting orders end); a declined or expired pair is asked again; a new pair gets a request.
+-- A refused order writes nothing of its own. The consent rules for a recipient who has not
+-- confirmed: a request whose links expired before the sweep came by expires now
+-- (`ordersvc_expire_consent`: its waiting orders end, refunded), before the balance is looked at,
+-- so this happens even when the order is then refused (it is the sweep's work, done early); a
+-- declined or expired pair is asked again; a new pair gets a request.
 -- A pair with a placed order and an unmailed request is asked (`ordersvc_ask_consents`: at most
 -- one message per address per `p_mail_interval`), in the same transaction as its order.
 --

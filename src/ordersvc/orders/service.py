@@ -111,10 +111,11 @@ async def place(
 
     The order, its debit, its consent request and message, and its idempotency record are written
     by one statement that commits on its own, together with the other orders this process is
-    placing at that moment (group commit: `batching`). A refusal writes nothing. The statement
-    is not sent after `deadline` (the event loop's time; None: no limit), and waits for no lock
-    beyond it (`db.LockWaitTimedOut`, nothing written): a statement that commits itself may not
-    be cancelled, or a client could be told "not completed" about a placed order."""
+    placing at that moment (group commit: `batching`). A refusal writes nothing of its own (an
+    expired request found on the way is expired, as the sweep would). The statement is not sent
+    after `deadline` (the event loop's time; None: no limit), and waits for no lock beyond it
+    (`db.LockWaitTimedOut`, nothing written): a statement that commits itself may not be
+    cancelled, or a client could be told "not completed" about a placed order."""
     try:
         target = normalize_email(email)
         if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
