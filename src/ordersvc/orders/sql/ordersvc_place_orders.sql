@@ -27,16 +27,18 @@
 -- A pair with a placed order and an unmailed request is asked (`ordersvc_ask_consents`: at most
 -- one message per address per `p_mail_interval`), in the same transaction as its order.
 --
--- Locks, always in this order, so that statements never wait on each other in a cycle and an
--- opt-out (the address lock exclusive, then consents, orders, accounts in id order) never waits
--- for a statement that waits for it: every address lock (shared, in address order); then account
--- by account in ascending id: its idempotency keys' locks (in hash order), its consent rows (in address
--- order), the orders an expiry ends, the account row; last, the mailbox rows of the messages
--- queued (in address order).
+-- Locks, always in this order, so that statements never wait on each other in a cycle, and an
+-- opt-out (the address lock exclusive, then consents, orders, accounts in id order), a decline
+-- or an expiry (a consent row, its account's orders, that account's row) never waits for a
+-- statement that waits for it: every address lock (shared, in address order); every idempotency
+-- key's lock (in (account, hash) order); every consent row (in (account, address) order); then
+-- account by account in ascending id, the orders an expiry ends and the account row; last, the
+-- mailbox rows of the messages queued (in address order). Only order statements take the key
+-- locks, and they take them before any row.
 --
--- The locks and decisions come first, account by account; the writes then go in a few set-based
--- statements for the whole batch (orders, events, payments, idempotency records), under locks
--- already held.
+-- The locks and decisions come first, each kind in one statement for the whole batch; the writes
+-- then go in a few set-based statements (orders, events, payments, idempotency records), under
+-- locks already held.
 --
 -- `p_lock_timeout_ms`: what is left of the most hurried request's time; no lock is awaited
 -- beyond it (SQLSTATE 55P03, and the statement wrote nothing).
@@ -60,32 +62,36 @@ DECLARE
     v_snapshots jsonb[];
     v_replay_of integer[];  -- an order replaying an earlier one of this statement: that one
     v_placed integer[] := '{}';
-    v_group record;
-    v_mailbox text;
     v_i integer;
     v_p integer;
     v_k integer;
+    v_a integer;
+    v_account bigint;
     v_found record;
-    v_balance bigint;
     v_taken text[];
-    -- The group's idempotency keys not used before, and the order of this statement that placed
-    -- each (0: none yet).
     v_has_keys boolean;
-    v_keys text[];
-    v_claimed text[];
-    v_claim_placer integer[];
-    -- The group's pairs, in address order: consent id, status, whether mailed, whether its request
-    -- ran out before the sweep, whether this statement created the row, whether an order went to it.
-    v_pair_mailboxes text[];
+    -- The idempotency keys not used before ("account:key"), and the order of this statement that
+    -- placed each (0: none yet).
+    v_claimed text[] := '{}';
+    v_claim_placer integer[] := '{}';
+    -- The pairs ("account:address"), in (account, address) order: consent id, account, status,
+    -- whether mailed, whether its request ran out before the sweep, whether this statement created
+    -- the row, whether an order went to it.
+    v_wanted text[];
+    v_existing text[];
+    v_created_rows text[];
     v_pair_ids bigint[];
+    v_pair_accounts bigint[];
     v_pair_statuses text[];
     v_pair_mailed boolean[];
     v_pair_expired boolean[];
     v_pair_new boolean[];
     v_pair_used boolean[];
     v_suppressed text[];
-    v_existing text[];
-    v_created_rows text[];
+    -- The accounts, in id order, and their balances as the orders take them.
+    v_acc_ids bigint[];
+    v_balances bigint[];
+    v_balance bigint;
     v_new_ids bigint[];
     v_new_times timestamptz[];
     v_reset bigint[] := '{}';
@@ -114,143 +120,154 @@ BEGIN
             v_outcomes[v_i] := 'public_id_taken';
         END IF;
     END LOOP;
-    FOR v_mailbox IN
-        SELECT DISTINCT v_mailboxes[i] FROM generate_subscripts(p_emails, 1) AS i WHERE v_outcomes[i] IS NULL ORDER BY 1
-    LOOP
-        PERFORM pg_advisory_xact_lock_shared(hashtext(v_mailbox));
-    END LOOP;
+    -- Every address lock (shared), in address order: one statement, the locks taken as the
+    -- sorted rows come.
+    PERFORM pg_advisory_xact_lock_shared(hashtext(m.mailbox)) FROM (
+        SELECT DISTINCT v_mailboxes[i] AS mailbox FROM generate_subscripts(p_emails, 1) AS i
+        WHERE v_outcomes[i] IS NULL ORDER BY 1) m;
     -- A statement of its own after the address locks: it sees an opt-out that committed while they
     -- were awaited, and none can commit while they are held.
     v_suppressed := ARRAY(SELECT s.email FROM suppressions s WHERE s.email = ANY (v_mailboxes));
 
-    FOR v_group IN
-        SELECT u.account AS account, array_agg(u.i ORDER BY u.i) AS orders
-        FROM unnest(v_accounts, v_outcomes) WITH ORDINALITY AS u(account, decided, i)
-        WHERE u.decided IS NULL
-        GROUP BY u.account ORDER BY u.account
-    LOOP
-        -- Idempotency keys: each taken by a lock of its own, (account, hash of the key), in hash
-        -- order and held to the end, so a concurrent statement with the same key waits for this one
-        -- and then finds its record. A key used before decides its orders now; the others are
-        -- this statement's, and a record is written only for a key whose order is placed.
-        v_claimed := '{}';
-        v_claim_placer := '{}';
-        v_keys := '{}';
-        IF v_has_keys THEN
-            FOREACH v_i IN ARRAY v_group.orders LOOP
-                IF p_idempotency_keys[v_i] IS NOT NULL AND array_position(v_keys, p_idempotency_keys[v_i]) IS NULL THEN
-                    v_keys := v_keys || p_idempotency_keys[v_i];
-                END IF;
-            END LOOP;
-        END IF;
-        IF array_length(v_keys, 1) IS NOT NULL THEN
-            FOR v_k IN SELECT DISTINCT hashtext(k) FROM unnest(v_keys) AS k ORDER BY 1 LOOP
-                PERFORM pg_advisory_xact_lock((v_group.account % 2147483647)::integer, v_k);
-            END LOOP;
-            v_claimed := v_keys;
-            -- A statement of its own: it sees the records of statements whose locks it waited for.
-            FOR v_found IN
-                SELECT k.key, k.fingerprint, k.order_id, k.snapshot FROM idempotency_keys k
-                WHERE k.account_id = v_group.account AND k.key = ANY (v_keys)
-            LOOP
-                v_claimed := array_remove(v_claimed, v_found.key);
-                FOREACH v_i IN ARRAY v_group.orders LOOP
-                    IF p_idempotency_keys[v_i] = v_found.key THEN
-                        IF v_found.snapshot IS NOT NULL AND v_found.fingerprint = p_fingerprints[v_i] THEN
-                            v_outcomes[v_i] := 'replayed';
-                            v_snapshots[v_i] := v_found.snapshot;
-                            v_order_ids[v_i] := v_found.order_id;
-                        ELSE
-                            v_outcomes[v_i] := 'idempotency_conflict';
-                        END IF;
+    -- Idempotency keys: each taken by a lock of its own, (account, hash of the key), in that
+    -- order and held to the end, so a concurrent statement with the same key waits for this one
+    -- and then finds its record. A key used before decides its orders now; the others are this
+    -- statement's ("account:key" in v_claimed), and a record is written only for a key whose order
+    -- is placed.
+    IF v_has_keys THEN
+        PERFORM pg_advisory_xact_lock((k.account % 2147483647)::integer, k.h) FROM (
+            SELECT DISTINCT v_accounts[i] AS account, hashtext(p_idempotency_keys[i]) AS h
+            FROM generate_subscripts(p_emails, 1) AS i
+            WHERE v_outcomes[i] IS NULL AND p_idempotency_keys[i] IS NOT NULL ORDER BY 1, 2) k;
+        v_claimed := ARRAY(
+            SELECT DISTINCT v_accounts[i] || ':' || p_idempotency_keys[i] FROM generate_subscripts(p_emails, 1) AS i
+            WHERE v_outcomes[i] IS NULL AND p_idempotency_keys[i] IS NOT NULL);
+        -- A statement of its own: it sees the records of statements whose locks it waited for.
+        FOR v_found IN
+            SELECT k.account_id, k.key, k.fingerprint, k.order_id, k.snapshot FROM idempotency_keys k
+            WHERE (k.account_id || ':' || k.key) = ANY (v_claimed)
+              AND k.account_id = ANY (v_accounts) AND k.key = ANY (p_idempotency_keys)
+        LOOP
+            v_claimed := array_remove(v_claimed, v_found.account_id || ':' || v_found.key);
+            FOR v_i IN 1 .. v_n LOOP
+                IF v_accounts[v_i] = v_found.account_id AND p_idempotency_keys[v_i] = v_found.key
+                   AND v_outcomes[v_i] IS NULL THEN
+                    IF v_found.snapshot IS NOT NULL AND v_found.fingerprint = p_fingerprints[v_i] THEN
+                        v_outcomes[v_i] := 'replayed';
+                        v_snapshots[v_i] := v_found.snapshot;
+                        v_order_ids[v_i] := v_found.order_id;
+                    ELSE
+                        v_outcomes[v_i] := 'idempotency_conflict';
                     END IF;
-                END LOOP;
+                END IF;
             END LOOP;
-            v_claim_placer := array_fill(0, ARRAY[coalesce(array_length(v_claimed, 1), 0)]);
-        END IF;
-
-        -- The consent rows of the orders still to decide, locked in address order; those missing are
-        -- created as `requested` (and locked), then all are read again.
-        v_pair_mailboxes := ARRAY(
-            SELECT DISTINCT v_mailboxes[i] FROM unnest(v_group.orders) AS i
-            WHERE v_outcomes[i] IS NULL AND NOT v_mailboxes[i] = ANY (v_suppressed) ORDER BY 1);
-        v_created_rows := '{}';
-        FOR v_p IN 1 .. 2 LOOP
-            SELECT coalesce(array_agg(c.email ORDER BY c.email), '{}'), coalesce(array_agg(c.id ORDER BY c.email), '{}'),
-                   coalesce(array_agg(c.status ORDER BY c.email), '{}'),
-                   coalesce(array_agg(c.mailed_at IS NOT NULL ORDER BY c.email), '{}'),
-                   coalesce(array_agg(c.status = 'requested' AND coalesce(c.expires_at < now(), false) ORDER BY c.email), '{}')
-                INTO v_existing, v_pair_ids, v_pair_statuses, v_pair_mailed, v_pair_expired
-                FROM (SELECT c.id, c.email, c.status, c.mailed_at, c.expires_at FROM recipient_consents c
-                      WHERE c.account_id = v_group.account AND c.email = ANY (v_pair_mailboxes)
-                      ORDER BY c.email FOR UPDATE) c;
-            EXIT WHEN coalesce(array_length(v_existing, 1), 0) = coalesce(array_length(v_pair_mailboxes, 1), 0)
-                      OR v_p = 2;
-            WITH created AS (
-                INSERT INTO recipient_consents AS c (account_id, email, status)
-                    SELECT v_group.account, m, 'requested' FROM unnest(v_pair_mailboxes) AS m
-                    WHERE NOT m = ANY (v_existing) ORDER BY m
-                    ON CONFLICT ON CONSTRAINT uq_recipient_consents_account_email DO NOTHING
-                    RETURNING c.email)
-            SELECT coalesce(array_agg(created.email), '{}') INTO v_created_rows FROM created;
         END LOOP;
-        v_pair_new := ARRAY(SELECT m = ANY (v_created_rows) FROM unnest(v_existing) WITH ORDINALITY AS u(m, n) ORDER BY n);
-        v_pair_used := array_fill(false, ARRAY[coalesce(array_length(v_pair_ids, 1), 0)]);
-        -- Requests whose links ran out before the sweep: they expire now (their orders end),
-        -- after every consent row of the account is locked and before its row is.
-        FOR v_p IN 1 .. coalesce(array_length(v_pair_ids, 1), 0) LOOP
-            IF v_pair_expired[v_p] THEN
-                IF (SELECT e.expired FROM ordersvc_expire_consent(v_pair_ids[v_p]) e) THEN
-                    v_pair_statuses[v_p] := 'expired';
-                END IF;
-            END IF;
-        END LOOP;
+        v_claim_placer := array_fill(0, ARRAY[coalesce(array_length(v_claimed, 1), 0)]);
+    END IF;
 
-        SELECT a.balance_mills INTO v_balance FROM accounts a WHERE a.id = v_group.account FOR NO KEY UPDATE;
-        FOREACH v_i IN ARRAY v_group.orders LOOP
-            CONTINUE WHEN v_outcomes[v_i] IS NOT NULL;
-            v_k := array_position(v_claimed, p_idempotency_keys[v_i]);
-            IF v_k IS NOT NULL AND v_claim_placer[v_k] <> 0 THEN
-                -- The same key as an earlier order of this statement, which placed its order.
-                IF p_fingerprints[v_claim_placer[v_k]] = p_fingerprints[v_i] THEN
-                    v_outcomes[v_i] := 'replayed';
-                    v_replay_of[v_i] := v_claim_placer[v_k];
-                ELSE
-                    v_outcomes[v_i] := 'idempotency_conflict';
+    -- The consent rows of the orders still to decide, locked in (account, address) order; those
+    -- missing are created as `requested` (and so locked), then all are read again.
+    v_wanted := ARRAY(
+        SELECT DISTINCT v_accounts[i] || ':' || v_mailboxes[i] FROM generate_subscripts(p_emails, 1) AS i
+        WHERE v_outcomes[i] IS NULL AND NOT v_mailboxes[i] = ANY (v_suppressed));
+    v_created_rows := '{}';
+    FOR v_p IN 1 .. 2 LOOP
+        SELECT coalesce(array_agg(c.account_id || ':' || c.email ORDER BY c.account_id, c.email), '{}'),
+               coalesce(array_agg(c.id ORDER BY c.account_id, c.email), '{}'),
+               coalesce(array_agg(c.account_id ORDER BY c.account_id, c.email), '{}'),
+               coalesce(array_agg(c.status ORDER BY c.account_id, c.email), '{}'),
+               coalesce(array_agg(c.mailed_at IS NOT NULL ORDER BY c.account_id, c.email), '{}'),
+               coalesce(array_agg(c.status = 'requested' AND coalesce(c.expires_at < now(), false)
+                                  ORDER BY c.account_id, c.email), '{}')
+            INTO v_existing, v_pair_ids, v_pair_accounts, v_pair_statuses, v_pair_mailed, v_pair_expired
+            FROM (SELECT c.id, c.account_id, c.email, c.status, c.mailed_at, c.expires_at
+                  FROM recipient_consents c
+                  WHERE c.account_id = ANY (v_accounts) AND c.email = ANY (v_mailboxes)
+                    AND (c.account_id || ':' || c.email) = ANY (v_wanted)
+                  ORDER BY c.account_id, c.email FOR UPDATE) c;
+        EXIT WHEN coalesce(array_length(v_existing, 1), 0) = coalesce(array_length(v_wanted, 1), 0) OR v_p = 2;
+        WITH created AS (
+            INSERT INTO recipient_consents AS c (account_id, email, status)
+                SELECT DISTINCT v_accounts[i], v_mailboxes[i], 'requested' FROM generate_subscripts(p_emails, 1) AS i
+                WHERE v_outcomes[i] IS NULL AND NOT v_mailboxes[i] = ANY (v_suppressed)
+                  AND NOT (v_accounts[i] || ':' || v_mailboxes[i]) = ANY (v_existing)
+                ORDER BY 1, 2
+                ON CONFLICT ON CONSTRAINT uq_recipient_consents_account_email DO NOTHING
+                RETURNING c.account_id || ':' || c.email AS pair)
+        SELECT coalesce(array_agg(created.pair), '{}') INTO v_created_rows FROM created;
+    END LOOP;
+    v_pair_new := ARRAY(SELECT m = ANY (v_created_rows) FROM unnest(v_existing) WITH ORDINALITY AS u(m, n) ORDER BY n);
+    v_pair_used := array_fill(false, ARRAY[coalesce(array_length(v_pair_ids, 1), 0)]);
+
+    -- The account rows, in id order. A request whose links ran out before the sweep expires first
+    -- (its orders end, refunded), just before its account's row is locked: account by account
+    -- then, where there is one; else one statement for them all.
+    v_acc_ids := ARRAY(
+        SELECT DISTINCT v_accounts[i] FROM generate_subscripts(p_emails, 1) AS i WHERE v_outcomes[i] IS NULL ORDER BY 1);
+    IF true = ANY (v_pair_expired) THEN
+        v_balances := '{}';
+        FOREACH v_account IN ARRAY v_acc_ids LOOP
+            FOR v_p IN 1 .. coalesce(array_length(v_pair_ids, 1), 0) LOOP
+                IF v_pair_accounts[v_p] = v_account AND v_pair_expired[v_p] THEN
+                    IF (SELECT e.expired FROM ordersvc_expire_consent(v_pair_ids[v_p]) e) THEN
+                        v_pair_statuses[v_p] := 'expired';
+                    END IF;
                 END IF;
-            ELSIF v_mailboxes[v_i] = ANY (v_suppressed) THEN
-                v_outcomes[v_i] := 'opted_out';
-            ELSIF v_balance < p_prices[v_i] THEN
-                v_outcomes[v_i] := 'insufficient_balance';
+            END LOOP;
+            SELECT a.balance_mills INTO v_balance FROM accounts a WHERE a.id = v_account FOR NO KEY UPDATE;
+            v_balances := v_balances || v_balance;
+        END LOOP;
+    ELSE
+        SELECT coalesce(array_agg(a.balance_mills ORDER BY a.id), '{}') INTO v_balances
+            FROM (SELECT a.id, a.balance_mills FROM accounts a WHERE a.id = ANY (v_acc_ids)
+                  ORDER BY a.id FOR NO KEY UPDATE) a;
+    END IF;
+
+    -- Each order in turn, as if sent one by one.
+    FOR v_i IN 1 .. v_n LOOP
+        CONTINUE WHEN v_outcomes[v_i] IS NOT NULL;
+        v_a := array_position(v_acc_ids, v_accounts[v_i]);
+        v_k := array_position(v_claimed, v_accounts[v_i] || ':' || p_idempotency_keys[v_i]);
+        IF v_k IS NOT NULL AND v_claim_placer[v_k] <> 0 THEN
+            -- The same key as an earlier order of this statement, which placed its order.
+            IF p_fingerprints[v_claim_placer[v_k]] = p_fingerprints[v_i] THEN
+                v_outcomes[v_i] := 'replayed';
+                v_replay_of[v_i] := v_claim_placer[v_k];
             ELSE
-                v_p := array_position(v_existing, v_mailboxes[v_i]);
-                v_outcomes[v_i] := 'placed';
-                v_statuses[v_i] := CASE WHEN v_pair_statuses[v_p] = 'confirmed' THEN 'pending'
-                                        ELSE 'awaiting confirmation' END;
-                v_balance := v_balance - p_prices[v_i];
-                v_pair_used[v_p] := true;
-                v_placed := v_placed || v_i;
-                IF v_k IS NOT NULL THEN
-                    v_claim_placer[v_k] := v_i;
-                END IF;
+                v_outcomes[v_i] := 'idempotency_conflict';
             END IF;
-        END LOOP;
+        ELSIF v_mailboxes[v_i] = ANY (v_suppressed) THEN
+            v_outcomes[v_i] := 'opted_out';
+        ELSIF v_balances[v_a] < p_prices[v_i] THEN
+            v_outcomes[v_i] := 'insufficient_balance';
+        ELSE
+            v_p := array_position(v_existing, v_accounts[v_i] || ':' || v_mailboxes[v_i]);
+            v_outcomes[v_i] := 'placed';
+            v_statuses[v_i] := CASE WHEN v_pair_statuses[v_p] = 'confirmed' THEN 'pending'
+                                    ELSE 'awaiting confirmation' END;
+            v_balances[v_a] := v_balances[v_a] - p_prices[v_i];
+            v_pair_used[v_p] := true;
+            v_placed := v_placed || v_i;
+            IF v_k IS NOT NULL THEN
+                v_claim_placer[v_k] := v_i;
+            END IF;
+        END IF;
+    END LOOP;
 
-        -- Pairs with a placed order are (still, or again) asked unless confirmed; a consent row
-        -- created for orders all refused goes again.
-        FOR v_p IN 1 .. coalesce(array_length(v_pair_ids, 1), 0) LOOP
-            IF v_pair_used[v_p] AND v_pair_statuses[v_p] <> 'confirmed' THEN
-                IF v_pair_statuses[v_p] <> 'requested' THEN
-                    v_reset := v_reset || v_pair_ids[v_p];
-                    v_pair_mailed[v_p] := false;
-                END IF;
-                IF NOT v_pair_mailed[v_p] THEN
-                    v_asks := v_asks || v_pair_ids[v_p];
-                END IF;
-            ELSIF v_pair_new[v_p] AND NOT v_pair_used[v_p] THEN
-                v_delete := v_delete || v_pair_ids[v_p];
+    -- Pairs with a placed order are (still, or again) asked unless confirmed; a consent row created
+    -- for orders all refused goes again.
+    FOR v_p IN 1 .. coalesce(array_length(v_pair_ids, 1), 0) LOOP
+        IF v_pair_used[v_p] AND v_pair_statuses[v_p] <> 'confirmed' THEN
+            IF v_pair_statuses[v_p] <> 'requested' THEN
+                v_reset := v_reset || v_pair_ids[v_p];
+                v_pair_mailed[v_p] := false;
             END IF;
-        END LOOP;
+            IF NOT v_pair_mailed[v_p] THEN
+                v_asks := v_asks || v_pair_ids[v_p];
+            END IF;
+        ELSIF v_pair_new[v_p] AND NOT v_pair_used[v_p] THEN
+            v_delete := v_delete || v_pair_ids[v_p];
+        END IF;
     END LOOP;
 
     -- The writes, under the locks taken above: the orders with their events, their debits, the
