@@ -50,14 +50,11 @@ async def insert_api_key(
     return await session.get_one(ApiKey, key_id)
 
 
-# A key authenticates while it is not revoked and its account is enabled: written once for the
-# statements here (the order statement, `orders/sql/ordersvc_place_orders.sql`, says it in PL/pgSQL).
-_ACTIVE_KEYS = "api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.revoked_at IS NULL AND a.disabled_at IS NULL"
-
-_ACTIVE_KEY = (
-    "SELECT k.key_hash, a.id, a.email, a.balance_mills, a.payments_count, a.orders_count, a.created_at"  # noqa: S608 (constant fragments, never a value)
-    f" FROM {_ACTIVE_KEYS} AND k.prefix = $1"
+_KEY_ACCOUNT = (
+    "SELECT a.id, a.email, a.balance_mills, a.payments_count, a.orders_count, a.created_at"
+    " FROM accounts a WHERE a.id = ordersvc_caller_account($1::text, $2::bytea, NULL)"
 )
+
 
 CALLER_ACCOUNT = "ordersvc_caller_account($1::text, $2::bytea, $3::bigint)"
 """SQL: the account a statement serves, from its first three parameters (`caller_arguments`), by
@@ -92,16 +89,17 @@ async def fetch_as(reader: Reader, caller: Caller, sql: str, *args: object) -> l
     return [tuple(row) for row in (await connection.exec_driver_sql(sql, arguments)).all()]
 
 
-async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tuple[bytes, Account] | None:
-    """The hash of the active key with this prefix, and its account. Every authenticated
-    request runs this, so it is sent as plain SQL: no statement to build, no ORM load (the
-    account is a detached snapshot of its row)."""
+async def account_of_key(session: AsyncSession, prefix: str, key_hash: bytes) -> Account | None:
+    """The account of the active key with this prefix and SHA-256 (`CALLER_ACCOUNT`'s rule, the
+    database's `ordersvc_caller_account`). Every authenticated request runs this, so it is sent
+    as plain SQL: no statement to build, no ORM load (the account is a detached snapshot of its
+    row)."""
     connection = await session.connection()
-    row = (await connection.exec_driver_sql(_ACTIVE_KEY, (prefix,))).one_or_none()
+    row = (await connection.exec_driver_sql(_KEY_ACCOUNT, (prefix, key_hash))).one_or_none()
     if row is None:
         return None
-    key_hash, account_id, email, balance, payments, orders, created_at = tuple(row)
-    account = Account(
+    account_id, email, balance, payments, orders, created_at = tuple(row)
+    return Account(
         id=account_id,
         email=email,
         balance_mills=balance,
@@ -109,7 +107,6 @@ async def get_active_key_with_account(session: AsyncSession, prefix: str) -> tup
         orders_count=orders,
         created_at=created_at,
     )
-    return key_hash, account
 
 
 async def revoke_key(session: AsyncSession, prefix: str, at: datetime, account_id: int | None) -> ApiKey | None:

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from ordersvc.accounts import repository
 from ordersvc.accounts.callers import Caller
 from ordersvc.accounts.models import Account, ApiKey
-from ordersvc.bearer_tokens import TokenScheme, hash_token, matches, prefix_of
+from ordersvc.bearer_tokens import TokenScheme, hash_token, prefix_of
 from ordersvc.emails import normalize_email
 from ordersvc.errors import Conflict, InvalidApiKey, NotFound
 from ordersvc.timestamps import utc_now
@@ -89,17 +89,18 @@ async def revoke_all_api_keys(session: AsyncSession, *, account_id: int) -> int:
 
 
 async def authenticate(session: AsyncSession, *, api_key: object) -> Account:
-    """The account owning an active key, or InvalidApiKey.
+    """The account owning an active key of an enabled account, or InvalidApiKey.
 
-    The row is found by the key's non-secret prefix; the secret part is compared through its
-    hash with a constant-time comparison, also when no row matched.
-    """
+    The row is found by the key's non-secret prefix and its SHA-256, by the same rule as every
+    one-statement use case (`repository.CALLER_ACCOUNT`): comparing a digest in SQL tells a
+    timing attacker at most how many leading bytes of a SHA-256 matched, which gives no way to
+    build a key."""
     if not isinstance(api_key, str) or not API_KEYS.well_formed(api_key):
         raise InvalidApiKey()
-    found = await repository.get_active_key_with_account(session, prefix_of(api_key))
-    if not matches(api_key, found[0] if found is not None else None) or found is None:
+    account = await repository.account_of_key(session, prefix_of(api_key), hash_token(api_key))
+    if account is None:
         raise InvalidApiKey()
-    return found[1]
+    return account
 
 
 async def check_caller(engine: AsyncEngine, caller: Caller) -> None:
