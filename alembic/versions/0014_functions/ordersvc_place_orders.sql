@@ -144,11 +144,9 @@ BEGIN
             WHERE v_outcomes[i] IS NULL AND p_idempotency_keys[i] IS NOT NULL);
         -- A statement of its own: it sees the records of statements whose locks it waited for.
         FOR v_found IN
-            SELECT k.account_id, k.key, k.fingerprint, k.order_id, k.snapshot
-            FROM (SELECT DISTINCT v_accounts[i] AS account, p_idempotency_keys[i] AS key
-                  FROM generate_subscripts(p_emails, 1) AS i
-                  WHERE v_outcomes[i] IS NULL AND p_idempotency_keys[i] IS NOT NULL) w
-            JOIN idempotency_keys k ON k.account_id = w.account AND k.key = w.key
+            SELECT k.account_id, k.key, k.fingerprint, k.order_id, k.snapshot FROM idempotency_keys k
+            WHERE (k.account_id || ':' || k.key) = ANY (v_claimed)
+              AND k.account_id = ANY (v_accounts) AND k.key = ANY (p_idempotency_keys)
         LOOP
             v_claimed := array_remove(v_claimed, v_found.account_id || ':' || v_found.key);
             FOR v_i IN 1 .. v_n LOOP
@@ -183,11 +181,10 @@ BEGIN
                                   ORDER BY c.account_id, c.email), '{}')
             INTO v_existing, v_pair_ids, v_pair_accounts, v_pair_statuses, v_pair_mailed, v_pair_expired
             FROM (SELECT c.id, c.account_id, c.email, c.status, c.mailed_at, c.expires_at
-                  FROM (SELECT DISTINCT v_accounts[i] AS account, v_mailboxes[i] AS mailbox
-                        FROM generate_subscripts(p_emails, 1) AS i
-                        WHERE v_outcomes[i] IS NULL AND NOT v_mailboxes[i] = ANY (v_suppressed)) w
-                  JOIN recipient_consents c ON c.account_id = w.account AND c.email = w.mailbox
-                  ORDER BY c.account_id, c.email FOR UPDATE OF c) c;
+                  FROM recipient_consents c
+                  WHERE c.account_id = ANY (v_accounts) AND c.email = ANY (v_mailboxes)
+                    AND (c.account_id || ':' || c.email) = ANY (v_wanted)
+                  ORDER BY c.account_id, c.email FOR UPDATE) c;
         EXIT WHEN coalesce(array_length(v_existing, 1), 0) = coalesce(array_length(v_wanted, 1), 0) OR v_p = 2;
         WITH created AS (
             INSERT INTO recipient_consents AS c (account_id, email, status)
