@@ -17,3 +17,12 @@ class AccountCaller:
 
 
 Caller = ApiKeyCaller | AccountCaller
+
+
+def caller_or_account(caller: Caller | None, account_id: int | None) -> Caller:
+    """The caller given, or an account already known (the operator's, or one a browser session
+    authenticated): for a read that takes either."""
+    if caller is not None:
+        return caller
+    assert account_id is not None, "a caller or an account_id"
+    return AccountCaller(account_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ordersvc.accounts import service as accounts_service
-from ordersvc.accounts.callers import AccountCaller, Caller
+from ordersvc.accounts.callers import AccountCaller, Caller, caller_or_account
 from ordersvc.errors import InvalidApiKey, NotFound, ServiceError
 from ordersvc.ledger import repository
 from ordersvc.ledger.models import NEGATIVE_KINDS, POSITIVE_KINDS, Payment, PaymentKind
@@ -107,10 +107,7 @@ async def list_payments(
     as of one snapshot, on its own (an engine) or in a transaction (a session). Of `caller`,
     whose key that statement checks (InvalidApiKey), or of an account already known
     (`account_id`: the operator's, or one a browser session authenticated)."""
-    if caller is None:
-        assert account_id is not None, "a caller or an account_id"
-        caller = AccountCaller(account_id)
-    found = await repository.payments_numbered_page(reader, caller, page)
+    found = await repository.payments_numbered_page(reader, caller_or_account(caller, account_id), page)
     if found is None:
         raise InvalidApiKey()
     return found

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from ordersvc.accounts import service as accounts
-from ordersvc.accounts.callers import AccountCaller, ApiKeyCaller, Caller
+from ordersvc.accounts.callers import AccountCaller, ApiKeyCaller, Caller, caller_or_account
 from ordersvc.accounts.service import API_KEYS
 from ordersvc.bearer_tokens import hash_token, prefix_of
 from ordersvc.config import Settings
@@ -254,10 +254,7 @@ async def list_orders(
     as of one snapshot, on its own (an engine) or in a transaction (a session). Of `caller`,
     whose key that statement checks (InvalidApiKey), or of an account already known
     (`account_id`: the operator's, or one a browser session authenticated)."""
-    if caller is None:
-        assert account_id is not None, "a caller or an account_id"
-        caller = AccountCaller(account_id)
-    found = await repository.orders_numbered_page(reader, caller, page)
+    found = await repository.orders_numbered_page(reader, caller_or_account(caller, account_id), page)
     if found is None:
         raise InvalidApiKey()
     return found
