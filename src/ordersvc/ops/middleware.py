@@ -13,11 +13,13 @@ few function calls."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import os
 import re
+import secrets
 import time
-import uuid
 from typing import Any
 
 import structlog
@@ -56,6 +58,25 @@ CLIENT_CLOSED_REQUEST = 499  # nginx's status for the access log and metrics; ne
 DEADLINE = "request_deadline"  # the request's asyncio.Timeout, in its state (see db.get_session)
 
 
+class _RequestIds:
+    """32 hex characters, unique across processes and restarts: a random half drawn once per
+    process, then a counter: a third of the cost of a uuid4 per request."""
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._prefix = ""
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        pid = os.getpid()
+        if pid != self._pid:  # a new process (a fork too): a new random half
+            self._pid, self._prefix, self._counter = pid, secrets.token_hex(8), itertools.count()
+        return f"{self._prefix}{next(self._counter):016x}"
+
+
+new_request_id = _RequestIds()
+
+
 class RequestContextMiddleware:
     def __init__(
         self, app: ASGIApp, *, max_body_bytes: int, timeout_seconds: float, cors_origins: list[str] | None = None
@@ -70,7 +91,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and REQUEST_ID.fullmatch(incoming) else new_request_id()
         # Shared with the request: copies of the scope made by the router keep this same dict.
         state: dict[str, Any] = scope.setdefault("state", {})
         started = time.perf_counter()
