@@ -27,6 +27,24 @@ async def test_every_function_in_the_database_is_its_files_source(
         assert rows[function.name] == function.body, f"{function.path} differs from the database's {function.name}"
 
 
+async def test_every_function_runs_with_the_settings_its_file_names(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessionmaker() as session:
+        rows = dict(
+            (
+                await session.execute(
+                    sa.text("SELECT proname, proconfig FROM pg_proc WHERE proname = ANY(:names)"),
+                    {"names": [f.name for f in db_functions.FUNCTIONS]},
+                )
+            ).all()
+        )
+    for function in db_functions.FUNCTIONS:
+        assert (rows[function.name] or []) == function.settings, function.path
+    # The order statement's plans do not depend on the tables' statistics (migration 0015).
+    assert "enable_seqscan=off" in rows["ordersvc_place_orders"]
+
+
 async def test_no_other_ordersvc_function_is_left_in_the_database(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:

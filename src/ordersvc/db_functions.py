@@ -27,6 +27,7 @@ FILES = (
 )
 
 _BODY = re.compile(r"\$\$(.*?)\$\$", re.DOTALL)
+_SETTING = re.compile(r"\bSET\s+(\w+)\s*=\s*(\w+)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,13 @@ class DatabaseFunction:
         if match is None:
             raise ValueError(f"{self.path} has no $$-quoted body")
         return match.group(1)
+
+    @property
+    def settings(self) -> list[str]:
+        """The settings the function runs with (`SET name = value` before its body), as
+        PostgreSQL keeps them (`pg_proc.proconfig`)."""
+        head = self.source.split("$$", 1)[0]
+        return [f"{name}={value}" for name, value in _SETTING.findall(head)]
 
 
 FUNCTIONS = tuple(DatabaseFunction(Path(f).stem, _ROOT / f) for f in FILES)

@@ -14,6 +14,7 @@ LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     v_open bigint[];
     v_open_mailboxes text[];
+    v_stamped text[];
     v_mail bigint[];
 BEGIN
     SELECT coalesce(array_agg(c.id ORDER BY c.email, c.id), '{}'), coalesce(array_agg(c.email ORDER BY c.email, c.id), '{}')
@@ -24,15 +25,21 @@ BEGIN
     IF array_length(v_open, 1) IS NULL THEN
         RETURN 0;
     END IF;
-    INSERT INTO recipient_mailboxes (email)
-        SELECT DISTINCT m FROM unnest(v_open_mailboxes) AS m ORDER BY m ON CONFLICT (email) DO NOTHING;
-    -- The addresses whose window is open, locked; the oldest request of each.
+    -- The addresses' mailbox rows, in address order, in one statement: a new address's row is
+    -- created stamped (it was never mailed), an existing one is locked and stamped if its window
+    -- is open. The conflict is found through the primary key, whatever the table's statistics.
+    WITH stamped AS (
+        INSERT INTO recipient_mailboxes AS m (email, last_mailed_at)
+            SELECT DISTINCT u.mailbox, now() FROM unnest(v_open_mailboxes) AS u(mailbox) ORDER BY 1
+            ON CONFLICT (email) DO UPDATE SET last_mailed_at = now()
+                WHERE m.last_mailed_at IS NULL OR m.last_mailed_at <= now() - p_interval
+            RETURNING m.email)
+    SELECT coalesce(array_agg(stamped.email), '{}') INTO v_stamped FROM stamped;
+    -- The oldest request of each address stamped.
     v_mail := ARRAY(
         SELECT DISTINCT ON (u.mailbox) u.id
         FROM unnest(v_open, v_open_mailboxes) AS u(id, mailbox)
-        JOIN (SELECT m.email, m.last_mailed_at FROM recipient_mailboxes m
-              WHERE m.email = ANY (v_open_mailboxes) ORDER BY m.email FOR UPDATE) m ON m.email = u.mailbox
-        WHERE m.last_mailed_at IS NULL OR m.last_mailed_at <= now() - p_interval
+        WHERE u.mailbox = ANY (v_stamped)
         ORDER BY u.mailbox, u.id);
     IF array_length(v_mail, 1) IS NULL THEN
         RETURN 0;
@@ -41,9 +48,6 @@ BEGIN
         UPDATE recipient_consents c SET mailed_at = now(), expires_at = now() + p_link_lifetime
             WHERE c.id = ANY (v_mail)
             RETURNING c.id, c.account_id, c.email
-    ), mailed AS (
-        UPDATE recipient_mailboxes m SET last_mailed_at = now()
-            WHERE m.email IN (SELECT asked.email FROM asked)
     )
     INSERT INTO outbox (message_id, to_email, purpose, consent_id, request_orders, request_quantity, status)
         SELECT '<' || replace(gen_random_uuid()::text, '-', '') || '@ordersvc>', asked.email, 'consent', asked.id,

@@ -48,7 +48,7 @@ CREATE OR REPLACE FUNCTION ordersvc_place_orders(
     p_lock_timeout_ms integer, p_mail_interval interval, p_link_lifetime interval)
 RETURNS TABLE (idx integer, outcome ordersvc_order_outcome, account_id bigint, order_id bigint,
                order_status text, created_at timestamptz, snapshot jsonb)
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE SET enable_seqscan = off AS $$
 #variable_conflict use_column
 DECLARE
     v_n integer := coalesce(array_length(p_emails, 1), 0);
@@ -73,11 +73,14 @@ DECLARE
     -- The idempotency keys not used before ("account:key"), and the order of this statement that
     -- placed each (0: none yet).
     v_claimed text[] := '{}';
+    v_claim_accounts bigint[];
+    v_claim_keys text[];
     v_claim_placer integer[] := '{}';
     -- The pairs ("account:address"), in (account, address) order: consent id, account, status,
     -- whether mailed, whether its request ran out before the sweep, whether this statement created
     -- the row, whether an order went to it.
-    v_wanted text[];
+    v_want_accounts bigint[];
+    v_want_mailboxes text[];
     v_existing text[];
     v_created_rows text[];
     v_pair_ids bigint[];
@@ -139,14 +142,21 @@ BEGIN
             SELECT DISTINCT v_accounts[i] AS account, hashtext(p_idempotency_keys[i]) AS h
             FROM generate_subscripts(p_emails, 1) AS i
             WHERE v_outcomes[i] IS NULL AND p_idempotency_keys[i] IS NOT NULL ORDER BY 1, 2) k;
-        v_claimed := ARRAY(
-            SELECT DISTINCT v_accounts[i] || ':' || p_idempotency_keys[i] FROM generate_subscripts(p_emails, 1) AS i
-            WHERE v_outcomes[i] IS NULL AND p_idempotency_keys[i] IS NOT NULL);
-        -- A statement of its own: it sees the records of statements whose locks it waited for.
+        SELECT coalesce(array_agg(c.account), '{}'), coalesce(array_agg(c.key), '{}')
+            INTO v_claim_accounts, v_claim_keys
+            FROM (SELECT DISTINCT v_accounts[i] AS account, p_idempotency_keys[i] AS key
+                  FROM generate_subscripts(p_emails, 1) AS i
+                  WHERE v_outcomes[i] IS NULL AND p_idempotency_keys[i] IS NOT NULL) c;
+        v_claimed := ARRAY(SELECT a || ':' || k FROM unnest(v_claim_accounts, v_claim_keys) AS u(a, k));
+        -- A statement of its own: it sees the records of statements whose locks it waited for. Each
+        -- (account, key) is looked up alone through the primary key (LIMIT 1 keeps the planner
+        -- from joining the lists another way, whatever the table's statistics).
         FOR v_found IN
-            SELECT k.account_id, k.key, k.fingerprint, k.order_id, k.snapshot FROM idempotency_keys k
-            WHERE (k.account_id || ':' || k.key) = ANY (v_claimed)
-              AND k.account_id = ANY (v_accounts) AND k.key = ANY (p_idempotency_keys)
+            SELECT k.account_id, k.key, k.fingerprint, k.order_id, k.snapshot
+            FROM unnest(v_claim_accounts, v_claim_keys) AS w(account_id, key)
+            CROSS JOIN LATERAL (
+                SELECT k.account_id, k.key, k.fingerprint, k.order_id, k.snapshot FROM idempotency_keys k
+                WHERE k.account_id = w.account_id AND k.key = w.key LIMIT 1) k
         LOOP
             v_claimed := array_remove(v_claimed, v_found.account_id || ':' || v_found.key);
             FOR v_i IN 1 .. v_n LOOP
@@ -167,9 +177,11 @@ BEGIN
 
     -- The consent rows of the orders still to decide, locked in (account, address) order; those
     -- missing are created as `requested` (and so locked), then all are read again.
-    v_wanted := ARRAY(
-        SELECT DISTINCT v_accounts[i] || ':' || v_mailboxes[i] FROM generate_subscripts(p_emails, 1) AS i
-        WHERE v_outcomes[i] IS NULL AND NOT v_mailboxes[i] = ANY (v_suppressed));
+    SELECT coalesce(array_agg(w.account ORDER BY w.account, w.mailbox), '{}'),
+           coalesce(array_agg(w.mailbox ORDER BY w.account, w.mailbox), '{}')
+        INTO v_want_accounts, v_want_mailboxes
+        FROM (SELECT DISTINCT v_accounts[i] AS account, v_mailboxes[i] AS mailbox FROM generate_subscripts(p_emails, 1) AS i
+              WHERE v_outcomes[i] IS NULL AND NOT v_mailboxes[i] = ANY (v_suppressed)) w;
     v_created_rows := '{}';
     FOR v_p IN 1 .. 2 LOOP
         SELECT coalesce(array_agg(c.account_id || ':' || c.email ORDER BY c.account_id, c.email), '{}'),
@@ -180,12 +192,16 @@ BEGIN
                coalesce(array_agg(c.status = 'requested' AND coalesce(c.expires_at < now(), false)
                                   ORDER BY c.account_id, c.email), '{}')
             INTO v_existing, v_pair_ids, v_pair_accounts, v_pair_statuses, v_pair_mailed, v_pair_expired
+            -- Each pair looked up alone through the unique index, in the pairs' order (a lateral
+            -- subquery that locks is never joined another way).
             FROM (SELECT c.id, c.account_id, c.email, c.status, c.mailed_at, c.expires_at
-                  FROM recipient_consents c
-                  WHERE c.account_id = ANY (v_accounts) AND c.email = ANY (v_mailboxes)
-                    AND (c.account_id || ':' || c.email) = ANY (v_wanted)
-                  ORDER BY c.account_id, c.email FOR UPDATE) c;
-        EXIT WHEN coalesce(array_length(v_existing, 1), 0) = coalesce(array_length(v_wanted, 1), 0) OR v_p = 2;
+                  FROM unnest(v_want_accounts, v_want_mailboxes) AS w(account_id, email)
+                  CROSS JOIN LATERAL (
+                      SELECT c.id, c.account_id, c.email, c.status, c.mailed_at, c.expires_at
+                      FROM recipient_consents c WHERE c.account_id = w.account_id AND c.email = w.email
+                      FOR UPDATE) c) c;
+        EXIT WHEN coalesce(array_length(v_existing, 1), 0) = coalesce(array_length(v_want_accounts, 1), 0)
+                  OR v_p = 2;
         WITH created AS (
             INSERT INTO recipient_consents AS c (account_id, email, status)
                 SELECT DISTINCT v_accounts[i], v_mailboxes[i], 'requested' FROM generate_subscripts(p_emails, 1) AS i
