@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -21,6 +22,23 @@ class TestPublicId:
         ids = {orders.new_public_id() for _ in range(1000)}
         assert all(re.fullmatch(r"[0-9A-F]{8}", i) for i in ids)
         assert len(ids) > 990
+
+    def test_ids_stay_random_across_draws_and_apart_in_a_forked_child(self) -> None:
+        ids = [orders.new_public_id() for _ in range(5000)]  # several 4 KiB draws
+        assert all(re.fullmatch(r"[0-9A-F]{8}", i) for i in ids)
+        assert len(set(ids)) > 4990
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its next ids, then leave at once
+            os.write(write, "".join(orders.new_public_id() for _ in range(4)).encode())
+            os._exit(0)
+        os.close(write)
+        child = os.read(read, 64).decode()
+        os.waitpid(pid, 0)
+        os.close(read)
+        parent = "".join(orders.new_public_id() for _ in range(4))
+        assert len(child) == 32
+        assert child != parent  # not the parent's pool
 
     async def test_collision_is_retried_with_a_new_id(
         self, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], monkeypatch

@@ -36,6 +36,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every body (json.loads with these options builds a new one per call).
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=_reject_constant)
+
+
 async def parse_body(raw: bytes, headers: Headers) -> dict[str, Any] | None:
     """The body as a JSON object whatever the Content-Type; a form (urlencoded, or multipart
     when so declared) is accepted too. None for anything else, including an empty body.
@@ -47,7 +51,7 @@ async def parse_body(raw: bytes, headers: Headers) -> dict[str, Any] | None:
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     value: object
     try:
-        value = json.loads(raw.decode("utf-8-sig"), parse_float=Decimal, parse_constant=_reject_constant)
+        value = _DECODER.decode(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, ValueError, RecursionError):
         if content_type == "multipart/form-data":
             value = await _parse_multipart(raw, headers)

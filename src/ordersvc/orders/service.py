@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,9 +63,28 @@ def price_mills(quantity: int) -> int:
     return quantity
 
 
-def new_public_id() -> str:
-    """8 uppercase hex characters from the OS's CSPRNG: not guessable, not sequential."""
-    return secrets.token_hex(4).upper()
+class _PublicIds:
+    """8 uppercase hex characters from the OS's CSPRNG: not guessable, not sequential. Drawn
+    4 KiB at a time (one system call per 1,024 ids instead of one per order), and never shared
+    with a forked child."""
+
+    def __init__(self) -> None:
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def __call__(self) -> str:
+        if self._at >= len(self._pool):
+            self._pool, self._at = secrets.token_bytes(4096), 0
+        drawn = self._pool[self._at : self._at + 4]
+        self._at += 4
+        return drawn.hex().upper()
+
+
+new_public_id = _PublicIds()
 
 
 @dataclass(frozen=True, slots=True)
