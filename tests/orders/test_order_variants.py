@@ -10,6 +10,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from ordersvc import db
 from ordersvc.accounts.callers import ApiKeyCaller
 from ordersvc.consent import service as consent
 from ordersvc.consent import tokens
+from ordersvc.emails import normalize_email
 from ordersvc.keyring import keyring
 from ordersvc.ledger import service as ledger
 from ordersvc.orders import batching, lifecycle
@@ -348,3 +350,38 @@ async def test_a_decline_and_an_order_statement_expiring_another_accounts_reques
         )
         assert await ledger.verify(session) == []
     assert statuses == {open_order.order.public_id: "canceled", waiting.order.public_id: "canceled"}
+
+
+async def test_a_pair_a_concurrent_statement_created_first_is_read_again_and_asked_once(
+    app, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession], database_url: str
+) -> None:
+    """Two statements order to the same new pair. The first has created its consent row and
+    asked, and not committed; the second, creating the same row, waits for it, finds the row
+    taken (nothing created), and reads every row again, locked: its order waits for the same
+    request, and no second message goes."""
+    customer = await make_customer(balance="5")
+    to = normalize_email(unique_email("both"))
+    timing = batching.ConsentTiming(timedelta(hours=24), timedelta(hours=72))
+
+    def arguments() -> tuple[object, ...]:
+        request = batching.OrderRequest(
+            None, None, customer.account_id, orders.new_public_id(), to, 500, 500, None, None, None
+        )
+        return batching._arguments([request], 0.0, timing)
+
+    first = await asyncpg.connect(database_url)
+    try:
+        transaction = first.transaction()
+        await transaction.start()
+        held = await first.fetch(batching._PLACE_ORDERS, *arguments())
+        second = asyncio.create_task(db.fetch_autocommit(app.state.engine, batching._PLACE_ORDERS, *arguments()))
+        await asyncio.sleep(0.5)
+        assert not second.done()  # waiting on the first's consent row
+        await transaction.commit()
+    finally:
+        await first.close()
+    rows = await asyncio.wait_for(second, 30)
+    assert [(r[1], r[4]) for r in (*held, *rows)] == [("placed", "awaiting confirmation")] * 2
+    assert await consent_of(sessionmaker, customer, to) == [("requested", True)]  # asked by the first
+    assert await messages(sessionmaker, to) == 1
+    assert await snapshot(sessionmaker, customer) == ("4.00", 3, 2)  # the credit, two debits; two orders

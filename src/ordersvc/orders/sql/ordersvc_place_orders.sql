@@ -86,6 +86,10 @@ DECLARE
     v_pair_ids bigint[];
     v_pair_accounts bigint[];
     v_pair_statuses text[];
+    v_pair_emails text[];
+    v_created_ids bigint[];
+    v_created_accounts bigint[];
+    v_created_emails text[];
     v_pair_mailed boolean[];
     v_pair_expired boolean[];
     v_pair_new boolean[];
@@ -176,7 +180,9 @@ BEGIN
     END IF;
 
     -- The consent rows of the orders still to decide, locked in (account, address) order; those
-    -- missing are created as `requested` (and so locked), then all are read again.
+    -- missing are created as `requested` (and so locked: no one else sees them). When this
+    -- statement created every missing one, they join the rows read; when a concurrent statement
+    -- created some first, all are read again (locked, after it commits).
     SELECT coalesce(array_agg(w.account ORDER BY w.account, w.mailbox), '{}'),
            coalesce(array_agg(w.mailbox ORDER BY w.account, w.mailbox), '{}')
         INTO v_want_accounts, v_want_mailboxes
@@ -190,8 +196,9 @@ BEGIN
                coalesce(array_agg(c.status ORDER BY c.account_id, c.email), '{}'),
                coalesce(array_agg(c.mailed_at IS NOT NULL ORDER BY c.account_id, c.email), '{}'),
                coalesce(array_agg(c.status = 'requested' AND coalesce(c.expires_at < now(), false)
-                                  ORDER BY c.account_id, c.email), '{}')
-            INTO v_existing, v_pair_ids, v_pair_accounts, v_pair_statuses, v_pair_mailed, v_pair_expired
+                                  ORDER BY c.account_id, c.email), '{}'),
+               coalesce(array_agg(c.email ORDER BY c.account_id, c.email), '{}')
+            INTO v_existing, v_pair_ids, v_pair_accounts, v_pair_statuses, v_pair_mailed, v_pair_expired, v_pair_emails
             -- Each pair looked up alone through the unique index, in the pairs' order (a lateral
             -- subquery that locks is never joined another way).
             FROM (SELECT c.id, c.account_id, c.email, c.status, c.mailed_at, c.expires_at
@@ -209,8 +216,30 @@ BEGIN
                   AND NOT (v_accounts[i] || ':' || v_mailboxes[i]) = ANY (v_existing)
                 ORDER BY 1, 2
                 ON CONFLICT ON CONSTRAINT uq_recipient_consents_account_email DO NOTHING
-                RETURNING c.account_id || ':' || c.email AS pair)
-        SELECT coalesce(array_agg(created.pair), '{}') INTO v_created_rows FROM created;
+                RETURNING c.id, c.account_id, c.email)
+        SELECT coalesce(array_agg(created.account_id || ':' || created.email), '{}'),
+               coalesce(array_agg(created.id), '{}'), coalesce(array_agg(created.account_id), '{}'),
+               coalesce(array_agg(created.email), '{}')
+            INTO v_created_rows, v_created_ids, v_created_accounts, v_created_emails FROM created;
+        IF coalesce(array_length(v_existing, 1), 0) + coalesce(array_length(v_created_ids, 1), 0)
+           = coalesce(array_length(v_want_accounts, 1), 0) THEN
+            -- Every missing pair is this statement's: the rows it created, as created, in order.
+            SELECT coalesce(array_agg(u.account_id || ':' || u.email ORDER BY u.account_id, u.email), '{}'),
+                   coalesce(array_agg(u.id ORDER BY u.account_id, u.email), '{}'),
+                   coalesce(array_agg(u.account_id ORDER BY u.account_id, u.email), '{}'),
+                   coalesce(array_agg(u.status ORDER BY u.account_id, u.email), '{}'),
+                   coalesce(array_agg(u.mailed ORDER BY u.account_id, u.email), '{}'),
+                   coalesce(array_agg(u.expired ORDER BY u.account_id, u.email), '{}'),
+                   coalesce(array_agg(u.email ORDER BY u.account_id, u.email), '{}')
+                INTO v_existing, v_pair_ids, v_pair_accounts, v_pair_statuses, v_pair_mailed, v_pair_expired,
+                     v_pair_emails
+                FROM (SELECT * FROM unnest(v_pair_ids, v_pair_accounts, v_pair_emails, v_pair_statuses, v_pair_mailed,
+                                           v_pair_expired) AS p(id, account_id, email, status, mailed, expired)
+                      UNION ALL
+                      SELECT n.id, n.account_id, n.email, 'requested', false, false
+                      FROM unnest(v_created_ids, v_created_accounts, v_created_emails) AS n(id, account_id, email)) u;
+            EXIT;
+        END IF;
     END LOOP;
     v_pair_new := ARRAY(SELECT m = ANY (v_created_rows) FROM unnest(v_existing) WITH ORDINALITY AS u(m, n) ORDER BY n);
     v_pair_used := array_fill(false, ARRAY[coalesce(array_length(v_pair_ids, 1), 0)]);
