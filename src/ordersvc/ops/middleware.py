@@ -76,6 +76,10 @@ class _RequestIds:
 
 new_request_id = _RequestIds()
 
+# The metrics' series by (method, route template, status), each found once: the labels come from
+# fixed sets (known methods, the app's routes, HTTP statuses), so this stays small.
+_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
 
 class RequestContextMiddleware:
     def __init__(
@@ -206,8 +210,14 @@ class RequestContextMiddleware:
         template = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
         # Labels from a fixed set: a client inventing methods cannot create new series.
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-        metrics.HTTP_REQUESTS.labels(method, template, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(method, template).observe(elapsed)
+        series = _series.get((method, template, status))
+        if series is None:
+            series = _series[(method, template, status)] = (
+                metrics.HTTP_REQUESTS.labels(method, template, str(status)),
+                metrics.HTTP_LATENCY.labels(method, template),
+            )
+        series[0].inc()
+        series[1].observe(elapsed)
         client = scope.get("client")
         log_request(
             request_id=request_id,
