@@ -60,6 +60,7 @@ def pgbench(url: str, script: str, lo: int, hi: int, clients: int, seconds: int)
     # pgbench's order ids come from their own range (0x80000000...), apart from the seeded orders;
     # it runs before the service, whose random ids step around any it meets.
     psql(url, "CREATE SEQUENCE IF NOT EXISTS bench_pgbench_ids START 2147483648")
+    psql(url, "CHECKPOINT")  # every run starts with no earlier run's writes left to flush
     with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as file:
         file.write(script)
     out = subprocess.run(
