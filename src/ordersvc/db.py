@@ -10,7 +10,7 @@ import os
 import signal
 import threading
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,9 +150,14 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
     )
 
 
-async def fetch_autocommit(engine: AsyncEngine, sql: str, *args: object) -> list[tuple[Any, ...]]:
+async def fetch_autocommit(
+    engine: AsyncEngine, sql: str, *args: object, late: Callable[[], Sequence[object]] | None = None
+) -> list[tuple[Any, ...]]:
     """Run one statement as a transaction of its own (no BEGIN and COMMIT round trips) on a
     pooled connection, straight through the driver, which keeps it prepared; its rows.
+
+    `late` gives the statement's arguments (after `args`) once a connection is checked out: what
+    depends on the time left (a lock timeout) does not count the wait for the pool.
 
     For the hot paths whose whole work is one statement. Connections are not pinged (a round
     trip each), but one that the driver already knows is closed (a database restart broke it
@@ -167,7 +172,7 @@ async def fetch_autocommit(engine: AsyncEngine, sql: str, *args: object) -> list
                 await connection.invalidate()
                 continue
             try:
-                rows = await driver.fetch(sql, *args)
+                rows = await driver.fetch(sql, *args, *(late() if late is not None else ()))
             except asyncpg.LockNotAvailableError as exc:
                 raise LockWaitTimedOut() from exc
             except BaseException:

@@ -47,10 +47,10 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sent: list[int] = []
     real = batching.db.fetch_autocommit
 
-    async def counted(engine: Any, sql: str, *args: Any) -> Any:
+    async def counted(engine: Any, sql: str, *args: Any, late: Any = None) -> Any:
         if "ordersvc_place_orders" in sql:
-            sent.append(len(args[0]))
-        return await real(engine, sql, *args)
+            sent.append(len((*args, *late())[0]))
+        return await real(engine, sql, *args, late=late)
 
     monkeypatch.setattr(batching.db, "fetch_autocommit", counted)
     return sent

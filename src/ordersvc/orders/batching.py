@@ -122,7 +122,14 @@ class OrderBatcher:
             engine = self._engine()
             if engine is None:
                 raise RuntimeError("the engine of this batcher is gone")
-            rows = await db.fetch_autocommit(engine, _PLACE_ORDERS, *_arguments([o for o, _ in batch], now, timing))
+            orders = [o for o, _ in batch]
+            loop = asyncio.get_running_loop()
+
+            def arguments() -> tuple[object, ...]:
+                # The lock timeout is what is left once a pooled connection is in hand.
+                return _arguments(orders, loop.time(), timing)
+
+            rows = await db.fetch_autocommit(engine, _PLACE_ORDERS, late=arguments)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != ORDERS_PUBLIC_ID_KEY:
                 raise
