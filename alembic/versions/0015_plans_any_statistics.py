@@ -6,7 +6,9 @@
   and the plans a connection caches read them whole on every order until the tables are analyzed
   again: the cost per order grew with every order placed (bench/README.md).
 - The idempotency records and consent rows of a batch are looked up pair by pair through their
-  unique indexes, not by two lists on a two-column index (which probes every combination).
+  unique indexes, not by two lists on a two-column index (which probes every combination); the
+  consent rows the statement created itself join the rows read, without a second locked look-up
+  (a pair a concurrent statement created first is still read again).
 - `ordersvc_ask_consents` creates, locks and stamps the mailbox rows in one statement (a new
   address's row is written once, the conflict found through the primary key).
 
