@@ -35,8 +35,11 @@ async def test_every_function_runs_with_the_settings_its_file_names(
     rows = await catalog(sessionmaker, "proconfig")
     for function in db_functions.FUNCTIONS:
         assert (rows[function.name] or []) == function.settings, function.path
-    # The order statement's plans do not depend on the tables' statistics (migration 0015).
-    assert rows["ordersvc_place_orders"] == ["enable_seqscan=off"]
+    # The order statement's plans do not depend on the tables' statistics (migration 0015), and
+    # it and the functions a request or a worker calls plan once per connection (0016).
+    assert rows["ordersvc_place_orders"] == ["enable_seqscan=off", "plan_cache_mode=force_generic_plan"]
+    for name in ("ordersvc_post_payments", "ordersvc_end_order", "ordersvc_expire_consent", "ordersvc_ask_consents"):
+        assert rows[name] == ["plan_cache_mode=force_generic_plan"], name
 
 
 async def test_no_other_ordersvc_function_is_left_in_the_database(

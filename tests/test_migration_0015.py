@@ -11,7 +11,19 @@ from tests.test_migration_0012 import migrate, scratch_database, sql
 __all__ = ["scratch_database"]  # the fixture
 
 BEFORE, REVISION = "0014_one_order_statement", "0015_plans_any_statistics"
-FROZEN_0014 = Path(__file__).parents[1] / "alembic" / "versions" / "0014_functions"
+VERSIONS = Path(__file__).parents[1] / "alembic" / "versions"
+CHANGED = ("ordersvc_place_orders", "ordersvc_ask_consents")  # by this revision
+
+
+def frozen(folder: str, name: str) -> db_functions.DatabaseFunction:
+    """A function as a migration froze it (`alembic/versions/<folder>/<name>.sql`)."""
+    return db_functions.DatabaseFunction(name, VERSIONS / folder / f"{name}.sql")
+
+
+def as_of(revision_folders: dict[str, str], name: str) -> tuple[str, list[str] | None]:
+    """What `installed` shows for a function as the given frozen copy has it."""
+    function = frozen(revision_folders.get(name, "0014_functions"), name)
+    return function.body, function.settings or None
 
 
 def installed(url: str) -> dict[str, tuple[str, list[str] | None]]:
@@ -19,23 +31,19 @@ def installed(url: str) -> dict[str, tuple[str, list[str] | None]]:
     return {r["proname"]: (r["prosrc"], r["proconfig"]) for r in rows}
 
 
-def body(path: Path) -> str:
-    source = path.read_text(encoding="utf-8")
-    return source.split("$$", 2)[1]
-
-
 def test_up_down_and_up_again(scratch_database: str) -> None:
     url = scratch_database
     migrate(url, REVISION)
     now = installed(url)
     for function in db_functions.FUNCTIONS:
-        assert now[function.name] == (function.body, function.settings or None)
+        assert now[function.name] == as_of(dict.fromkeys(CHANGED, "0015_functions"), function.name)
     assert now["ordersvc_place_orders"][1] == ["enable_seqscan=off"]
 
     migrate(url, BEFORE, down=True)
     back = installed(url)
-    for name in ("ordersvc_place_orders", "ordersvc_ask_consents"):
-        assert back[name] == (body(FROZEN_0014 / f"{name}.sql"), None)
+    for name in CHANGED:
+        assert back[name] == as_of({}, name)
+        assert back[name][1] is None
 
     migrate(url, REVISION)
     assert installed(url) == now
