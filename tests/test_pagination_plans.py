@@ -8,24 +8,42 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.accounts.callers import AccountCaller, ApiKeyCaller
+from ordersvc.accounts.repository import caller_arguments
 from ordersvc.ledger import repository as ledger_repository
 from ordersvc.orders import repository as orders_repository
+from ordersvc.pagination import CursorRequest
 from tests.conftest import MakeCustomer
 
+_ORDERS, _PAYMENTS = orders_repository._ORDER_PAGES, ledger_repository._PAYMENT_PAGES
 LISTS = [
     # (statement, its arguments after the owner's (None: the owner's id), its index, the table's primary key)
     (orders_repository._ORDER_LINES.sql, (None, 100), "ix_orders_account_id_id", "orders_pkey"),
     (orders_repository._ORDER_LINES.sql, (1, 100), "ix_orders_account_id_id", "orders_pkey"),
     (ledger_repository._PAYMENT_LINES.sql, (None, 100), "ix_payments_account_id_id", "payments_pkey"),
-    (orders_repository._ORDER_PAGES.sql, (None, None, 20, None, None, None, None), "ix_orders_account_id_id", None),
-    (ledger_repository._PAYMENT_PAGES.sql, (None, None, 20, None), "ix_payments_account_id_id", "payments_pkey"),
+    (*_ORDERS.statement(CursorRequest(limit=20), None, None, None, None), "ix_orders_account_id_id", None),
+    (
+        *_ORDERS.statement(CursorRequest(starting_after="0000000A"), None, None, None, None),
+        "ix_orders_account_id_id",
+        None,
+    ),
+    (
+        *_ORDERS.statement(CursorRequest(ending_before="0000000A"), "pending", None, None, None),
+        "ix_orders_account_id_id",
+        None,
+    ),
+    (*_PAYMENTS.statement(CursorRequest(limit=20), None), "ix_payments_account_id_id", "payments_pkey"),
+    (*_PAYMENTS.statement(CursorRequest(starting_after=7), "order"), "ix_payments_account_id_id", "payments_pkey"),
 ]
 
 
 def _literal(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
     return "NULL" if value is None else str(value)
 
 
@@ -33,7 +51,16 @@ def _literal(value: object) -> str:
 @pytest.mark.parametrize(
     ("sql", "arguments", "index", "primary_key"),
     LISTS,
-    ids=["orders-last", "orders-first", "payments-last", "orders-cursor", "payments-cursor"],
+    ids=[
+        "orders-last",
+        "orders-first",
+        "payments-last",
+        "orders-cursor-newest",
+        "orders-cursor-after",
+        "orders-cursor-before-filtered",
+        "payments-cursor-newest",
+        "payments-cursor-after-filtered",
+    ],
 )
 async def test_the_owners_rows_come_from_its_index(
     make_customer: MakeCustomer,
@@ -58,3 +85,38 @@ async def test_the_owners_rows_come_from_its_index(
         assert primary_key not in plan, plan
     scans = [line for line in plan.splitlines() if "Seq Scan" in line]
     assert not scans, plan
+
+
+@pytest.mark.parametrize("by_key", [True, False], ids=["api-key", "account"])
+@pytest.mark.parametrize(
+    ("sql", "arguments"),
+    [
+        _ORDERS.statement(CursorRequest(), None, None, None, None),
+        _ORDERS.statement(CursorRequest(limit=3), None, None, None, None),
+        _ORDERS.statement(CursorRequest(starting_after="0000000A"), None, None, None, None),
+        _ORDERS.statement(CursorRequest(ending_before="0000000A"), None, None, None, None),
+        _PAYMENTS.statement(CursorRequest(), None),
+        _PAYMENTS.statement(CursorRequest(starting_after=7), None),
+    ],
+    ids=["orders-newest", "orders-newest-3", "orders-after", "orders-before", "payments-newest", "payments-after"],
+)
+async def test_a_cursor_page_keeps_its_generic_plan(
+    make_customer: MakeCustomer, database_url: str, by_key: bool, sql: str, arguments: tuple[Any, ...]
+) -> None:
+    """The driver keeps each statement prepared; the server plans it for the values of the
+    first five calls, then keeps the generic plan when that is no dearer. A page's statement
+    names only the parts it uses and hides its size, so it gets there: no planning at each call,
+    whoever the caller (the parameters of an API key's or of an account's)."""
+    customer = await make_customer(balance="1")
+    caller = caller_arguments(ApiKeyCaller(customer.api_key) if by_key else AccountCaller(customer.account_id))
+    connection = await asyncpg.connect(database_url)
+    try:
+        statement = await connection.prepare(sql)
+        for _ in range(10):
+            assert (await statement.fetch(*caller, *arguments))[0][0] == customer.account_id
+        generic, custom = await connection.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1", sql
+        )
+    finally:
+        await connection.close()
+    assert (generic, custom) == (5, 5)

@@ -174,15 +174,23 @@ class CursorPage(Generic[T]):
 
 class CursorList(Generic[*Ts]):
     """An owner's rows by cursor pages, newest first (REST), each page ONE statement that
-    checks the owner (`owner`, as for `NumberedList`), finds the rows the cursors name among
-    the owner's, and reads the page from the (owner, id) index.
+    checks the owner (`owner`, as for `NumberedList`), finds the row the cursor names among the
+    owner's, and reads the page from the (owner, id) index.
 
-    `table`, `columns`, `output`, `row_id`, `row_owner` and `owner` as for a
-    `NumberedList`. Its parameters: the owner's (`owner_parameters`), then `starting_after`, `ending_before`
-    (the cursors as the client sent them; NULL: none), the page size, then one per filter.
+    `table`, `columns`, `output`, `row_id`, `row_owner` and `owner` as for a `NumberedList`.
     `cursor_row` is SQL for the id of the owner's row a cursor names, with `{owner}` and
     `{cursor}` for them; each filter is (a condition with `{}` for its value, the value's SQL
-    type), applied when its value is not NULL."""
+    type). `statement` gives a page's SQL and its parameters after the owner's
+    (`owner_parameters`): the cursor if any, the page size, then the value of each filter given.
+
+    A statement names only what its page uses: its direction, its cursor, its filters. One
+    statement for all of them (`$n IS NULL OR ...` for each) would be planned anew at every call:
+    a plan for the values of a call drops the unused parts and so always looks cheaper than the
+    generic plan, and planning took twice as long as running the statement. With only the parts
+    used (and the page size out of the planner's sight), the two plans are alike and each
+    connection's prepared statement keeps the generic one (a handful of statements per list, made
+    once each). A filter's value can still make the plan for it look cheaper: such a page may be
+    planned at each call, as before."""
 
     def __init__(
         self,
@@ -198,55 +206,68 @@ class CursorList(Generic[*Ts]):
         owner_parameters: int,
         filters: Sequence[tuple[str, str]] = (),
     ) -> None:
-        inner = ", ".join(columns)
-        after, before = (f"${owner_parameters + n}::{cursor_type}" for n in (1, 2))
-        window = f"(${owner_parameters + 3}::integer + 1)"  # one extra row tells whether there is more
-        conditions = [f"{row_owner} >= w.owner AND {row_owner} <= w.owner"]  # see `owned_by`
-        for n, (condition, sql_type) in enumerate(filters, start=owner_parameters + 4):
-            value = f"${n}::{sql_type}"
-            conditions.append(f"({value} IS NULL OR {condition.format(value)})")
-        matching = " AND ".join(conditions)
-        # The bounds are index conditions (`id < ...`, `id > ...`): a page deep in a long history
-        # starts at its cursor. A branch's `IS NULL` tests are evaluated once.
-        # MATERIALIZED: the owner and the cursors are found once, not once per reference.
-        self.sql = f"""
+        self._table, self._inner, self._output = table, ", ".join(columns), output
+        self._row_id, self._row_owner, self._cursor_row, self._cursor_type = row_id, row_owner, cursor_row, cursor_type
+        self._owner, self._owner_parameters, self._filters = owner, owner_parameters, tuple(filters)
+        self._statements: dict[tuple[bool, bool, tuple[bool, ...]], str] = {}
+
+    def statement(self, request: CursorRequest, *filters: object) -> tuple[str, tuple[object, ...]]:
+        """The page's SQL (made once per direction, cursor and set of filters given) and its
+        parameters after the owner's: the cursor as the client sent it, if any, the page size,
+        the values of the filters given (None: not filtered)."""
+        cursor = request.starting_after if request.ending_before is None else request.ending_before
+        newest_first = request.ending_before is None
+        given = tuple(value is not None for value in filters)
+        key = (cursor is not None, newest_first, given)
+        sql = self._statements.get(key)
+        if sql is None:
+            sql = self._statements[key] = self._sql(*key)
+        values = [value for value in filters if value is not None]
+        return sql, ((cursor, request.limit, *values) if cursor is not None else (request.limit, *values))
+
+    def _sql(self, has_cursor: bool, newest_first: bool, given: tuple[bool, ...]) -> str:
+        n = self._owner_parameters
+        if has_cursor:
+            n += 1
+            cursor_id = self._cursor_row.format(owner="o.owner", cursor=f"${n}::{self._cursor_type}")
+        else:
+            cursor_id = "NULL::bigint"
+        n += 1
+        # One extra row tells whether there is more. A sub-select: a plan for the values of a call
+        # would know the size, and cost less than the generic plan, which cannot.
+        window = f"(SELECT ${n}::integer + 1)"
+        conditions = [f"{self._row_owner} >= w.owner AND {self._row_owner} <= w.owner"]  # see `owned_by`
+        if has_cursor:  # an index condition: a page deep in a long history starts at its cursor
+            conditions.append(f"{self._row_id} {'<' if newest_first else '>'} w.cursor_id")
+        for (condition, sql_type), is_given in zip(self._filters, given, strict=True):
+            if is_given:
+                n += 1
+                conditions.append(condition.format(f"${n}::{sql_type}"))
+        direction = " DESC" if newest_first else ""
+        # MATERIALIZED: the owner and the cursor are found once, not once per reference.
+        return f"""
 WITH o AS MATERIALIZED (
-    SELECT {owner} AS owner
+    SELECT {self._owner} AS owner
 ), w AS MATERIALIZED (
-    SELECT o.owner,
-           {cursor_row.format(owner="o.owner", cursor=after)} AS after_id,
-           {cursor_row.format(owner="o.owner", cursor=before)} AS before_id
-    FROM o
+    SELECT o.owner, {cursor_id} AS cursor_id FROM o
 )
-SELECT w.owner, w.after_id, w.before_id, r.row_id, {output} FROM w LEFT JOIN LATERAL (
-    (SELECT {row_id} AS row_id, {inner} FROM {table}
-     WHERE {matching} AND {before} IS NULL
-       AND {row_id} < CASE WHEN {after} IS NULL THEN {MAX_ID} ELSE w.after_id END
-     ORDER BY {row_owner} DESC, {row_id} DESC LIMIT {window})
-    UNION ALL
-    (SELECT {row_id} AS row_id, {inner} FROM {table}
-     WHERE {matching} AND {before} IS NOT NULL AND {row_id} > w.before_id
-     ORDER BY {row_owner}, {row_id} LIMIT {window})
+SELECT w.owner, w.cursor_id, r.row_id, {self._output} FROM w LEFT JOIN LATERAL (
+    SELECT {self._row_id} AS row_id, {self._inner} FROM {self._table}
+    WHERE {" AND ".join(conditions)}
+    ORDER BY {self._row_owner}{direction}, {self._row_id}{direction} LIMIT {window}
 ) r ON true
 ORDER BY r.row_id DESC"""  # noqa: S608 (constant fragments, never a value)
 
     @staticmethod
-    def arguments(request: CursorRequest, *filters: object) -> tuple[object, ...]:
-        """The page's parameters, after the owner's (`request`'s cursors as the client sent them)."""
-        return request.starting_after, request.ending_before, request.limit, *filters
-
-    @staticmethod
     def page_of(rows: list[tuple[Any, ...]], request: CursorRequest) -> CursorPage[tuple[*Ts]] | None:
         """The statement's page, newest first; None when it found no owner (the key is not
-        valid). InvalidCursor when a cursor names no row of the owner's."""
-        owner, after_id, before_id = rows[0][:3]
+        valid). InvalidCursor when the cursor names no row of the owner's."""
+        owner, cursor_id = rows[0][:2]
         if owner is None:
             return None
-        if (request.starting_after is not None and after_id is None) or (
-            request.ending_before is not None and before_id is None
-        ):
+        if (request.starting_after is not None or request.ending_before is not None) and cursor_id is None:
             raise InvalidCursor()
-        found = [cast("tuple[*Ts]", row[4:]) for row in rows if row[3] is not None]
+        found = [cast("tuple[*Ts]", row[3:]) for row in rows if row[2] is not None]
         has_more = len(found) > request.limit
         # Newer than `ending_before`: the rows nearest it, the extra one is the newest.
         items = (

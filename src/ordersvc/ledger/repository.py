@@ -143,7 +143,8 @@ async def payments_page(
 ) -> CursorPage[LedgerEntry] | None:
     """A cursor page of the caller's payments, newest first, in one statement that checks the
     caller and finds the cursors among its payments. None when the key is not valid."""
-    rows = await fetch_as(engine, caller, _PAYMENT_PAGES.sql, *_PAYMENT_PAGES.arguments(request, kind))
+    sql, arguments = _PAYMENT_PAGES.statement(request, kind)
+    rows = await fetch_as(engine, caller, sql, *arguments)
     page = _PAYMENT_PAGES.page_of(rows, request)
     if page is None:
         return None

@@ -99,8 +99,8 @@ async def orders_page(
     caller and finds the cursors (public ids) among its orders: rows of `_NEW_ORDER_COLUMNS`.
     None when the key is not valid."""
     email = None if filters.email is None else filters.email.lower()
-    arguments = _ORDER_PAGES.arguments(request, filters.status, email, filters.created_gte, filters.created_lt)
-    return _ORDER_PAGES.page_of(await fetch_as(engine, caller, _ORDER_PAGES.sql, *arguments), request)
+    sql, arguments = _ORDER_PAGES.statement(request, filters.status, email, filters.created_gte, filters.created_lt)
+    return _ORDER_PAGES.page_of(await fetch_as(engine, caller, sql, *arguments), request)
 
 
 async def lock_order(session: AsyncSession, account_id: int, public_id: str) -> Order | None:
