@@ -389,6 +389,55 @@ class TestGroupCommit:
         async with sessionmaker() as session:
             assert await ledger.verify(session) == []
 
+    async def test_a_callers_orders_wait_for_its_statement_in_flight_and_others_do_not(
+        self,
+        app,
+        confirmed,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A statement in flight for a caller holds that account's row: the caller's next orders
+        wait in the process and go together in one statement after it, while another caller's
+        order goes at once in a statement of its own."""
+        hot, to_hot = await confirmed("10")
+        other, to_other = await confirmed("10")
+        real = batching.db.fetch_autocommit
+        sent: list[list[str]] = []  # each statement's callers' key prefixes, in order
+        release = asyncio.Event()
+
+        async def held(engine: Any, sql: str, *args: Any, late: Any = None) -> Any:
+            if "ordersvc_place_orders" in sql:
+                sent.append(list((*args, *late())[0]))
+                if len(sent) == 1:
+                    await release.wait()  # the first statement stays in flight
+            return await real(engine, sql, *args, late=late)
+
+        monkeypatch.setattr(batching.db, "fetch_autocommit", held)
+
+        async def place(customer: Customer, to: str) -> str:
+            placed = await orders.place(
+                app.state.engine, app.state.settings, caller=ApiKeyCaller(customer.api_key), email=to, quantity=500
+            )
+            return placed.order.public_id
+
+        first = asyncio.create_task(place(hot, to_hot))
+        while not sent:
+            await asyncio.sleep(0)
+        waiting = [asyncio.create_task(place(hot, to_hot)) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        assert len(sent) == 1  # the hot caller's orders wait for its statement
+        assert await place(other, to_other)  # another caller's order is not held up
+        assert len(sent) == 2
+        release.set()
+        assert len({await first, *[await task for task in waiting]}) == 4
+        hot_prefix = sent[0][0]
+        assert [len(callers) for callers in sent] == [1, 1, 3]  # the three went together
+        assert sent[2] == [hot_prefix] * 3
+        assert sent[1] != [hot_prefix]
+        assert await snapshot(sessionmaker, hot) == ("8.00", 5, 4)
+        async with sessionmaker() as session:
+            assert await ledger.verify(session) == []
+
 
 async def _none() -> None:
     return None

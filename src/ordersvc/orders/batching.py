@@ -80,14 +80,16 @@ class OrderBatcher:
         self._engine = weakref.ref(engine)
         self._waiting: list[tuple[OrderRequest, ConsentTiming, asyncio.Future[Placement]]] = []
         self._senders = 0
+        self._in_flight: set[str | int | None] = set()  # the callers of the statements in flight
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def place(self, order: OrderRequest, timing: ConsentTiming) -> Placement:
         future: asyncio.Future[Placement] = asyncio.get_running_loop().create_future()
         self._waiting.append((order, timing, future))
-        if self._senders < MAX_IN_FLIGHT:
+        if self._senders < MAX_IN_FLIGHT and _caller(order) not in self._in_flight:
             # Counted here and uncounted by the sender in the same step in which it finds nothing
-            # left to send: an order queued at any moment always has a sender that will take it.
+            # left to send: an order queued at any moment always has a sender that will take it
+            # (the order of a caller in flight, the sender of that caller's statement).
             self._senders += 1
             task = asyncio.create_task(self._send())
             self._tasks.add(task)
@@ -97,12 +99,25 @@ class OrderBatcher:
     async def _send(self) -> None:
         try:
             while self._waiting:
-                timing = self._waiting[0][1]
+                # The orders of a caller whose statement is in flight wait for it: sent now, they
+                # would wait for its account row anyway, holding a pooled connection, and hold up
+                # the other accounts' orders of their statement. They go in the next one, with
+                # those that came meanwhile (when every order waits so, the statement in flight
+                # sends them when it is done).
+                ready = [w for w in self._waiting if _caller(w[0]) not in self._in_flight]
+                if not ready:
+                    return
+                timing = ready[0][1]
                 # One statement takes one timing (a process has one); others wait for the next.
-                batch = [w for w in self._waiting if w[1] == timing][:MAX_BATCH]
+                batch = [w for w in ready if w[1] == timing][:MAX_BATCH]
                 taken = {id(w) for w in batch}
                 self._waiting = [w for w in self._waiting if id(w) not in taken]
-                await self._send_batch([(o, f) for o, _, f in batch], timing)
+                callers = {_caller(o) for o, _, _ in batch}
+                self._in_flight.update(callers)
+                try:
+                    await self._send_batch([(o, f) for o, _, f in batch], timing)
+                finally:
+                    self._in_flight.difference_update(callers)
         finally:
             self._senders -= 1
 
@@ -156,6 +171,11 @@ class OrderBatcher:
         for _, future in batch:  # one row per order, always; never leave a request waiting
             if not future.done():
                 future.set_exception(RuntimeError("the order statement returned no row for an order"))
+
+
+def _caller(order: OrderRequest) -> str | int | None:
+    """Who asks: an API key (its prefix) or an authenticated account (its id)."""
+    return order.prefix if order.prefix is not None else order.account_id
 
 
 def _arguments(orders: list[OrderRequest], now: float, timing: ConsentTiming) -> tuple[object, ...]:
