@@ -178,6 +178,47 @@ class TestWorkers:
             assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
         assert "Traceback" not in server.log()
 
+    async def test_a_worker_slower_to_start_than_the_health_check_is_not_killed(
+        self, database_url: str, tmp_path: Path
+    ) -> None:
+        """On a slow machine a spawned worker takes longer than uvicorn's 5 s health check to
+        reach its first line (it imports the whole service first). It must be let start, not
+        killed and spawned again for ever: here each worker's process sleeps 7 s before it
+        runs anything (a `sitecustomize` on its path)."""
+        import psutil
+
+        slow = tmp_path / "slow"
+        slow.mkdir()
+        (slow / "sitecustomize.py").write_text(
+            "import sys, time\nif '--multiprocessing-fork' in sys.orig_argv:\n    time.sleep(7)\n"
+        )
+        env = {
+            **os.environ,
+            "ORDERSVC_MAILER_IN_SERVE": "false",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(slow), os.environ.get("PYTHONPATH")])),
+        }
+        with serve(tmp_path, env=env, extra=("--workers", "2")) as server:
+            port = int(server.base_url.rsplit(":", 1)[1])
+            deadline = time.monotonic() + 60
+            while True:  # both workers up
+                listening = {
+                    w.pid
+                    for w in psutil.Process(server.process.pid).children(recursive=True)
+                    for c in w.net_connections(kind="tcp")
+                    if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                }
+                if len(listening) == 2 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)
+            assert len(listening) == 2
+            await asyncio.sleep(6)  # beyond another health check's timeout
+            assert httpx.get(f"{server.base_url}/healthz", timeout=5).status_code == 200
+            log = server.log()
+            assert "died" not in log
+            assert log.count("Started server process") == 2
+            server.process.send_signal(signal.SIGTERM)
+            assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+
 
 def _exchange(port: int, *chunks: bytes, pause: float = 0.0) -> tuple[bytes, int]:
     """Send the chunks on a raw connection (pausing between them), then read until the server

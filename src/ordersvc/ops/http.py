@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import socket
 import sys
 import time
@@ -311,8 +312,41 @@ class ReusePortServer(uvicorn.Server):
         super().run(sockets=[own, *(sockets or [])])
 
 
+WORKER_START_SECONDS = 120.0
+"""How long a new worker may take to answer its supervisor's first health check."""
+
+
 class ReusePortProcess(Process):
-    """uvicorn's worker process, running a ReusePortServer."""
+    """uvicorn's worker process, running a ReusePortServer, and given time to start.
+
+    uvicorn's supervisor pings each worker every half second and kills one that does not answer
+    within 5 s (`timeout_worker_healthcheck`). A spawned worker answers only once it has imported
+    the service (the CLI, FastAPI, SQLAlchemy: several seconds of CPU where no bytecode is
+    cached, more when both workers start at once on 2 busy cores), so on a slow machine every new
+    worker was killed before it could answer, and started again, for ever: `serve --workers 2`
+    ran on one worker and a restart loop. Until its first answer a worker is alive while its
+    process is (one ping waits in its pipe for it); after `WORKER_START_SECONDS` without one, or
+    once it has answered, uvicorn's own check applies."""
+
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
+        super().__init__(config, sockets)
+        self._created = time.monotonic()
+        self._answered = False
+        self._asked = False
+
+    def ping(self, timeout: float = 5) -> bool:
+        if self._answered or time.monotonic() - self._created > WORKER_START_SECONDS:
+            return super().ping(timeout)
+        try:
+            if not self._asked:
+                self.parent_conn.send(b"ping")
+                self._asked = True
+            if self.parent_conn.poll(min(timeout, 0.5)):
+                self.parent_conn.recv()
+                self._answered = True
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return False
+        return True
 
     @property
     def server(self) -> uvicorn.Server:
