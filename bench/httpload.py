@@ -69,6 +69,47 @@ async def _exchange(
     return int(head[9:12]), body
 
 
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _measure(
+    address: tuple[str, int],
+    connection: Connection,
+    data: bytes,
+    ok: Callable[[int, bytes], bool],
+    result: Result,
+    measured: bool,
+    within: float,
+) -> Connection:
+    """Send one request and count its answer in `result` (in the window too when `measured`);
+    the connection to go on with (a new one after a timeout or a broken connection)."""
+    reader, writer = connection
+    sent = time.perf_counter()
+    result.sent_total += 1
+    try:
+        status, body = await _exchange(reader, writer, data, within)
+    except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+        writer.close()
+        result.failures_total += 1
+        result.timeouts_total += isinstance(exc, TimeoutError)
+        if measured:
+            result.failures += 1
+            result.timeouts += isinstance(exc, TimeoutError)
+            result.first_failure = result.first_failure or repr(exc).encode()
+        return await asyncio.open_connection(*address)
+    done = time.perf_counter()
+    placed = ok(status, body)
+    result.ok_total += placed
+    result.failures_total += not placed
+    if measured:
+        if placed:
+            result.latencies.append(done - sent)
+        else:
+            result.failures += 1
+            result.first_failure = result.first_failure or f"{status} ".encode() + body[:200]
+    return reader, writer
+
+
 async def run(
     host: str,
     port: int,
@@ -90,39 +131,54 @@ async def run(
 
     async def client() -> None:
         nonlocal counter
-        reader, writer = await asyncio.open_connection(host, port)
+        connection = await asyncio.open_connection(host, port)
         try:
             while (now := time.perf_counter()) < stop:
                 counter += 1
-                result.sent_total += 1
-                try:
-                    status, body = await _exchange(reader, writer, make_request(counter), answer_within)
-                except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
-                    writer.close()
-                    result.failures_total += 1
-                    result.timeouts_total += isinstance(exc, TimeoutError)
-                    if now >= start:
-                        result.failures += 1
-                        result.timeouts += isinstance(exc, TimeoutError)
-                        result.first_failure = result.first_failure or repr(exc).encode()
-                    reader, writer = await asyncio.open_connection(host, port)
-                    continue
-                done = time.perf_counter()
-                placed = ok(status, body)
-                result.ok_total += placed
-                result.failures_total += not placed
-                if now >= start:
-                    if placed:
-                        result.latencies.append(done - now)
-                    else:
-                        result.failures += 1
-                        result.first_failure = result.first_failure or f"{status} ".encode() + body[:200]
+                connection = await _measure(
+                    (host, port), connection, make_request(counter), ok, result, now >= start, answer_within
+                )
         finally:
-            writer.close()
+            connection[1].close()
 
     await asyncio.gather(*(client() for _ in range(connections)))
     result.elapsed = time.perf_counter() - start
     return result
+
+
+async def alternate(
+    host: str,
+    port: int,
+    first: Callable[[int], bytes],
+    second: Callable[[int], bytes],
+    *,
+    seconds: float,
+    ok_first: Callable[[int, bytes], bool],
+    ok_second: Callable[[int, bytes], bool],
+    warmup_seconds: float = 1.0,
+    answer_within: float = 5.0,
+) -> tuple[Result, Result]:
+    """One client on one keep-alive connection sending `first(n)` and `second(n)` in turn, for
+    `seconds` after a warm-up: two requests measured at the same moments of the machine, so that
+    the ratio of their latencies does not drift with it. A result for each."""
+    results = (Result(), Result())
+    makers, judges = (first, second), (ok_first, ok_second)
+    start = time.perf_counter() + warmup_seconds
+    stop = start + seconds
+    connection = await asyncio.open_connection(host, port)
+    n = 0
+    try:
+        while (now := time.perf_counter()) < stop:
+            n += 1
+            which = n % 2
+            connection = await _measure(
+                (host, port), connection, makers[which](n), judges[which], results[which], now >= start, answer_within
+            )
+    finally:
+        connection[1].close()
+    for result in results:
+        result.elapsed = time.perf_counter() - start
+    return results
 
 
 async def send_all(

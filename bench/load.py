@@ -121,9 +121,11 @@ class Row:
     consents_added: int | None = None
     outbox_added: int | None = None
     x_ceiling: float | None = None
-    ceiling_now: float | None = None  # pgbench just before the row, at the sweep's best client count
-    spread_ceiling_now: float | None = None  # a hot row: the spread ceiling too, just before it
-    x_order_p50: float | None = None  # reads: p50 against the one-client order's p50
+    ceiling_now: float | None = None  # pgbench just before and just after the row (the mean), at the sweep's best
+    spread_ceiling_now: float | None = None  # a hot row: the spread ceiling too, before and after it (the mean)
+    ceiling_around: list[tuple[float, float]] | None = None  # (ceiling, spread ceiling) before, and after
+    x_order_p50: float | None = None  # reads: p50 against the p50 of the orders sent in turn with them
+    order_p50_ms: float | None = None  # reads: the p50 of those orders
     first_failure: str = ""
     misses: list[str] = field(default_factory=list)  # the targets missed
 
@@ -138,6 +140,26 @@ class Row:
 
 def order_row_id(api: Api, variant: Variant) -> str:
     return f"{api}-{variant.id}"
+
+
+def ceiling_now(
+    url: str,
+    variant: Variant,
+    spread: tuple[int, int],
+    hot: tuple[int, int],
+    ceil_spread: ceiling.Sweep,
+    ceil_hot: ceiling.Sweep,
+    seconds: int,
+) -> tuple[float, float]:
+    """pgbench at the sweep's best client count, now: the row's own ceiling (one account for a
+    hot row) and the spread ceiling (the same figure for a spread row), which a hot row's twin
+    is compared at."""
+    if not variant.hot:
+        spread_now = ceiling.pgbench(url, ceiling.PLACE_ORDER_TRANSACTION, *spread, ceil_spread.best_clients, seconds)
+        return spread_now, spread_now
+    hot_now = ceiling.pgbench(url, ceiling.PLACE_ORDER_TRANSACTION, *hot, ceil_hot.best_clients, seconds)
+    spread_now = ceiling.pgbench(url, ceiling.PLACE_ORDER_TRANSACTION, *spread, ceil_spread.best_clients, seconds)
+    return hot_now, spread_now
 
 
 def measure_orders(
@@ -280,17 +302,14 @@ def main() -> None:
                 if variant.recipient == "asked" and asked is None:
                     asked = ask_recipients(url, port, seeded)
                     print(f"  asked each spread account's recipient once: consent rows {asked}", flush=True)
-                # The ceiling again just before the row (the sweep's best client count): this machine's
-                # speed drifts by a quarter within one run, and a row is judged against its own moment.
-                sweep_of = ceil_hot if variant.hot else ceil_spread
-                now = ceiling.pgbench(url, ceiling.PLACE_ORDER_TRANSACTION, *(hot if variant.hot else spread),
-                                      sweep_of.best_clients, args.row_ceiling_seconds)  # fmt: skip
-                # A hot row is compared with its spread twin at the machine's speed of each moment.
-                spread_now = (
-                    ceiling.pgbench(url, ceiling.PLACE_ORDER_TRANSACTION, *spread, ceil_spread.best_clients,
-                                    args.row_ceiling_seconds) if variant.hot else now
-                )  # fmt: skip
+                # The ceiling again just before the row and just after it (the sweep's best client
+                # count): this machine's speed drifts by a quarter within one run, and a row is judged
+                # against the mean of its two neighbours, the machine's speed of its own moment.
+                row_ceiling = ceiling_now(url, variant, spread, hot, ceil_spread, ceil_hot, args.row_ceiling_seconds)
                 row = measure_orders(url, port, api, variant, seeded, connections=args.clients, seconds=args.seconds)
+                after = ceiling_now(url, variant, spread, hot, ceil_spread, ceil_hot, args.row_ceiling_seconds)
+                row.ceiling_around = [row_ceiling, after]
+                now, spread_now = ((a + b) / 2 for a, b in zip(row_ceiling, after, strict=True))
                 row.ceiling_now, row.spread_ceiling_now = now, spread_now
                 row.x_ceiling = row.rate / now
                 order_rows.append(row)
@@ -302,8 +321,7 @@ def main() -> None:
                       + (f" first failure {row.first_failure!r}" if row.failed else ""), flush=True)  # fmt: skip
         one_client: dict[str, Row] = {}
         for api in APIS:
-            reads_selected = any(selected(f"read-{api}-{r.id}-{size}") for r in READS for size in ("big", "small"))
-            if selected(order_row_id(api, ONE_CLIENT)) or reads_selected:
+            if selected(order_row_id(api, ONE_CLIENT)):
                 row = measure_orders(url, port, api, ONE_CLIENT, seeded, connections=1, seconds=args.seconds)
                 one_client[api] = row
                 print(f"  {row.id}: {row.rate:,.0f}/s p50 {row.p50_ms:.2f} ms p99 {row.p99_ms:.2f} ms", flush=True)
@@ -312,18 +330,22 @@ def main() -> None:
                 row_id = f"read-{read.api}-{read.id}-{size}"
                 if not selected(row_id):
                     continue
-                prepared = read.make(key)
-                result = asyncio.run(
-                    httpload.run("127.0.0.1", port, variants.always(prepared), connections=1,
-                                 seconds=args.read_seconds, ok=variants.read_served(read.field))
+                # Each read in turn with an order at one client (spread accounts, recipient confirmed), on
+                # one connection: the two latencies come from the same moments of the machine.
+                orders = variants.order_requests(read.api, ONE_CLIENT, seeded, f"{row_id}-{time.time_ns()}")
+                read_result, order_result = asyncio.run(
+                    httpload.alternate("127.0.0.1", port, variants.always(read.make(key)), orders,
+                                       seconds=args.read_seconds, ok_first=variants.read_served(read.field),
+                                       ok_second=variants.order_placed(read.api))
                 )  # fmt: skip
                 history = f"{args.history:,}" if size == "big" else "100"
-                row = Row.of(result, row_id, f"{read.title}, {history} payments", read.api, 1)
-                order = one_client.get(read.api)
-                if order is not None:
-                    row.x_order_p50 = row.p50_ms / order.p50_ms
-                    if row.x_order_p50 > MAX_READ_OVER_ORDER:
-                        row.misses.append(f"> {MAX_READ_OVER_ORDER} x order p50")
+                row = Row.of(read_result, row_id, f"{read.title}, {history} payments", read.api, 1)
+                row.order_p50_ms = order_result.p50_ms
+                row.x_order_p50 = row.p50_ms / order_result.p50_ms
+                if row.x_order_p50 > MAX_READ_OVER_ORDER:
+                    row.misses.append(f"> {MAX_READ_OVER_ORDER} x order p50")
+                if order_result.failures:
+                    row.misses.append("orders beside it failed")
                 if row.failed:
                     row.misses.append("failed > 0")
                 read_rows.append(row)
@@ -359,9 +381,11 @@ def main() -> None:
         for r in order_rows
     ]))  # fmt: skip
     print()
-    read_header = ("at one client", "API", "req/s", "p50 ms", "p99 ms", "x order p50", "failed", "targets")
+    read_header = ("at one client", "API", "req/s", "p50 ms", "p99 ms", "order p50 ms, in turn", "x order p50",
+                   "failed", "targets")  # fmt: skip
     print(table(read_header, [
         (r.title, r.api, f"{r.rate:,.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}",
+         "" if r.order_p50_ms is None else f"{r.order_p50_ms:.2f}",
          "" if r.x_order_p50 is None else f"{r.x_order_p50:.2f}", str(r.failed), verdict(r))
         for r in [*one_client.values(), *read_rows]
     ]))  # fmt: skip
