@@ -92,14 +92,18 @@ def serve(url: str, workers: int, port: int, log: Path) -> subprocess.Popen[byte
         [str(Path(sys.executable).parent / "ordersvc"), "serve", "--port", str(port), "--workers", str(workers)],
         env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
+        # Every worker up (each logs its startup), not only the first: a row measured while one
+        # is still starting would measure fewer workers.
+        started = log.read_text(errors="replace").count("Application startup complete")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as answer:
-                if answer.status == 200:
+                if answer.status == 200 and started >= workers:
                     return process
         except OSError:
-            time.sleep(0.3)
+            pass
+        time.sleep(0.3)
     raise RuntimeError(f"server did not start: {log.read_text()[-2000:]}")
 
 
