@@ -27,6 +27,23 @@ def request(method: str, path: str, *, body: bytes = b"", headers: dict[str, str
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
+def template(prepared: bytes, *placeholders: bytes) -> Callable[..., bytes]:
+    """fill(*values): `prepared` (a request from `request`) with each placeholder replaced, in
+    its head and body, and its Content-Length made right: a few byte replacements per request
+    instead of building and encoding it again."""
+    head, _, body = prepared.partition(b"\r\n\r\n")
+    head = re.sub(rb"\r\nContent-Length: *\d+", b"", head, flags=re.IGNORECASE)
+
+    def fill(*values: bytes) -> bytes:
+        filled_head, filled_body = head, body
+        for placeholder, value in zip(placeholders, values, strict=True):
+            filled_head = filled_head.replace(placeholder, value)
+            filled_body = filled_body.replace(placeholder, value)
+        return b"%s\r\nContent-Length: %d\r\n\r\n%s" % (filled_head, len(filled_body), filled_body)
+
+    return fill
+
+
 @dataclass
 class Result:
     latencies: list[float] = field(default_factory=list)  # successful requests started in the measured window
