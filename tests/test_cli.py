@@ -197,3 +197,86 @@ class TestMoneyInCommands:
         assert "already credited" in one_line_error(
             run_cli("deposits", "assign", str(outcome.deposit_id), account["email"])
         )
+
+
+class TestScripting:
+    """What scripts rely on: a fast `--help` and `--version`, JSON for every list and creation
+    (errors too), and exit codes by kind of outcome."""
+
+    def test_help_and_version_load_no_database_driver_orm_or_web_framework(self) -> None:
+        import subprocess
+        import sys
+
+        probe = (
+            "import sys; import ordersvc.cli;"
+            " print(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'sqlmodel', 'fastapi',"
+            " 'starlette', 'pydantic', 'asyncpg', 'alembic', 'httpx', 'uvicorn'}))"
+        )
+        loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+        assert loaded.stdout.strip() == "[]"
+        version = run_cli("--version")
+        assert version.returncode == 0
+        assert re.fullmatch(r"ordersvc \d+\.\d+\.\d+\S*\n", version.stdout)
+        helped = run_cli("--help")
+        assert helped.returncode == 0
+        assert "Exit codes: 0 done; 1 refused" in " ".join(helped.stdout.split())
+
+    def test_exit_codes_by_kind_and_errors_as_json(self, account: dict[str, str]) -> None:
+        missing = run_cli("keys", "create", unique_email("nobody"), "--json")
+        assert missing.returncode == 3
+        assert missing.stdout == ""
+        assert json.loads(missing.stderr)["error"] == {"code": "not_found", "message": "No account with that email."}
+        duplicate = run_cli("accounts", "create", account["email"], "--json")
+        assert duplicate.returncode == 4
+        assert json.loads(duplicate.stderr)["error"]["code"] == "account_exists"
+        assert run_cli("payments", "credit", account["email"], "1.0001").returncode == 1  # refused: bad amount
+        assert run_cli("payments", "credit", account["email"]).returncode == 2  # usage: no AMOUNT
+        plain = run_cli("accounts", "create", account["email"])
+        assert (plain.returncode, plain.stderr.startswith("error: ")) == (4, True)
+
+    def test_credit_with_json_answers_one_object(self, account: dict[str, str]) -> None:
+        result = run_cli("payments", "credit", account["email"], "5", "--json")
+        assert result.returncode == 0, result.stderr
+        credited = json.loads(result.stdout)
+        assert credited == {
+            "payment_id": credited["payment_id"],
+            "email": account["email"],
+            "amount": "5.00",
+            "balance": "5.00",
+        }
+
+    def test_every_list_with_json_is_one_array(self, account: dict[str, str]) -> None:
+        lists = [
+            ("accounts", "list"),
+            ("workers", "list"),
+            ("coupons", "list"),
+            ("bonus", "list"),
+            ("suppression", "list"),
+            ("outbox", "list", "--limit", "2"),
+            ("deposits", "pool"),
+            ("deposits", "unmatched"),
+            ("deposits", "collisions"),
+        ]
+        for command in lists:
+            result = run_cli(*command, "--json")
+            assert result.returncode == 0, (command, result.stderr)
+            assert isinstance(json.loads(result.stdout), list), command
+        accounts = json.loads(run_cli("accounts", "list", "--json").stdout)
+        assert {"id": account["id"], "email": account["email"], "balance": "0.00"}.items() <= next(
+            a for a in accounts if a["id"] == account["id"]
+        ).items()
+
+    def test_creations_with_json_answer_one_object(self, database_url: str) -> None:
+        code = f"cli{uuid.uuid4().hex[:8]}"  # codes are kept as lowercase
+        coupon = json.loads(run_cli("coupons", "create", code, "2.5", "--max-redemptions", "3", "--json").stdout)
+        assert coupon == {"code": code, "amount": "2.50", "max_redemptions": 3, "expires_at": None, "disabled": False}
+        listed = json.loads(run_cli("coupons", "list", "--json").stdout)
+        assert {**coupon, "redemptions": 0} in listed
+        worker = json.loads(run_cli("workers", "create", f"cli-{uuid.uuid4().hex[:8]}", "--json").stdout)
+        assert set(worker) == {"name", "token"}
+
+
+def test_the_cli_reads_the_schema_head_as_alembic_does() -> None:
+    from ordersvc import db
+
+    assert db.code_head() == db.migration_head()

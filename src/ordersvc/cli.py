@@ -1,32 +1,47 @@
-"""`ordersvc`: the operator's command line. Scripts rely on these exact forms."""
+"""`ordersvc`: the operator's command line. Scripts rely on these exact forms.
+
+Loading this module loads `typer` and the commands' definitions only; each command imports the
+services it calls when it runs (`ordersvc --help` answers without loading the database, the ORM
+or the web framework). Lists and creations take `--json` (an array for a list, one object
+otherwise; errors then as JSON too), and the exit codes are `cli_support`'s."""
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersvc.accounts import service as accounts
-from ordersvc.cli_support import database_url, fail, in_transaction, settings_or_fail
-from ordersvc.config import get_settings
+from ordersvc.cli_support import (
+    EXIT_CODES_HELP,
+    JsonFlag,
+    command_group,
+    database_url,
+    emit,
+    fail,
+    in_transaction,
+    json_output,
+    refused,
+    settings_or_fail,
+)
 from ordersvc.consent.cli import mailer_command, outbox_app, suppression_app
 from ordersvc.coupons.cli import coupons_app
 from ordersvc.deposits.cli import bonus_app, deposits_app
-from ordersvc.errors import ServiceError
 from ordersvc.fulfilment.cli import worker_command, workers_app
-from ordersvc.keyring import SecretKeyError, keyring
-from ordersvc.ledger import service as ledger
-from ordersvc.money import format_usd, parse_usd
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
-app = typer.Typer(help="ordersvc: prepaid-balance order service.", no_args_is_help=True, add_completion=False)
-accounts_app = typer.Typer(help="Customer accounts.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
-payments_app = typer.Typer(help="Manual payments.", no_args_is_help=True)
-ledger_app = typer.Typer(help="Ledger checks.", no_args_is_help=True)
+app = typer.Typer(
+    help="ordersvc: prepaid-balance order service.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,  # plain help: rendering it with rich cost more than the rest of `--help`
+)
+accounts_app = command_group("Customer accounts.")
+keys_app = command_group("API keys.")
+payments_app = command_group("Manual payments.")
+ledger_app = command_group("Ledger checks.")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
 app.add_typer(payments_app, name="payments")
@@ -41,6 +56,23 @@ app.add_typer(workers_app, name="workers")
 app.command("worker")(worker_command)
 
 
+def _version(show: bool) -> None:
+    if show:
+        from importlib.metadata import version
+
+        typer.echo(f"ordersvc {version('ordersvc')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """ordersvc: prepaid-balance order service."""
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
@@ -53,6 +85,8 @@ def serve(
 
     import uvicorn
 
+    from ordersvc.config import get_settings
+    from ordersvc.keyring import SecretKeyError, keyring
     from ordersvc.logging_config import configure_logging, logging_config
     from ordersvc.ops import http
 
@@ -111,6 +145,7 @@ def openapi(
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")] = None,
 ) -> None:
     """Print the REST API's OpenAPI document (JSON), without a database or a server."""
+    import json
     from pathlib import Path
 
     from ordersvc.main import create_app
@@ -125,12 +160,15 @@ def openapi(
 @accounts_app.command("create")
 def accounts_create(
     email: str,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Create an account and its first API key. The key is shown only here."""
+    from ordersvc.accounts import service as accounts
+
+    json_output(as_json)
     account, api_key = in_transaction(lambda session: accounts.create_account(session, email=email))
     if as_json:
-        typer.echo(json.dumps({"id": account.id, "email": account.email, "api_key": api_key}))
+        emit({"id": account.id, "email": account.email, "api_key": api_key})
     else:
         typer.echo(f"account {account.id} created for {account.email}")
         typer.echo(f"API key (shown only once): {api_key}")
@@ -138,25 +176,32 @@ def accounts_create(
 
 @accounts_app.command("list")
 def accounts_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line per account.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Every account: id, email, state (active, unverified, disabled), sign-in methods."""
-    rows = in_transaction(accounts.list_accounts)
-    for account in rows:
+    from ordersvc.accounts import service as accounts
+    from ordersvc.money import format_usd
+
+    json_output(as_json)
+    records = []
+    for account in in_transaction(accounts.list_accounts):
         state = "disabled" if account.disabled_at else ("active" if account.email_verified_at else "unverified")
-        record = {
-            "id": account.id,
-            "email": account.email,
-            "state": state,
-            "password": account.password_hash is not None,
-            "totp": account.totp_enabled_at is not None,
-            "balance": format_usd(account.balance_mills),
-        }
-        if as_json:
-            typer.echo(json.dumps(record))
-        else:
-            flags = ", ".join(f for f, on in (("password", record["password"]), ("totp", record["totp"])) if on)
-            typer.echo(f"{account.id}\t{account.email}\t{state}\t{record['balance']} USD\t{flags or '-'}")
+        records.append(
+            {
+                "id": account.id,
+                "email": account.email,
+                "state": state,
+                "password": account.password_hash is not None,
+                "totp": account.totp_enabled_at is not None,
+                "balance": format_usd(account.balance_mills),
+            }
+        )
+    if as_json:
+        emit(records)
+        return
+    for record in records:
+        flags = ", ".join(f for f, on in (("password", record["password"]), ("totp", record["totp"])) if on)
+        typer.echo(f"{record['id']}\t{record['email']}\t{record['state']}\t{record['balance']} USD\t{flags or '-'}")
 
 
 @accounts_app.command("disable")
@@ -181,9 +226,12 @@ def accounts_enable(email: str) -> None:
 @keys_app.command("create")
 def keys_create(
     email: str,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Create another API key for an account. The key is shown only here."""
+    from ordersvc.accounts import service as accounts
+
+    json_output(as_json)
 
     async def work(session: AsyncSession) -> tuple[str, str, str]:
         account = await accounts.get_account_by_email(session, email=email)
@@ -192,7 +240,7 @@ def keys_create(
 
     account_email, prefix, api_key = in_transaction(work)
     if as_json:
-        typer.echo(json.dumps({"email": account_email, "prefix": prefix, "api_key": api_key}))
+        emit({"email": account_email, "prefix": prefix, "api_key": api_key})
     else:
         typer.echo(f"API key {prefix}... created for {account_email}")
         typer.echo(f"API key (shown only once): {api_key}")
@@ -201,36 +249,54 @@ def keys_create(
 @keys_app.command("revoke")
 def keys_revoke(key_prefix: str) -> None:
     """Revoke the API key starting with KEY_PREFIX (as shown when it was created)."""
+    from ordersvc.accounts import service as accounts
+
     key = in_transaction(lambda session: accounts.revoke_api_key(session, prefix=key_prefix))
     typer.echo(f"API key {key.prefix}... revoked")
 
 
 # ignore_unknown_options: a negative AMOUNT such as "-5" reaches our own one-line check
 # instead of being read as an unknown option.
+# ignore_unknown_options: a negative AMOUNT such as "-5" reaches our own one-line check
+# instead of being read as an unknown option (so the options are declared before the arguments
+# are read: `--json` anywhere on the line is still the flag).
 @payments_app.command("credit", context_settings={"ignore_unknown_options": True})
 def payments_credit(
     email: str,
     amount: str,
     description: Annotated[str | None, typer.Option(help="Shown to the operator in the ledger.")] = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Credit AMOUNT USD (up to 3 decimals) to the account with EMAIL."""
+    from ordersvc.errors import ServiceError
+    from ordersvc.ledger import service as ledger
+    from ordersvc.money import format_usd, parse_usd
+
+    json_output(as_json)
     try:
         mills = parse_usd(amount)
     except ServiceError as exc:
-        raise fail(exc.message) from None
+        raise refused(exc) from None
 
-    async def work(session: AsyncSession) -> tuple[int, int]:
+    async def work(session: AsyncSession) -> tuple[int, int, int]:
         payment = await ledger.credit(session, email=email, amount_mills=mills, description=description)
-        return payment.amount_mills, await ledger.get_balance(session, account_id=payment.account_id)
+        assert payment.id is not None
+        return payment.id, payment.amount_mills, await ledger.get_balance(session, account_id=payment.account_id)
 
-    credited, balance = in_transaction(work)
-    typer.echo(f"credited {format_usd(credited)} USD to {email}; balance {format_usd(balance)} USD")
+    payment_id, credited, balance = in_transaction(work)
+    if as_json:
+        emit({"payment_id": payment_id, "email": email, "amount": format_usd(credited), "balance": format_usd(balance)})
+    else:
+        typer.echo(f"credited {format_usd(credited)} USD to {email}; balance {format_usd(balance)} USD")
 
 
 @ledger_app.command("verify")
 def ledger_verify() -> None:
     """Check every account's balance against the sum of its payments, and its payment and order
     counters against the real counts (exit 1 on a difference)."""
+    from ordersvc.ledger import service as ledger
+    from ordersvc.money import format_usd
+
     mismatches = in_transaction(ledger.verify)
     count_mismatches = in_transaction(ledger.verify_counts)
     if not mismatches and not count_mismatches:
@@ -253,5 +319,7 @@ def ledger_verify() -> None:
 def ledger_recount() -> None:
     """Set every account's payment and order counters to the real counts (writers of payments
     and orders wait while it runs)."""
+    from ordersvc.ledger import service as ledger
+
     repaired = in_transaction(ledger.recount)
     typer.echo(f"recounted: {repaired} account(s) repaired")

@@ -1,50 +1,116 @@
-"""Shared plumbing of the CLI commands: the database, one transaction per command, errors."""
+"""Shared plumbing of the CLI commands: the database, one transaction per command, what a command
+prints (text, or JSON with `--json`), errors and exit codes.
+
+Only `typer` is imported here at load: `ordersvc --help` and `--version` load no database, ORM or
+web framework. A command imports what it uses when it runs."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersvc import db
-from ordersvc.config import Settings, get_settings
-from ordersvc.errors import ServiceError
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from ordersvc.config import Settings
+    from ordersvc.errors import ServiceError
 
 T = TypeVar("T")
 
+# Exit codes, one per kind of outcome (listed in `ordersvc --help`).
+EXIT_REFUSED = 1  # the service refused (a rule, a check that found a difference, bad input)
+EXIT_USAGE = 2  # the command line itself is wrong (click's own code)
+EXIT_NOT_FOUND = 3  # what the command names does not exist
+EXIT_CONFLICT = 4  # it exists already, or is in a state that forbids this
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done; 1 refused (a rule, bad input, a difference found); 2 usage error;"
+    " 3 not found; 4 conflict (already exists, or not in a state that allows it)."
+)
 
-def fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code=1)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON: one object, an array for a list (errors too).")]
+
+_json_errors = False
+
+
+def command_group(help: str) -> typer.Typer:
+    """A group of commands (`ordersvc accounts ...`). Plain help: rendering it with rich cost
+    more than everything else `--help` does."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
+def json_output(as_json: bool) -> bool:
+    """Called by a command with its `--json` flag: its errors are printed as JSON too."""
+    global _json_errors
+    _json_errors = as_json
+    return as_json
+
+
+def emit(value: Any) -> None:
+    """One JSON document on standard output: an object, or an array for a list."""
+    typer.echo(json.dumps(value, ensure_ascii=False))
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A time as JSON shows it (ISO 8601), or null."""
+    return None if moment is None else moment.isoformat()
+
+
+def fail(message: str, *, code: int = EXIT_REFUSED, error: str = "refused") -> typer.Exit:
+    """Print an error (`error: ...`, or with `--json` `{"error": {"code": ..., "message": ...}}`)
+    on standard error; the Exit to raise."""
+    if _json_errors:
+        typer.echo(json.dumps({"error": {"code": error, "message": message}}), err=True)
+    else:
+        typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=code)
+
+
+def refused(exc: ServiceError) -> typer.Exit:
+    """A service error as the CLI reports it: its code and message, its exit code by its kind."""
+    kinds = {404: EXIT_NOT_FOUND, 409: EXIT_CONFLICT}
+    return fail(exc.message, code=kinds.get(exc.status, EXIT_REFUSED), error=exc.code)
 
 
 def settings_or_fail() -> Settings:
     """The settings, or the reasons they are refused as one line each (no traceback)."""
+    from pydantic import ValidationError
+
+    from ordersvc.config import get_settings
+
     try:
         return get_settings()
     except ValidationError as exc:
         for error in exc.errors():
             typer.echo(f"error: {error['msg'].removeprefix('Value error, ')}", err=True)
-        raise typer.Exit(code=1) from None
+        raise typer.Exit(code=EXIT_REFUSED) from None
 
 
 def database_url() -> str:
-    """Resolve the database (starting the embedded one if needed) and bring its schema to head."""
-    url = db.resolve_database_url(get_settings())
-    db.run_migrations(url)
+    """Resolve the database (starting the embedded one if needed) and bring its schema to head
+    (a look at its revision, and the migrations only when it is behind)."""
+    from ordersvc import db
+
+    url = db.resolve_database_url(settings_or_fail())
+    db.ensure_schema(url)
     return url
 
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Run `work` in one transaction: committed if it returns, rolled back if it raises."""
+    import asyncio
+
+    from ordersvc import db
+    from ordersvc.errors import ServiceError
+
     url = database_url()
 
     async def main() -> T:
-        engine = db.create_engine(url, get_settings())
+        engine = db.create_engine(url, settings_or_fail())
         try:
             async with db.create_sessionmaker(engine).begin() as session:
                 return await work(session)
@@ -54,4 +120,4 @@ def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except ServiceError as exc:
-        raise fail(exc.message) from None
+        raise refused(exc) from None

@@ -1,5 +1,6 @@
 """Database plumbing: URL resolution (external or embedded PostgreSQL), engine, sessions,
-migrations, and the request-scoped session dependency that owns the commit."""
+migrations, and the request-scoped transaction that owns the commit (the FastAPI dependency over
+it is `request_db`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import atexit
 import logging
 import os
+import re
 import signal
 import threading
 import warnings
@@ -14,14 +16,16 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from fastapi import Depends, Request
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from ordersvc.config import Settings
+
+if TYPE_CHECKING:
+    from fastapi import Request
 
 logger = logging.getLogger(__name__)
 
@@ -203,6 +207,46 @@ def migration_head() -> str:
     return head
 
 
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\b[^=]*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+
+
+def code_head() -> str:
+    """`migration_head`, read from the migration files' `revision` and `down_revision` lines
+    instead of loading every migration through Alembic (a CLI command's whole budget): the one
+    revision no other names as its parent. The tests check it equals Alembic's."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (PROJECT_ROOT / "alembic" / "versions").glob("*.py"):
+        for name, value in _REVISION_LINE.findall(path.read_text(encoding="utf-8")):
+            (revisions if name == "revision" else parents).add(value)
+    heads = revisions - parents
+    if len(heads) != 1:
+        raise RuntimeError(f"the migrations have {len(heads)} heads: {sorted(heads)}")
+    return heads.pop()
+
+
+def ensure_schema(url: str) -> None:
+    """Bring the database's schema to head: one look at its revision, and the migrations
+    (`run_migrations`) only when it is not this code's head."""
+
+    async def revision() -> str | None:
+        from sqlalchemy import text
+        from sqlalchemy.pool import NullPool
+
+        engine = create_async_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                if (await connection.execute(text("SELECT to_regclass('alembic_version')"))).scalar() is None:
+                    return None
+                value = (await connection.execute(text("SELECT max(version_num) FROM alembic_version"))).scalar()
+                return None if value is None else str(value)
+        finally:
+            await engine.dispose()
+
+    if asyncio.run(revision()) != code_head():
+        run_migrations(url)
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
@@ -271,14 +315,3 @@ def statement_deadline(request: Request) -> float | None:
 class LockWaitTimedOut(TimeoutError):
     """A statement waited for a lock longer than its request had left (`lock_timeout`) and
     failed: nothing was written. Answered as the request's time limit is (503, retryable)."""
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request's transaction, as a dependency."""
-    async with request_transaction(request) as session:
-        yield session
-
-
-# scope="function": commit before the response is sent, so a client never sees success for a
-# transaction that then fails to commit.
-SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -4,6 +4,7 @@ CSRF, password reset, email change, throttling, enumeration safety, and operator
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -321,8 +322,10 @@ class TestSessions:
         assert legacy.json() == {"error": "Invalid key."}
         refused = await login(browser, customer.email)
         assert (refused.status_code, refused.json()["code"]) == (403, "account_disabled")
-        listed = run_cli("accounts", "list", "--json").stdout.splitlines()
-        assert any(f'"email": "{customer.email}", "state": "disabled"' in line for line in listed)
+        listed = json.loads(run_cli("accounts", "list", "--json").stdout)
+        assert {"email": customer.email, "state": "disabled"}.items() <= next(
+            a for a in listed if a["email"] == customer.email
+        ).items()
         assert run_cli("accounts", "enable", customer.email).returncode == 0
         assert (await client.get("/v1/account", headers=auth(customer))).status_code == 200
 

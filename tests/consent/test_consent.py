@@ -276,7 +276,7 @@ class TestOperatorCommands:
         assert to in run_cli("suppression", "list").stdout
         assert run_cli("suppression", "remove", to).returncode == 0
         removed_again = run_cli("suppression", "remove", to)
-        assert removed_again.returncode == 1
+        assert removed_again.returncode == 3  # not found
         assert "not on the suppression list" in removed_again.stderr
         assert run_cli("outbox", "list", "--limit", "1").returncode == 0
         assert run_cli("mailer", "--once").returncode == 0

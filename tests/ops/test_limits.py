@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ordersvc.db import SessionDep
+from ordersvc.request_db import SessionDep
 from tests.conftest import MakeCustomer
 from tests.legacy.helpers import snapshot
 from tests.ops.conftest import app_client

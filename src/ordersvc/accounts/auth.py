@@ -14,10 +14,10 @@ from ordersvc.accounts import sessions
 from ordersvc.accounts.callers import AccountCaller, ApiKeyCaller, Caller
 from ordersvc.accounts.models import Account
 from ordersvc.accounts.service import API_KEYS
-from ordersvc.db import SessionDep
 from ordersvc.errors import InvalidApiKey, ServiceError
 from ordersvc.keyring import keyring
 from ordersvc.ops import ratelimit
+from ordersvc.request_db import SessionDep
 
 bearer_scheme = HTTPBearer(
     auto_error=False,

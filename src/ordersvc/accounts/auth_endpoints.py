@@ -34,9 +34,9 @@ from ordersvc.accounts.schemas import (
     VerifyEmailIn,
 )
 from ordersvc.config import Settings
-from ordersvc.db import SessionDep
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.problems import problem_responses
+from ordersvc.request_db import SessionDep
 
 router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Path, Response, status
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.accounts.schemas import AccountOut, ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut
-from ordersvc.db import SessionDep
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.problems import problem_responses
+from ordersvc.request_db import SessionDep
 
 router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 

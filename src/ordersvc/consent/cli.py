@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersvc import db
-from ordersvc.cli_support import database_url, in_transaction
-from ordersvc.config import get_settings
-from ordersvc.consent import service as consent
-from ordersvc.outbox import mailer
-from ordersvc.outbox import service as outbox
-from ordersvc.outbox.models import OutboxMessage
+from ordersvc.cli_support import JsonFlag, command_group, database_url, emit, in_transaction, iso, json_output
 
-suppression_app = typer.Typer(help="Addresses that must never be contacted.", no_args_is_help=True)
-outbox_app = typer.Typer(help="Outgoing consent messages.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from ordersvc.outbox.models import OutboxMessage
+
+suppression_app = command_group("Addresses that must never be contacted.")
+outbox_app = command_group("Outgoing consent messages.")
 
 
 @suppression_app.command("add")
 def suppression_add(email: str) -> None:
     """Suppress EMAIL for good (as its owner's opt-out does): open orders to it are canceled."""
+    from ordersvc.consent import service as consent
+
     added = in_transaction(lambda session: consent.suppress(session, email=email))
     typer.echo(f"{email} suppressed" if added else f"{email} was already suppressed")
 
@@ -31,13 +29,24 @@ def suppression_add(email: str) -> None:
 @suppression_app.command("remove")
 def suppression_remove(email: str) -> None:
     """Lift the suppression of EMAIL (only at its owner's request)."""
+    from ordersvc.consent import service as consent
+
     in_transaction(lambda session: consent.unsuppress(session, email=email))
     typer.echo(f"{email} removed from the suppression list")
 
 
 @suppression_app.command("list")
-def suppression_list() -> None:
+def suppression_list(
+    as_json: JsonFlag = False,
+) -> None:
+    """Every suppressed address, with how it was suppressed and when."""
+    from ordersvc.consent import service as consent
+
+    json_output(as_json)
     rows = in_transaction(consent.suppressions)
+    if as_json:
+        emit([{"email": r.email, "source": r.source, "created_at": iso(r.created_at)} for r in rows])
+        return
     if not rows:
         typer.echo("no suppressed addresses")
     for row in rows:
@@ -49,8 +58,14 @@ def outbox_list(
     status: Annotated[str | None, typer.Option(help="pending, sending, sent or failed")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
     full: Annotated[bool, typer.Option("--full", help="Print each message's text.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """The newest outbox messages (with no SMTP_URL, this is where consent mail waits)."""
+    from ordersvc.config import get_settings
+    from ordersvc.outbox import mailer
+    from ordersvc.outbox import service as outbox
+
+    json_output(as_json)
     render = mailer.renderer(get_settings())
 
     async def listing(session: AsyncSession) -> list[OutboxMessage]:
@@ -59,6 +74,9 @@ def outbox_list(
         return await outbox.list_outbox(session, status=status, limit=limit)
 
     rows = in_transaction(listing)
+    if as_json:
+        emit([_message(m, full) for m in rows])
+        return
     if not rows:
         typer.echo("outbox is empty")
     for m in rows:
@@ -72,6 +90,13 @@ def mailer_command(
 ) -> None:
     """Send due consent messages over SMTP_URL (with retries), mail held-back requests and
     expire unanswered ones; runs until interrupted."""
+    import asyncio
+    import signal
+
+    from ordersvc import db
+    from ordersvc.config import get_settings
+    from ordersvc.outbox import mailer
+
     url = database_url()
     settings = get_settings()
 
@@ -96,3 +121,16 @@ def mailer_command(
             await engine.dispose()
 
     asyncio.run(main())
+
+
+def _message(m: OutboxMessage, full: bool) -> dict[str, object]:
+    fields: dict[str, object] = {
+        "id": m.id,
+        "status": m.status,
+        "to": m.to_email,
+        "subject": m.subject,
+        "created_at": iso(m.created_at),
+    }
+    if full:
+        fields["text"] = m.body_text
+    return fields

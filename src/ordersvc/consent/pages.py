@@ -13,9 +13,9 @@ from fastapi.responses import HTMLResponse
 
 from ordersvc.consent import service as consent
 from ordersvc.consent.tokens import ConsentAction, InvalidToken
-from ordersvc.db import SessionDep
 from ordersvc.errors import ServiceError
 from ordersvc.ops.client_text import GuardedRoute
+from ordersvc.request_db import SessionDep
 
 router = APIRouter(prefix="/consent", include_in_schema=False, route_class=GuardedRoute)
 

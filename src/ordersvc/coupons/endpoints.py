@@ -7,10 +7,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.coupons import service as coupons
-from ordersvc.db import SessionDep
 from ordersvc.money import format_usd
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.problems import problem_responses
+from ordersvc.request_db import SessionDep
 from ordersvc.schemas import MoneyStr
 
 router = APIRouter(prefix="/v1", route_class=GuardedRoute)

@@ -3,34 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ordersvc.cli_support import fail, in_transaction
-from ordersvc.config import get_settings
-from ordersvc.deposits import addresses
-from ordersvc.deposits import service as deposits
-from ordersvc.deposits.models import Deposit, DepositAddressRelease
-from ordersvc.errors import ServiceError
-from ordersvc.money import format_usd, parse_usd
+from ordersvc.cli_support import JsonFlag, command_group, emit, fail, in_transaction, iso, json_output, refused
 
-deposits_app = typer.Typer(help="Crypto deposits: address pool, unmatched deposits.", no_args_is_help=True)
-bonus_app = typer.Typer(help="Deposit bonus tiers.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from ordersvc.deposits.models import Deposit, DepositAddressRelease
+
+deposits_app = command_group("Crypto deposits: address pool, unmatched deposits.")
+bonus_app = command_group("Deposit bonus tiers.")
 
 
 @deposits_app.command("import-addresses")
-def import_addresses(network: str, file: Path) -> None:
+def import_addresses(network: str, file: Path, as_json: JsonFlag = False) -> None:
     """Add the addresses in FILE (one per line) to NETWORK's pool; known ones are skipped."""
+    from ordersvc.deposits import addresses
+    from ordersvc.deposits import service as deposits
+    from ordersvc.errors import ServiceError
+
+    json_output(as_json)
     try:
         parsed_network = deposits.parse_network(network)
         lines = file.read_text().splitlines()
     except ServiceError as exc:
-        raise fail(exc.message) from None
+        raise refused(exc) from None
     except OSError as exc:
-        raise fail(f"cannot read {file}: {exc.strerror}") from None
+        raise fail(f"cannot read {file}: {exc.strerror}", error="unreadable_file") from None
     added = in_transaction(lambda session: addresses.import_addresses(session, network=parsed_network, addresses=lines))
+    if as_json:
+        emit({"network": parsed_network.value, "added": added})
+        return
     typer.echo(f"{added} addresses added to the {parsed_network.value} pool")
 
 
@@ -40,21 +46,44 @@ RecycleDays = Annotated[
 
 
 def _recycle_days(days: int | None) -> int:
+    from ordersvc.config import get_settings
+    from ordersvc.deposits import addresses
+    from ordersvc.errors import ServiceError
+
     chosen = get_settings().deposit_address_recycle_days if days is None else days
     try:
         addresses.recycle_cutoff(chosen)
     except ServiceError as exc:
-        raise fail(exc.message) from None
+        raise refused(exc) from None
     return chosen
 
 
 @deposits_app.command("pool")
-def pool(days: RecycleDays = None) -> None:
+def pool(days: RecycleDays = None, as_json: JsonFlag = False) -> None:
     """Per network: free addresses, assigned ones, and how many `deposits recycle` would free."""
+    from ordersvc.config import get_settings
+    from ordersvc.deposits import addresses
+
+    json_output(as_json)
     period = _recycle_days(days)
     low_water = get_settings().deposit_pool_low_water
+    statuses = in_transaction(lambda session: addresses.pool_status(session, days=period))
+    if as_json:
+        emit(
+            [
+                {
+                    "network": s.network.value,
+                    "free": s.free,
+                    "assigned": s.assigned,
+                    "recyclable": s.recyclable,
+                    "low": s.free < low_water,
+                }
+                for s in statuses
+            ]
+        )
+        return
     typer.echo("network\tfree\tassigned\trecyclable")
-    for status in in_transaction(lambda session: addresses.pool_status(session, days=period)):
+    for status in statuses:
         warning = "\tLOW: import more addresses" if status.free < low_water else ""
         typer.echo(f"{status.network.value}\t{status.free}\t{status.assigned}\t{status.recyclable}{warning}")
 
@@ -62,6 +91,8 @@ def pool(days: RecycleDays = None) -> None:
 @deposits_app.command("recycle")
 def recycle(days: RecycleDays = None) -> None:
     """Put back in the pool the addresses assigned more than DAYS ago that received no deposit."""
+    from ordersvc.deposits import addresses
+
     period = _recycle_days(days)
     released = in_transaction(lambda session: addresses.recycle_unused_addresses(session, days=period))
     for release in released:
@@ -70,15 +101,36 @@ def recycle(days: RecycleDays = None) -> None:
 
 
 @deposits_app.command("unmatched")
-def unmatched() -> None:
+def unmatched(as_json: JsonFlag = False) -> None:
     """Deposits whose address no account owns, waiting for `deposits assign`; an address that
     recycling took back from an account names that account (`recycled from ...`)."""
+    from ordersvc.deposits import service as deposits
+    from ordersvc.money import format_usd
+
+    json_output(as_json)
 
     async def work(session: AsyncSession) -> tuple[list[Deposit], dict[int, DepositAddressRelease]]:
         rows = await deposits.unmatched_deposits(session)
         return rows, await deposits.former_holders(session, rows)
 
     rows, former = in_transaction(work)
+    if as_json:
+        emit(
+            [
+                {
+                    "id": d.id,
+                    "processor": d.processor,
+                    "amount": format_usd(d.amount_mills),
+                    "network": d.network,
+                    "address": d.address,
+                    "tx_hash": d.tx_hash,
+                    "created_at": iso(d.created_at),
+                    "recycled_from_account": former[d.id].account_id if d.id in former else None,
+                }
+                for d in rows
+            ]
+        )
+        return
     if not rows:
         typer.echo("no unmatched deposits")
     for d in rows:
@@ -92,10 +144,33 @@ def unmatched() -> None:
 
 
 @deposits_app.command("collisions")
-def collisions() -> None:
+def collisions(as_json: JsonFlag = False) -> None:
     """Deposits that migration 0012 found to be one on-chain transfer spelt in several ways
     (hash case, `0x`): each group may have been credited more than once. Nothing was changed."""
+    from ordersvc.deposits import service as deposits
+    from ordersvc.money import format_usd
+
+    json_output(as_json)
     rows = in_transaction(deposits.hash_collisions)
+    if as_json:
+        emit(
+            [
+                {
+                    "canonical_hash": canonical,
+                    "id": d.id,
+                    "processor": d.processor,
+                    "status": d.status,
+                    "account_id": d.account_id,
+                    "amount": format_usd(d.amount_mills),
+                    "bonus": format_usd(d.bonus_mills),
+                    "network": d.network,
+                    "address": d.address,
+                    "tx_hash": d.tx_hash,
+                }
+                for canonical, d in rows
+            ]
+        )
+        return
     if not rows:
         typer.echo("no hash collisions")
     for canonical, d in rows:
@@ -109,6 +184,8 @@ def collisions() -> None:
 @deposits_app.command("assign")
 def assign(deposit_id: int, email: str) -> None:
     """Credit the unmatched deposit DEPOSIT_ID (with its bonus) to the account with EMAIL."""
+    from ordersvc.deposits import service as deposits
+    from ordersvc.money import format_usd
 
     async def work(session: AsyncSession) -> tuple[int, int]:
         deposit = await deposits.assign_unmatched(session, deposit_id=deposit_id, email=email)
@@ -122,22 +199,43 @@ def assign(deposit_id: int, email: str) -> None:
 def bonus_set(
     threshold: Annotated[str, typer.Argument(help="USD, e.g. 100")],
     percent: Annotated[str, typer.Argument(help="e.g. 5% or 2.5%")],
+    as_json: JsonFlag = False,
 ) -> None:
     """Deposits of at least THRESHOLD USD earn PERCENT (replaces the tier at that threshold)."""
+    from ordersvc.deposits import service as deposits
+    from ordersvc.errors import ServiceError
+    from ordersvc.money import format_usd, parse_usd
+
+    json_output(as_json)
     try:
         threshold_mills, basis_points = parse_usd(threshold), deposits.parse_percent(percent)
     except ServiceError as exc:
-        raise fail(exc.message) from None
+        raise refused(exc) from None
     tier = in_transaction(
         lambda session: deposits.set_bonus_tier(session, threshold_mills=threshold_mills, basis_points=basis_points)
     )
+    if as_json:
+        emit({"threshold": format_usd(tier.threshold_mills), "percent": deposits.format_percent(tier.basis_points)})
+        return
     typer.echo(f"bonus tier: {format_usd(tier.threshold_mills)} USD -> {deposits.format_percent(tier.basis_points)}%")
 
 
 @bonus_app.command("list")
-def bonus_list() -> None:
+def bonus_list(as_json: JsonFlag = False) -> None:
     """The tiers, lowest threshold first."""
+    from ordersvc.deposits import service as deposits
+    from ordersvc.money import format_usd
+
+    json_output(as_json)
     tiers = in_transaction(deposits.list_bonus_tiers)
+    if as_json:
+        emit(
+            [
+                {"threshold": format_usd(t.threshold_mills), "percent": deposits.format_percent(t.basis_points)}
+                for t in tiers
+            ]
+        )
+        return
     if not tiers:
         typer.echo("no bonus tiers")
     for tier in tiers:
@@ -147,9 +245,13 @@ def bonus_list() -> None:
 @bonus_app.command("remove", context_settings={"ignore_unknown_options": True})
 def bonus_remove(threshold: Annotated[str, typer.Argument(help="USD, as set")]) -> None:
     """Remove the tier at THRESHOLD USD."""
+    from ordersvc.deposits import service as deposits
+    from ordersvc.errors import ServiceError
+    from ordersvc.money import format_usd, parse_usd
+
     try:
         threshold_mills = parse_usd(threshold)
     except ServiceError as exc:
-        raise fail(exc.message) from None
+        raise refused(exc) from None
     in_transaction(lambda session: deposits.remove_bonus_tier(session, threshold_mills=threshold_mills))
     typer.echo(f"bonus tier at {format_usd(threshold_mills)} USD removed")

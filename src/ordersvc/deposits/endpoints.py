@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request, Response, status
 
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.config import Settings
-from ordersvc.db import SessionDep
 from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
@@ -23,6 +22,7 @@ from ordersvc.deposits.schemas import (
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
+from ordersvc.request_db import SessionDep
 
 router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 

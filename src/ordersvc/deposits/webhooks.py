@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 
 from ordersvc.bodies import read_body
 from ordersvc.config import Settings
-from ordersvc.db import SessionDep
 from ordersvc.deposits import btcpay, processors, service
 from ordersvc.deposits.models import Processor
 from ordersvc.deposits.payloads import load_json_object
@@ -27,6 +26,7 @@ from ordersvc.deposits.signatures import (
 )
 from ordersvc.errors import NotFound, ServiceError
 from ordersvc.ops.client_text import CleanedBodyRoute
+from ordersvc.request_db import SessionDep
 
 # Signed events are stored cleaned, never refused for their text (CleanedBodyRoute).
 router = APIRouter(prefix="/webhooks", include_in_schema=False, route_class=CleanedBodyRoute)

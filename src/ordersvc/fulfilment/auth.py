@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from ordersvc.db import SessionDep
 from ordersvc.fulfilment import service as fulfilment
 from ordersvc.fulfilment.models import Worker
+from ordersvc.request_db import SessionDep
 
 worker_scheme = HTTPBearer(
     auto_error=False,

@@ -2,40 +2,47 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import signal
 from typing import Annotated
 
 import typer
 
-from ordersvc.cli_support import fail, in_transaction
-from ordersvc.fulfilment import runtime
-from ordersvc.fulfilment import service as fulfilment
+from ordersvc.cli_support import JsonFlag, command_group, emit, fail, in_transaction, json_output
 
-workers_app = typer.Typer(help="Fulfilment worker tokens.", no_args_is_help=True)
+workers_app = command_group("Fulfilment worker tokens.")
 
 
 @workers_app.command("create")
-def workers_create(
-    name: str, as_json: Annotated[bool, typer.Option("--json", help="Print one JSON line.")] = False
-) -> None:
+def workers_create(name: str, as_json: JsonFlag = False) -> None:
     """A token for worker NAME (shown only here)."""
+    from ordersvc.fulfilment import service as fulfilment
+
+    json_output(as_json)
     worker, token = in_transaction(lambda session: fulfilment.create_worker(session, name=name))
     if as_json:
-        typer.echo(json.dumps({"name": worker.name, "token": token}))
+        emit({"name": worker.name, "token": token})
     else:
         typer.echo(f"worker {worker.name} created\ntoken (shown only once): {token}")
 
 
 @workers_app.command("list")
-def workers_list() -> None:
-    for w in in_transaction(fulfilment.list_workers):
+def workers_list(as_json: JsonFlag = False) -> None:
+    """Every worker token: name, prefix, state."""
+    from ordersvc.fulfilment import service as fulfilment
+
+    json_output(as_json)
+    workers = in_transaction(fulfilment.list_workers)
+    if as_json:
+        emit([{"name": w.name, "prefix": w.prefix, "state": "revoked" if w.revoked_at else "active"} for w in workers])
+        return
+    for w in workers:
         typer.echo(f"{w.name}\t{w.prefix}...\t{'revoked' if w.revoked_at else 'active'}")
 
 
 @workers_app.command("revoke")
 def workers_revoke(name: str) -> None:
+    """Revoke worker NAME's token: its leases lapse and its orders can be claimed again."""
+    from ordersvc.fulfilment import service as fulfilment
+
     in_transaction(lambda session: fulfilment.revoke_worker(session, name=name))
     typer.echo(f"worker {name} revoked")
 
@@ -50,6 +57,11 @@ def worker_command(
 ) -> None:
     """Run the reference worker: claim, heartbeat, report, complete or fail; the handler
     delivers."""
+    import asyncio
+    import signal
+
+    from ordersvc.fulfilment import runtime
+
     if not token:
         raise fail("a worker token is needed: --token or ORDERSVC_WORKER_TOKEN")
     try:

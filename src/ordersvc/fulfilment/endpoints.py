@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path
 
-from ordersvc.db import SessionDep
 from ordersvc.fulfilment import service as fulfilment
 from ordersvc.fulfilment.auth import WorkerDep
 from ordersvc.fulfilment.schemas import (
@@ -20,6 +19,7 @@ from ordersvc.fulfilment.service import WorkState
 from ordersvc.ops.client_text import CleanedBodyRoute, GuardedRoute
 from ordersvc.orders.schemas import ORDER_ID_PATTERN
 from ordersvc.problems import problem_responses
+from ordersvc.request_db import SessionDep
 
 router = APIRouter(prefix="/v1/fulfilment", tags=["fulfilment"], route_class=GuardedRoute)
 OrderId = Path(pattern=ORDER_ID_PATTERN, description="Public order id.")

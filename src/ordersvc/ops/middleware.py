@@ -55,7 +55,7 @@ def _problem(status: int, code: str, detail: str) -> tuple[int, bytes, bytes]:
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for the access log and metrics; never sent
-DEADLINE = "request_deadline"  # the request's asyncio.Timeout, in its state (see db.get_session)
+DEADLINE = "request_deadline"  # the request's asyncio.Timeout, in its state (see db.request_transaction)
 
 
 class _RequestIds:

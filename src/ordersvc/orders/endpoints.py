@@ -20,7 +20,7 @@ from ordersvc.accounts.auth import (
     caller_of,
     key_from_request,
 )
-from ordersvc.db import SessionDep, statement_deadline
+from ordersvc.db import statement_deadline
 from ordersvc.errors import InvalidApiKey, InvalidParams
 from ordersvc.money import format_usd
 from ordersvc.ops.client_text import GuardedRoute
@@ -38,6 +38,7 @@ from ordersvc.orders.schemas import (
 )
 from ordersvc.pagination import DEFAULT_LIMIT, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
+from ordersvc.request_db import SessionDep
 
 router = APIRouter(prefix="/v1", tags=["orders"], route_class=GuardedRoute)
 
