@@ -27,12 +27,15 @@ ORDERSVC = str(BIN / "ordersvc")
 TARGETS = {"--help": 0.3, "accounts list (a running serve holds the database)": 0.8}
 
 
-def timed(command: list[str], env: dict[str, str], runs: int) -> float:
-    """The median wall time of `runs` runs of `command`, after one run not counted."""
+def timed(command: list[str], env: dict[str, str], runs: int) -> float | str:
+    """The median wall time of `runs` runs of `command`, after one run not counted; or how it
+    failed (an older commit's CLI may not have the command)."""
     times = []
     for n in range(runs + 1):
         began = time.perf_counter()
-        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        done = subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if done.returncode != 0:
+            return f"fails (exit {done.returncode})"
         if n:
             times.append(time.perf_counter() - began)
     return statistics.median(times)
@@ -45,7 +48,7 @@ def main() -> None:
     data = Path(tempfile.mkdtemp(prefix="ordersvc-cli-bench-"))
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update({"ORDERSVC_DATA_DIR": str(data), "ORDERSVC_MAILER_IN_SERVE": "false"})
-    results: dict[str, float] = {}
+    results: dict[str, float | str] = {}
     results["python -c 'import typer' (yardstick)"] = timed([str(BIN / "python"), "-c", "import typer"], env, args.runs)
     results["--help"] = timed([ORDERSVC, "--help"], env, args.runs)
     results["--version"] = timed([ORDERSVC, "--version"], env, args.runs)
@@ -71,6 +74,9 @@ def main() -> None:
         server.wait(timeout=30)
     width = max(map(len, results))
     for name, seconds in results.items():
+        if isinstance(seconds, str):
+            print(f"{name:<{width}}  {seconds}")
+            continue
         target = TARGETS.get(name)
         verdict = "" if target is None else ("  pass" if seconds < target else f"  FAIL: >= {target} s")
         print(f"{name:<{width}}  {seconds:6.3f} s{verdict}")
