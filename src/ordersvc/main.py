@@ -25,11 +25,12 @@ from ordersvc.deposits.webhooks import router as webhooks_router
 from ordersvc.fulfilment.endpoints import router as fulfilment_router
 from ordersvc.keyring import keyring
 from ordersvc.ledger.endpoints import router as ledger_router
+from ordersvc.legacy.endpoint import LEGACY_PATHS
 from ordersvc.legacy.endpoint import router as legacy_router
 from ordersvc.logging_config import configure_logging
 from ordersvc.ops.client_text import UnacceptableTextFallback
 from ordersvc.ops.health import router as health_router
-from ordersvc.ops.middleware import RequestContextMiddleware
+from ordersvc.ops.middleware import HeadAsGetMiddleware, RequestContextMiddleware
 from ordersvc.ops.ratelimit import create_rate_limiter
 from ordersvc.orders.endpoints import router as orders_router
 from ordersvc.outbox import mailer
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Idempotent-Replayed"],
             max_age=600,
         )
+    app.add_middleware(HeadAsGetMiddleware, exempt=LEGACY_PATHS)
     # Outermost: it times, limits and logs everything below it, CORS and errors included.
     app.add_middleware(
         RequestContextMiddleware,

@@ -137,6 +137,12 @@ PUBLIC_PATHS = frozenset(
 )
 
 
+def _is_json(content_type: str | None) -> bool:
+    """application/json, or a `+json` type such as application/merge-patch+json."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -164,6 +170,12 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         if (unauthorized := await unauthorized_first(request)) is not None:
             return unauthorized
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        if any(e["loc"][:1] == ["body"] for e in errors) and not _is_json(request.headers.get("content-type")):
+            # A body the route reads as JSON, sent as something else (text/plain, a form): the
+            # media type is what is wrong, not the fields.
+            return problem_response(
+                415, "unsupported_media_type", "Send the request body as application/json.", errors=errors
+            )
         return problem_response(422, "validation_error", "The request is not valid: see errors.", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
@@ -229,9 +241,20 @@ def _cors_headers(request: Request, cors_origins: list[str]) -> dict[str, str]:
 
 def use_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
     """Declare error responses as `application/problem+json` (what they are sent as) instead
-    of FastAPI's default `application/json`."""
+    of FastAPI's default `application/json`; and the 415 of every operation that reads a JSON
+    body (`validation_error`'s answer to a body sent as another media type)."""
+    problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
     for path in schema.get("paths", {}).values():
         for operation in path.values():
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                operation["responses"].setdefault(
+                    "415",
+                    {
+                        "description": "The body was not sent as `application/json` (`unsupported_media_type`).",
+                        "content": problem,
+                    },
+                )
+                operation["responses"] = dict(sorted(operation["responses"].items()))
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:

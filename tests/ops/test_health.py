@@ -39,3 +39,14 @@ class TestHealth:
     async def test_probes_are_not_in_the_api_document(self, client: httpx.AsyncClient) -> None:
         paths = (await client.get("/openapi.json")).json()["paths"]
         assert not {"/healthz", "/readyz", "/metrics"} & set(paths)
+
+
+class TestHead:
+    async def test_head_answers_as_get_does_with_headers_only(self, client: httpx.AsyncClient) -> None:
+        for path in ("/healthz", "/", "/openapi.json", "/nope"):
+            got, head = await client.get(path), await client.request("HEAD", path)
+            assert head.status_code == got.status_code, path
+            assert head.headers["content-type"] == got.headers["content-type"], path
+            assert head.content == b"", path
+        post_only = await client.request("HEAD", "/v1/auth/login")  # no GET there: no HEAD either
+        assert (post_only.status_code, post_only.headers["allow"]) == (405, "POST")

@@ -105,6 +105,44 @@ class TestCreate:
         assert (response.status_code, response.json()["code"]) == (422, "validation_error")
 
 
+class TestBodies:
+    async def test_an_unknown_field_is_422_naming_it_and_places_nothing(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer = await make_customer(balance="5")
+        typo = await client.post(
+            "/v1/orders", json={"email": "to@example.com", "quantiy": 1000, "quantity": 1000}, headers=auth(customer)
+        )
+        assert (typo.status_code, typo.json()["code"]) == (422, "validation_error")
+        assert {"loc": ["body", "quantiy"], "type": "extra_forbidden"}.items() <= typo.json()["errors"][0].items()
+        redeem = await client.post("/v1/coupons/redeem", json={"cod": "X"}, headers=auth(customer))
+        assert redeem.status_code == 422
+        assert ["body", "cod"] in [e["loc"] for e in redeem.json()["errors"]]
+        assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
+
+    @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+    async def test_a_body_that_is_not_json_is_415(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, content_type: str
+    ) -> None:
+        customer = await make_customer(balance="5")
+        for path in ("/v1/orders", "/v1/coupons/redeem"):
+            response = await client.post(
+                path,
+                content=b'{"email": "to@example.com", "quantity": 1000}',
+                headers={**auth(customer), "Content-Type": content_type},
+            )
+            assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type"), path
+            assert response.headers["content-type"] == "application/problem+json"
+
+    async def test_every_operation_with_a_json_body_documents_its_415(self, client: httpx.AsyncClient) -> None:
+        document = (await client.get("/openapi.json")).json()
+        operations = [o for p in document["paths"].values() for o in p.values()]
+        with_body = [o for o in operations if "application/json" in o.get("requestBody", {}).get("content", {})]
+        assert with_body
+        assert all("415" in o["responses"] for o in with_body)
+        assert all(o["responses"]["415"]["content"]["application/problem+json"] for o in with_body)
+
+
 class TestAuthentication:
     @pytest.mark.parametrize(
         "headers",

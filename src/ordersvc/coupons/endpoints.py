@@ -17,7 +17,7 @@ router = APIRouter(prefix="/v1", route_class=GuardedRoute)
 
 
 class CouponRedeem(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"code": "WELCOME10"}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"code": "WELCOME10"}]})
 
     code: str = Field(max_length=64, description="The coupon code, in any case.")
 

@@ -9,7 +9,7 @@ from ordersvc.orders.models import OrderStatus
 
 
 class ClaimRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"limit": 10, "lease_seconds": 300}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"limit": 10, "lease_seconds": 300}]})
 
     limit: StrictInt = Field(default=10, ge=1, le=MAX_CLAIM)
     lease_seconds: StrictInt = Field(default=300, ge=MIN_LEASE_SECONDS, le=MAX_LEASE_SECONDS)
@@ -42,16 +42,20 @@ class ClaimedList(BaseModel):
 
 
 class ProgressRequest(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"delivered": 2500}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"delivered": 2500}]})
 
     delivered: StrictInt = Field(ge=0, le=50_000, description="Units delivered so far (never less than before).")
 
 
 class HeartbeatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     lease_seconds: StrictInt = Field(default=300, ge=MIN_LEASE_SECONDS, le=MAX_LEASE_SECONDS)
 
 
 class FailRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field(min_length=1, max_length=500)
 
 

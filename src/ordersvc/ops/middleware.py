@@ -237,3 +237,28 @@ def _header(scope: Scope, name: bytes) -> str | None:
             decoded: str = value.decode("latin-1")
             return decoded
     return None
+
+
+class HeadAsGetMiddleware:
+    """HEAD wherever GET is: a HEAD request is answered as its GET would be, headers only
+    (RFC 9110, 9.3.2). FastAPI routes answer the methods they declare, and declaring HEAD beside
+    every GET would put a second operation of each in the OpenAPI document. The legacy API's
+    paths (`exempt`) keep HTTP's 405 for HEAD, as its contract says."""
+
+    def __init__(self, app: ASGIApp, exempt: tuple[str, ...] = ()) -> None:
+        self.app = app
+        self.exempt = frozenset(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"] in self.exempt:
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)

@@ -18,7 +18,7 @@ ORDER_ID_PATTERN = PUBLIC_ID_PATTERN
 
 class OrderCreate(BaseModel):
     model_config = ConfigDict(
-        extra="ignore", json_schema_extra={"examples": [{"email": "billgates@microsoft.com", "quantity": 10000}]}
+        extra="forbid", json_schema_extra={"examples": [{"email": "billgates@microsoft.com", "quantity": 10000}]}
     )
 
     email: str = Field(

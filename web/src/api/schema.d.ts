@@ -1719,6 +1719,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -2503,6 +2512,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -2702,6 +2720,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -2828,6 +2855,15 @@ export interface operations {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -2897,6 +2933,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -2937,6 +2982,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
@@ -3008,6 +3062,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -3057,6 +3120,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Accepted"];
+                };
+            };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
@@ -3119,6 +3191,15 @@ export interface operations {
             };
             /** @description The link has expired (`expired_token`): ask for a new one. */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3515,6 +3596,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -3577,6 +3667,15 @@ export interface operations {
             };
             /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3662,6 +3761,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -3740,6 +3848,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -3800,6 +3917,15 @@ export interface operations {
             };
             /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3869,6 +3995,15 @@ export interface operations {
             };
             /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
             403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3966,6 +4101,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
             422: {
                 headers: {
@@ -4049,6 +4193,15 @@ export interface operations {
             };
             /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -4225,6 +4378,15 @@ export interface operations {
             };
             /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
