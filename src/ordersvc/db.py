@@ -207,7 +207,7 @@ def migration_head() -> str:
     return head
 
 
-_REVISION_LINE = re.compile(r"^(down_revision|revision)\b[^=]*=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\b[^=\n]*=[ \t]*[\"']([^\"'\n]+)[\"']", re.MULTILINE)
 
 
 def code_head() -> str:
@@ -238,8 +238,8 @@ def ensure_schema(url: str) -> None:
             async with engine.connect() as connection:
                 if (await connection.execute(text("SELECT to_regclass('alembic_version')"))).scalar() is None:
                     return None
-                value = (await connection.execute(text("SELECT max(version_num) FROM alembic_version"))).scalar()
-                return None if value is None else str(value)
+                rows = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalars().all()
+                return str(rows[0]) if len(rows) == 1 else None  # none, or branches: Alembic decides
         finally:
             await engine.dispose()
 

@@ -48,5 +48,6 @@ class TestHead:
             assert head.status_code == got.status_code, path
             assert head.headers["content-type"] == got.headers["content-type"], path
             assert head.content == b"", path
+        assert (await client.request("HEAD", "/api")).status_code == 405  # the legacy contract
         post_only = await client.request("HEAD", "/v1/auth/login")  # no GET there: no HEAD either
         assert (post_only.status_code, post_only.headers["allow"]) == (405, "POST")

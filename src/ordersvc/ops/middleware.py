@@ -250,7 +250,11 @@ class HeadAsGetMiddleware:
         self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "HEAD" or scope["path"] in self.exempt:
+        path = scope.get("path", "")
+        root = scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :]  # uvicorn's path includes the root path
+        if scope["type"] != "http" or scope["method"] != "HEAD" or path in self.exempt:
             await self.app(scope, receive, send)
             return
 
@@ -261,4 +265,9 @@ class HeadAsGetMiddleware:
                 message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        as_get = {**scope, "method": "GET"}
+        try:
+            await self.app(as_get, receive, headers_only)
+        finally:
+            if "route" in as_get:  # the route the router matched, for the access log and metrics
+                scope["route"] = as_get["route"]
