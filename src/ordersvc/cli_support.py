@@ -86,7 +86,7 @@ def settings_or_fail() -> Settings:
         return get_settings()
     except ValidationError as exc:
         for error in exc.errors():
-            typer.echo(f"error: {error['msg'].removeprefix('Value error, ')}", err=True)
+            fail(error["msg"].removeprefix("Value error, "), error="invalid_setting")
         raise typer.Exit(code=EXIT_REFUSED) from None
 
 

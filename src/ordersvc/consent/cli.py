@@ -6,7 +6,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ordersvc.cli_support import JsonFlag, command_group, database_url, emit, in_transaction, iso, json_output
+from ordersvc.cli_support import (
+    JsonFlag,
+    command_group,
+    database_url,
+    emit,
+    in_transaction,
+    iso,
+    json_output,
+    settings_or_fail,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,12 +70,11 @@ def outbox_list(
     as_json: JsonFlag = False,
 ) -> None:
     """The newest outbox messages (with no SMTP_URL, this is where consent mail waits)."""
-    from ordersvc.config import get_settings
     from ordersvc.outbox import mailer
     from ordersvc.outbox import service as outbox
 
     json_output(as_json)
-    render = mailer.renderer(get_settings())
+    render = mailer.renderer(settings_or_fail())
 
     async def listing(session: AsyncSession) -> list[OutboxMessage]:
         for message_id in await outbox.unrendered(session, limit=limit):  # as the sender writes them
@@ -94,11 +102,10 @@ def mailer_command(
     import signal
 
     from ordersvc import db
-    from ordersvc.config import get_settings
     from ordersvc.outbox import mailer
 
     url = database_url()
-    settings = get_settings()
+    settings = settings_or_fail()
 
     async def main() -> None:
         engine = db.create_engine(url, settings)

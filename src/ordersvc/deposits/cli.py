@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ordersvc.cli_support import JsonFlag, command_group, emit, fail, in_transaction, iso, json_output, refused
+from ordersvc.cli_support import (
+    JsonFlag,
+    command_group,
+    emit,
+    fail,
+    in_transaction,
+    iso,
+    json_output,
+    refused,
+    settings_or_fail,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,11 +56,10 @@ RecycleDays = Annotated[
 
 
 def _recycle_days(days: int | None) -> int:
-    from ordersvc.config import get_settings
     from ordersvc.deposits import addresses
     from ordersvc.errors import ServiceError
 
-    chosen = get_settings().deposit_address_recycle_days if days is None else days
+    chosen = settings_or_fail().deposit_address_recycle_days if days is None else days
     try:
         addresses.recycle_cutoff(chosen)
     except ServiceError as exc:
@@ -61,12 +70,11 @@ def _recycle_days(days: int | None) -> int:
 @deposits_app.command("pool")
 def pool(days: RecycleDays = None, as_json: JsonFlag = False) -> None:
     """Per network: free addresses, assigned ones, and how many `deposits recycle` would free."""
-    from ordersvc.config import get_settings
     from ordersvc.deposits import addresses
 
     json_output(as_json)
     period = _recycle_days(days)
-    low_water = get_settings().deposit_pool_low_water
+    low_water = settings_or_fail().deposit_pool_low_water
     statuses = in_transaction(lambda session: addresses.pool_status(session, days=period))
     if as_json:
         emit(
