@@ -89,45 +89,76 @@ class TestDocument:
                 expected = [{"workerAuth": []}]
             assert op["security"] == expected, key
 
-    def test_every_error_status_is_declared_as_a_problem(self, document: dict[str, Any]) -> None:
-        expected_errors = {
-            "orders_create": {"401", "402", "409", "422"},
-            "orders_get": {"401", "404", "422"},
-            "orders_cancel": {"401", "404", "409", "422"},
-            "orders_events": {"401", "404", "422"},
-            "api_keys_delete": {"401", "404", "422"},
-            "deposit_addresses_get": {"401", "404", "422"},
-            "deposit_addresses_assign": {"401", "403", "409", "422"},
-            "coupons_redeem": {"401", "404", "409", "422"},
-            "bonus_tiers_list": set(),
-            **{f"fulfilment_{n}": {"401", "404", "409", "422"} for n in ("progress", "heartbeat", "complete", "fail")},
-            "account_totp_start": {"401", "409", "422"},
-            "account_totp_confirm": {"401", "409", "422"},
-            "auth_sessions_delete": {"401", "404", "422"},
-            # Public: no key, so no 401 for a key nor a key's rate limit.
-            "auth_signup": {"422", "429"},
-            "auth_resend_verification": {"422", "429"},
-            "auth_password_reset_request": {"422", "429"},
-            "auth_verify_email": {"400", "410", "422"},
-            "auth_password_reset_confirm": {"400", "410", "422"},
-            "auth_login": {"401", "403", "422", "429"},
-        }
-        for op in operations(document).values():
-            errors = {status for status in op["responses"] if status[0] in "45"}
-            expected = expected_errors.get(op["operationId"], {"401", "422"})
-            if op["operationId"] in PUBLIC and expected:
-                expected = expected | {"503"}
-            elif expected:
-                # Every authenticated route can also be rate limited, meet an outage, or refuse a
-                # change sent with a session cookie but no CSRF token (403).
-                expected = expected | {"403", "429", "503"}
-            if "application/json" in op.get("requestBody", {}).get("content", {}):
-                expected = expected | {"415"}  # a JSON body sent as another media type
-            assert errors == expected, op["operationId"]
-            for status in errors:
-                content = op["responses"][status]["content"]
+    def test_every_operation_lists_its_error_codes_per_status(self, document: dict[str, Any]) -> None:
+        """Each error status of an operation names the codes it can carry (`x-error-codes`, the
+        description, an example each): what a route raises itself, and what its kind always
+        can (a malformed head, an outage; with credentials, a bad one and, for a customer's,
+        the rate limit and the CSRF check of a change; with input, its validation)."""
+        head, outage = {"400": ["invalid_text"]}, {"503": ["service_unavailable", "timeout"]}
+        customer = {"401": ["unauthorized"], "429": ["rate_limited"]}
+        change = {**customer, "403": ["csrf_failed"]}
+        json_body = {"413": ["body_too_large"], "415": ["unsupported_media_type"]}
+        expected = {
+            "orders_create": {
+                **head, **outage, **change, **json_body,
+                "402": ["insufficient_balance"],
+                "409": ["idempotency_conflict", "recipient_opted_out"],
+                "422": [
+                    "validation_error", "invalid_text", "invalid_email", "invalid_quantity", "invalid_idempotency_key",
+                ],
+            },
+            # No input at all: no 422, and a read takes no CSRF token.
+            "balance_get": {**head, **outage, **customer},
+            "account_get": {**head, **outage, **customer},
+            "auth_logout": {**head, **outage, **change},
+            "orders_list": {
+                **head, **outage, **customer, "422": ["validation_error", "invalid_params", "invalid_cursor"],
+            },
+            "orders_cancel": {
+                **head, **outage, **change,
+                "404": ["not_found"], "409": ["order_not_cancelable"], "422": ["validation_error"],
+            },
+            "coupons_redeem": {
+                **head, **outage, **change, **json_body,
+                "404": ["coupon_not_found"],
+                "409": ["coupon_already_redeemed", "coupon_disabled", "coupon_exhausted", "coupon_expired"],
+                "422": ["validation_error", "invalid_text"],
+            },
+            # A worker's token: no customer rate limit, no browser session.
+            "fulfilment_complete": {
+                **head, **outage, "401": ["unauthorized"], "404": ["not_found"], "409": ["lease_not_held"],
+                "422": ["validation_error"],
+            },
+            # Public: no credentials to refuse.
+            "auth_login": {
+                **head, **outage, **json_body,
+                "401": ["invalid_credentials", "invalid_totp_code", "totp_required"],
+                "403": ["account_disabled", "email_not_verified"],
+                "422": ["validation_error", "invalid_text"],
+                "429": ["too_many_attempts"],
+            },
+            "bonus_tiers_list": {**head, **outage},
+        }  # fmt: skip
+        error_codes = set(document["components"]["schemas"]["ErrorCode"]["enum"])
+        for (method, _), op in operations(document).items():
+            errors = {status: r for status, r in op["responses"].items() if status[0] in "45"}
+            listed = {status: sorted(r["x-error-codes"]) for status, r in errors.items()}
+            if op["operationId"] in expected:
+                want = {status: sorted(codes) for status, codes in expected[op["operationId"]].items()}
+                assert listed == want, op["operationId"]
+            has_input = bool(op.get("parameters") or op.get("requestBody"))
+            assert ("422" in errors) == has_input, op["operationId"]
+            assert ("403" in errors) >= (method == "post" and op["security"] == CUSTOMER_SECURITY), op["operationId"]
+            for status, response in errors.items():
+                assert set(response["x-error-codes"]) <= error_codes, (op["operationId"], status)
+                content = response["content"]
                 assert list(content) == ["application/problem+json"]
-                assert content["application/problem+json"]["schema"] == {"$ref": "#/components/schemas/Problem"}
+                problem = content["application/problem+json"]
+                assert problem["schema"] == {"$ref": "#/components/schemas/Problem"}
+                assert list(problem["examples"]) == response["x-error-codes"]
+                for code, example in problem["examples"].items():
+                    assert (example["value"]["code"], example["value"]["status"]) == (code, int(status))
+                    assert f"`{code}`" in response["description"]
 
     def test_money_is_a_decimal_string_and_says_so(self, document: dict[str, Any]) -> None:
         schemas = document["components"]["schemas"]

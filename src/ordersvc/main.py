@@ -34,7 +34,8 @@ from ordersvc.ops.middleware import HeadAsGetMiddleware, RequestContextMiddlewar
 from ordersvc.ops.ratelimit import create_rate_limiter
 from ordersvc.orders.endpoints import router as orders_router
 from ordersvc.outbox import mailer
-from ordersvc.problems import install_problem_handlers, use_problem_media_type
+from ordersvc.problem_pages import router as problem_pages_router
+from ordersvc.problems import document_problems, install_problem_handlers
 
 DESCRIPTION = """\
 Prepaid-balance orders. Your account holds a USD balance; an order (a target email and a
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         consent_router,
         dashboard_router,
         health_router,
+        problem_pages_router,
     ):
         app.include_router(router)
     app.router.routes.append(UnacceptableTextFallback())  # last: only what no route took
@@ -170,7 +172,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
-            app.openapi_schema = use_problem_media_type(schema)
+            app.openapi_schema = document_problems(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -143,6 +143,10 @@ class InvalidCursor(InvalidParams):
     message = "The pagination cursor does not name an item of this list."
 
 
+# What a list operation can refuse: its limit and cursors.
+LIST_ERRORS = (InvalidParams, InvalidCursor)
+
+
 @dataclass(frozen=True, slots=True)
 class CursorRequest:
     """`starting_after`: older items than this one; `ending_before`: newer items than this one

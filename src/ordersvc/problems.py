@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,8 +24,11 @@ from ordersvc.ops.dberrors import (
     UNAVAILABLE_MESSAGE,
     is_database_unavailable,
 )
+from ordersvc.problem_types import PROBLEM_TYPES, REQUEST_ID_STATE, problem_body
 
 logger = logging.getLogger(__name__)
+
+DECLARED = "x-declared-codes"  # a route's own codes, until `document_problems` writes its responses
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 WWW_AUTHENTICATE = 'Bearer realm="ordersvc"'
@@ -39,32 +41,37 @@ class FieldError(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error, as RFC 9457 problem details. Branch on `code`, which is stable; `title` and
-    `detail` are for people."""
+    """An error, as RFC 9457 problem details. Branch on `code`, which is stable (each operation
+    lists the codes it can answer per status, in `x-error-codes`); `title` and `detail` are for
+    people."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {
-                    "type": "/problems/insufficient_balance",
-                    "title": "Payment Required",
-                    "status": 402,
-                    "detail": "Insufficient balance.",
-                    "code": "insufficient_balance",
-                }
+                problem_body(
+                    402,
+                    "insufficient_balance",
+                    "Insufficient balance.",
+                    request_id="5f0c1d2e3a4b5c6d0000000000000001",
+                )
             ]
         }
     )
 
-    type: str = Field(description="A URI reference naming the problem type: `/problems/{code}`.")
-    title: str
-    status: int
-    detail: str
-    code: str = Field(
-        description="Stable machine code: `unauthorized`, `not_found`, `validation_error`, `invalid_email`, "
-        "`invalid_quantity`, `invalid_text`, `insufficient_balance`, `idempotency_conflict`, `invalid_cursor`, ..."
+    type: str = Field(
+        description="A URI reference to the problem type's page, `/problems/{code}`: HTML for a browser, "
+        "JSON (`application/problem+json` fields of the type) for a client."
     )
-    errors: list[FieldError] | None = Field(default=None, description="Per-field errors, for validation problems.")
+    title: str = Field(description="What the problem is, the same for every problem of this `code`.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="This occurrence of the problem, for people.")
+    code: str = Field(description="Stable machine code: one of `ErrorCode`.")
+    request_id: str = Field(
+        description="This request's id, as in the `X-Request-ID` header: quote it to support.",
+    )
+    errors: list[FieldError] | None = Field(
+        default=None, description="Per-field errors, for validation problems; absent otherwise."
+    )
 
 
 class CodedHTTPException(StarletteHTTPException):
@@ -78,6 +85,7 @@ class CodedHTTPException(StarletteHTTPException):
 
 
 def problem_response(
+    request: Request,
     status: int,
     code: str,
     detail: str,
@@ -85,43 +93,26 @@ def problem_response(
     errors: list[dict[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body: dict[str, Any] = {
-        "type": f"/problems/{code}",
-        "title": HTTPStatus(status).phrase,
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if errors is not None:
-        body["errors"] = errors
+    body = problem_body(
+        status,
+        code,
+        detail,
+        request_id=request.scope.get("state", {}).get(REQUEST_ID_STATE),
+        root_path=request.scope.get("root_path", ""),
+        errors=errors,
+    )
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
-_DESCRIPTIONS = {
-    400: "The link's token is not valid or was already used (`invalid_token`).",
-    401: "Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor "
-    "needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`).",
-    402: "The balance does not cover the price (`insufficient_balance`).",
-    403: "Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a "
-    "wrong current password (`wrong_password`), an unverified or disabled account.",
-    404: "No such object for this account.",
-    409: "Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`).",
-    410: "The link has expired (`expired_token`): ask for a new one.",
-    422: "Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid "
-    "UTF-8 anywhere in the request).",
-    429: "Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail "
-    "requests (`too_many_attempts`): wait `Retry-After` seconds.",
-    503: "Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; "
-    "an `Idempotency-Key` makes the retry safe.",
-}
-
-
-def problem_responses(*statuses: int, public: bool = False) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries for these error statuses. 401, 403, 422, 429 and 503 are
-    always added (every authenticated route can answer them: 403 for a change made with a
-    session cookie but no CSRF token); for a `public` route (no credentials), only 422 and 503."""
-    always = {422, 503} if public else {401, 403, 422, 429, 503}
-    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in sorted({*always, *statuses})}
+def problem_responses(*errors: type[ServiceError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the errors a route raises itself (its domain's error
+    classes). The errors every route of its kind can answer (credentials, rate limit,
+    validation, outage...) are added to the document by `document_problems`, from what the
+    operation declares."""
+    declared: dict[int, dict[str, str]] = {}
+    for error in errors:
+        declared.setdefault(error.status, {})[error.code] = error.message
+    return {status: {"model": Problem, DECLARED: codes} for status, codes in sorted(declared.items())}
 
 
 # REST routes that take no credentials: their validation errors are answered as such.
@@ -153,7 +144,7 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
-        return problem_response(exc.status, exc.code, exc.message, errors=errors, headers=headers or None)
+        return problem_response(request, exc.status, exc.code, exc.message, errors=errors, headers=headers or None)
 
     async def unauthorized_first(request: Request) -> JSONResponse | None:
         # FastAPI reads and validates the body before the route's dependencies run; without a
@@ -161,7 +152,7 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         path = request.url.path
         if path.startswith("/v1/") and path not in PUBLIC_PATHS and not await request_has_valid_key(request):
             return problem_response(
-                401, InvalidApiKey.code, UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
+                request, 401, InvalidApiKey.code, UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
             )
         return None
 
@@ -174,24 +165,30 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
             # A body the route reads as JSON, sent as something else (text/plain, a form): the
             # media type is what is wrong, not the fields.
             return problem_response(
-                415, "unsupported_media_type", "Send the request body as application/json.", errors=errors
+                request, 415, "unsupported_media_type", "Send the request body as application/json.", errors=errors
             )
-        return problem_response(422, "validation_error", "The request is not valid: see errors.", errors=errors)
+        return problem_response(
+            request, 422, "validation_error", "The request is not valid: see errors.", errors=errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc, CodedHTTPException):
-            return problem_response(exc.status_code, exc.code, str(exc.detail), errors=exc.errors, headers=exc.headers)
+            return problem_response(
+                request, exc.status_code, exc.code, str(exc.detail), errors=exc.errors, headers=exc.headers
+            )
         if exc.status_code == 400:  # FastAPI's "error parsing the body": a validation problem like any other
             if (unauthorized := await unauthorized_first(request)) is not None:
                 return unauthorized
             errors = [{"loc": ["body"], "msg": str(exc.detail), "type": "json_invalid"}]
-            return problem_response(422, "validation_error", "The request body is not valid JSON.", errors=errors)
+            return problem_response(
+                request, 422, "validation_error", "The request body is not valid JSON.", errors=errors
+            )
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status_code, "http_error")
         headers = exc.headers
         if exc.status_code == 405:
             headers = {**(headers or {}), "Allow": allowed_methods(request)}
-        return problem_response(exc.status_code, code, str(exc.detail), headers=headers)
+        return problem_response(request, exc.status_code, code, str(exc.detail), headers=headers)
 
     async def database_error(request: Request, exc: Exception) -> JSONResponse:
         # Handled here (not by the catch-all below, which re-raises to the server and makes it
@@ -202,6 +199,7 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
             "database unavailable on %s %s: %s", request.method, loggable_path(request.scope), exc.__class__.__name__
         )
         return problem_response(
+            request,
             503,
             "service_unavailable",
             UNAVAILABLE_MESSAGE,
@@ -217,7 +215,11 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         # client gets a problem document, the operator gets the cause.
         logger.exception("unhandled error on %s %s", request.method, loggable_path(request.scope))
         return problem_response(
-            500, "internal_error", "Something went wrong on our side.", headers=_cors_headers(request, cors_origins)
+            request,
+            500,
+            "internal_error",
+            "Something went wrong on our side.",
+            headers=_cors_headers(request, cors_origins),
         )
 
 
@@ -239,24 +241,73 @@ def _cors_headers(request: Request, cors_origins: list[str]) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"} if origin in cors_origins else {}
 
 
-def use_problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
-    """Declare error responses as `application/problem+json` (what they are sent as) instead
-    of FastAPI's default `application/json`; and the 415 of every operation that reads a JSON
-    body (`validation_error`'s answer to a body sent as another media type)."""
-    problem = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+EXAMPLE_REQUEST_ID = "5f0c1d2e3a4b5c6d0000000000000001"
+SAFE_METHODS = frozenset({"get", "head", "options"})
+
+
+def _automatic_codes(method: str, operation: Mapping[str, Any]) -> dict[int, dict[str, str]]:
+    """The problems any operation of its kind can answer, whatever the route does: a request
+    head with unstorable text, an outage; with credentials, a bad credential, and for a
+    customer's, the rate limit and (a change by a browser session) the CSRF check; with input,
+    its validation; with a JSON body, its media type and size."""
+    codes: dict[int, dict[str, str]] = {400: {"invalid_text": ""}, 503: {"service_unavailable": "", "timeout": ""}}
+    schemes = {name for requirement in operation.get("security", []) for name in requirement}
+    if schemes:
+        codes[401] = {"unauthorized": ""}
+    if "sessionCookie" in schemes:
+        codes[429] = {"rate_limited": ""}
+        if method not in SAFE_METHODS:
+            codes[403] = {"csrf_failed": ""}
+    body = operation.get("requestBody")
+    if operation.get("parameters") or body:
+        codes[422] = {"validation_error": ""}
+    if body and "application/json" in body.get("content", {}):
+        codes[422]["invalid_text"] = ""
+        codes[413] = {"body_too_large": ""}
+        codes[415] = {"unsupported_media_type": ""}
+    return codes
+
+
+def _problem_response(status: int, codes: Mapping[str, str]) -> dict[str, Any]:
+    """One error response of an operation: its codes (in `x-error-codes`, and as a list in the
+    description), each with an example."""
+    types = {code: PROBLEM_TYPES[code] for code in codes}
+    examples = {
+        code: {
+            "summary": problem_type.title,
+            "value": problem_body(status, code, codes[code] or problem_type.about, request_id=EXAMPLE_REQUEST_ID),
+        }
+        for code, problem_type in types.items()
+    }
+    return {
+        "description": "\n".join(f"- `{code}`: {problem_type.title}." for code, problem_type in types.items()),
+        "x-error-codes": list(types),
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}, "examples": examples}},
+    }
+
+
+def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every operation's error responses, from the codes its route declares
+    (`problem_responses`) and those its kind always can answer (`_automatic_codes`): each
+    status lists its codes, is sent as `application/problem+json`, and has an example per
+    code; `Problem.code` is the `ErrorCode` enum of every code."""
     for path in schema.get("paths", {}).values():
-        for operation in path.values():
-            if "application/json" in operation.get("requestBody", {}).get("content", {}):
-                operation["responses"].setdefault(
-                    "415",
-                    {
-                        "description": "The body was not sent as `application/json` (`unsupported_media_type`).",
-                        "content": problem,
-                    },
-                )
-                operation["responses"] = dict(sorted(operation["responses"].items()))
-            for status, response in operation.get("responses", {}).items():
-                content = response.get("content", {})
-                if status[0] in "45" and "application/json" in content:
-                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        for method, operation in path.items():
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            codes = _automatic_codes(method, operation)
+            for status, response in list(responses.items()):
+                if status[0] in "45":
+                    for code, detail in response.pop(DECLARED, {}).items():
+                        codes.setdefault(int(status), {})[code] = detail
+                    del responses[status]
+            for error_status, status_codes in codes.items():
+                responses[str(error_status)] = _problem_response(error_status, status_codes)
+            operation["responses"] = dict(sorted(responses.items()))
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["ErrorCode"] = {
+        "type": "string",
+        "enum": sorted(PROBLEM_TYPES),
+        "description": "Every problem `code`; `GET /problems/{code}` explains each one.",
+    }
+    components["Problem"]["properties"]["code"] = {"$ref": "#/components/schemas/ErrorCode"}
     return schema

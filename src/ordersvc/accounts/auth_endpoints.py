@@ -11,9 +11,10 @@ from datetime import datetime
 
 from fastapi import APIRouter, Path, Request, Response, status
 
-from ordersvc.accounts import security, sessions, signup, throttle
+from ordersvc.accounts import security, sessions, signup, throttle, tokens
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.auth import CSRF_COOKIE, SESSION_COOKIE, AccountDep
+from ordersvc.accounts.passwords import WeakPassword
 from ordersvc.accounts.schemas import (
     Accepted,
     AccountOut,
@@ -34,6 +35,7 @@ from ordersvc.accounts.schemas import (
     VerifyEmailIn,
 )
 from ordersvc.config import Settings
+from ordersvc.emails import InvalidEmail
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.problems import problem_responses
 from ordersvc.request_db import SessionDep
@@ -92,7 +94,7 @@ def _current_session(request: Request) -> int | None:
     tags=["auth"],
     summary="Sign up",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(429, public=True),
+    responses=problem_responses(InvalidEmail, throttle.TooManyAttempts),
     openapi_extra={"security": []},
 )
 async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> Accepted:
@@ -111,7 +113,13 @@ async def auth_signup(body: SignupIn, request: Request, session: SessionDep) -> 
     operation_id="auth_verify_email",
     tags=["auth"],
     summary="Verify an email address",
-    responses=problem_responses(400, 410, public=True),
+    responses=problem_responses(
+        tokens.InvalidAccountToken,
+        tokens.ExpiredAccountToken,
+        signup.PasswordRequired,
+        signup.PasswordNotExpected,
+        WeakPassword,
+    ),
     openapi_extra={"security": []},
 )
 async def auth_verify_email(body: VerifyEmailIn, session: SessionDep) -> AccountOut:
@@ -129,7 +137,7 @@ async def auth_verify_email(body: VerifyEmailIn, session: SessionDep) -> Account
     tags=["auth"],
     summary="Send the verification link again",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(429, public=True),
+    responses=problem_responses(throttle.TooManyAttempts),
     openapi_extra={"security": []},
 )
 async def auth_resend_verification(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
@@ -145,7 +153,14 @@ async def auth_resend_verification(body: EmailIn, request: Request, session: Ses
     operation_id="auth_login",
     tags=["auth"],
     summary="Sign in",
-    responses=problem_responses(401, 403, 429, public=True),
+    responses=problem_responses(
+        sessions.InvalidCredentials,
+        sessions.TotpRequired,
+        sessions.InvalidTotpCode,
+        sessions.EmailNotVerified,
+        sessions.AccountDisabled,
+        throttle.TooManyAttempts,
+    ),
     openapi_extra={"security": []},
 )
 async def auth_login(body: LoginIn, request: Request, response: Response, session: SessionDep) -> SessionCreated:
@@ -173,7 +188,7 @@ async def auth_login(body: LoginIn, request: Request, response: Response, sessio
     tags=["auth"],
     summary="Ask for a password reset link",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(429, public=True),
+    responses=problem_responses(throttle.TooManyAttempts),
     openapi_extra={"security": []},
 )
 async def auth_password_reset_request(body: EmailIn, request: Request, session: SessionDep) -> Accepted:
@@ -192,7 +207,7 @@ async def auth_password_reset_request(body: EmailIn, request: Request, session: 
     summary="Set a new password from a reset link",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(400, 410, public=True),
+    responses=problem_responses(tokens.InvalidAccountToken, tokens.ExpiredAccountToken, WeakPassword),
     openapi_extra={"security": []},
 )
 async def auth_password_reset_confirm(body: PasswordResetIn, request: Request, session: SessionDep) -> Response:
@@ -217,7 +232,6 @@ async def auth_password_reset_confirm(body: PasswordResetIn, request: Request, s
     summary="Sign out",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(403),
 )
 async def auth_logout(account: AccountDep, request: Request, session: SessionDep) -> Response:
     """End this browser session and clear its cookies (with an API key: nothing to end)."""
@@ -237,7 +251,6 @@ async def auth_logout(account: AccountDep, request: Request, session: SessionDep
     summary="Sign out everywhere",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(403),
 )
 async def auth_logout_everywhere(account: AccountDep, request: Request, session: SessionDep) -> Response:
     """End every browser session of the account, this one included. API keys keep working."""
@@ -253,7 +266,6 @@ async def auth_logout_everywhere(account: AccountDep, request: Request, session:
     operation_id="auth_sessions_list",
     tags=["auth"],
     summary="List your browser sessions",
-    responses=problem_responses(),
 )
 async def auth_sessions_list(account: AccountDep, request: Request, session: SessionDep) -> SessionList:
     """The account's live browser sessions, newest first: when each started and was last used,
@@ -284,7 +296,7 @@ async def auth_sessions_list(account: AccountDep, request: Request, session: Ses
     summary="End one browser session",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(403, 404),
+    responses=problem_responses(sessions.SessionNotFound),
 )
 async def auth_sessions_delete(
     account: AccountDep, session: SessionDep, session_id: int = Path(ge=1, le=2**63 - 1, description="As listed.")
@@ -304,7 +316,6 @@ async def auth_sessions_delete(
     operation_id="account_security_get",
     tags=["account"],
     summary="How your account signs in",
-    responses=problem_responses(),
 )
 async def account_security_get(account: AccountDep, session: SessionDep) -> SecurityOut:
     """Whether the address is verified, a password is set, and two-factor sign-in is on: what the
@@ -326,7 +337,7 @@ async def account_security_get(account: AccountDep, session: SessionDep) -> Secu
     summary="Change your password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(403),
+    responses=problem_responses(security.WrongPassword, throttle.TooManyAttempts, WeakPassword),
 )
 async def account_password_change(
     body: PasswordChangeIn, account: AccountDep, request: Request, session: SessionDep
@@ -350,7 +361,7 @@ async def account_password_change(
     tags=["account"],
     summary="Change your email address",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(403),
+    responses=problem_responses(security.WrongPassword, throttle.TooManyAttempts, InvalidEmail),
 )
 async def account_email_change(
     body: EmailChangeIn, account: AccountDep, request: Request, session: SessionDep
@@ -374,7 +385,7 @@ async def account_email_change(
     operation_id="account_totp_start",
     tags=["account"],
     summary="Start two-factor enrolment",
-    responses=problem_responses(403, 409),
+    responses=problem_responses(security.WrongPassword, throttle.TooManyAttempts, security.TotpAlreadyEnabled),
 )
 async def account_totp_start(
     body: CurrentPasswordIn, account: AccountDep, request: Request, session: SessionDep
@@ -396,7 +407,7 @@ async def account_totp_start(
     operation_id="account_totp_confirm",
     tags=["account"],
     summary="Confirm two-factor enrolment",
-    responses=problem_responses(409),
+    responses=problem_responses(security.TotpAlreadyEnabled, security.TotpNotStarted, sessions.InvalidTotpCode),
 )
 async def account_totp_confirm(
     body: TotpCodeIn, account: AccountDep, request: Request, session: SessionDep
@@ -414,7 +425,7 @@ async def account_totp_confirm(
     summary="Turn two-factor sign-in off",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(403),
+    responses=problem_responses(security.WrongPassword, throttle.TooManyAttempts),
 )
 async def account_totp_disable(
     body: CurrentPasswordIn, account: AccountDep, request: Request, session: SessionDep

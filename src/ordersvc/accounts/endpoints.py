@@ -19,7 +19,6 @@ router = APIRouter(prefix="/v1", route_class=GuardedRoute)
     operation_id="account_get",
     tags=["account"],
     summary="Get your account",
-    responses=problem_responses(),
 )
 async def account_get(account: AccountDep) -> AccountOut:
     """The account the API key belongs to: its email, when it was created, and its balance."""
@@ -31,7 +30,6 @@ async def account_get(account: AccountDep) -> AccountOut:
     operation_id="api_keys_list",
     tags=["api-keys"],
     summary="List your API keys",
-    responses=problem_responses(),
 )
 async def api_keys_list(account: AccountDep, session: SessionDep) -> ApiKeyList:
     """Every key of the account, active and revoked, oldest first. Only prefixes are shown:
@@ -47,7 +45,6 @@ async def api_keys_list(account: AccountDep, session: SessionDep) -> ApiKeyList:
     tags=["api-keys"],
     summary="Create an API key",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(),
 )
 async def api_keys_create(account: AccountDep, session: SessionDep, body: ApiKeyIn | None = None) -> ApiKeyCreated:
     """A new key for the account. The response is the only time the whole key is shown:
@@ -64,7 +61,7 @@ async def api_keys_create(account: AccountDep, session: SessionDep, body: ApiKey
     summary="Revoke an API key",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(404),
+    responses=problem_responses(accounts.ApiKeyNotFound),
 )
 async def api_keys_delete(
     account: AccountDep,

@@ -35,7 +35,13 @@ class CouponRedeemed(BaseModel):
     tags=["payments"],
     summary="Redeem a coupon",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(404, 409),
+    responses=problem_responses(
+        coupons.CouponNotFound,
+        coupons.CouponExpired,
+        coupons.CouponDisabled,
+        coupons.CouponExhausted,
+        coupons.CouponAlreadyRedeemed,
+    ),
 )
 async def coupons_redeem(body: CouponRedeem, account: AccountDep, session: SessionDep) -> CouponRedeemed:
     """Credit a coupon's amount to your balance. Each account redeems a code once. Refusals:

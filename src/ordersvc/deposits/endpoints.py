@@ -20,7 +20,7 @@ from ordersvc.deposits.schemas import (
     DepositOut,
 )
 from ordersvc.ops.client_text import GuardedRoute
-from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, MAX_PER_PAGE
+from ordersvc.pagination import DEFAULT_LIMIT, LIST_ERRORS, MAX_ID, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
 from ordersvc.request_db import SessionDep
 
@@ -32,7 +32,6 @@ router = APIRouter(prefix="/v1", route_class=GuardedRoute)
     operation_id="deposit_addresses_list",
     tags=["deposits"],
     summary="List your deposit addresses",
-    responses=problem_responses(),
 )
 async def deposit_addresses_list(account: AccountDep, session: SessionDep) -> DepositAddressList:
     """The addresses assigned to your account, one per network. Ask for one on a new network
@@ -47,7 +46,7 @@ async def deposit_addresses_list(account: AccountDep, session: SessionDep) -> De
     operation_id="deposit_addresses_get",
     tags=["deposits"],
     summary="Get your deposit address on a network",
-    responses=problem_responses(404),
+    responses=problem_responses(addresses.NoAddressAssigned),
 )
 async def deposit_addresses_get(network: Network, account: AccountDep, session: SessionDep) -> DepositAddressOut:
     """Your address on this network. Reading assigns nothing: 404 `no_deposit_address` until
@@ -64,7 +63,7 @@ async def deposit_addresses_get(network: Network, account: AccountDep, session: 
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": DepositAddressOut, "description": "You had one already: the same address."},
-        **problem_responses(409),
+        **problem_responses(addresses.EmailNotVerified, addresses.NoAddressAvailable),
     },
 )
 async def deposit_addresses_assign(
@@ -96,7 +95,7 @@ async def deposit_addresses_assign(
     operation_id="deposits_list",
     tags=["deposits"],
     summary="List your deposits",
-    responses=problem_responses(),
+    responses=problem_responses(*LIST_ERRORS),
 )
 async def deposits_list(
     account: AccountDep,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Path
 
+from ordersvc.errors import InvalidParams, NotFound
 from ordersvc.fulfilment import service as fulfilment
 from ordersvc.fulfilment.auth import WorkerDep
 from ordersvc.fulfilment.schemas import (
@@ -25,7 +26,9 @@ router = APIRouter(prefix="/v1/fulfilment", tags=["fulfilment"], route_class=Gua
 OrderId = Path(pattern=ORDER_ID_PATTERN, description="Public order id.")
 
 
-@router.post("/claim", operation_id="fulfilment_claim", summary="Claim orders", responses=problem_responses())
+@router.post(
+    "/claim", operation_id="fulfilment_claim", summary="Claim orders", responses=problem_responses(InvalidParams)
+)
 async def fulfilment_claim(body: ClaimRequest, worker: WorkerDep, session: SessionDep) -> ClaimedList:
     """Up to `limit` orders ready for work (their recipient confirmed), each leased to you for
     `lease_seconds`: keep the lease with heartbeats or progress reports. An expired lease puts
@@ -39,7 +42,7 @@ async def fulfilment_claim(body: ClaimRequest, worker: WorkerDep, session: Sessi
     "/orders/{order_id}/progress",
     operation_id="fulfilment_progress",
     summary="Report progress",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(NotFound, fulfilment.OrderNotHeld, fulfilment.InvalidProgress),
 )
 async def fulfilment_progress(
     body: ProgressRequest, worker: WorkerDep, session: SessionDep, order_id: str = OrderId
@@ -54,7 +57,7 @@ async def fulfilment_progress(
     "/orders/{order_id}/heartbeat",
     operation_id="fulfilment_heartbeat",
     summary="Extend the lease",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(InvalidParams, NotFound, fulfilment.OrderNotHeld),
 )
 async def fulfilment_heartbeat(
     body: HeartbeatRequest, worker: WorkerDep, session: SessionDep, order_id: str = OrderId
@@ -68,7 +71,7 @@ async def fulfilment_heartbeat(
     "/orders/{order_id}/complete",
     operation_id="fulfilment_complete",
     summary="Complete an order",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(NotFound, fulfilment.OrderNotHeld),
 )
 async def fulfilment_complete(worker: WorkerDep, session: SessionDep, order_id: str = OrderId) -> WorkStateOut:
     """Everything was delivered: the order is `completed`."""
@@ -93,6 +96,6 @@ router.add_api_route(
     methods=["POST"],
     operation_id="fulfilment_fail",
     summary="Give up on an order",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(NotFound, fulfilment.OrderNotHeld),
     route_class_override=CleanedBodyRoute,
 )

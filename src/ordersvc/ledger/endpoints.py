@@ -13,7 +13,7 @@ from ordersvc.ledger.models import PaymentKind
 from ordersvc.ledger.schemas import BalanceOut, PaymentList, PaymentOut
 from ordersvc.money import format_usd
 from ordersvc.ops.client_text import GuardedRoute
-from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, MAX_PER_PAGE
+from ordersvc.pagination import DEFAULT_LIMIT, LIST_ERRORS, MAX_ID, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
 
 router = APIRouter(prefix="/v1", route_class=GuardedRoute)
@@ -24,7 +24,6 @@ router = APIRouter(prefix="/v1", route_class=GuardedRoute)
     operation_id="balance_get",
     tags=["payments"],
     summary="Get your balance",
-    responses=problem_responses(),
 )
 async def balance_get(request: Request, credentials: CredentialsDep) -> BalanceOut:
     """The current balance: the sum of every payment of the account."""
@@ -41,7 +40,7 @@ async def balance_get(request: Request, credentials: CredentialsDep) -> BalanceO
     operation_id="payments_list",
     tags=["payments"],
     summary="List your payments",
-    responses=problem_responses(),
+    responses=problem_responses(*LIST_ERRORS),
 )
 async def payments_list(
     request: Request,

@@ -14,7 +14,8 @@ legacy `/api` has its own route class and reads its text itself (its contract an
 the same way by the app's last route (`UnacceptableTextFallback`) rather than answered 404 or
 redirected. `tests/ops/test_guarded_routes.py` walks the app: every route declares one of these.
 
-Answered as RFC 9457 problem details: 422 `invalid_text`, with the field in `errors`."""
+Answered as RFC 9457 problem details, `invalid_text` with the field in `errors`: 400 for the
+request head (path, query, headers), 422 for the body."""
 
 from __future__ import annotations
 
@@ -53,7 +54,9 @@ class UnacceptableText(CodedHTTPException):
 
     def __init__(self, where: Location) -> None:
         errors = [{"loc": list(where), "msg": UNACCEPTABLE_TEXT_MESSAGE, "type": CODE}]
-        super().__init__(422, CODE, DETAIL, errors=errors)
+        # In the request head (path, query, headers) the request is malformed, whatever the
+        # route reads (400, which every operation declares); in the body, its content is (422).
+        super().__init__(422 if where[0] == "body" else 400, CODE, DETAIL, errors=errors)
 
 
 class GuardedRoute(APIRoute):

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordersvc.logging_config import log_request, loggable_path, redact_query_string
 from ordersvc.ops import metrics
+from ordersvc.problem_types import REQUEST_ID_STATE, problem_body
 from ordersvc.text import is_ascii_digits
 
 stdlib_logger = logging.getLogger(__name__)
@@ -47,9 +48,10 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"The request body is larger than {limit} bytes.")
 
 
-def _problem(status: int, code: str, detail: str) -> tuple[int, bytes, bytes]:
-    title = {413: "Content Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}[status]
-    body = {"type": f"/problems/{code}", "title": title, "status": status, "detail": detail, "code": code}
+def _problem(scope: Scope, status: int, code: str, detail: str) -> tuple[int, bytes, bytes]:
+    body = problem_body(
+        status, code, detail, request_id=scope["state"].get(REQUEST_ID_STATE), root_path=scope.get("root_path", "")
+    )
     return status, json.dumps(body).encode(), b"application/problem+json"
 
 
@@ -98,6 +100,7 @@ class RequestContextMiddleware:
         request_id = incoming if incoming and REQUEST_ID.fullmatch(incoming) else new_request_id()
         # Shared with the request: copies of the scope made by the router keep this same dict.
         state: dict[str, Any] = scope.setdefault("state", {})
+        state[REQUEST_ID_STATE] = request_id
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -120,7 +123,7 @@ class RequestContextMiddleware:
         if path not in LEGACY_PATHS:
             declared = _header(scope, b"content-length")
             if declared is not None and (not is_ascii_digits(declared) or int(declared) > self.max_body_bytes):
-                await self._answer(scope, send_with_context, *self._too_large())
+                await self._answer(scope, send_with_context, *self._too_large(scope))
                 self._log(scope, request_id, 413, started)
                 return
             receive_limited = self._limit(receive)
@@ -134,7 +137,7 @@ class RequestContextMiddleware:
                     await self.app(scope, receive_limited, send_with_context)
             except BodyTooLarge:
                 if not response_started:
-                    await self._answer(scope, send_with_context, *self._too_large())
+                    await self._answer(scope, send_with_context, *self._too_large(scope))
             except ClientDisconnect:
                 # The connection closed while the body was being read (the client left, or the
                 # server refused the rest of it): nobody to answer, nothing went wrong here.
@@ -153,20 +156,24 @@ class RequestContextMiddleware:
                         await self._answer(
                             scope,
                             send_with_context,
-                            *_problem(503, "timeout", "The request took too long and was not completed; retry it."),
+                            *_problem(
+                                scope, 503, "timeout", "The request took too long and was not completed; retry it."
+                            ),
                         )
             except Exception:
                 # Answered here rather than by Starlette's outermost handler, so that the answer
                 # and the traceback's log line carry the request id.
                 stdlib_logger.exception("unhandled error on %s %s", scope["method"], loggable_path(scope))
                 if not response_started:
-                    status_, body, content_type = _problem(500, "internal_error", "Something went wrong on our side.")
+                    status_, body, content_type = _problem(
+                        scope, 500, "internal_error", "Something went wrong on our side."
+                    )
                     await self._answer(scope, send_with_context, status_, body, content_type, self._cors(scope))
             finally:
                 self._log(scope, request_id, status, started)
 
-    def _too_large(self) -> tuple[int, bytes, bytes]:
-        return _problem(413, "body_too_large", f"The request body is larger than {self.max_body_bytes} bytes.")
+    def _too_large(self, scope: Scope) -> tuple[int, bytes, bytes]:
+        return _problem(scope, 413, "body_too_large", f"The request body is larger than {self.max_body_bytes} bytes.")
 
     def _limit(self, receive: Receive) -> Receive:
         received = 0

@@ -21,11 +21,14 @@ from ordersvc.accounts.auth import (
     key_from_request,
 )
 from ordersvc.db import statement_deadline
+from ordersvc.emails import InvalidEmail
 from ordersvc.errors import InvalidApiKey, InvalidParams
+from ordersvc.ledger.service import InsufficientBalance
 from ordersvc.money import format_usd
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
+from ordersvc.orders.errors import OrderNotFound, RecipientOptedOut
 from ordersvc.orders.models import OrderStatus
 from ordersvc.orders.schemas import (
     ORDER_ID_PATTERN,
@@ -36,7 +39,7 @@ from ordersvc.orders.schemas import (
     OrderList,
     OrderOut,
 )
-from ordersvc.pagination import DEFAULT_LIMIT, MAX_PER_PAGE
+from ordersvc.pagination import DEFAULT_LIMIT, LIST_ERRORS, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
 from ordersvc.request_db import SessionDep
 
@@ -164,7 +167,14 @@ router.add_api_route(
                 }
             },
         },
-        **problem_responses(402, 409),
+        **problem_responses(
+            InsufficientBalance,
+            InvalidEmail,
+            orders.InvalidQuantity,
+            orders.InvalidIdempotencyKey,
+            orders.IdempotencyConflict,
+            RecipientOptedOut,
+        ),
     },
     endpoint=orders_create,
     methods=["POST"],
@@ -176,7 +186,7 @@ router.add_api_route(
     "/orders/{order_id}",
     operation_id="orders_get",
     summary="Get an order",
-    responses=problem_responses(404),
+    responses=problem_responses(OrderNotFound),
 )
 async def orders_get(order_id: OrderId, account: AccountDep, session: SessionDep) -> OrderOut:
     """One of your orders, with its current status and progress. Another account's order is
@@ -189,7 +199,7 @@ async def orders_get(order_id: OrderId, account: AccountDep, session: SessionDep
     "/orders",
     operation_id="orders_list",
     summary="List your orders",
-    responses=problem_responses(),
+    responses=problem_responses(*LIST_ERRORS),
 )
 async def orders_list(
     request: Request,
@@ -237,7 +247,7 @@ async def orders_list(
     "/orders/{order_id}/cancel",
     operation_id="orders_cancel",
     summary="Cancel an order",
-    responses=problem_responses(404, 409),
+    responses=problem_responses(OrderNotFound, lifecycle.OrderNotCancelable),
 )
 async def orders_cancel(order_id: OrderId, account: AccountDep, session: SessionDep) -> OrderCancellation:
     """Before work starts (`awaiting confirmation`, `pending`): the order is `canceled` and its
@@ -253,7 +263,7 @@ async def orders_cancel(order_id: OrderId, account: AccountDep, session: Session
     "/orders/{order_id}/events",
     operation_id="orders_events",
     summary="Get an order's history",
-    responses=problem_responses(404),
+    responses=problem_responses(OrderNotFound),
 )
 async def orders_events(order_id: OrderId, account: AccountDep, session: SessionDep) -> OrderEventList:
     """Every transition of the order, oldest first: placed, confirmed, started, canceled..."""
