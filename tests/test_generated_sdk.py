@@ -82,7 +82,7 @@ def test_generated_client_creates_lists_and_gets_orders(sdk: str, server: Server
         assert second_page.has_more is False
 
         fetched = orders_get.sync(client=client, order_id=created[1].id)
-        assert (fetched.id, fetched.quantity, fetched.status.value) == (created[1].id, 2500, "awaiting confirmation")
+        assert (fetched.id, fetched.quantity, fetched.status.value) == (created[1].id, 2500, "awaiting_confirmation")
         assert balance_get.sync(client=client).balance == "95.266"
 
         # Errors come back as the shared Problem model.

@@ -55,7 +55,7 @@ class TestConfirmationMessage:
     ) -> None:
         customer, to = await make_customer(balance="10"), recipient()
         first = await order(client, customer, to, 2500)
-        assert first.json()["status"] == "awaiting confirmation"
+        assert first.json()["status"] == "awaiting_confirmation"
         await order(client, customer, to.upper().replace("EXAMPLE.ORG", "example.org"), 500)
         (message,) = await messages_to(sessionmaker, to)
         assert customer.email in message.subject + message.body_text
@@ -98,7 +98,7 @@ class TestPages:
             assert page.status_code == 200
             assert '<form method="post">' in page.text
             assert customer.email in page.text
-        assert await order_statuses(client, customer) == ["awaiting confirmation"]
+        assert await order_statuses(client, customer) == ["awaiting_confirmation"]
 
     async def test_confirm_releases_waiting_orders_and_later_ones_skip_the_wait(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker
@@ -115,7 +115,7 @@ class TestPages:
         assert len(await messages_to(sessionmaker, to)) == 1
         events = (await client.get(f"/v1/orders/{placed['id']}/events", headers=auth(customer))).json()["data"]
         assert [(e["to_status"], e["reason"]) for e in events] == [
-            ("awaiting confirmation", "placed"),
+            ("awaiting_confirmation", "placed"),
             ("pending", "recipient confirmed"),
         ]
 
@@ -170,7 +170,7 @@ class TestPages:
             response = await client.request(method, f"{prefix}/{tamper(token)}")
             assert response.status_code == 400
         assert (await client.post(f"/consent/optout/{token}")).status_code == 400  # a confirm token
-        assert await order_statuses(client, customer) == ["awaiting confirmation"]
+        assert await order_statuses(client, customer) == ["awaiting_confirmation"]
 
 
 class TestExpiry:

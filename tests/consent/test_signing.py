@@ -22,7 +22,7 @@ async def waiting_consent(
 ) -> tuple[object, str, int]:
     """A customer with an order waiting for a stranger's confirmation, and that consent's id."""
     customer, to = await make_customer(balance="5"), recipient()
-    assert (await order(client, customer, to)).json()["status"] == "awaiting confirmation"
+    assert (await order(client, customer, to)).json()["status"] == "awaiting_confirmation"
     async with maker() as session:
         consent_id = (
             await session.execute(sa.text("SELECT id FROM recipient_consents WHERE email = :e"), {"e": to})
@@ -47,7 +47,7 @@ class TestNoPublicSecret:
             for method in ("GET", "POST"):
                 answer = await fresh.request(method, f"/consent/confirm/{forged}")
                 assert answer.status_code == 400, answer.text
-        assert await order_statuses(client, customer) == ["awaiting confirmation"]  # type: ignore[arg-type]
+        assert await order_statuses(client, customer) == ["awaiting_confirmation"]  # type: ignore[arg-type]
 
     async def test_a_fresh_installation_signs_with_its_generated_secret(
         self,
@@ -141,7 +141,7 @@ class TestRotation:
             generated = (tmp_path / "secret_key").read_text().strip()
             forged = old_consent_token(generated, consent_id, "confirm", int(time.time()) + 3600)
             assert (await fresh.post(f"/consent/confirm/{forged}")).status_code == 400
-        assert await order_statuses(client, customer) == ["awaiting confirmation"]  # type: ignore[arg-type]
+        assert await order_statuses(client, customer) == ["awaiting_confirmation"]  # type: ignore[arg-type]
 
 
 class TestTokenForm:

@@ -22,7 +22,7 @@ def confirmed_order(client: httpx.AsyncClient, sessionmaker: async_sessionmaker[
     async def place(customer: Customer, quantity: int = 1000, email: str | None = None) -> str:
         to = email or recipient()
         placed = (await order(client, customer, to, quantity)).json()
-        if placed["status"] == "awaiting confirmation":
+        if placed["status"] == "awaiting_confirmation":
             (message,) = await messages_to(sessionmaker, to)
             assert (await client.post(link(message, "confirm"))).status_code == 200
         return str(placed["id"])

@@ -104,7 +104,7 @@ class TestClaims:
         assert (done.json()["status"], done.json()["stop"]) == ("completed", True)
         events = (await client.get(f"/v1/orders/{order_id}/events", headers=auth(customer))).json()["data"]
         assert [e["to_status"] for e in events] == [
-            "awaiting confirmation", "pending", "in progress", "in progress", "completed",
+            "awaiting_confirmation", "pending", "in_progress", "in_progress", "completed",
         ]  # fmt: skip
         assert await snapshot(sessionmaker, customer) == ("3.00", 2, 1)
 
@@ -149,7 +149,7 @@ class TestProgressAndEnds:
         await claim(client, token)
         await post(client, token, order_id, "progress", delivered=250)
         canceled = await client.post(f"/v1/orders/{order_id}/cancel", headers=auth(customer))
-        assert (canceled.json()["order"]["status"], canceled.json()["refund"]) == ("in progress", "0.00")
+        assert (canceled.json()["order"]["status"], canceled.json()["refund"]) == ("in_progress", "0.00")
         told = await post(client, token, order_id, "progress", delivered=300)
         assert (told.json()["status"], told.json()["stop"]) == ("partial", True)
         assert (await snapshot(sessionmaker, customer))[0] == "4.70"  # 700 undelivered of 1000

@@ -39,7 +39,7 @@ class TestCreate:
             "email": "to@example.com",
             "quantity": 1234,
             "price": "1.234",
-            "status": "awaiting confirmation",
+            "status": "awaiting_confirmation",
             "progress": 0,
             "created": "X",
             "cancelable": True,
@@ -354,9 +354,12 @@ class TestList:
         ).json()
         by_email = await self.walk(client, customer, email="BETA@example.com")
         assert by_email == [beta["id"]]
-        assert len(await self.walk(client, customer, status="awaiting confirmation")) == 2
+        assert len(await self.walk(client, customer, status="awaiting_confirmation")) == 2
         assert await self.walk(client, customer, status="pending") == []
         assert await self.walk(client, customer, status="completed") == []
+        # REST statuses are snake_case; the stored (and legacy) words with a space are not one.
+        spaced = await client.get("/v1/orders", params={"status": "awaiting confirmation"}, headers=auth(customer))
+        assert (spaced.status_code, spaced.json()["errors"][0]["loc"]) == (422, ["query", "status"])
         created = datetime.fromisoformat(beta["created"])
         assert await self.walk(client, customer, created_gte=created.isoformat()) == [beta["id"]]
         assert beta["id"] not in await self.walk(client, customer, created_lt=created.isoformat())

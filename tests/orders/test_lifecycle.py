@@ -49,8 +49,8 @@ class TestCancel:
         }  # fmt: skip
         events = (await client.get(f"/v1/orders/{order['id']}/events", headers=auth(customer))).json()["data"]
         assert [(e["from_status"], e["to_status"], e["reason"]) for e in events] == [
-            (None, "awaiting confirmation", "placed"),
-            ("awaiting confirmation", "canceled", "canceled by the customer"),
+            (None, "awaiting_confirmation", "placed"),
+            ("awaiting_confirmation", "canceled", "canceled by the customer"),
         ]
 
     async def test_cancelling_twice_refunds_once(
@@ -73,7 +73,7 @@ class TestCancel:
         await set_progress(sessionmaker, order_id, "in progress", 500)
         for _ in range(2):
             response = await client.post(f"/v1/orders/{order_id}/cancel", headers=auth(customer))
-            assert (response.json()["order"]["status"], response.json()["refund"]) == ("in progress", "0.00")
+            assert (response.json()["order"]["status"], response.json()["refund"]) == ("in_progress", "0.00")
         async with sessionmaker() as session:
             order = (await session.execute(sa.select(Order).where(Order.public_id == order_id))).scalar_one()
         assert order.cancel_requested_at is not None

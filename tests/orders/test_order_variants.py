@@ -105,7 +105,7 @@ class TestAskedAgain:
                 {"e": to},
             )
         again = await client.post("/v1/orders", json={"email": to, "quantity": 500}, headers=auth(customer))
-        assert again.json()["status"] == "awaiting confirmation"
+        assert again.json()["status"] == "awaiting_confirmation"
         # Asked again, but the address had a message within the day: the sweep sends it later.
         assert await consent_of(sessionmaker, customer, to) == [("requested", False)]
         assert await messages(sessionmaker, to) == 1
@@ -134,10 +134,10 @@ class TestAskedAgain:
                 {"e": to},
             )
         second = (await client.post("/v1/orders", json={"email": to, "quantity": 500}, headers=auth(customer))).json()
-        assert second["status"] == "awaiting confirmation"
+        assert second["status"] == "awaiting_confirmation"
         old = (await client.get(f"/v1/orders/{first['id']}/events", headers=auth(customer))).json()["data"]
         assert [(e["to_status"], e["reason"]) for e in old] == [
-            ("awaiting confirmation", "placed"),
+            ("awaiting_confirmation", "placed"),
             ("canceled", "confirmation expired"),
         ]
         # Refunded in full; the new order is debited; the pair asks again (the window is closed).

@@ -5,7 +5,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from ordersvc.fulfilment.service import MAX_CLAIM, MAX_LEASE_SECONDS, MIN_LEASE_SECONDS, Claimed, WorkState
-from ordersvc.orders.models import OrderStatus
+from ordersvc.orders.models import OrderStatus as StoredStatus
+from ordersvc.orders.schemas import OrderStatus
 
 
 class ClaimRequest(BaseModel):
@@ -70,10 +71,10 @@ class WorkStateOut(BaseModel):
     @classmethod
     def of(cls, state: WorkState) -> WorkStateOut:
         order = state.order
-        final = order.status != OrderStatus.IN_PROGRESS.value
+        final = order.status != StoredStatus.IN_PROGRESS.value
         return cls(
             id=order.public_id,
-            status=OrderStatus(order.status),
+            status=OrderStatus.of(order.status),
             delivered=order.delivered,
             progress=order.progress,
             lease_until=order.lease_until,

@@ -29,7 +29,6 @@ from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
 from ordersvc.orders.errors import OrderNotFound, RecipientOptedOut
-from ordersvc.orders.models import OrderStatus
 from ordersvc.orders.schemas import (
     ORDER_ID_PATTERN,
     OrderCancellation,
@@ -38,6 +37,7 @@ from ordersvc.orders.schemas import (
     OrderEventOut,
     OrderList,
     OrderOut,
+    OrderStatus,
 )
 from ordersvc.pagination import DEFAULT_LIMIT, LIST_ERRORS, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
@@ -222,7 +222,7 @@ async def orders_list(
     try:
         try:
             filters = orders.OrderFilters(
-                status=status.value if status else None,
+                status=status.stored.value if status else None,
                 email=email,
                 created_gte=_utc("created_gte", created_gte),
                 created_lt=_utc("created_lt", created_lt),
@@ -250,7 +250,7 @@ async def orders_list(
     responses=problem_responses(OrderNotFound, lifecycle.OrderNotCancelable),
 )
 async def orders_cancel(order_id: OrderId, account: AccountDep, session: SessionDep) -> OrderCancellation:
-    """Before work starts (`awaiting confirmation`, `pending`): the order is `canceled` and its
+    """Before work starts (`awaiting_confirmation`, `pending`): the order is `canceled` and its
     price refunded in full, now. In progress: the cancellation is recorded, the worker stops at
     its next call, and the order ends `partial` with a refund of the undelivered share.
     Finished orders: 409 `order_not_cancelable`. Cancelling twice never refunds twice."""

@@ -15,7 +15,7 @@ MAX_QUANTITY = 50_000
 
 
 class OrderStatus(StrEnum):
-    """Statuses as the wire shows them."""
+    """Statuses as stored and as the legacy API shows them (REST: `schemas.OrderStatus`)."""
 
     AWAITING_CONFIRMATION = "awaiting confirmation"
     PENDING = "pending"

@@ -1,19 +1,40 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt
 
 from ordersvc.money import format_usd
-from ordersvc.orders import lifecycle
-from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, PUBLIC_ID_PATTERN, Order, OrderEvent, OrderStatus
+from ordersvc.orders import lifecycle, models
+from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, PUBLIC_ID_PATTERN, Order, OrderEvent
 from ordersvc.schemas import MoneyStr
 
 if TYPE_CHECKING:
     from ordersvc.orders.service import NewOrder
 
 ORDER_ID_PATTERN = PUBLIC_ID_PATTERN
+
+
+class OrderStatus(StrEnum):
+    """An order's status as the REST API writes it: `models.OrderStatus` member for member, in
+    snake_case (the stored value, which the legacy API keeps, has spaces)."""
+
+    AWAITING_CONFIRMATION = "awaiting_confirmation"
+    PENDING = "pending"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    CANCELED = "canceled"
+
+    @classmethod
+    def of(cls, stored: str) -> OrderStatus:
+        return cls[models.OrderStatus(stored).name]
+
+    @property
+    def stored(self) -> models.OrderStatus:
+        return models.OrderStatus[self.name]
 
 
 class OrderCreate(BaseModel):
@@ -60,7 +81,7 @@ class OrderOut(BaseModel):
     created: datetime
     cancelable: bool = Field(
         description="Whether `POST /v1/orders/{order_id}/cancel` would be accepted now: while the order is "
-        "`awaiting confirmation`, `pending` or `in progress` (in progress, the cancellation is recorded for "
+        "`awaiting_confirmation`, `pending` or `in_progress` (in progress, the cancellation is recorded for "
         "its worker; asking again once it is recorded is accepted and changes nothing)."
     )
 
@@ -72,7 +93,7 @@ class OrderOut(BaseModel):
             email=order.email,
             quantity=order.quantity,
             price=format_usd(order.price_mills),
-            status=OrderStatus(order.status),
+            status=OrderStatus.of(order.status),
             progress=order.progress,
             created=order.created_at,
             cancelable=lifecycle.cancelable(order.status),
@@ -102,8 +123,8 @@ class OrderEventOut(BaseModel):
     def of(cls, event: OrderEvent) -> OrderEventOut:
         assert event.created_at is not None
         return cls(
-            from_status=OrderStatus(event.from_status) if event.from_status else None,
-            to_status=OrderStatus(event.to_status),
+            from_status=OrderStatus.of(event.from_status) if event.from_status else None,
+            to_status=OrderStatus.of(event.to_status),
             reason=event.reason,
             created=event.created_at,
         )

@@ -11,10 +11,10 @@ type OrderStatus = Schemas["OrderStatus"];
 const REFRESH_MS = 10_000;
 
 const STATUS_HELP: Record<OrderStatus, string> = {
-  "awaiting confirmation":
+  awaiting_confirmation:
     "We have emailed the recipient a confirmation link. Work starts when they confirm; if they decline or do not answer within 72 hours, the order is canceled and refunded in full.",
   pending: "Confirmed by the recipient; waiting for a fulfilment worker.",
-  "in progress": "A fulfilment worker is delivering it.",
+  in_progress: "A fulfilment worker is delivering it.",
   completed: "Delivered in full.",
   partial: "Stopped before the end; the undelivered share was refunded.",
   canceled: "Canceled; what was not delivered was refunded.",
@@ -32,7 +32,8 @@ export function validateOrder(email: string, quantityText: string): { email?: st
 }
 
 function statusBadge(status: OrderStatus): HTMLElement {
-  return h("span", { class: `badge status-${status.replace(" ", "-")}`, title: STATUS_HELP[status] }, status);
+  // The API's values are snake_case; people read words.
+  return h("span", { class: `badge status-${status.replace("_", "-")}`, title: STATUS_HELP[status] }, status.replace("_", " "));
 }
 
 function progressBar(order: Order): HTMLElement {
@@ -98,7 +99,7 @@ export function ordersPage(context: AppContext): Page {
       },
     ],
     shown: (orders) => {
-      const waiting = orders.filter((o) => o.status === "awaiting confirmation").length;
+      const waiting = orders.filter((o) => o.status === "awaiting_confirmation").length;
       fill(
         awaitingNote,
         waiting > 0
@@ -106,7 +107,7 @@ export function ordersPage(context: AppContext): Page {
               "p",
               { class: "message info", role: "note" },
               h("strong", null, waiting === 1 ? "1 order is awaiting confirmation. " : `${waiting} orders are awaiting confirmation. `),
-              STATUS_HELP["awaiting confirmation"],
+              STATUS_HELP.awaiting_confirmation,
             )
           : null,
       );
@@ -115,7 +116,7 @@ export function ordersPage(context: AppContext): Page {
   });
 
   const form = orderForm(context, async (order) => {
-    notice.show("success", [`Order `, h("code", null, order.id), ` placed: ${usd(order.price)} debited. `, order.status === "awaiting confirmation" ? "It waits for the recipient's confirmation." : ""]);
+    notice.show("success", [`Order `, h("code", null, order.id), ` placed: ${usd(order.price)} debited. `, order.status === "awaiting_confirmation" ? "It waits for the recipient's confirmation." : ""]);
     await Promise.all([table.first(), context.refreshBalance()]);
   });
 
@@ -289,7 +290,7 @@ function createCancelDialog(
         "Order ",
         h("code", null, order.id),
         ` to ${order.email}: `,
-        order.status === "in progress"
+        order.status === "in_progress"
           ? "delivery stops at the worker's next report, and the undelivered share is refunded then."
           : `${usd(order.price)} is refunded now.`,
       );
