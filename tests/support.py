@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -165,3 +166,13 @@ def text_of(message: Message) -> str:
             assert isinstance(payload, bytes)
             return payload.decode()
     raise AssertionError("no text part")
+
+
+def rate_limit_remaining(response: httpx.Response) -> str | None:
+    """The `r` (requests left) of the answer's `RateLimit` field, or None without one."""
+    field = response.headers.get("RateLimit")
+    if field is None:
+        return None
+    match = re.fullmatch(r'"burst";r=(\d+);t=\d+', field)
+    assert match, field
+    return match.group(1)

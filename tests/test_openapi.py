@@ -160,6 +160,29 @@ class TestDocument:
                     assert (example["value"]["code"], example["value"]["status"]) == (code, int(status))
                     assert f"`{code}`" in response["description"]
 
+    def test_response_headers_are_documented(self, document: dict[str, Any]) -> None:
+        """X-Request-ID on every answer; the rate limit's fields where a customer's request is
+        counted; Retry-After on 429 and 503; WWW-Authenticate on 401."""
+        assert set(document["components"]["headers"]) == {
+            "X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After", "WWW-Authenticate",
+        }  # fmt: skip
+        ops = operations(document)
+
+        def headers(key: tuple[str, str], status: str) -> set[str]:
+            return set(ops[key]["responses"][status]["headers"])
+
+        create = ("post", "/v1/orders")
+        assert headers(create, "201") == {"X-Request-ID", "RateLimit", "RateLimit-Policy", "Idempotent-Replayed"}
+        assert headers(create, "429") == {"X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"}
+        assert headers(create, "503") == {"X-Request-ID", "Retry-After"}
+        assert headers(create, "401") == {"X-Request-ID", "WWW-Authenticate"}
+        assert headers(("get", "/v1/bonus-tiers"), "200") == {"X-Request-ID"}  # public: no rate limit
+        claim = ("post", "/v1/fulfilment/claim")
+        assert headers(claim, "200") == {"X-Request-ID"}  # workers are not rate limited
+        for op in ops.values():
+            for response in op["responses"].values():
+                assert "X-Request-ID" in response["headers"]
+
     def test_money_is_a_decimal_string_and_says_so(self, document: dict[str, Any]) -> None:
         schemas = document["components"]["schemas"]
         for name, field in [("BalanceOut", "balance"), ("OrderOut", "price"), ("PaymentOut", "amount")]:

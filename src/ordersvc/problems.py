@@ -286,11 +286,53 @@ def _problem_response(status: int, codes: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+HEADERS: dict[str, dict[str, Any]] = {
+    "X-Request-ID": {
+        "description": "This request's id: the one the request sent in `X-Request-ID` (1-128 of `A-Za-z0-9._:-`), "
+        "or a new one. It is on every log line of the request and in every problem document (`request_id`).",
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'IETF `RateLimit` field (draft-ietf-httpapi-ratelimit-headers): `"burst";r=<requests '
+        'left>;t=<seconds until the bucket is full again>`, e.g. `"burst";r=17;t=3`. Sent when the request was '
+        "counted against its API key's or session's rate limit.",
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Policy": {
+        "description": 'IETF `RateLimit-Policy` field: `"burst";q=<requests>;w=<seconds>`, e.g. `"burst";q=20;w=2`: '
+        "a token bucket of `q` requests, refilled in `w` seconds.",
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+    "WWW-Authenticate": {
+        "description": 'The scheme to authenticate with: `Bearer realm="ordersvc"`.',
+        "schema": {"type": "string"},
+    },
+}
+
+
+def _headers_of(status: str, schemes: set[str]) -> dict[str, Any]:
+    """The response headers of an answer with this status, for an operation of these schemes."""
+    names = ["X-Request-ID"]
+    if "sessionCookie" in schemes and status not in {"401", "503"}:
+        names += ["RateLimit", "RateLimit-Policy"]
+    if status in {"429", "503"}:
+        names.append("Retry-After")
+    if status == "401":
+        names.append("WWW-Authenticate")
+    return {name: {"$ref": f"#/components/headers/{name}"} for name in names}
+
+
 def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
     """Every operation's error responses, from the codes its route declares
     (`problem_responses`) and those its kind always can answer (`_automatic_codes`): each
     status lists its codes, is sent as `application/problem+json`, and has an example per
-    code; `Problem.code` is the `ErrorCode` enum of every code."""
+    code; `Problem.code` is the `ErrorCode` enum of every code. And every response's headers:
+    `X-Request-ID` always, the rate limit's where one is counted, `Retry-After` on 429 and 503,
+    `WWW-Authenticate` on 401."""
     for path in schema.get("paths", {}).values():
         for method, operation in path.items():
             responses: dict[str, Any] = operation.setdefault("responses", {})
@@ -302,8 +344,12 @@ def document_problems(schema: dict[str, Any]) -> dict[str, Any]:
                     del responses[status]
             for error_status, status_codes in codes.items():
                 responses[str(error_status)] = _problem_response(error_status, status_codes)
+            schemes = {name for requirement in operation.get("security", []) for name in requirement}
+            for status, response in responses.items():
+                response["headers"] = {**response.get("headers", {}), **_headers_of(status, schemes)}
             operation["responses"] = dict(sorted(responses.items()))
-    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    schema.setdefault("components", {})["headers"] = HEADERS
+    components = schema["components"].setdefault("schemas", {})
     components["ErrorCode"] = {
         "type": "string",
         "enum": sorted(PROBLEM_TYPES),

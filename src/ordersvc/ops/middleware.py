@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ordersvc.logging_config import log_request, loggable_path, redact_query_string
 from ordersvc.ops import metrics
+from ordersvc.ops.dberrors import RETRY_AFTER_SECONDS
 from ordersvc.problem_types import REQUEST_ID_STATE, problem_body
 from ordersvc.text import is_ascii_digits
 
@@ -159,6 +160,7 @@ class RequestContextMiddleware:
                             *_problem(
                                 scope, 503, "timeout", "The request took too long and was not completed; retry it."
                             ),
+                            [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
                         )
             except Exception:
                 # Answered here rather than by Starlette's outermost handler, so that the answer

@@ -27,6 +27,7 @@ from ordersvc.ops import metrics
 logger = logging.getLogger(__name__)
 
 MAX_BUCKETS_IN_MEMORY = 100_000
+POLICY = "burst"  # the name of the one policy in the RateLimit header fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +37,15 @@ class Decision:
     remaining: int  # whole requests left now
     reset_seconds: int  # until the bucket is full again
     retry_after_seconds: int  # until one request is allowed again (0 when allowed)
+    window_seconds: int  # the time the bucket takes to fill from empty
 
     def headers(self) -> dict[str, str]:
-        """IETF draft RateLimit header fields (and Retry-After on a refusal)."""
+        """The IETF `RateLimit` and `RateLimit-Policy` fields (draft-ietf-httpapi-ratelimit-headers,
+        structured fields): the policy `"burst"` allows `q` requests per `w` seconds; `r` are left,
+        and the bucket is full again in `t` seconds. Retry-After on a refusal."""
         headers = {
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(self.remaining),
-            "RateLimit-Reset": str(self.reset_seconds),
+            "RateLimit-Policy": f'"{POLICY}";q={self.limit};w={self.window_seconds}',
+            "RateLimit": f'"{POLICY}";r={self.remaining};t={self.reset_seconds}',
         }
         if not self.allowed:
             headers["Retry-After"] = str(self.retry_after_seconds)
@@ -70,6 +73,7 @@ def _decide(tokens: float, allowed: bool, burst: int, rate: float) -> Decision:
         remaining=max(0, math.floor(tokens)),
         reset_seconds=math.ceil(max(0.0, burst - tokens) / rate),
         retry_after_seconds=0 if allowed else max(1, math.ceil((1 - tokens) / rate)),
+        window_seconds=math.ceil(burst / rate),
     )
 
 
