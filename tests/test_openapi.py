@@ -231,6 +231,13 @@ class TestCors:
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
         assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
+        simple = await httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t").get(
+            "/healthz", headers={"Origin": "https://app.example.com"}
+        )
+        exposed = simple.headers["access-control-expose-headers"].lower()
+        assert {"x-request-id", "ratelimit", "ratelimit-policy", "retry-after"} <= set(
+            exposed.replace(" ", "").split(",")
+        )
         refused = await self.preflight(app, "https://evil.example.com")
         assert "access-control-allow-origin" not in refused.headers
 

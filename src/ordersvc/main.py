@@ -149,8 +149,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Idempotent-Replayed"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            # What a browser app may read of an answer, beyond the CORS-safelisted fields.
+            expose_headers=["Idempotent-Replayed", "X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
             max_age=600,
         )
     app.add_middleware(HeadAsGetMiddleware, exempt=LEGACY_PATHS)
