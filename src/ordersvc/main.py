@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.utils import get_openapi
 
-from ordersvc import db
+from ordersvc import db, openapi_document
 from ordersvc.accounts import second_factor
 from ordersvc.accounts.auth_endpoints import router as auth_router
 from ordersvc.accounts.endpoints import router as accounts_router
@@ -35,7 +35,7 @@ from ordersvc.ops.ratelimit import create_rate_limiter
 from ordersvc.orders.endpoints import router as orders_router
 from ordersvc.outbox import mailer
 from ordersvc.problem_pages import router as problem_pages_router
-from ordersvc.problems import document_problems, install_problem_handlers
+from ordersvc.problems import install_problem_handlers
 
 DESCRIPTION = """\
 Prepaid-balance orders. Your account holds a USD balance; an order (a target email and a
@@ -173,7 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
-            app.openapi_schema = document_problems(schema)
+            app.openapi_schema = openapi_document.finish(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -24,7 +24,7 @@ from ordersvc.accounts.schemas import (
     LoginIn,
     PasswordChangeIn,
     PasswordResetIn,
-    RecoveryCodes,
+    RecoveryCodeList,
     SecurityOut,
     SessionCreated,
     SessionList,
@@ -411,11 +411,11 @@ async def account_totp_start(
 )
 async def account_totp_confirm(
     body: TotpCodeIn, account: AccountDep, request: Request, session: SessionDep
-) -> RecoveryCodes:
+) -> RecoveryCodeList:
     """Turn two-factor sign-in on with a code from the app; the recovery codes are shown once."""
     assert account.id is not None
     codes = await security.confirm_totp(session, account_id=account.id, code=body.code, settings=_settings(request))
-    return RecoveryCodes(recovery_codes=codes)
+    return RecoveryCodeList(recovery_codes=codes)
 
 
 @router.post(

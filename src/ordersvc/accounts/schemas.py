@@ -204,7 +204,9 @@ class TotpCodeIn(BaseModel):
     code: str = Field(max_length=16)
 
 
-class RecoveryCodes(BaseModel):
+# Not `RecoveryCodes`: openapi-python-client names a local variable after the model, which then
+# collides with its field `recovery_codes` (the generated package failed mypy --strict).
+class RecoveryCodeList(BaseModel):
     recovery_codes: list[str] = Field(description="Shown this once. Each signs in once instead of a code.")
 
 
