@@ -50,4 +50,9 @@ class TestApiKeys:
     async def test_odd_prefix_is_404(self, client: httpx.AsyncClient, make_customer: MakeCustomer) -> None:
         customer = await make_customer()
         for prefix in ("x", "osk_%00%00%00%00%00%00%00%00", "osk_" + "a" * 150):
-            assert (await client.delete(f"/v1/api-keys/{prefix}", headers=auth(customer))).status_code in (404, 422)
+            # 400: a NUL in the path is a malformed request
+            assert (await client.delete(f"/v1/api-keys/{prefix}", headers=auth(customer))).status_code in (
+                400,
+                404,
+                422,
+            )
