@@ -67,7 +67,7 @@ export interface paths {
         put?: never;
         /**
          * Cancel an order
-         * @description Before work starts (`awaiting confirmation`, `pending`): the order is `canceled` and its
+         * @description Before work starts (`awaiting_confirmation`, `pending`): the order is `canceled` and its
          *     price refunded in full, now. In progress: the cancellation is recorded, the worker stops at
          *     its next call, and the order ends `partial` with a refund of the undelivered share.
          *     Finished orders: 409 `order_not_cancelable`. Cancelling twice never refunds twice.
@@ -874,6 +874,7 @@ export interface components {
             created: string;
             /**
              * Revoked
+             * Format: date-time
              * @description When it was revoked; null while it is active.
              */
             revoked: string | null;
@@ -1138,7 +1139,7 @@ export interface components {
              * Totp Code
              * @description Once two-factor sign-in is on: the app's 6-digit code, or an unused recovery code.
              */
-            totp_code?: string | null;
+            totp_code?: string;
         };
         /**
          * Network
@@ -1273,16 +1274,17 @@ export interface components {
             created: string;
             /**
              * Cancelable
-             * @description Whether `POST /v1/orders/{order_id}/cancel` would be accepted now: while the order is `awaiting confirmation`, `pending` or `in progress` (in progress, the cancellation is recorded for its worker; asking again once it is recorded is accepted and changes nothing).
+             * @description Whether `POST /v1/orders/{order_id}/cancel` would be accepted now: while the order is `awaiting_confirmation`, `pending` or `in_progress` (in progress, the cancellation is recorded for its worker; asking again once it is recorded is accepted and changes nothing).
              */
             cancelable: boolean;
         };
         /**
          * OrderStatus
-         * @description Statuses as the wire shows them.
+         * @description An order's status as the REST API writes it: `models.OrderStatus` member for member, in
+         *     snake_case (the stored value, which the legacy API keeps, has spaces).
          * @enum {string}
          */
-        OrderStatus: "awaiting confirmation" | "pending" | "in progress" | "completed" | "partial" | "canceled";
+        OrderStatus: "awaiting_confirmation" | "pending" | "in_progress" | "completed" | "partial" | "canceled";
         /** PasswordChangeIn */
         PasswordChangeIn: {
             /** Current Password */
@@ -1388,38 +1390,50 @@ export interface components {
         };
         /**
          * Problem
-         * @description An error, as RFC 9457 problem details. Branch on `code`, which is stable; `title` and
-         *     `detail` are for people.
+         * @description An error, as RFC 9457 problem details. Branch on `code`, which is stable (each operation
+         *     lists the codes it can answer per status, in `x-error-codes`); `title` and `detail` are for
+         *     people.
          * @example {
          *       "code": "insufficient_balance",
          *       "detail": "Insufficient balance.",
+         *       "request_id": "5f0c1d2e3a4b5c6d0000000000000001",
          *       "status": 402,
-         *       "title": "Payment Required",
+         *       "title": "Balance too low",
          *       "type": "/problems/insufficient_balance"
          *     }
          */
         Problem: {
             /**
              * Type
-             * @description A URI reference naming the problem type: `/problems/{code}`.
+             * @description A URI reference to the problem type's page, `/problems/{code}`: HTML for a browser, JSON (`application/problem+json` fields of the type) for a client.
              */
             type: string;
-            /** Title */
-            title: string;
-            /** Status */
-            status: number;
-            /** Detail */
-            detail: string;
             /**
-             * Code
-             * @description Stable machine code: `unauthorized`, `not_found`, `validation_error`, `invalid_email`, `invalid_quantity`, `invalid_text`, `insufficient_balance`, `idempotency_conflict`, `invalid_cursor`, ...
+             * Title
+             * @description What the problem is, the same for every problem of this `code`.
              */
-            code: string;
+            title: string;
+            /**
+             * Status
+             * @description The HTTP status code.
+             */
+            status: number;
+            /**
+             * Detail
+             * @description This occurrence of the problem, for people.
+             */
+            detail: string;
+            code: components["schemas"]["ErrorCode"];
+            /**
+             * Request Id
+             * @description This request's id, as in the `X-Request-ID` header: quote it to support.
+             */
+            request_id: string;
             /**
              * Errors
-             * @description Per-field errors, for validation problems.
+             * @description Per-field errors, for validation problems; absent otherwise.
              */
-            errors?: components["schemas"]["FieldError"][] | null;
+            errors?: components["schemas"]["FieldError"][];
         };
         /**
          * ProgressRequest
@@ -1434,8 +1448,8 @@ export interface components {
              */
             delivered: number;
         };
-        /** RecoveryCodes */
-        RecoveryCodes: {
+        /** RecoveryCodeList */
+        RecoveryCodeList: {
             /**
              * Recovery Codes
              * @description Shown this once. Each signs in once instead of a code.
@@ -1548,7 +1562,7 @@ export interface components {
              * Password
              * @description A new account's link: the password chosen now, required (422 `password_required` without it). A new address's link (email change): leave it out.
              */
-            password?: string | null;
+            password?: string;
         };
         /** WorkStateOut */
         WorkStateOut: {
@@ -1559,7 +1573,10 @@ export interface components {
             delivered: number;
             /** Progress */
             progress: number;
-            /** Lease Until */
+            /**
+             * Lease Until
+             * Format: date-time
+             */
             lease_until: string | null;
             /**
              * Stop
@@ -1567,11 +1584,27 @@ export interface components {
              */
             stop: boolean;
         };
+        /**
+         * @description Every problem `code`; `GET /problems/{code}` explains each one.
+         * @enum {string}
+         */
+        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_text" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "order_not_cancelable" | "password_not_expected" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "recipient_opted_out" | "service_unavailable" | "timeout" | "too_many_attempts" | "totp_already_enabled" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "worker_exists" | "wrong_password";
     };
     responses: never;
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description This request's id: the one the request sent in `X-Request-ID` (1-128 of `A-Za-z0-9._:-`), or a new one. It is on every log line of the request and in every problem document (`request_id`). */
+        "X-Request-ID": string;
+        /** @description IETF `RateLimit` field (draft-ietf-httpapi-ratelimit-headers): `"burst";r=<requests left>;t=<seconds until the bucket is full again>`, e.g. `"burst";r=17;t=3`. Sent when the request was counted against its API key's or session's rate limit. */
+        RateLimit: string;
+        /** @description IETF `RateLimit-Policy` field: `"burst";q=<requests>;w=<seconds>`, e.g. `"burst";q=20;w=2`: a token bucket of `q` requests, refilled in `w` seconds. */
+        "RateLimit-Policy": string;
+        /** @description Seconds to wait before trying again. */
+        "Retry-After": number;
+        /** @description The scheme to authenticate with: `Bearer realm="ordersvc"`. */
+        "WWW-Authenticate": string;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -1582,17 +1615,17 @@ export interface operations {
                 /** @description Page size. */
                 limit?: number;
                 /** @description An order id: return older orders (the next page). */
-                starting_after?: string | null;
+                starting_after?: string;
                 /** @description An order id: return newer orders (the previous page). */
-                ending_before?: string | null;
+                ending_before?: string;
                 /** @description Only orders in this status. */
-                status?: components["schemas"]["OrderStatus"] | null;
+                status?: components["schemas"]["OrderStatus"];
                 /** @description Only orders to this email (any case). */
-                email?: string | null;
+                email?: string;
                 /** @description Only orders created at or after (ISO 8601). */
-                created_gte?: string | null;
+                created_gte?: string;
                 /** @description Only orders created before (ISO 8601). */
-                created_lt?: string | null;
+                created_lt?: string;
             };
             header?: never;
             path?: never;
@@ -1603,51 +1636,75 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["OrderList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1661,7 +1718,7 @@ export interface operations {
             query?: never;
             header?: {
                 /** @description Any unique string (a UUID is ideal). Retrying with the same key and body returns the first response without a second debit; the same key with another body is 409 `idempotency_conflict`. Keys belong to your account and are kept at least 24 hours. */
-                "Idempotency-Key"?: string | null;
+                "Idempotency-Key"?: string;
             };
             path?: never;
             cookie?: never;
@@ -1677,78 +1734,140 @@ export interface operations {
                 headers: {
                     /** @description `true` when this response replays an earlier request's. */
                     "Idempotent-Replayed"?: "true";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["OrderOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The balance does not cover the price (`insufficient_balance`). */
+            /** @description - `insufficient_balance`: Balance too low. */
             402: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /**
+             * @description - `idempotency_conflict`: Idempotency key reused.
+             *     - `recipient_opted_out`: Recipient has opted out.
+             */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_email`: Invalid email address.
+             *     - `invalid_quantity`: Quantity out of range.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1772,60 +1891,83 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["OrderOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1849,69 +1991,107 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["OrderCancellation"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /** @description - `order_not_cancelable`: Order already finished. */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1935,60 +2115,83 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["OrderEventList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2009,51 +2212,59 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["BalanceOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2068,11 +2279,11 @@ export interface operations {
                 /** @description Page size. */
                 limit?: number;
                 /** @description A payment id: return older payments than it (the next page). */
-                starting_after?: number | null;
+                starting_after?: number;
                 /** @description A payment id: return newer payments than it (the previous page). */
-                ending_before?: number | null;
+                ending_before?: number;
                 /** @description Only payments of this kind. */
-                kind?: components["schemas"]["PaymentKind"] | null;
+                kind?: components["schemas"]["PaymentKind"];
             };
             header?: never;
             path?: never;
@@ -2083,51 +2294,75 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["PaymentList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2148,51 +2383,59 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["DepositAddressList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2215,60 +2458,83 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["DepositAddressOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such object for this account. */
+            /** @description - `no_deposit_address`: No deposit address yet. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2291,6 +2557,9 @@ export interface operations {
             /** @description You had one already: the same address. */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2300,60 +2569,98 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["DepositAddressOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /**
+             * @description - `csrf_failed`: CSRF token missing or wrong.
+             *     - `email_not_verified`: Email address not verified.
+             */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /** @description - `no_address_available`: No deposit address free. */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2368,9 +2675,9 @@ export interface operations {
                 /** @description Page size. */
                 limit?: number;
                 /** @description A deposit id: older ones. */
-                starting_after?: number | null;
+                starting_after?: number;
                 /** @description A deposit id: newer ones. */
-                ending_before?: number | null;
+                ending_before?: number;
             };
             header?: never;
             path?: never;
@@ -2381,51 +2688,75 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["DepositList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2446,10 +2777,35 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["BonusTierList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2470,78 +2826,139 @@ export interface operations {
             /** @description Successful Response */
             201: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["CouponRedeemed"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this account. */
+            /** @description - `coupon_not_found`: Unknown coupon. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /**
+             * @description - `coupon_expired`: Coupon expired.
+             *     - `coupon_disabled`: Coupon withdrawn.
+             *     - `coupon_exhausted`: Coupon used up.
+             *     - `coupon_already_redeemed`: Coupon already redeemed.
+             */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2562,51 +2979,59 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["AccountOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2627,51 +3052,59 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKeyList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2689,67 +3122,117 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["ApiKeyIn"] | null;
+                "application/json": components["schemas"]["ApiKeyIn"];
             };
         };
         responses: {
             /** @description Successful Response */
             201: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKeyCreated"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2773,58 +3256,93 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2849,42 +3367,76 @@ export interface operations {
             /** @description Successful Response */
             202: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_email`: Invalid email address.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `too_many_attempts`: Too many attempts. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2909,51 +3461,80 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["AccountOut"];
                 };
             };
-            /** @description The link's token is not valid or was already used (`invalid_token`). */
+            /**
+             * @description - `invalid_text`: Text not accepted.
+             *     - `invalid_token`: Link not valid.
+             */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The link has expired (`expired_token`): ask for a new one. */
+            /** @description - `expired_token`: Link expired. */
             410: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `password_required`: Choose a password.
+             *     - `password_not_expected`: No password for this link.
+             *     - `weak_password`: Password too weak.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2978,42 +3559,75 @@ export interface operations {
             /** @description Successful Response */
             202: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `too_many_attempts`: Too many attempts. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3038,60 +3652,103 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SessionCreated"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `invalid_credentials`: Wrong email or password.
+             *     - `totp_required`: Second factor needed.
+             *     - `invalid_totp_code`: Wrong second-factor code.
+             */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /**
+             * @description - `email_not_verified`: Email address not verified.
+             *     - `account_disabled`: Account disabled.
+             */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `too_many_attempts`: Too many attempts. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3116,42 +3773,75 @@ export interface operations {
             /** @description Successful Response */
             202: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `too_many_attempts`: Too many attempts. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3176,49 +3866,76 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description The link's token is not valid or was already used (`invalid_token`). */
+            /**
+             * @description - `invalid_text`: Text not accepted.
+             *     - `invalid_token`: Link not valid.
+             */
             400: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The link has expired (`expired_token`): ask for a new one. */
+            /** @description - `expired_token`: Link expired. */
             410: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `weak_password`: Password too weak.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3239,49 +3956,69 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3302,49 +4039,69 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3365,51 +4122,59 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SessionList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3433,58 +4198,93 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3505,51 +4305,59 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SecurityOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3574,58 +4382,115 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /**
+             * @description - `csrf_failed`: CSRF token missing or wrong.
+             *     - `wrong_password`: Current password is wrong.
+             */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `weak_password`: Password too weak.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /**
+             * @description - `rate_limited`: Rate limit reached.
+             *     - `too_many_attempts`: Too many attempts.
+             */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3650,60 +4515,117 @@ export interface operations {
             /** @description Successful Response */
             202: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /**
+             * @description - `csrf_failed`: CSRF token missing or wrong.
+             *     - `wrong_password`: Current password is wrong.
+             */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_email`: Invalid email address.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /**
+             * @description - `rate_limited`: Rate limit reached.
+             *     - `too_many_attempts`: Too many attempts.
+             */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3728,69 +4650,128 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TotpStarted"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /**
+             * @description - `csrf_failed`: CSRF token missing or wrong.
+             *     - `wrong_password`: Current password is wrong.
+             */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /** @description - `totp_already_enabled`: Second factor already on. */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /**
+             * @description - `rate_limited`: Rate limit reached.
+             *     - `too_many_attempts`: Too many attempts.
+             */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3815,69 +4796,128 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["RecoveryCodes"];
+                    "application/json": components["schemas"]["RecoveryCodeList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `invalid_totp_code`: Wrong second-factor code.
+             */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /**
+             * @description - `totp_already_enabled`: Second factor already on.
+             *     - `totp_not_started`: Second-factor enrolment not started.
+             */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /** @description - `rate_limited`: Rate limit reached. */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3902,58 +4942,114 @@ export interface operations {
             /** @description Successful Response */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
+            /**
+             * @description - `csrf_failed`: CSRF token missing or wrong.
+             *     - `wrong_password`: Current password is wrong.
+             */
             403: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
+            /**
+             * @description - `rate_limited`: Rate limit reached.
+             *     - `too_many_attempts`: Too many attempts.
+             */
             429: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3978,60 +5074,76 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["ClaimedList"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_params`: Invalid parameters.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4059,78 +5171,98 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /**
+             * @description - `lease_not_held`: Order not held by this worker.
+             *     - `invalid_progress`: Delivered count cannot go back.
+             */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4158,78 +5290,96 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /** @description - `lease_not_held`: Order not held by this worker. */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_params`: Invalid parameters.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4253,69 +5403,72 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /** @description - `lease_not_held`: Order not held by this worker. */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4343,78 +5496,95 @@ export interface operations {
             /** @description Successful Response */
             200: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
-            /** @description Missing, unknown or revoked API key or session; at sign-in, wrong credentials or a second factor needed (`invalid_credentials`, `totp_required`, `invalid_totp_code`). */
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
             401: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Refused for this caller: a change sent with a session cookie but no CSRF token (`csrf_failed`), a wrong current password (`wrong_password`), an unverified or disabled account. */
-            403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such object for this account. */
+            /** @description - `not_found`: No such object. */
             404: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Conflict, e.g. an Idempotency-Key reused with another body (`idempotency_conflict`). */
+            /** @description - `lease_not_held`: Order not held by this worker. */
             409: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body was not sent as `application/json` (`unsupported_media_type`). */
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
             415: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Invalid request: see `code` and `errors` (`invalid_text` for a NUL, an unpaired surrogate or invalid UTF-8 anywhere in the request). */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
             422: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Too many requests for this API key (`rate_limited`), or too many sign-in attempts or mail requests (`too_many_attempts`): wait `Retry-After` seconds. */
-            429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Temporarily unavailable (`service_unavailable`, `timeout`): retry after `Retry-After` seconds; an `Idempotency-Key` makes the retry safe. */
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
             503: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {

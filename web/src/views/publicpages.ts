@@ -130,7 +130,7 @@ function verifyPage(token: string): HTMLElement {
     try {
       const { data, error } = await api.POST("/v1/auth/verify-email", { body: { token } });
       if (data) message.show("success", verified(data.email));
-      else if ((error as { code?: string } | undefined)?.code === "password_required") {
+      else if (error?.code === "password_required") {
         message.clear();
         fill(slot, choosePasswordForm(token, message, verified));
       } else message.show("error", problemText(error));

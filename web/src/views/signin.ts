@@ -75,13 +75,13 @@ function passwordSignIn(onSignedIn: () => void, message: ReturnType<typeof messa
     message.clear();
     try {
       const { data, error } = await api.POST("/v1/auth/login", {
-        body: { email: email.value.trim(), password: password.value, totp_code: codeField.hidden ? null : code.value.trim() || null },
+        body: { email: email.value.trim(), password: password.value, totp_code: codeField.hidden ? undefined : code.value.trim() || undefined },
       });
       if (data) {
         onSignedIn();
         return;
       }
-      if (error && (error as { code?: string }).code === "totp_required") {
+      if (error?.code === "totp_required") {
         codeField.hidden = false;
         message.show("info", "Two-factor sign-in is on for this account. Enter the code from your authenticator app.");
         code.focus();
