@@ -116,13 +116,17 @@ class TestDocument:
             },
             "orders_cancel": {
                 **head, **outage, **change,
-                "404": ["not_found"], "409": ["order_not_cancelable"], "422": ["validation_error"],
+                "404": ["not_found"], "409": ["idempotency_conflict", "order_not_cancelable"],
+                "422": ["invalid_idempotency_key", "validation_error"],
             },
             "coupons_redeem": {
                 **head, **outage, **change, **json_body,
                 "404": ["coupon_not_found"],
-                "409": ["coupon_already_redeemed", "coupon_disabled", "coupon_exhausted", "coupon_expired"],
-                "422": ["validation_error", "invalid_text"],
+                "409": [
+                    "coupon_already_redeemed", "coupon_disabled", "coupon_exhausted", "coupon_expired",
+                    "idempotency_conflict",
+                ],
+                "422": ["validation_error", "invalid_text", "invalid_idempotency_key"],
             },
             # A worker's token: no customer rate limit, no browser session.
             "fulfilment_complete": {
@@ -199,9 +203,22 @@ class TestDocument:
     def test_quantity_range_and_idempotency_header_are_documented(self, document: dict[str, Any]) -> None:
         quantity = document["components"]["schemas"]["OrderCreate"]["properties"]["quantity"]
         assert (quantity["minimum"], quantity["maximum"]) == (500, 50000)
-        create = operations(document)[("post", "/v1/orders")]
-        assert [p["name"] for p in create["parameters"]] == ["Idempotency-Key"]
-        assert "Idempotent-Replayed" in create["responses"]["201"]["headers"]
+        # Every POST that creates or moves something takes a key, and says when it replays.
+        for key, status in [
+            (("post", "/v1/orders"), "201"),
+            (("post", "/v1/coupons/redeem"), "201"),
+            (("post", "/v1/api-keys"), "201"),
+            (("post", "/v1/orders/{order_id}/cancel"), "200"),
+            (("post", "/v1/deposit-addresses/{network}"), "201"),
+        ]:
+            op = operations(document)[key]
+            (header,) = [p for p in op["parameters"] if p["in"] == "header"]
+            assert (header["name"], header["required"], header["schema"]["type"]) == (
+                "Idempotency-Key",
+                False,
+                "string",
+            )
+            assert "Idempotent-Replayed" in op["responses"][status]["headers"], key
 
     async def test_served_with_interactive_docs(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.1")

@@ -5,6 +5,7 @@ from ordersvc.consent.models import RecipientConsent, RecipientMailbox, Suppress
 from ordersvc.coupons.models import Coupon, CouponRedemption
 from ordersvc.deposits.models import BonusTier, Deposit, DepositAddress
 from ordersvc.fulfilment.models import Worker
+from ordersvc.idempotency import RequestReplay
 from ordersvc.ledger.models import Payment, PaymentKind
 from ordersvc.orders.models import IdempotencyKey, Order, OrderEvent, OrderStatus
 from ordersvc.outbox.models import OutboxMessage
@@ -26,6 +27,7 @@ __all__ = [
     "PaymentKind",
     "RecipientConsent",
     "RecipientMailbox",
+    "RequestReplay",
     "Suppression",
     "Worker",
 ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Request, Response, status
 
+from ordersvc import idempotency
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.accounts.schemas import AccountOut, ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut
+from ordersvc.keyring import keyring
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.problems import problem_responses
 from ordersvc.request_db import SessionDep
@@ -45,13 +47,40 @@ async def api_keys_list(account: AccountDep, session: SessionDep) -> ApiKeyList:
     tags=["api-keys"],
     summary="Create an API key",
     status_code=status.HTTP_201_CREATED,
+    responses={
+        201: {"description": "The new key, or replayed.", "headers": idempotency.REPLAYED_RESPONSE_HEADER},
+        **problem_responses(idempotency.InvalidIdempotencyKey, idempotency.IdempotencyConflict),
+    },
 )
-async def api_keys_create(account: AccountDep, session: SessionDep, body: ApiKeyIn | None = None) -> ApiKeyCreated:
+async def api_keys_create(
+    request: Request,
+    account: AccountDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: idempotency.IdempotencyKeyHeader = None,
+    body: ApiKeyIn | None = None,
+) -> ApiKeyCreated:
     """A new key for the account. The response is the only time the whole key is shown:
-    store it. Use several keys to rotate them without downtime."""
-    key, api_key = await accounts.create_api_key(session, account=account, name=body.name if body else "")
-    assert key.created_at is not None
-    return ApiKeyCreated(prefix=key.prefix, name=key.name, api_key=api_key, created=key.created_at)
+    store it. Use several keys to rotate them without downtime. With an `Idempotency-Key`, a
+    retry after a lost answer gets the same key again (the answer is kept sealed), not a
+    second key."""
+    name = body.name if body else ""
+
+    async def create() -> tuple[ApiKeyCreated, int]:
+        key, api_key = await accounts.create_api_key(session, account=account, name=name)
+        assert key.created_at is not None
+        created = ApiKeyCreated(prefix=key.prefix, name=key.name, api_key=api_key, created=key.created_at)
+        return created, status.HTTP_201_CREATED
+
+    assert account.id is not None
+    keyed = idempotency.Keyed(
+        account.id,
+        "api_keys_create",
+        idempotency_key,
+        idempotency.fingerprint(name=name),
+        sealed_with=keyring(request.app.state.settings),
+    )
+    return (await idempotency.once(session, keyed, ApiKeyCreated, create)).render(response)
 
 
 @router.delete(

@@ -6,10 +6,11 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi import status as http_status
 from pydantic import ValidationError
 
+from ordersvc import idempotency
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.auth import (
     SESSION_COOKIE,
@@ -74,7 +75,7 @@ class OrderCreateRoute(GuardedRoute):
             if parsed is None:
                 return await handler(request)
             out, replayed = await _create(request, *parsed)
-            headers = {"Idempotent-Replayed": "true"} if replayed else None
+            headers = {idempotency.REPLAYED_HEADER: "true"} if replayed else None
             body = out.model_dump_json()  # what the route's response model writes
             return Response(
                 body, status_code=http_status.HTTP_201_CREATED, media_type="application/json", headers=headers
@@ -92,16 +93,13 @@ async def _parse(request: Request) -> tuple[Credentials, OrderCreate, str | None
     if credentials.key is None and credentials.cookie is None:
         return None
     idempotency_key = request.headers.get("idempotency-key")
-    if idempotency_key is not None and len(idempotency_key) > MAX_IDEMPOTENCY_KEY_HEADER:
+    if idempotency_key is not None and len(idempotency_key) > idempotency.MAX_KEY_LENGTH:
         return None
     try:
         body = OrderCreate.model_validate_json(await request.body())  # the body stays cached for the route
     except ValidationError:
         return None
     return credentials, body, idempotency_key
-
-
-MAX_IDEMPOTENCY_KEY_HEADER = 255
 
 
 async def _create(
@@ -128,16 +126,7 @@ async def orders_create(
     request: Request,
     credentials: CredentialsDep,
     response: Response,
-    idempotency_key: Annotated[
-        str | None,
-        Header(
-            alias="Idempotency-Key",
-            max_length=MAX_IDEMPOTENCY_KEY_HEADER,
-            description="Any unique string (a UUID is ideal). Retrying with the same key and body returns the "
-            "first response without a second debit; the same key with another body is 409 "
-            "`idempotency_conflict`. Keys belong to your account and are kept at least 24 hours.",
-        ),
-    ] = None,
+    idempotency_key: idempotency.IdempotencyKeyHeader = None,
 ) -> OrderOut:
     """Place an order and debit its price (quantity / 1000 USD) from the balance at once.
 
@@ -147,7 +136,7 @@ async def orders_create(
     twice. A replayed response carries `Idempotent-Replayed: true`."""
     out, replayed = await _create(request, credentials, body, idempotency_key)
     if replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
     return out
 
 
@@ -160,19 +149,14 @@ router.add_api_route(
         201: {
             "description": "The order, placed now or (with `Idempotent-Replayed: true`) by an earlier request "
             "with the same Idempotency-Key.",
-            "headers": {
-                "Idempotent-Replayed": {
-                    "description": "`true` when this response replays an earlier request's.",
-                    "schema": {"type": "string", "enum": ["true"]},
-                }
-            },
+            "headers": idempotency.REPLAYED_RESPONSE_HEADER,
         },
         **problem_responses(
             InsufficientBalance,
             InvalidEmail,
             orders.InvalidQuantity,
-            orders.InvalidIdempotencyKey,
-            orders.IdempotencyConflict,
+            idempotency.InvalidIdempotencyKey,
+            idempotency.IdempotencyConflict,
             RecipientOptedOut,
         ),
     },
@@ -247,16 +231,38 @@ async def orders_list(
     "/orders/{order_id}/cancel",
     operation_id="orders_cancel",
     summary="Cancel an order",
-    responses=problem_responses(OrderNotFound, lifecycle.OrderNotCancelable),
+    responses={
+        200: {"description": "Canceled now, or replayed.", "headers": idempotency.REPLAYED_RESPONSE_HEADER},
+        **problem_responses(
+            OrderNotFound,
+            lifecycle.OrderNotCancelable,
+            idempotency.InvalidIdempotencyKey,
+            idempotency.IdempotencyConflict,
+        ),
+    },
 )
-async def orders_cancel(order_id: OrderId, account: AccountDep, session: SessionDep) -> OrderCancellation:
+async def orders_cancel(
+    order_id: OrderId,
+    account: AccountDep,
+    session: SessionDep,
+    response: Response,
+    idempotency_key: idempotency.IdempotencyKeyHeader = None,
+) -> OrderCancellation:
     """Before work starts (`awaiting_confirmation`, `pending`): the order is `canceled` and its
     price refunded in full, now. In progress: the cancellation is recorded, the worker stops at
     its next call, and the order ends `partial` with a refund of the undelivered share.
-    Finished orders: 409 `order_not_cancelable`. Cancelling twice never refunds twice."""
+    Finished orders: 409 `order_not_cancelable`. Cancelling twice never refunds twice; with an
+    `Idempotency-Key`, a retry gets the first answer again."""
     assert account.id is not None
-    result = await lifecycle.cancel_order(session, account_id=account.id, public_id=order_id)
-    return OrderCancellation(order=OrderOut.of(result.order), refund=format_usd(result.refund_mills))
+    account_id = account.id
+
+    async def cancel() -> tuple[OrderCancellation, int]:
+        result = await lifecycle.cancel_order(session, account_id=account_id, public_id=order_id)
+        refund = format_usd(result.refund_mills)
+        return OrderCancellation(order=OrderOut.of(result.order), refund=refund), http_status.HTTP_200_OK
+
+    keyed = idempotency.Keyed(account_id, "orders_cancel", idempotency_key, idempotency.fingerprint(order=order_id))
+    return (await idempotency.once(session, keyed, OrderCancellation, cancel)).render(response)
 
 
 @router.get(

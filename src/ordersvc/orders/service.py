@@ -3,8 +3,6 @@ What happens to an order after it is placed is `lifecycle`."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -13,13 +11,14 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from ordersvc import idempotency
 from ordersvc.accounts import service as accounts
 from ordersvc.accounts.callers import AccountCaller, ApiKeyCaller, Caller, caller_or_account
 from ordersvc.accounts.service import API_KEYS
 from ordersvc.bearer_tokens import hash_token, prefix_of
 from ordersvc.config import Settings
 from ordersvc.emails import normalize_email
-from ordersvc.errors import Conflict, InvalidApiKey, InvalidParams, ServiceError
+from ordersvc.errors import InvalidApiKey, ServiceError
 from ordersvc.ledger.service import InsufficientBalance
 from ordersvc.ops import metrics
 from ordersvc.orders import repository
@@ -36,7 +35,6 @@ from ordersvc.pagination import (
 )
 
 _PUBLIC_ID_ATTEMPTS = 10
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 __all__ = ["OrderFilters", "OrderNotFound", "RecipientOptedOut"]
 
@@ -46,16 +44,6 @@ class InvalidQuantity(ServiceError):
     code = "invalid_quantity"
     message = f"Invalid quantity. Range is {MIN_QUANTITY}-{MAX_QUANTITY}."
     field = "quantity"
-
-
-class InvalidIdempotencyKey(InvalidParams):
-    code = "invalid_idempotency_key"
-    message = "An idempotency key is 1 to 255 printable ASCII characters."
-
-
-class IdempotencyConflict(Conflict):
-    code = "idempotency_conflict"
-    message = "This idempotency key was already used with different parameters."
 
 
 def price_mills(quantity: int) -> int:
@@ -141,7 +129,7 @@ async def place(
         if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
             raise InvalidQuantity()
         if idempotency_key is not None:
-            _check_idempotency_key(idempotency_key)
+            idempotency.check_key(idempotency_key)
     except ServiceError:
         await accounts.check_caller(engine, caller)  # an invalid key is refused first
         raise
@@ -151,7 +139,7 @@ async def place(
         mail_interval=timedelta(hours=settings.consent_mail_interval_hours),
         link_lifetime=timedelta(hours=settings.consent_link_hours),
     )
-    fingerprint = None if idempotency_key is None else _fingerprint(target, quantity)
+    fingerprint = None if idempotency_key is None else idempotency.fingerprint(email=target, quantity=quantity)
     for _ in range(_PUBLIC_ID_ATTEMPTS):
         public_id = new_public_id()
         request = OrderRequest(
@@ -179,7 +167,7 @@ def _answer(placed: Placement, request: OrderRequest) -> PlacedOrder:
         case OrderOutcome.INVALID_KEY:
             raise InvalidApiKey()
         case OrderOutcome.IDEMPOTENCY_CONFLICT:
-            raise IdempotencyConflict()
+            raise idempotency.IdempotencyConflict()
         case OrderOutcome.OPTED_OUT:
             raise RecipientOptedOut()
         case OrderOutcome.INSUFFICIENT_BALANCE:
@@ -205,16 +193,6 @@ def _answer(placed: Placement, request: OrderRequest) -> PlacedOrder:
         created_at=placed.created_at,
     )
     return PlacedOrder(order, replayed=False)
-
-
-def _check_idempotency_key(key: str) -> None:
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH or not all(" " <= ch <= "~" for ch in key):
-        raise InvalidIdempotencyKey()
-
-
-def _fingerprint(email: str, quantity: int) -> bytes:
-    """What a repeat of an idempotency key must match: the order's parameters."""
-    return hashlib.sha256(json.dumps({"email": email, "quantity": quantity}, sort_keys=True).encode()).digest()
 
 
 def _from_snapshot(account_id: int, order_id: int, fields: dict[str, Any]) -> NewOrder:
