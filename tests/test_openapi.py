@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -222,7 +223,16 @@ class TestDocument:
 
     async def test_served_with_interactive_docs(self, client: httpx.AsyncClient) -> None:
         assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.1")
-        assert "swagger" in (await client.get("/docs")).text.lower()
+        docs = await client.get("/docs")
+        assert "swagger-ui" in docs.text
+        assert "://" not in docs.text  # no CDN
+        assert "script-src 'self';" in docs.headers["content-security-policy"]
+        for name in re.findall(r'(?:src|href)="(docs/[^"]+)"', docs.text):
+            served = await client.get(f"/{name}")
+            assert served.status_code == 200, name
+        assert len(re.findall(r'(?:src|href)="docs/', docs.text)) == 3
+        assert (await client.get("/docs/swagger-ui-bundle.js.map")).status_code == 404  # only the page's files
+        assert (await client.get("/redoc")).status_code == 404
 
 
 class TestCors:

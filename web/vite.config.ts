@@ -1,4 +1,5 @@
-import { defineConfig } from "vite";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { defineConfig, type Plugin } from "vite";
 import openapi from "./openapi.json" with { type: "json" };
 
 // The order quantity range, as the service's OpenAPI document states it (`src/limits.ts`).
@@ -7,13 +8,31 @@ if (!Number.isInteger(quantity.minimum) || !Number.isInteger(quantity.maximum)) 
   throw new Error("openapi.json: OrderCreate.quantity has no integer minimum and maximum");
 }
 
+// The API reference (`/docs`): Swagger UI's own files from npm (swagger-ui-dist) and our start
+// script, copied next to the bundle so that the service serves them itself, without a CDN.
+const OUT_DIR = "../src/ordersvc/dashboard/static";
+function apiReference(): Plugin {
+  return {
+    name: "ordersvc-api-reference",
+    closeBundle() {
+      const docs = `${OUT_DIR}/docs`;
+      mkdirSync(docs, { recursive: true });
+      for (const file of ["swagger-ui-bundle.js", "swagger-ui.css"]) {
+        copyFileSync(`node_modules/swagger-ui-dist/${file}`, `${docs}/${file}`);
+      }
+      copyFileSync("docs/init.js", `${docs}/init.js`);
+    },
+  };
+}
+
 // The bundle is built into the Python package, which serves it at `/` (index.html) and
 // `/assets/` (hashed files), so `ordersvc serve` needs no Node at run time.
 export default defineConfig({
   base: "/",
+  plugins: [apiReference()],
   define: { __ORDER_QUANTITY__: JSON.stringify({ minimum: quantity.minimum, maximum: quantity.maximum }) },
   build: {
-    outDir: "../src/ordersvc/dashboard/static",
+    outDir: OUT_DIR,
     emptyOutDir: true,
     assetsDir: "assets",
     sourcemap: false,

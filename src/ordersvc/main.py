@@ -118,6 +118,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        # The API reference is served from the package (dashboard.endpoints): FastAPI's pages load
+        # Swagger UI and Redoc from a CDN.
+        docs_url=None,
+        redoc_url=None,
         # FastAPI's own OpenTelemetry hooks: off. Metrics are Prometheus (/metrics) and every request
         # has its log line; left on with no provider, they only cost a check per request (3% of
         # a worker's CPU under bench/load.py).

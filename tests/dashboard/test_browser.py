@@ -483,3 +483,24 @@ class TestPaging:
         await newer.click()
         await expect(amounts).to_have_text(expected(45, 26))
         await expect(newer).to_be_disabled()
+
+
+class TestApiReference:
+    async def test_swagger_ui_renders_the_document_from_this_origin_only(
+        self, page: Any, live_server: ServerProcess
+    ) -> None:
+        """`/docs` loads nothing from another origin (it works offline, and no CDN can change
+        it), and renders every operation under its strict CSP (a violation fails the page)."""
+        from playwright.async_api import expect
+
+        origins: set[str] = set()
+        page.on("request", lambda request: origins.add(re.sub(r"^(\w+://[^/]+).*$", r"\1", request.url)))
+        await page.goto("/docs")
+        await expect(page.get_by_text("Place an order").first).to_be_visible()
+        await expect(page.locator(".opblock")).to_have_count(len(operations_of(live_server)))
+        assert origins == {live_server.base_url}
+
+
+def operations_of(server: ServerProcess) -> list[str]:
+    document = httpx.get(f"{server.base_url}/openapi.json", timeout=10).json()
+    return [op for item in document["paths"].values() for op in item]

@@ -70,7 +70,8 @@ export interface paths {
          * @description Before work starts (`awaiting_confirmation`, `pending`): the order is `canceled` and its
          *     price refunded in full, now. In progress: the cancellation is recorded, the worker stops at
          *     its next call, and the order ends `partial` with a refund of the undelivered share.
-         *     Finished orders: 409 `order_not_cancelable`. Cancelling twice never refunds twice.
+         *     Finished orders: 409 `order_not_cancelable`. Cancelling twice never refunds twice; with an
+         *     `Idempotency-Key`, a retry gets the first answer again.
          */
         post: operations["orders_cancel"];
         delete?: never;
@@ -184,7 +185,8 @@ export interface paths {
          *     409 `no_address_available` when the network's pool is empty for the moment. An address
          *     that has received no deposit within the operator's recycle period (30 days unless set
          *     otherwise) goes back to the pool, and rests there as long before it is handed out again:
-         *     ask again before sending funds to an address you got long ago and never used.
+         *     ask again before sending funds to an address you got long ago and never used. With an
+         *     `Idempotency-Key`, a retry gets the first answer again (its status too).
          */
         post: operations["deposit_addresses_assign"];
         delete?: never;
@@ -248,7 +250,8 @@ export interface paths {
          * Redeem a coupon
          * @description Credit a coupon's amount to your balance. Each account redeems a code once. Refusals:
          *     404 `coupon_not_found`; 409 `coupon_expired`, `coupon_disabled`, `coupon_exhausted` or
-         *     `coupon_already_redeemed`. A refusal changes nothing.
+         *     `coupon_already_redeemed`. A refusal changes nothing. With an `Idempotency-Key`, a retry
+         *     gets the first answer again rather than `coupon_already_redeemed`.
          */
         post: operations["coupons_redeem"];
         delete?: never;
@@ -294,7 +297,9 @@ export interface paths {
         /**
          * Create an API key
          * @description A new key for the account. The response is the only time the whole key is shown:
-         *     store it. Use several keys to rotate them without downtime.
+         *     store it. Use several keys to rotate them without downtime. With an `Idempotency-Key`, a
+         *     retry after a lost answer gets the same key again (the answer is kept sealed), not a
+         *     second key.
          */
         post: operations["api_keys_create"];
         delete?: never;
@@ -1717,7 +1722,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Any unique string (a UUID is ideal). Retrying with the same key and body returns the first response without a second debit; the same key with another body is 409 `idempotency_conflict`. Keys belong to your account and are kept at least 24 hours. */
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
                 "Idempotency-Key"?: string;
             };
             path?: never;
@@ -1732,7 +1737,7 @@ export interface operations {
             /** @description The order, placed now or (with `Idempotent-Replayed: true`) by an earlier request with the same Idempotency-Key. */
             201: {
                 headers: {
-                    /** @description `true` when this response replays an earlier request's. */
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
                     "Idempotent-Replayed"?: "true";
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -1979,7 +1984,10 @@ export interface operations {
     orders_cancel: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 /** @description Public order id, e.g. `A7E17A3E`. */
                 order_id: string;
@@ -1988,9 +1996,11 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description Canceled now, or replayed. */
             200: {
                 headers: {
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
+                    "Idempotent-Replayed"?: "true";
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -2047,7 +2057,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description - `order_not_cancelable`: Order already finished. */
+            /**
+             * @description - `order_not_cancelable`: Order already finished.
+             *     - `idempotency_conflict`: Idempotency key reused.
+             */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2059,7 +2072,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description - `validation_error`: Request not valid. */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
+             */
             422: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2546,7 +2562,10 @@ export interface operations {
     deposit_addresses_assign: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
+                "Idempotency-Key"?: string;
+            };
             path: {
                 network: components["schemas"]["Network"];
             };
@@ -2557,6 +2576,8 @@ export interface operations {
             /** @description You had one already: the same address. */
             200: {
                 headers: {
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
+                    "Idempotent-Replayed"?: "true";
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -2566,9 +2587,11 @@ export interface operations {
                     "application/json": components["schemas"]["DepositAddressOut"];
                 };
             };
-            /** @description Successful Response */
+            /** @description Assigned now, or replayed. */
             201: {
                 headers: {
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
+                    "Idempotent-Replayed"?: "true";
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -2616,7 +2639,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description - `no_address_available`: No deposit address free. */
+            /**
+             * @description - `no_address_available`: No deposit address free.
+             *     - `idempotency_conflict`: Idempotency key reused.
+             */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2628,7 +2654,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description - `validation_error`: Request not valid. */
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
+             */
             422: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2813,7 +2842,10 @@ export interface operations {
     coupons_redeem: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -2823,9 +2855,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description Redeemed now, or replayed. */
             201: {
                 headers: {
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
+                    "Idempotent-Replayed"?: "true";
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -2887,6 +2921,7 @@ export interface operations {
              *     - `coupon_disabled`: Coupon withdrawn.
              *     - `coupon_exhausted`: Coupon used up.
              *     - `coupon_already_redeemed`: Coupon already redeemed.
+             *     - `idempotency_conflict`: Idempotency key reused.
              */
             409: {
                 headers: {
@@ -2926,6 +2961,7 @@ export interface operations {
             /**
              * @description - `validation_error`: Request not valid.
              *     - `invalid_text`: Text not accepted.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
              */
             422: {
                 headers: {
@@ -3116,7 +3152,10 @@ export interface operations {
     api_keys_create: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
+                "Idempotency-Key"?: string;
+            };
             path?: never;
             cookie?: never;
         };
@@ -3126,9 +3165,11 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Successful Response */
+            /** @description The new key, or replayed. */
             201: {
                 headers: {
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
+                    "Idempotent-Replayed"?: "true";
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -3173,6 +3214,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description - `idempotency_conflict`: Idempotency key reused. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description - `body_too_large`: Request body too large. */
             413: {
                 headers: {
@@ -3200,6 +3253,7 @@ export interface operations {
             /**
              * @description - `validation_error`: Request not valid.
              *     - `invalid_text`: Text not accepted.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
              */
             422: {
                 headers: {
