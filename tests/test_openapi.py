@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import httpx
+import jsonschema_rs
 import pytest
 from fastapi import FastAPI
 
@@ -187,6 +188,25 @@ class TestDocument:
         for op in ops.values():
             for response in op["responses"].values():
                 assert "X-Request-ID" in response["headers"]
+
+    def test_every_answer_has_an_example_that_validates(self, document: dict[str, Any]) -> None:
+        """Every 2xx JSON answer and every component example validates against its schema
+        (Draft 2020-12, with the document's components); that examples match real answers
+        field for field is checked live by tests/test_schemathesis.py."""
+
+        def check(instance: object, ref: str, label: str) -> None:
+            validator = jsonschema_rs.Draft202012Validator({"$ref": ref, "components": document["components"]})
+            assert [e.message for e in validator.iter_errors(instance)] == [], label
+
+        for name, component in document["components"]["schemas"].items():
+            for example in component.get("examples", []):
+                check(example, f"#/components/schemas/{name}", name)
+        for (method, path), op in operations(document).items():
+            for status, response in op["responses"].items():
+                media = response.get("content", {}).get("application/json")
+                if status.startswith("2") and media is not None:
+                    assert "example" in media, (method, path, status)
+                    check(media["example"], media["schema"]["$ref"], f"{method} {path} {status}")
 
     def test_money_is_a_decimal_string_and_says_so(self, document: dict[str, Any]) -> None:
         schemas = document["components"]["schemas"]

@@ -122,6 +122,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Swagger UI and Redoc from a CDN.
         docs_url=None,
         redoc_url=None,
+        # Relative: the API is where the document was read from (behind a path prefix, FastAPI puts
+        # the prefix first).
+        servers=[{"url": "/", "description": "This service: the origin the document was read from."}],
         # FastAPI's own OpenTelemetry hooks: off. Metrics are Prometheus (/metrics) and every request
         # has its log line; left on with no provider, they only cost a check per request (3% of
         # a worker's CPU under bench/load.py).
@@ -176,6 +179,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 description=app.description,
                 routes=app.routes,
                 tags=app.openapi_tags,
+                servers=app.servers,
             )
             app.openapi_schema = openapi_document.finish(schema)
         return app.openapi_schema

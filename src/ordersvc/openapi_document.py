@@ -1,5 +1,6 @@
 """The OpenAPI document as clients read it: FastAPI's, with every error response written out
-(`problems.document_problems`) and OpenAPI 3.1's way of saying null.
+(`problems.document_problems`), OpenAPI 3.1's way of saying null, and an example on every
+answer.
 
 Pydantic writes `X | None` as `anyOf: [X, {type: null}]` everywhere, and generated SDKs read
 that as `None | X | Unset`. Here a value that may be null (a required output field such as
@@ -30,7 +31,43 @@ def finish(schema: dict[str, Any]) -> dict[str, Any]:
         for name, prop in component.get("properties", {}).items():
             component["properties"][name] = _nullable(prop) if name in required else _without_null(prop)
     _drop_unreferenced(schema)
+    _complete_examples(schema)
     return schema
+
+
+def _complete_examples(schema: dict[str, Any]) -> None:
+    """Examples that say what the wire says. FastAPI's document drops every null, examples'
+    too: a required nullable field absent from an example is put back as null. A list without
+    an example of its own gets one from its items' (`{"data": [item], "has_more": false}`).
+    And every 2xx JSON response shows its schema's example."""
+    schemas: dict[str, Any] = schema.get("components", {}).get("schemas", {})
+    for component in schemas.values():
+        required, props = component.get("required", []), component.get("properties", {})
+        for example in component.get("examples", []):
+            for name in required:
+                if name not in example and _may_be_null(props.get(name, {})):
+                    example[name] = None
+    for component in schemas.values():
+        props = component.get("properties", {})
+        item_ref = props.get("data", {}).get("items", {}).get("$ref", "")
+        item = schemas.get(item_ref.rpartition("/")[2], {})
+        if "examples" not in component and item.get("examples") and set(props) <= {"data", "has_more"}:
+            component["examples"] = [
+                {"data": [item["examples"][0]]} | ({"has_more": False} if "has_more" in props else {})
+            ]
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for status, response in operation.get("responses", {}).items():
+                media = response.get("content", {}).get("application/json")
+                if status.startswith("2") and media is not None:
+                    ref = media.get("schema", {}).get("$ref", "").rpartition("/")[2]
+                    if schemas.get(ref, {}).get("examples"):
+                        media["example"] = schemas[ref]["examples"][0]
+
+
+def _may_be_null(node: dict[str, Any]) -> bool:
+    kind = node.get("type")
+    return (isinstance(kind, list) and "null" in kind) or {"type": "null"} in node.get("anyOf", [])
 
 
 def _drop_unreferenced(schema: dict[str, Any]) -> None:

@@ -2,26 +2,31 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from ordersvc.accounts.models import Account, ApiKey
 from ordersvc.money import format_usd
 from ordersvc.schemas import Currency, MoneyStr
 
+ACCOUNT_EXAMPLE: dict[str, JsonValue] = {
+    "email": "alice@example.com",
+    "created": "2026-01-22T10:00:00Z",
+    "balance": "125.50",
+    "currency": "USD",
+}
+SESSION_EXAMPLE: dict[str, JsonValue] = {
+    "id": 7,
+    "created": "2026-01-22T10:00:00Z",
+    "last_seen": "2026-01-22T10:30:00Z",
+    "expires": "2026-02-21T10:00:00Z",
+    "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0",
+    "ip": "203.0.113.7",
+    "current": True,
+}
+
 
 class AccountOut(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "email": "alice@example.com",
-                    "created": "2026-01-22T10:00:00Z",
-                    "balance": "125.50",
-                    "currency": "USD",
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [ACCOUNT_EXAMPLE]})
 
     email: str
     created: datetime
@@ -36,7 +41,11 @@ class AccountOut(BaseModel):
 
 class ApiKeyOut(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"prefix": "osk_Ab3dE6gH", "created": "2026-01-22T10:00:00Z", "revoked": None}]}
+        json_schema_extra={
+            "examples": [
+                {"prefix": "osk_Ab3dE6gH", "name": "production", "created": "2026-01-22T10:00:00Z", "revoked": None}
+            ]
+        }
     )
 
     prefix: str = Field(description="The key's first 12 characters: how it is listed and revoked.")
@@ -62,6 +71,7 @@ class ApiKeyCreated(BaseModel):
             "examples": [
                 {
                     "prefix": "osk_Ab3dE6gH",
+                    "name": "production",
                     "api_key": "osk_Ab3dE6gHiJkLmNoPqRsTuVwXyZ0123456789abcdefg",
                     "created": "2026-01-22T10:00:00Z",
                 }
@@ -147,10 +157,28 @@ class LoginIn(BaseModel):
 class Accepted(BaseModel):
     """The same answer whatever the address (no account enumeration)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"message": "If the address can be used, a message with a link is on its way to it."}]
+        }
+    )
+
     message: str
 
 
 class SessionCreated(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account": ACCOUNT_EXAMPLE,
+                    "csrf_token": "Yq3vJm1f6c2wNQ0mB5ZrIh8TtXc9aKd7",
+                    "expires": "2026-02-21T10:00:00Z",
+                }
+            ]
+        }
+    )
+
     account: AccountOut
     csrf_token: str = Field(
         description="Send it as `X-CSRF-Token` with every change made with the session cookie "
@@ -160,6 +188,8 @@ class SessionCreated(BaseModel):
 
 
 class SessionOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [SESSION_EXAMPLE]})
+
     id: int
     created: datetime
     last_seen: datetime
@@ -194,6 +224,17 @@ class CurrentPasswordIn(BaseModel):
 
 
 class TotpStarted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "secret": "JBSWY3DPEHPK3PXP",
+                    "otpauth_uri": "otpauth://totp/ordersvc:user%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=ordersvc",
+                }
+            ]
+        }
+    )
+
     secret: str = Field(description="Base32, for typing into the app by hand.")
     otpauth_uri: str = Field(description="Show it as a QR code for the app to scan.")
 
@@ -207,10 +248,22 @@ class TotpCodeIn(BaseModel):
 # Not `RecoveryCodes`: openapi-python-client names a local variable after the model, which then
 # collides with its field `recovery_codes` (the generated package failed mypy --strict).
 class RecoveryCodeList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"recovery_codes": ["k7dq-2mzp-9xwa", "r3vh-8fte-1gqc"]}]}
+    )
+
     recovery_codes: list[str] = Field(description="Shown this once. Each signs in once instead of a code.")
 
 
 class SecurityOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"email": "user@example.com", "email_verified": True, "has_password": True, "totp_enabled": False}
+            ]
+        }
+    )
+
     email: str
     email_verified: bool
     has_password: bool

@@ -17,6 +17,21 @@ class ClaimRequest(BaseModel):
 
 
 class ClaimedOrder(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "A7E17A3E",
+                    "email": "billgates@microsoft.com",
+                    "quantity": 10000,
+                    "delivered": 0,
+                    "lease_until": "2026-01-22T10:05:00Z",
+                    "opt_out_url": "https://orders.example.com/consent/opt-out/eyJ2IjoxfQ.c2ln",
+                }
+            ]
+        }
+    )
+
     id: str
     email: str = Field(description="The recipient, who confirmed this account's orders.")
     quantity: int
@@ -61,6 +76,21 @@ class FailRequest(BaseModel):
 
 
 class WorkStateOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "A7E17A3E",
+                    "status": "in_progress",
+                    "delivered": 2500,
+                    "progress": 25,
+                    "lease_until": "2026-01-22T10:05:00Z",
+                    "stop": False,
+                }
+            ]
+        }
+    )
+
     id: str
     status: OrderStatus
     delivered: int

@@ -777,6 +777,9 @@ export interface components {
         /**
          * Accepted
          * @description The same answer whatever the address (no account enumeration).
+         * @example {
+         *       "message": "If the address can be used, a message with a link is on its way to it."
+         *     }
          */
         Accepted: {
             /** Message */
@@ -817,6 +820,7 @@ export interface components {
          * @example {
          *       "api_key": "osk_Ab3dE6gHiJkLmNoPqRsTuVwXyZ0123456789abcdefg",
          *       "created": "2026-01-22T10:00:00Z",
+         *       "name": "production",
          *       "prefix": "osk_Ab3dE6gH"
          *     }
          */
@@ -848,7 +852,19 @@ export interface components {
              */
             name: string;
         };
-        /** ApiKeyList */
+        /**
+         * ApiKeyList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created": "2026-01-22T10:00:00Z",
+         *           "name": "production",
+         *           "prefix": "osk_Ab3dE6gH",
+         *           "revoked": null
+         *         }
+         *       ]
+         *     }
+         */
         ApiKeyList: {
             /** Data */
             data: components["schemas"]["ApiKeyOut"][];
@@ -857,7 +873,9 @@ export interface components {
          * ApiKeyOut
          * @example {
          *       "created": "2026-01-22T10:00:00Z",
-         *       "prefix": "osk_Ab3dE6gH"
+         *       "name": "production",
+         *       "prefix": "osk_Ab3dE6gH",
+         *       "revoked": null
          *     }
          */
         ApiKeyOut: {
@@ -905,7 +923,17 @@ export interface components {
              */
             currency: "USD";
         };
-        /** BonusTierList */
+        /**
+         * BonusTierList
+         * @example {
+         *       "data": [
+         *         {
+         *           "percent": "5",
+         *           "threshold": "100.00"
+         *         }
+         *       ]
+         *     }
+         */
         BonusTierList: {
             /**
              * Data
@@ -952,12 +980,36 @@ export interface components {
              */
             lease_seconds: number;
         };
-        /** ClaimedList */
+        /**
+         * ClaimedList
+         * @example {
+         *       "data": [
+         *         {
+         *           "delivered": 0,
+         *           "email": "billgates@microsoft.com",
+         *           "id": "A7E17A3E",
+         *           "lease_until": "2026-01-22T10:05:00Z",
+         *           "opt_out_url": "https://orders.example.com/consent/opt-out/eyJ2IjoxfQ.c2ln",
+         *           "quantity": 10000
+         *         }
+         *       ]
+         *     }
+         */
         ClaimedList: {
             /** Data */
             data: components["schemas"]["ClaimedOrder"][];
         };
-        /** ClaimedOrder */
+        /**
+         * ClaimedOrder
+         * @example {
+         *       "delivered": 0,
+         *       "email": "billgates@microsoft.com",
+         *       "id": "A7E17A3E",
+         *       "lease_until": "2026-01-22T10:05:00Z",
+         *       "opt_out_url": "https://orders.example.com/consent/opt-out/eyJ2IjoxfQ.c2ln",
+         *       "quantity": 10000
+         *     }
+         */
         ClaimedOrder: {
             /** Id */
             id: string;
@@ -1019,7 +1071,17 @@ export interface components {
             /** Current Password */
             current_password: string;
         };
-        /** DepositAddressList */
+        /**
+         * DepositAddressList
+         * @example {
+         *       "data": [
+         *         {
+         *           "address": "TQ5Nf3ywwTbnJmV3Cg1Vv8x5xQmQ4bH9k2",
+         *           "network": "USDT-TRC20"
+         *         }
+         *       ]
+         *     }
+         */
         DepositAddressList: {
             /**
              * Data
@@ -1042,7 +1104,22 @@ export interface components {
              */
             address: string;
         };
-        /** DepositList */
+        /**
+         * DepositList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": "250.00",
+         *           "bonus": "12.50",
+         *           "created": "2026-01-22T10:00:00Z",
+         *           "id": 7,
+         *           "network": "USDT-TRC20",
+         *           "tx_hash": "9f2c...e1"
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
         DepositList: {
             /**
              * Data
@@ -1196,7 +1273,19 @@ export interface components {
              */
             quantity: number;
         };
-        /** OrderEventList */
+        /**
+         * OrderEventList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created": "2026-01-22T10:00:00Z",
+         *           "reason": "placed",
+         *           "to_status": "pending",
+         *           "from_status": null
+         *         }
+         *       ]
+         *     }
+         */
         OrderEventList: {
             /**
              * Data
@@ -1209,7 +1298,8 @@ export interface components {
          * @example {
          *       "created": "2026-01-22T10:00:00Z",
          *       "reason": "placed",
-         *       "to_status": "pending"
+         *       "to_status": "pending",
+         *       "from_status": null
          *     }
          */
         OrderEventOut: {
@@ -1224,7 +1314,24 @@ export interface components {
              */
             created: string;
         };
-        /** OrderList */
+        /**
+         * OrderList
+         * @example {
+         *       "data": [
+         *         {
+         *           "cancelable": true,
+         *           "created": "2026-01-22T10:00:00Z",
+         *           "email": "billgates@microsoft.com",
+         *           "id": "A7E17A3E",
+         *           "price": "10.00",
+         *           "progress": 0,
+         *           "quantity": 10000,
+         *           "status": "pending"
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
         OrderList: {
             /**
              * Data
@@ -1324,7 +1431,25 @@ export interface components {
          * @enum {string}
          */
         PaymentKind: "credit" | "order" | "refund" | "deposit" | "bonus" | "coupon";
-        /** PaymentList */
+        /**
+         * PaymentList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": "-10.00",
+         *           "created": "2026-01-22T10:05:00Z",
+         *           "email": "user@example.com",
+         *           "id": 1042,
+         *           "kind": "order",
+         *           "order_id": "A7E17A3E",
+         *           "coupon": null,
+         *           "network": null,
+         *           "description": null
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
         PaymentList: {
             /**
              * Data
@@ -1345,7 +1470,10 @@ export interface components {
          *       "email": "user@example.com",
          *       "id": 1042,
          *       "kind": "order",
-         *       "order_id": "A7E17A3E"
+         *       "order_id": "A7E17A3E",
+         *       "coupon": null,
+         *       "network": null,
+         *       "description": null
          *     }
          */
         PaymentOut: {
@@ -1453,7 +1581,15 @@ export interface components {
              */
             delivered: number;
         };
-        /** RecoveryCodeList */
+        /**
+         * RecoveryCodeList
+         * @example {
+         *       "recovery_codes": [
+         *         "k7dq-2mzp-9xwa",
+         *         "r3vh-8fte-1gqc"
+         *       ]
+         *     }
+         */
         RecoveryCodeList: {
             /**
              * Recovery Codes
@@ -1461,7 +1597,15 @@ export interface components {
              */
             recovery_codes: string[];
         };
-        /** SecurityOut */
+        /**
+         * SecurityOut
+         * @example {
+         *       "email": "user@example.com",
+         *       "email_verified": true,
+         *       "has_password": true,
+         *       "totp_enabled": false
+         *     }
+         */
         SecurityOut: {
             /** Email */
             email: string;
@@ -1472,7 +1616,19 @@ export interface components {
             /** Totp Enabled */
             totp_enabled: boolean;
         };
-        /** SessionCreated */
+        /**
+         * SessionCreated
+         * @example {
+         *       "account": {
+         *         "balance": "125.50",
+         *         "created": "2026-01-22T10:00:00Z",
+         *         "currency": "USD",
+         *         "email": "alice@example.com"
+         *       },
+         *       "csrf_token": "Yq3vJm1f6c2wNQ0mB5ZrIh8TtXc9aKd7",
+         *       "expires": "2026-02-21T10:00:00Z"
+         *     }
+         */
         SessionCreated: {
             account: components["schemas"]["AccountOut"];
             /**
@@ -1486,12 +1642,38 @@ export interface components {
              */
             expires: string;
         };
-        /** SessionList */
+        /**
+         * SessionList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created": "2026-01-22T10:00:00Z",
+         *           "current": true,
+         *           "expires": "2026-02-21T10:00:00Z",
+         *           "id": 7,
+         *           "ip": "203.0.113.7",
+         *           "last_seen": "2026-01-22T10:30:00Z",
+         *           "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0"
+         *         }
+         *       ]
+         *     }
+         */
         SessionList: {
             /** Data */
             data: components["schemas"]["SessionOut"][];
         };
-        /** SessionOut */
+        /**
+         * SessionOut
+         * @example {
+         *       "created": "2026-01-22T10:00:00Z",
+         *       "current": true,
+         *       "expires": "2026-02-21T10:00:00Z",
+         *       "id": 7,
+         *       "ip": "203.0.113.7",
+         *       "last_seen": "2026-01-22T10:30:00Z",
+         *       "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0"
+         *     }
+         */
         SessionOut: {
             /** Id */
             id: number;
@@ -1537,7 +1719,13 @@ export interface components {
             /** Code */
             code: string;
         };
-        /** TotpStarted */
+        /**
+         * TotpStarted
+         * @example {
+         *       "otpauth_uri": "otpauth://totp/ordersvc:user%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=ordersvc",
+         *       "secret": "JBSWY3DPEHPK3PXP"
+         *     }
+         */
         TotpStarted: {
             /**
              * Secret
@@ -1569,7 +1757,17 @@ export interface components {
              */
             password?: string;
         };
-        /** WorkStateOut */
+        /**
+         * WorkStateOut
+         * @example {
+         *       "delivered": 2500,
+         *       "id": "A7E17A3E",
+         *       "lease_until": "2026-01-22T10:05:00Z",
+         *       "progress": 25,
+         *       "status": "in_progress",
+         *       "stop": false
+         *     }
+         */
         WorkStateOut: {
             /** Id */
             id: string;
@@ -1647,6 +1845,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "cancelable": true,
+                     *           "created": "2026-01-22T10:00:00Z",
+                     *           "email": "billgates@microsoft.com",
+                     *           "id": "A7E17A3E",
+                     *           "price": "10.00",
+                     *           "progress": 0,
+                     *           "quantity": 10000,
+                     *           "status": "pending"
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["OrderList"];
                 };
             };
@@ -1745,6 +1960,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "cancelable": true,
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "email": "billgates@microsoft.com",
+                     *       "id": "A7E17A3E",
+                     *       "price": "10.00",
+                     *       "progress": 0,
+                     *       "quantity": 10000,
+                     *       "status": "pending"
+                     *     }
+                     */
                     "application/json": components["schemas"]["OrderOut"];
                 };
             };
@@ -1902,6 +2129,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "cancelable": true,
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "email": "billgates@microsoft.com",
+                     *       "id": "A7E17A3E",
+                     *       "price": "10.00",
+                     *       "progress": 0,
+                     *       "quantity": 10000,
+                     *       "status": "pending"
+                     *     }
+                     */
                     "application/json": components["schemas"]["OrderOut"];
                 };
             };
@@ -2007,6 +2246,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "order": {
+                     *         "cancelable": false,
+                     *         "created": "2026-01-22T10:00:00Z",
+                     *         "email": "billgates@microsoft.com",
+                     *         "id": "A7E17A3E",
+                     *         "price": "10.00",
+                     *         "progress": 0,
+                     *         "quantity": 10000,
+                     *         "status": "canceled"
+                     *       },
+                     *       "refund": "10.00"
+                     *     }
+                     */
                     "application/json": components["schemas"]["OrderCancellation"];
                 };
             };
@@ -2137,6 +2391,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "created": "2026-01-22T10:00:00Z",
+                     *           "reason": "placed",
+                     *           "to_status": "pending",
+                     *           "from_status": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["OrderEventList"];
                 };
             };
@@ -2234,6 +2500,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "balance": "125.50",
+                     *       "currency": "USD"
+                     *     }
+                     */
                     "application/json": components["schemas"]["BalanceOut"];
                 };
             };
@@ -2316,6 +2588,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "amount": "-10.00",
+                     *           "created": "2026-01-22T10:05:00Z",
+                     *           "email": "user@example.com",
+                     *           "id": 1042,
+                     *           "kind": "order",
+                     *           "order_id": "A7E17A3E",
+                     *           "coupon": null,
+                     *           "network": null,
+                     *           "description": null
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["PaymentList"];
                 };
             };
@@ -2405,6 +2695,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "address": "TQ5Nf3ywwTbnJmV3Cg1Vv8x5xQmQ4bH9k2",
+                     *           "network": "USDT-TRC20"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["DepositAddressList"];
                 };
             };
@@ -2480,6 +2780,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "address": "TQ5Nf3ywwTbnJmV3Cg1Vv8x5xQmQ4bH9k2",
+                     *       "network": "USDT-TRC20"
+                     *     }
+                     */
                     "application/json": components["schemas"]["DepositAddressOut"];
                 };
             };
@@ -2584,6 +2890,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "address": "TQ5Nf3ywwTbnJmV3Cg1Vv8x5xQmQ4bH9k2",
+                     *       "network": "USDT-TRC20"
+                     *     }
+                     */
                     "application/json": components["schemas"]["DepositAddressOut"];
                 };
             };
@@ -2598,6 +2910,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "address": "TQ5Nf3ywwTbnJmV3Cg1Vv8x5xQmQ4bH9k2",
+                     *       "network": "USDT-TRC20"
+                     *     }
+                     */
                     "application/json": components["schemas"]["DepositAddressOut"];
                 };
             };
@@ -2723,6 +3041,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "amount": "250.00",
+                     *           "bonus": "12.50",
+                     *           "created": "2026-01-22T10:00:00Z",
+                     *           "id": 7,
+                     *           "network": "USDT-TRC20",
+                     *           "tx_hash": "9f2c...e1"
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["DepositList"];
                 };
             };
@@ -2810,6 +3143,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "percent": "5",
+                     *           "threshold": "100.00"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["BonusTierList"];
                 };
             };
@@ -2866,6 +3209,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "amount": "10.00",
+                     *       "code": "welcome10"
+                     *     }
+                     */
                     "application/json": components["schemas"]["CouponRedeemed"];
                 };
             };
@@ -3021,6 +3370,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "balance": "125.50",
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "currency": "USD",
+                     *       "email": "alice@example.com"
+                     *     }
+                     */
                     "application/json": components["schemas"]["AccountOut"];
                 };
             };
@@ -3094,6 +3451,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "created": "2026-01-22T10:00:00Z",
+                     *           "name": "production",
+                     *           "prefix": "osk_Ab3dE6gH",
+                     *           "revoked": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["ApiKeyList"];
                 };
             };
@@ -3176,6 +3545,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "api_key": "osk_Ab3dE6gHiJkLmNoPqRsTuVwXyZ0123456789abcdefg",
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "name": "production",
+                     *       "prefix": "osk_Ab3dE6gH"
+                     *     }
+                     */
                     "application/json": components["schemas"]["ApiKeyCreated"];
                 };
             };
@@ -3425,6 +3802,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "message": "If the address can be used, a message with a link is on its way to it."
+                     *     }
+                     */
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
@@ -3519,6 +3901,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "balance": "125.50",
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "currency": "USD",
+                     *       "email": "alice@example.com"
+                     *     }
+                     */
                     "application/json": components["schemas"]["AccountOut"];
                 };
             };
@@ -3617,6 +4007,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "message": "If the address can be used, a message with a link is on its way to it."
+                     *     }
+                     */
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
@@ -3710,6 +4105,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "account": {
+                     *         "balance": "125.50",
+                     *         "created": "2026-01-22T10:00:00Z",
+                     *         "currency": "USD",
+                     *         "email": "alice@example.com"
+                     *       },
+                     *       "csrf_token": "Yq3vJm1f6c2wNQ0mB5ZrIh8TtXc9aKd7",
+                     *       "expires": "2026-02-21T10:00:00Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["SessionCreated"];
                 };
             };
@@ -3831,6 +4238,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "message": "If the address can be used, a message with a link is on its way to it."
+                     *     }
+                     */
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
@@ -4182,6 +4594,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "created": "2026-01-22T10:00:00Z",
+                     *           "current": true,
+                     *           "expires": "2026-02-21T10:00:00Z",
+                     *           "id": 7,
+                     *           "ip": "203.0.113.7",
+                     *           "last_seen": "2026-01-22T10:30:00Z",
+                     *           "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["SessionList"];
                 };
             };
@@ -4365,6 +4792,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "email": "user@example.com",
+                     *       "email_verified": true,
+                     *       "has_password": true,
+                     *       "totp_enabled": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["SecurityOut"];
                 };
             };
@@ -4575,6 +5010,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "message": "If the address can be used, a message with a link is on its way to it."
+                     *     }
+                     */
                     "application/json": components["schemas"]["Accepted"];
                 };
             };
@@ -4710,6 +5150,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "otpauth_uri": "otpauth://totp/ordersvc:user%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=ordersvc",
+                     *       "secret": "JBSWY3DPEHPK3PXP"
+                     *     }
+                     */
                     "application/json": components["schemas"]["TotpStarted"];
                 };
             };
@@ -4856,6 +5302,14 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "recovery_codes": [
+                     *         "k7dq-2mzp-9xwa",
+                     *         "r3vh-8fte-1gqc"
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["RecoveryCodeList"];
                 };
             };
@@ -5132,6 +5586,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "delivered": 0,
+                     *           "email": "billgates@microsoft.com",
+                     *           "id": "A7E17A3E",
+                     *           "lease_until": "2026-01-22T10:05:00Z",
+                     *           "opt_out_url": "https://orders.example.com/consent/opt-out/eyJ2IjoxfQ.c2ln",
+                     *           "quantity": 10000
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["ClaimedList"];
                 };
             };
@@ -5229,6 +5697,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "delivered": 2500,
+                     *       "id": "A7E17A3E",
+                     *       "lease_until": "2026-01-22T10:05:00Z",
+                     *       "progress": 25,
+                     *       "status": "in_progress",
+                     *       "stop": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
@@ -5348,6 +5826,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "delivered": 2500,
+                     *       "id": "A7E17A3E",
+                     *       "lease_until": "2026-01-22T10:05:00Z",
+                     *       "progress": 25,
+                     *       "status": "in_progress",
+                     *       "stop": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
@@ -5461,6 +5949,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "delivered": 2500,
+                     *       "id": "A7E17A3E",
+                     *       "lease_until": "2026-01-22T10:05:00Z",
+                     *       "progress": 25,
+                     *       "status": "in_progress",
+                     *       "stop": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
@@ -5554,6 +6052,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "delivered": 2500,
+                     *       "id": "A7E17A3E",
+                     *       "lease_until": "2026-01-22T10:05:00Z",
+                     *       "progress": 25,
+                     *       "status": "in_progress",
+                     *       "stop": false
+                     *     }
+                     */
                     "application/json": components["schemas"]["WorkStateOut"];
                 };
             };
