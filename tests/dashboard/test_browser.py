@@ -126,7 +126,9 @@ class TestCustomerJourney:
         # Live price, and the API's own validation before anything is sent.
         quantity, email = page.get_by_label("Quantity"), page.get_by_label("Target email")
         await quantity.fill("1234")
-        await expect(page.locator("#order-price")).to_have_text("1.234 USD")
+        # Shown to the cent (1,234 costs 1.234 USD: the ledger keeps mills), the exact price on hover.
+        await expect(page.locator("#order-price")).to_have_text("1.23 USD")
+        await expect(page.locator("#order-price")).to_have_attribute("title", "Exactly 1.234 USD")
         await quantity.fill("10000")
         await expect(page.locator("#order-price")).to_have_text("10.00 USD")
         await email.fill("not an email")
@@ -171,7 +173,13 @@ class TestCustomerJourney:
         await quantity.fill("20000")
         await expect(page.locator("#order-price")).to_have_text("20.00 USD")
         await page.get_by_role("button", name="Place order").click()
-        await expect(page.locator(".order-form [role=alert]")).to_have_text("Insufficient balance.")
+        refusal = page.locator(".order-form [role=alert]")
+        await expect(refusal).to_have_text(
+            "Insufficient balance. Add funds with a deposit or a coupon, then place the order again."
+        )
+        # The way forward is a link: where deposits and coupons are.
+        await expect(refusal.get_by_role("link", name="deposit")).to_have_attribute("href", "#/deposits")
+        await expect(refusal.get_by_role("link", name="coupon")).to_have_attribute("href", "#/payments")
         assert await snapshot(sessionmaker, customer) == ("15.00", 2, 1)
 
         # The recipient confirms, a worker starts: status and progress follow.
@@ -276,12 +284,22 @@ class TestCustomerJourney:
         endpoint = f"{live_server.base_url}/api?key={customer.api_key}"
         await expect(page.locator("#endpoint-url")).to_have_text(endpoint)
         await expect(page.get_by_role("link", name="Interactive reference")).to_have_attribute("href", "/docs")
+        # REST first, for new integrations: the key in a header, never in a URL.
+        rest = page.get_by_role("tablist", name="REST examples")
+        assert await rest.get_by_role("tab").all_inner_texts() == ["curl", "Python SDK", "TypeScript"]
+        for tab in ("curl", "Python SDK", "TypeScript"):
+            await rest.get_by_role("tab", name=tab, exact=True).click()
+            code = await page.locator("#rest-example-code").inner_text()
+            assert customer.api_key in code, tab
+            assert live_server.base_url in code, tab
+            assert "?key=" not in code, tab
+        legacy = page.get_by_role("tablist", name="Legacy examples")
         for tab in ("PHP", "PHP with curl", "Python", "curl"):
-            await page.get_by_role("tab", name=tab, exact=True).click()
+            await legacy.get_by_role("tab", name=tab, exact=True).click()
             code = await page.locator("#example-code").inner_text()
             assert customer.api_key in code
             assert endpoint in code
-        await page.get_by_role("tab", name="PHP", exact=True).click()
+        await legacy.get_by_role("tab", name="PHP", exact=True).click()
         await page.screenshot(path=screenshots / "05-api.png", full_page=True)
 
         # The endpoint as shown works for the seed's clients: the Python example's balance call.
@@ -302,8 +320,9 @@ class TestCustomerJourney:
         await sign_in(page, customer.api_key)
         await page.goto("/#/api")
         endpoint = f"{live_server.base_url}/api?key={customer.api_key}"
+        legacy = page.get_by_role("tablist", name="Legacy examples")
         for tab, expected in seed_examples(customer.api_key, endpoint).items():
-            await page.get_by_role("tab", name=tab, exact=True).click()
+            await legacy.get_by_role("tab", name=tab, exact=True).click()
             assert code_lines(await page.locator("#example-code").inner_text()) == expected, tab
 
 
@@ -460,13 +479,13 @@ class TestPaging:
 
         customer = await make_customer()
         async with sessionmaker.begin() as session:
-            for n in range(1, 46):  # 45 top-ups of 0.001 .. 0.045 USD: each row is recognisable
-                await ledger.credit(session, email=customer.email, amount_mills=n)
+            for n in range(1, 46):  # 45 top-ups of 0.01 .. 0.45 USD: each row is recognisable
+                await ledger.credit(session, email=customer.email, amount_mills=10 * n)
         amounts = page.locator("tbody tr td:nth-child(1)")
         newer, older = page.get_by_role("button", name="← Newer"), page.get_by_role("button", name="Older →")
 
         def expected(first: int, last: int) -> list[str]:
-            return [f"+{format_usd(n)} USD" for n in range(first, last - 1, -1)]
+            return [f"+{format_usd(10 * n)} USD" for n in range(first, last - 1, -1)]
 
         await sign_in(page, customer.api_key)
         await page.get_by_role("link", name="Payments").click()
@@ -504,3 +523,42 @@ class TestApiReference:
 def operations_of(server: ServerProcess) -> list[str]:
     document = httpx.get(f"{server.base_url}/openapi.json", timeout=10).json()
     return [op for item in document["paths"].values() for op in item]
+
+
+class TestMoney:
+    async def test_amounts_show_cents_with_the_exact_amount_on_hover(
+        self, page: Any, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        """The ledger keeps tenths of a cent; people read cents (rounded half up), and the exact
+        amount is the element's title."""
+        from playwright.async_api import expect
+
+        from ordersvc.ledger import service as ledger
+
+        customer = await make_customer(balance="165.175")
+        async with sessionmaker.begin() as session:
+            await ledger.credit(session, email=customer.email, amount_mills=10_000)
+        await sign_in(page, customer.api_key)
+        await expect(page.locator("#balance")).to_have_text("175.18 USD")
+        await expect(page.locator("#balance")).to_have_attribute("title", "Exactly 175.175 USD")
+        await page.goto("/#/payments")
+        amounts = page.locator("tbody tr td:nth-child(1) .money")
+        await expect(amounts).to_have_text(["+10.00 USD", "+165.18 USD"])
+        assert await amounts.nth(0).get_attribute("title") in (None, "")
+        await expect(amounts.nth(1)).to_have_attribute("title", "Exactly 165.175 USD")
+
+
+class TestEmptyStates:
+    async def test_a_new_account_with_no_balance_is_told_to_add_funds_first(
+        self, page: Any, make_customer: MakeCustomer
+    ) -> None:
+        from playwright.async_api import expect
+
+        customer = await make_customer()
+        await sign_in(page, customer.api_key)
+        await expect(page.locator("#balance")).to_have_text("0.00 USD")
+        await page.reload()  # the table speaks of the balance once it is known
+        note = page.locator("td.table-note")
+        await expect(note).to_contain_text("add funds first")
+        await note.get_by_role("link", name="deposit").click()
+        await expect(page).to_have_url(re.compile(r"#/deposits$"))

@@ -7,6 +7,8 @@ export interface AppContext {
   email: string;
   /** Re-reads the balance shown in the header (after an order, a cancel, a coupon). */
   refreshBalance: () => Promise<void>;
+  /** The balance last shown in the header (an exact API amount), or null before the first. */
+  balance: () => string | null;
   /** Back to the sign-in page with this notice (the session has already ended). */
   signedOut: (notice: string) => void;
 }

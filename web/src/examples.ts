@@ -106,12 +106,63 @@ export const EXAMPLES: Example[] = [
   { id: "curl", label: "curl", language: "shell", template: `${CURL}\n` },
 ];
 
+// The typed REST API (/v1), for new integrations: the key in a header, never in a URL. __BASE__
+// is the service's origin. The SDK examples are the ones tests/test_generated_sdk.py and
+// tests/test_typescript_client.py build and run.
+const REST_CURL = `# Balance
+curl -s __BASE__/v1/balance -H 'Authorization: Bearer __APIKEY__'
+# Place an order (a new Idempotency-Key per order: a retry with the same key never orders twice)
+curl -s __BASE__/v1/orders -H 'Authorization: Bearer __APIKEY__' \\
+  -H 'Content-Type: application/json' -H "Idempotency-Key: $(uuidgen)" \\
+  -d '{"email": "billgates@microsoft.com", "quantity": 10000}'
+# Your orders awaiting the recipient's confirmation
+curl -s '__BASE__/v1/orders?status=awaiting_confirmation' -H 'Authorization: Bearer __APIKEY__'`;
+
+const REST_PYTHON = `# pip install openapi-python-client
+# openapi-python-client generate --url __BASE__/openapi.json  (makes the ordersvc_client package)
+import uuid
+
+from ordersvc_client import AuthenticatedClient
+from ordersvc_client.api.orders import orders_create
+from ordersvc_client.api.payments import balance_get
+from ordersvc_client.models import OrderCreate, OrderOut
+
+client = AuthenticatedClient(base_url="__BASE__", token="__APIKEY__")
+print(balance_get.sync(client=client).balance)
+answer = orders_create.sync_detailed(
+    client=client,
+    body=OrderCreate(email="billgates@microsoft.com", quantity=10000),
+    idempotency_key=str(uuid.uuid4()),
+)
+if isinstance(answer.parsed, OrderOut):
+    print(answer.parsed.id, answer.parsed.status.value)
+else:
+    print(answer.parsed.code.value, answer.parsed.detail)  # e.g. insufficient_balance`;
+
+const REST_TYPESCRIPT = `// npm install openapi-fetch && npx openapi-typescript __BASE__/openapi.json -o schema.d.ts
+import createClient from "openapi-fetch";
+import type { paths } from "./schema";
+
+const client = createClient<paths>({ baseUrl: "__BASE__", headers: { Authorization: "Bearer __APIKEY__" } });
+const { data, error } = await client.POST("/v1/orders", {
+  body: { email: "billgates@microsoft.com", quantity: 10000 },
+  params: { header: { "Idempotency-Key": crypto.randomUUID() } },
+});
+if (data) console.log(data.id, data.status);
+else console.log(error.code, error.detail); // error.code is the ErrorCode union`;
+
+export const REST_EXAMPLES: Example[] = [
+  { id: "rest-curl", label: "curl", language: "shell", template: `${REST_CURL}\n` },
+  { id: "rest-python", label: "Python SDK", language: "python", template: `${REST_PYTHON}\n` },
+  { id: "rest-typescript", label: "TypeScript", language: "typescript", template: `${REST_TYPESCRIPT}\n` },
+];
+
 /** The legacy endpoint URL carries the key: the seed's clients never send it themselves. */
 export function endpointUrl(origin: string, key: string): string {
   return `${origin}/api?key=${encodeURIComponent(key)}`;
 }
 
-export function fillExample(template: string, key: string, endpoint: string): string {
-  // The key and URL are plain tokens (no quotes or backslashes), safe inside each language's quotes.
-  return template.replaceAll("__APIKEY__", key).replaceAll("__ENDPOINT__", endpoint);
+export function fillExample(template: string, key: string, endpoint: string, base = ""): string {
+  // The key and URLs are plain tokens (no quotes or backslashes), safe inside each language's quotes.
+  return template.replaceAll("__APIKEY__", key).replaceAll("__ENDPOINT__", endpoint).replaceAll("__BASE__", base);
 }

@@ -2,7 +2,7 @@ import "./styles.css";
 import { api, forgetCsrf, session, whenUnauthorized } from "./api/client";
 import { fetchBalance, type AppContext, type Page } from "./app";
 import { fill, h } from "./dom";
-import { usd } from "./format";
+import { exactTitle, usd } from "./format";
 import { apiPage } from "./views/apipage";
 import { depositsPage } from "./views/deposits";
 import { ordersPage } from "./views/orders";
@@ -103,8 +103,14 @@ async function openShell(key: string | null): Promise<void> {
   );
 
   let balanceRequests = 0;
+  let shownBalance: string | null = null;
   const showBalance = (value: string): void => {
-    if (balance.textContent !== usd(value)) fill(balance, usd(value));
+    shownBalance = value;
+    // To the cent; the exact balance on hover.
+    if (balance.textContent !== usd(value) || balance.title !== exactTitle(value)) {
+      fill(balance, usd(value));
+      balance.title = exactTitle(value);
+    }
   };
   const context: AppContext = {
     key,
@@ -113,6 +119,7 @@ async function openShell(key: string | null): Promise<void> {
       forgetCsrf();
       start(notice);
     },
+    balance: () => shownBalance,
     refreshBalance: async () => {
       // Answers may arrive out of order (a periodic read overtaken by the read after a debit):
       // only the latest request may write, and only a change is written (it is a live region).

@@ -74,7 +74,8 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
       caption: string;
       columns: Column<T>[];
       pageSize: number;
-      empty: string;
+      /** What an empty table says (asked each time it is shown empty). */
+      empty: string | (() => Child);
       load: (cursor: Cursor<Id>, limit: number) => Promise<{ data: T[]; has_more: boolean } | string>;
       rowClass?: (row: T) => string;
       /** Called with the rows just shown. */
@@ -158,7 +159,7 @@ export class PagedTable<T extends { id: Id }, Id extends string | number> {
     this.options.shown?.(result.data);
     if (result.data.length === 0) {
       const hadFocus = this.body.contains(document.activeElement);
-      fill(this.body, h("tr", null, h("td", { colspan: this.options.columns.length, class: "table-note" }, this.options.empty)));
+      fill(this.body, h("tr", null, h("td", { colspan: this.options.columns.length, class: "table-note" }, typeof this.options.empty === "string" ? this.options.empty : this.options.empty())));
       if (hadFocus) this.restoreFocus(null);
       return;
     }

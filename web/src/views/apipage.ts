@@ -1,6 +1,6 @@
 import type { AppContext, Page } from "../app";
 import { h } from "../dom";
-import { endpointUrl, EXAMPLES, fillExample } from "../examples";
+import { endpointUrl, type Example, EXAMPLES, fillExample, REST_EXAMPLES } from "../examples";
 import { QUANTITY_ERROR } from "../limits";
 import { copyButton, onArrowKeys } from "../ui";
 
@@ -14,40 +14,68 @@ const ERRORS = [
   "Unknown action.",
 ];
 
-export function apiPage(context: AppContext): Page {
-  const endpoint = endpointUrl(window.location.origin, context.key ?? "YOUR_API_KEY");
-  const code = h("pre", { class: "code", tabindex: 0, id: "example-code" }, h("code"));
-  const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": "Language" });
-  let current = EXAMPLES[0]!;
+/** A tab list of examples over one code block; `fillIn` puts the customer's key and URLs in. */
+function exampleTabs(examples: Example[], label: string, idPrefix: string, fillIn: (template: string) => string): { tabs: HTMLElement; code: HTMLElement } {
+  const code = h("pre", { class: "code", tabindex: 0, id: `${idPrefix}-code` }, h("code"));
+  const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": label });
   const show = (id: string, focus = false): void => {
-    const example = EXAMPLES.find((e) => e.id === id) ?? EXAMPLES[0]!;
-    current = example;
+    const example = examples.find((e) => e.id === id) ?? examples[0]!;
     for (const button of tabs.querySelectorAll<HTMLButtonElement>("button")) {
       const selected = button.dataset.example === example.id;
       button.setAttribute("aria-selected", String(selected));
       button.tabIndex = selected ? 0 : -1;
       if (selected && focus) button.focus();
     }
-    code.setAttribute("aria-labelledby", `example-tab-${example.id}`);
+    code.setAttribute("aria-labelledby", `${idPrefix}-tab-${example.id}`);
     code.dataset.language = example.language;
-    code.firstElementChild!.textContent = fillExample(example.template, context.key ?? "YOUR_API_KEY", endpoint);
+    code.firstElementChild!.textContent = fillIn(example.template);
   };
-  EXAMPLES.forEach((example, index) => {
-    const button = h("button", { type: "button", role: "tab", class: "tab", id: `example-tab-${example.id}`, "data-example": example.id, "aria-controls": "example-code" }, example.label);
+  examples.forEach((example, index) => {
+    const button = h("button", { type: "button", role: "tab", class: "tab", id: `${idPrefix}-tab-${example.id}`, "data-example": example.id, "aria-controls": `${idPrefix}-code` }, example.label);
     button.addEventListener("click", () => show(example.id));
-    button.addEventListener("keydown", onArrowKeys(index, EXAMPLES.length, (next) => show(EXAMPLES[next]!.id, true)));
+    button.addEventListener("keydown", onArrowKeys(index, examples.length, (next) => show(examples[next]!.id, true)));
     tabs.append(button);
   });
-  show(current.id);
+  show(examples[0]!.id);
+  return { tabs, code };
+}
+
+export function apiPage(context: AppContext): Page {
+  const key = context.key ?? "YOUR_API_KEY";
+  const base = window.location.origin;
+  const endpoint = endpointUrl(base, key);
+  const rest = exampleTabs(REST_EXAMPLES, "REST examples", "rest-example", (t) => fillExample(t, key, endpoint, base));
+  const legacy = exampleTabs(EXAMPLES, "Legacy examples", "example", (t) => fillExample(t, key, endpoint, base));
 
   const element = h(
     "div",
     { class: "page" },
     h(
       "section",
+      { class: "card", "aria-labelledby": "rest-title" },
+      h("div", { class: "card-head" }, h("h2", { id: "rest-title" }, "REST API: for new integrations"), copyButton(() => rest.code.textContent ?? "", "Copy the REST example")),
+      h(
+        "p",
+        null,
+        "Typed JSON under ",
+        h("code", null, base + "/v1"),
+        ", with your key in an ",
+        h("code", null, "Authorization: Bearer"),
+        " header (never in a URL). Errors are problem documents with a stable ",
+        h("code", null, "code"),
+        "; generate a client from the OpenAPI document. ",
+        h("a", { href: "/docs", id: "docs-link" }, "Interactive reference"),
+        " · ",
+        h("a", { href: "/openapi.json" }, "OpenAPI document"),
+      ),
+      rest.tabs,
+      rest.code,
+    ),
+    h(
+      "section",
       { class: "card", "aria-labelledby": "endpoint-title" },
-      h("h2", { id: "endpoint-title" }, "Your endpoint"),
-      h("p", null, "Post JSON to this URL with Content-Type ", h("code", null, "application/json"), ". It carries your API key: keep it private."),
+      h("h2", { id: "endpoint-title" }, "Legacy action API: for existing clients"),
+      h("p", null, "Post JSON to this URL with Content-Type ", h("code", null, "application/json"), ". It carries your API key: keep it private, and prefer the REST API for new code."),
       h("div", { class: "endpoint" }, h("code", { id: "endpoint-url" }, endpoint), copyButton(() => endpoint, "Copy the endpoint URL")),
       h(
         "table",
@@ -79,26 +107,9 @@ export function apiPage(context: AppContext): Page {
     h(
       "section",
       { class: "card", "aria-labelledby": "examples-title" },
-      h("div", { class: "card-head" }, h("h2", { id: "examples-title" }, "Examples"), copyButton(() => code.textContent ?? "", "Copy the example")),
-      tabs,
-      code,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "rest-title" },
-      h("h2", { id: "rest-title" }, "REST API"),
-      h(
-        "p",
-        null,
-        "New integrations can use the typed REST API under ",
-        h("code", null, "/v1"),
-        " with your key in an ",
-        h("code", null, "Authorization: Bearer"),
-        " header. ",
-        h("a", { href: "/docs", id: "docs-link" }, "Interactive reference"),
-        " · ",
-        h("a", { href: "/openapi.json" }, "OpenAPI document"),
-      ),
+      h("div", { class: "card-head" }, h("h2", { id: "examples-title" }, "Legacy examples"), copyButton(() => legacy.code.textContent ?? "", "Copy the example")),
+      legacy.tabs,
+      legacy.code,
     ),
   );
   return { title: "API", element };

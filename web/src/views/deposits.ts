@@ -1,7 +1,7 @@
 import { api, dataOrProblem, problemText, type Schemas } from "../api/client";
 import type { Page } from "../app";
 import { fill, h } from "../dom";
-import { timeElement, usd } from "../format";
+import { moneyElement, timeElement, usd } from "../format";
 import { qrCode } from "../qr";
 import { copyButton, onArrowKeys, PagedTable } from "../ui";
 
@@ -95,7 +95,7 @@ export function depositsPage(): Page {
       {
         header: "Amount",
         className: "num",
-        cell: (d) => [usd(d.amount), d.bonus !== "0.00" ? h("span", { class: "bonus-note" }, ` + ${usd(d.bonus)} bonus`) : null],
+        cell: (d) => [moneyElement(d.amount), d.bonus !== "0.00" ? h("span", { class: "bonus-note" }, " + ", moneyElement(d.bonus), " bonus") : null],
       },
       { header: "Tx hash", cell: (d) => (d.tx_hash ? h("code", { class: "hash", title: d.tx_hash }, d.tx_hash) : "—") },
       { header: "Time", cell: (d) => timeElement(d.created) },

@@ -1,7 +1,7 @@
 import { api, dataOrProblem, newIdempotencyKey, problemText, type Schemas } from "../api/client";
 import type { AppContext, Page } from "../app";
 import { fill, h } from "../dom";
-import { formatMills, timeElement, usd } from "../format";
+import { exactTitle, formatMills, moneyElement, timeElement, usd } from "../format";
 import { MAX_QUANTITY, MIN_QUANTITY, QUANTITY_ERROR } from "../limits";
 import { messageSlot, PagedTable } from "../ui";
 
@@ -76,11 +76,14 @@ export function ordersPage(context: AppContext): Page {
   const table = new PagedTable<Order, string>({
     caption: "Your orders, newest first",
     pageSize: 20,
-    empty: "No orders yet. Place your first order above.",
+    empty: () =>
+      context.balance() === "0.00"
+        ? ["No orders yet. An order is paid from your balance, which is empty: add funds first with a ", h("a", { href: "#/deposits" }, "deposit"), " or a ", h("a", { href: "#/payments" }, "coupon"), "."]
+        : "No orders yet. Place your first order above.",
     columns: [
       { header: "Target", cell: (o) => h("span", { class: "target" }, h("span", { class: "email" }, o.email), h("code", { class: "order-id", title: "Order id" }, o.id)) },
       { header: "Quantity", cell: (o) => o.quantity.toLocaleString("en-US"), className: "num" },
-      { header: "Price", cell: (o) => usd(o.price), className: "num" },
+      { header: "Price", cell: (o) => moneyElement(o.price), className: "num" },
       { header: "Status", cell: (o) => statusBadge(o.status) },
       { header: "Progress", cell: (o) => progressBar(o) },
       { header: "Time", cell: (o) => timeElement(o.created) },
@@ -120,7 +123,9 @@ export function ordersPage(context: AppContext): Page {
     await Promise.all([table.first(), context.refreshBalance()]);
   });
 
-  void table.first();
+  // The first page once the balance is known: an empty table on an empty balance says how to
+  // add funds first.
+  void (context.balance() === null ? context.refreshBalance() : Promise.resolve()).finally(() => table.first());
   // Progress moves while workers deliver. The refresh waits while the keyboard focus is in the
   // table or the cancel dialog is open, so that nothing is pulled from under the user.
   const timer = window.setInterval(() => {
@@ -169,7 +174,9 @@ function orderForm(context: AppContext, placed: (order: Order) => Promise<void>)
 
   const updatePrice = (): void => {
     const q = /^\d+$/.test(quantity.value) ? Number(quantity.value) : NaN;
-    price.textContent = q >= MIN_QUANTITY && q <= MAX_QUANTITY ? usd(formatMills(q)) : "—";
+    const exact = q >= MIN_QUANTITY && q <= MAX_QUANTITY ? formatMills(q) : null;
+    price.textContent = exact === null ? "—" : usd(exact);
+    price.title = exact === null ? "" : exactTitle(exact);
   };
   const edited = (): void => {
     idempotencyKey = newIdempotencyKey();
@@ -230,7 +237,11 @@ function orderForm(context: AppContext, placed: (order: Order) => Promise<void>)
         result.clear();
         await placed(data);
       } else {
-        result.show("error", problemText(error));
+        if (error?.code === "insufficient_balance") {
+          result.show("error", [problemText(error), " Add funds with a ", h("a", { href: "#/deposits" }, "deposit"), " or a ", h("a", { href: "#/payments" }, "coupon"), ", then place the order again."]);
+        } else {
+          result.show("error", problemText(error));
+        }
         if (error?.code === "invalid_email") email.focus();
         if (error?.code === "invalid_quantity") quantity.focus();
       }

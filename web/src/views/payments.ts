@@ -1,7 +1,7 @@
 import { api, dataOrProblem, problemText, type Schemas } from "../api/client";
 import type { AppContext, Page } from "../app";
 import { h } from "../dom";
-import { signedUsd, timeElement, usd } from "../format";
+import { moneyElement, timeElement, usd } from "../format";
 import { messageSlot, PagedTable } from "../ui";
 
 type Payment = Schemas["PaymentOut"];
@@ -30,7 +30,7 @@ export function paymentsPage(context: AppContext): Page {
     pageSize: 20,
     empty: "No payments yet.",
     columns: [
-      { header: "Amount", className: "num", cell: (p) => h("span", { class: p.amount.startsWith("-") ? "amount negative" : "amount positive" }, signedUsd(p.amount)) },
+      { header: "Amount", className: "num", cell: (p) => h("span", { class: p.amount.startsWith("-") ? "amount negative" : "amount positive" }, moneyElement(p.amount, { signed: true })) },
       { header: "Description", cell: (p) => describePayment(p) },
       { header: "Time", cell: (p) => timeElement(p.created) },
     ],
