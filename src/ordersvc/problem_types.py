@@ -55,6 +55,12 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "wrong_password": ProblemType(
         403, "Current password is wrong", "Changing the password, email or second factor needs the current password."
     ),
+    "password_not_set": ProblemType(
+        409,
+        "No password yet",
+        "The account signs in with an API key and has no password, so there is no current password to check. "
+        "Set one through the emailed link: `POST /v1/auth/password-reset` with the account's email.",
+    ),
     "password_required": ProblemType(
         422,
         "Choose a password",

@@ -561,9 +561,14 @@ class TestHardening:
         assert statuses.count(429) == 20 - throttle.ACCOUNT_FAILURES
 
     async def test_a_stolen_key_cannot_guess_the_password(
-        self, client: httpx.AsyncClient, make_customer: MakeCustomer
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         customer = await make_customer()
+        async with sessionmaker.begin() as session:  # an account with a password, to be guessed
+            await session.execute(
+                sa.text("UPDATE accounts SET password_hash = :h WHERE id = :id"),
+                {"h": await passwords.hash_password("the real password 42"), "id": customer.account_id},
+            )
         body = {"current_password": "guess the password", "new_password": "a new long password"}
         for _ in range(throttle.ACCOUNT_FAILURES):
             answer = await client.post("/v1/account/password", json=body, headers=auth(customer))
@@ -621,3 +626,31 @@ class TestHardening:
         body = {"token": token_in(reset, "reset"), "password": "fresh and long one"}
         answer = await browser.post("/v1/auth/password-reset/confirm", json=body)
         assert answer.status_code == 204
+
+
+class TestAccountWithoutPassword:
+    async def test_a_passwordless_account_is_told_to_set_one_and_no_attempt_is_counted(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        """An operator-made account signs in with its API key and has no password: asking for its
+        current password is 409 `password_not_set` (with the way to set one), never 403
+        `wrong_password`, and the sign-in throttle counts nothing."""
+        customer = await make_customer()
+        key = {"Authorization": f"Bearer {customer.api_key}"}
+        security = (await client.get("/v1/account/security", headers=key)).json()
+        assert security["has_password"] is False
+        for path, body in [
+            ("/v1/account/totp", {"current_password": "anything"}),
+            ("/v1/account/totp/disable", {"current_password": "anything"}),
+            ("/v1/account/password", {"current_password": "anything", "new_password": "a long new passphrase 42"}),
+            ("/v1/account/email", {"current_password": "anything", "new_email": "elsewhere@example.com"}),
+        ]:
+            for _ in range(12):  # more than the throttle lets through
+                answer = await client.post(path, json=body, headers=key)
+                assert (answer.status_code, answer.json()["code"]) == (409, "password_not_set"), path
+        assert "POST /v1/auth/password-reset" in answer.json()["detail"]
+        async with sessionmaker() as session:
+            counted = await session.scalar(
+                sa.text("SELECT count(*) FROM auth_throttle WHERE key = :k"), {"k": f"account:{customer.email}"}
+            )
+        assert counted == 0

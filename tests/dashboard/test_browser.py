@@ -562,3 +562,23 @@ class TestEmptyStates:
         await expect(note).to_contain_text("add funds first")
         await note.get_by_role("link", name="deposit").click()
         await expect(page).to_have_url(re.compile(r"#/deposits$"))
+
+
+class TestAccountWithoutPassword:
+    async def test_settings_offer_a_password_link_before_two_factor(
+        self, page: Any, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        """An operator-made account (no password) is not asked for a current password it does not
+        have: Settings offers the emailed link, and two-factor waits for a password."""
+        from playwright.async_api import expect
+
+        customer = await make_customer()
+        await sign_in(page, customer.api_key)
+        await page.goto("/#/settings")
+        await expect(page.locator("#no-password")).to_contain_text("no password yet")
+        await expect(page.locator("#totp-state")).to_contain_text("Set a password first")
+        await expect(page.get_by_label("Current password")).to_have_count(0)
+        await page.get_by_role("button", name="Email me a link to set a password").click()
+        await expect(page.get_by_role("status").filter(has_text="on its way")).to_be_visible()
+        (message,) = await messages_to(sessionmaker, customer.email)
+        assert "/reset-password" in (message.body_text or "") or "password" in (message.subject or "").lower()

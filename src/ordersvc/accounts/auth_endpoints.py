@@ -337,7 +337,9 @@ async def account_security_get(account: AccountDep, session: SessionDep) -> Secu
     summary="Change your password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(security.WrongPassword, throttle.TooManyAttempts, WeakPassword),
+    responses=problem_responses(
+        security.WrongPassword, security.PasswordNotSet, throttle.TooManyAttempts, WeakPassword
+    ),
 )
 async def account_password_change(
     body: PasswordChangeIn, account: AccountDep, request: Request, session: SessionDep
@@ -361,7 +363,9 @@ async def account_password_change(
     tags=["account"],
     summary="Change your email address",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=problem_responses(security.WrongPassword, throttle.TooManyAttempts, InvalidEmail),
+    responses=problem_responses(
+        security.WrongPassword, security.PasswordNotSet, throttle.TooManyAttempts, InvalidEmail
+    ),
 )
 async def account_email_change(
     body: EmailChangeIn, account: AccountDep, request: Request, session: SessionDep
@@ -385,7 +389,9 @@ async def account_email_change(
     operation_id="account_totp_start",
     tags=["account"],
     summary="Start two-factor enrolment",
-    responses=problem_responses(security.WrongPassword, throttle.TooManyAttempts, security.TotpAlreadyEnabled),
+    responses=problem_responses(
+        security.WrongPassword, security.PasswordNotSet, throttle.TooManyAttempts, security.TotpAlreadyEnabled
+    ),
 )
 async def account_totp_start(
     body: CurrentPasswordIn, account: AccountDep, request: Request, session: SessionDep
@@ -425,7 +431,7 @@ async def account_totp_confirm(
     summary="Turn two-factor sign-in off",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses=problem_responses(security.WrongPassword, throttle.TooManyAttempts),
+    responses=problem_responses(security.WrongPassword, security.PasswordNotSet, throttle.TooManyAttempts),
 )
 async def account_totp_disable(
     body: CurrentPasswordIn, account: AccountDep, request: Request, session: SessionDep

@@ -33,6 +33,15 @@ class WrongPassword(ServiceError):
     field = "current_password"
 
 
+class PasswordNotSet(ServiceError):
+    status = 409
+    code = "password_not_set"
+    message = (
+        "This account has no password yet (it signs in with an API key): set one first with the emailed link "
+        "(POST /v1/auth/password-reset)."
+    )
+
+
 class TotpAlreadyEnabled(ServiceError):
     status = 409
     code = "totp_already_enabled"
@@ -126,6 +135,9 @@ async def request_email_change(
 async def _check_current_password(session: AsyncSession, attempts: Attempts, account: Account, password: str) -> None:
     """Current-password checks share the sign-in throttle of the account: a stolen API key or
     session cannot be used to guess the password."""
+    if account.password_hash is None:
+        # Nothing to guess, so no attempt is counted: the account is told how to get a password.
+        raise PasswordNotSet()
     keys = throttle.account_keys(account.email)
     await throttle.count_attempt(attempts, keys)
     if not await passwords.verify_password(account.password_hash, password):

@@ -1791,7 +1791,7 @@ export interface components {
          * @description Every problem `code`; `GET /problems/{code}` explains each one.
          * @enum {string}
          */
-        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_text" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "order_not_cancelable" | "password_not_expected" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "recipient_opted_out" | "service_unavailable" | "timeout" | "too_many_attempts" | "totp_already_enabled" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "worker_exists" | "wrong_password";
+        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_text" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "recipient_opted_out" | "service_unavailable" | "timeout" | "too_many_attempts" | "totp_already_enabled" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "worker_exists" | "wrong_password";
     };
     responses: never;
     parameters: never;
@@ -4916,6 +4916,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description - `password_not_set`: No password yet. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description - `body_too_large`: Request body too large. */
             413: {
                 headers: {
@@ -5046,6 +5058,18 @@ export interface operations {
              *     - `wrong_password`: Current password is wrong.
              */
             403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `password_not_set`: No password yet. */
+            409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -5197,7 +5221,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description - `totp_already_enabled`: Second factor already on. */
+            /**
+             * @description - `password_not_set`: No password yet.
+             *     - `totp_already_enabled`: Second factor already on.
+             */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -5485,6 +5512,18 @@ export interface operations {
              *     - `wrong_password`: Current password is wrong.
              */
             403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `password_not_set`: No password yet. */
+            409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];

@@ -7,8 +7,37 @@ import { copyButton, messageSlot } from "../ui";
 
 /** Account settings: API keys, password, two-factor sign-in and browser sessions. */
 export function settingsPage(context: AppContext): Page {
-  const element = h("div", { class: "page stack" }, apiKeysCard(), passwordCard(), totpCard(), sessionsCard(context));
+  // Whether the account has a password decides what the password and two-factor cards offer.
+  const security = api.GET("/v1/account/security").then(({ data }) => data ?? null);
+  const element = h("div", { class: "page stack" }, apiKeysCard(), passwordCard(security), totpCard(security), sessionsCard(context));
   return { title: "Settings", element };
+}
+
+type Security = { email: string; has_password: boolean; totp_enabled: boolean };
+
+/** An account made by the operator has no password: it is set through an emailed link. */
+function setPasswordByLink(security: Security, message: ReturnType<typeof messageSlot>): HTMLElement {
+  const send = h("button", { type: "submit", class: "button primary", id: "set-password-link" }, "Email me a link to set a password");
+  const form = h(
+    "form",
+    { class: "stack", novalidate: true },
+    h("p", { id: "no-password" }, "Your account has no password yet: you sign in with an API key. To sign in with your email and a password (and to turn on two-factor sign-in), set a password through a link sent to ", h("strong", null, security.email), "."),
+    send,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    send.disabled = true;
+    try {
+      const { error, response } = await api.POST("/v1/auth/password-reset", { body: { email: security.email } });
+      if (response.status === 202) message.show("success", `A link to set your password is on its way to ${security.email}.`);
+      else message.show("error", problemText(error));
+    } catch {
+      message.show("error", problemText(null));
+    } finally {
+      send.disabled = false;
+    }
+  });
+  return form;
 }
 
 function card(title: string, id: string, ...children: Child[]): HTMLElement {
@@ -74,8 +103,9 @@ function apiKeysCard(): HTMLElement {
   return card("API keys", "keys-title", h("p", { class: "help" }, "Keys are for scripts and the legacy API. Only a key's start is shown after it is created."), form, message.element, list);
 }
 
-function passwordCard(): HTMLElement {
+function passwordCard(security: Promise<Security | null>): HTMLElement {
   const message = messageSlot();
+  const body = h("div", { class: "stack" });
   const [currentField, current] = input("current-password", "Current password");
   const [nextField, next] = input("new-password", "New password", "password", "new-password");
   const button = h("button", { type: "submit", class: "button primary" }, "Change password");
@@ -97,15 +127,24 @@ function passwordCard(): HTMLElement {
       button.disabled = false;
     }
   });
-  return card("Password", "password-title", form, message.element);
+  void security.then((known) => fill(body, known && !known.has_password ? setPasswordByLink(known, message) : form));
+  return card("Password", "password-title", body, message.element);
 }
 
-function totpCard(): HTMLElement {
+function totpCard(security: Promise<Security | null>): HTMLElement {
   const message = messageSlot();
   const body = h("div", { class: "stack" });
+  let first = true;
   const render = async (): Promise<void> => {
-    const { data } = await api.GET("/v1/account/security");
+    const data = first ? await security : ((await api.GET("/v1/account/security")).data ?? null);
+    first = false;
     if (!data) return;
+    if (!data.has_password) {
+      // Its codes protect sign-in with a password: there is none to protect yet, and no current
+      // password to confirm the change with.
+      fill(body, h("p", { id: "totp-state" }, "Two-factor sign-in protects signing in with a password. Set a password first (above), then turn it on here."));
+      return;
+    }
     const [passwordField, password] = input("totp-password", "Current password");
     if (data.totp_enabled) {
       const off = h("button", { type: "submit", class: "button ghost" }, "Turn two-factor sign-in off");
