@@ -24,7 +24,7 @@ from tests.consent.test_consent import messages_to, recipient
 from tests.dashboard.conftest import CHROMIUM, watched_page
 from tests.dashboard.seed import SEED, code_lines, seed_examples
 from tests.legacy.helpers import snapshot
-from tests.support import Customer, ServerProcess
+from tests.support import Customer, ServerProcess, place_as
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).is_file(),
@@ -582,3 +582,47 @@ class TestAccountWithoutPassword:
         await expect(page.get_by_role("status").filter(has_text="on its way")).to_be_visible()
         (message,) = await messages_to(sessionmaker, customer.email)
         assert "/reset-password" in (message.body_text or "") or "password" in (message.subject or "").lower()
+
+
+class TestPhone:
+    @pytest.mark.parametrize("width", [360, 390])
+    async def test_the_menu_reaches_every_page_and_orders_are_compact_and_paged(
+        self,
+        browser: Any,
+        live_server: ServerProcess,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        screenshots: Path,
+        width: int,
+    ) -> None:
+        from playwright.async_api import expect
+
+        customer = await make_customer(balance="50")
+        for _ in range(15):
+            await place_as(sessionmaker, customer.account_id, email=recipient(), quantity=500)
+        phone_size = {"viewport": {"width": width, "height": 780}, "is_mobile": True, "has_touch": True}
+        async with watched_page(browser, live_server.base_url, **phone_size) as phone:
+            await sign_in(phone, customer.api_key)
+            menu = phone.get_by_role("button", name="Menu")
+            await expect(menu).to_be_visible()
+            await expect(phone.get_by_role("link", name="Settings")).to_be_hidden()
+            await menu.click()
+            await expect(menu).to_have_attribute("aria-expanded", "true")
+            for name in ("Orders", "Deposits", "Payments", "API", "Settings"):
+                box = await phone.get_by_role("link", name=name, exact=True).bounding_box()
+                assert box is not None, name
+                assert 0 <= box["x"] <= box["x"] + box["width"] <= width, name
+            await phone.screenshot(path=screenshots / f"07-menu-phone-{width}.png")
+            await phone.get_by_role("link", name="Settings", exact=True).click()
+            await expect(phone.get_by_role("heading", name="Settings", level=1)).to_be_visible()
+            await expect(menu).to_have_attribute("aria-expanded", "false")
+
+            await phone.goto("/#/orders")
+            await expect(phone.locator("tbody tr")).to_have_count(10)  # a phone's page
+            await expect(phone.get_by_role("button", name="Older →")).to_be_enabled()
+            await phone.screenshot(path=screenshots / f"08-orders-phone-{width}.png", full_page=True)
+            # Each order is a compact card (a 15-order page was 4,000 px of one-field rows).
+            rows = await phone.locator("tbody tr").evaluate_all("rows => rows.map(r => r.offsetHeight)")
+            assert max(rows) <= 190, rows
+            height = await phone.evaluate("document.documentElement.scrollHeight")
+            assert height < 2800, f"{height}px for a page of 10 orders"

@@ -76,7 +76,17 @@ window.addEventListener("hashchange", () => {
 async function openShell(key: string | null): Promise<void> {
   const balance = h("span", { class: "balance-value", id: "balance" }, h("span", { class: "skeleton short" }));
   const email = h("span", { class: "account-email" });
-  const nav = h("nav", { class: "nav", "aria-label": "Dashboard" });
+  const nav = h("nav", { class: "nav", "aria-label": "Dashboard", id: "main-nav" });
+  // At phone width the pages are behind this button (styles.css); wider, it is hidden.
+  const menuToggle = h("button", { type: "button", class: "button small ghost menu-toggle", "aria-expanded": "false", "aria-controls": "main-nav" }, "Menu");
+  const setMenu = (open: boolean): void => {
+    menuToggle.setAttribute("aria-expanded", String(open));
+    menuToggle.closest(".topbar")?.classList.toggle("menu-open", open);
+  };
+  menuToggle.addEventListener("click", () => setMenu(menuToggle.getAttribute("aria-expanded") !== "true"));
+  nav.addEventListener("click", (event) => {
+    if ((event.target as Element).closest("a")) setMenu(false);
+  });
   const main = h("main", { id: "main", class: "main", tabindex: -1 });
   const signOut = h("button", { type: "button", class: "button ghost small", id: "sign-out" }, "Sign out");
   signOut.addEventListener("click", async () => {
@@ -90,6 +100,7 @@ async function openShell(key: string | null): Promise<void> {
       "header",
       { class: "topbar" },
       h("a", { class: "brand", href: "#/orders" }, logo(), "ordersvc"),
+      menuToggle,
       nav,
       h(
         "div",

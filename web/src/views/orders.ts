@@ -75,7 +75,8 @@ export function ordersPage(context: AppContext): Page {
 
   const table = new PagedTable<Order, string>({
     caption: "Your orders, newest first",
-    pageSize: 20,
+    // A phone shows fewer orders a page: each is a card there.
+    pageSize: window.matchMedia("(max-width: 720px)").matches ? 10 : 20,
     empty: () =>
       context.balance() === "0.00"
         ? ["No orders yet. An order is paid from your balance, which is empty: add funds first with a ", h("a", { href: "#/deposits" }, "deposit"), " or a ", h("a", { href: "#/payments" }, "coupon"), "."]
@@ -86,7 +87,7 @@ export function ordersPage(context: AppContext): Page {
       { header: "Price", cell: (o) => moneyElement(o.price), className: "num" },
       { header: "Status", cell: (o) => statusBadge(o.status) },
       { header: "Progress", cell: (o) => progressBar(o) },
-      { header: "Time", cell: (o) => timeElement(o.created) },
+      { header: "Time", cell: (o) => timeElement(o.created), className: "wide" },
       {
         header: "Actions",
         hideHeader: true,
