@@ -56,7 +56,7 @@ Keys are created with `ordersvc accounts create` (operators) or `POST /v1/api-ke
 
 **Lists** are newest first, paged with `limit`, `starting_after` / `ending_before` and `has_more`.
 
-The legacy action API (`POST /api`) is documented in the README; it is kept for old clients.
+The legacy action API (`POST /api`) is documented in docs/legacy-api.md; it is kept for old clients.
 """
 
 TAGS = [
