@@ -233,6 +233,13 @@ class TestScripting:
         assert run_cli("payments", "credit", account["email"]).returncode == 2  # usage: no AMOUNT
         plain = run_cli("accounts", "create", account["email"])
         assert (plain.returncode, plain.stderr.startswith("error: ")) == (4, True)
+        # A usage error is JSON too with --json (and click's own text without).
+        usage = run_cli("payments", "credit", account["email"], "--json")
+        assert usage.returncode == 2
+        assert json.loads(usage.stderr) == {"error": {"code": "usage", "message": "Missing argument 'amount'."}}
+        unknown = run_cli("accounts", "list", "--nope", "--json")
+        assert (unknown.returncode, json.loads(unknown.stderr)["error"]["code"]) == (2, "usage")
+        assert "Usage:" in run_cli("accounts", "list", "--nope").stderr
 
     def test_credit_with_json_answers_one_object(self, account: dict[str, str]) -> None:
         result = run_cli("payments", "credit", account["email"], "5", "--json")

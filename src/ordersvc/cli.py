@@ -13,6 +13,7 @@ import typer
 
 from ordersvc.cli_support import (
     EXIT_CODES_HELP,
+    JsonErrorsGroup,
     JsonFlag,
     command_group,
     database_url,
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
 app = typer.Typer(
+    cls=JsonErrorsGroup,
     help="ordersvc: prepaid-balance order service.",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,

@@ -7,10 +7,16 @@ web framework. A command imports what it uses when it runs."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+import sys
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+
+# Typer carries its own copy of click (typer._click, since 0.25): its exceptions are these, not
+# click's. The version is pinned by uv.lock; tests/test_cli.py checks the JSON usage errors.
+from typer._click.exceptions import ClickException, UsageError
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -41,6 +47,37 @@ def command_group(help: str) -> typer.Typer:
     """A group of commands (`ordersvc accounts ...`). Plain help: rendering it with rich cost
     more than everything else `--help` does."""
     return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode=None)
+
+
+class JsonErrorsGroup(TyperGroup):
+    """The `ordersvc` group: with `--json` on the command line, a usage error (an unknown option,
+    a missing argument, a bad value) is printed as JSON on standard error too, like every other
+    error, with its exit code (2)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv or not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except UsageError as exc:
+            error = {"code": "usage", "message": exc.format_message()}
+            typer.echo(json.dumps({"error": error}), err=True)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def json_output(as_json: bool) -> bool:

@@ -161,9 +161,14 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         if (unauthorized := await unauthorized_first(request)) is not None:
             return unauthorized
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-        if any(e["loc"][:1] == ["body"] for e in errors) and not _is_json(request.headers.get("content-type")):
+        body_sent = bool(await request.body())
+        if (
+            body_sent
+            and any(e["loc"][:1] == ["body"] for e in errors)
+            and not _is_json(request.headers.get("content-type"))
+        ):
             # A body the route reads as JSON, sent as something else (text/plain, a form): the
-            # media type is what is wrong, not the fields.
+            # media type is what is wrong, not the fields. No body at all is a missing field (422).
             return problem_response(
                 request, 415, "unsupported_media_type", "Send the request body as application/json.", errors=errors
             )

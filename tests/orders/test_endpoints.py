@@ -134,6 +134,15 @@ class TestBodies:
             assert (response.status_code, response.json()["code"]) == (415, "unsupported_media_type"), path
             assert response.headers["content-type"] == "application/problem+json"
 
+    async def test_no_body_at_all_is_a_missing_body_not_a_media_type(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer
+    ) -> None:
+        customer = await make_customer(balance="5")
+        for path in ("/v1/orders", "/v1/coupons/redeem"):
+            response = await client.post(path, headers=auth(customer))
+            assert (response.status_code, response.json()["code"]) == (422, "validation_error"), path
+            assert response.json()["errors"][0]["loc"] == ["body"], path
+
     async def test_every_operation_with_a_json_body_documents_its_415(self, client: httpx.AsyncClient) -> None:
         document = (await client.get("/openapi.json")).json()
         operations = [o for p in document["paths"].values() for o in p.values()]
