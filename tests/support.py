@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -77,6 +78,15 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def funded_api_key(tag: str, usd: str) -> str:
+    """A new account's API key, made and credited through the operator CLI (as a live server's
+    tests need it: in the server's database, by another process)."""
+    account = json.loads(run_cli("accounts", "create", unique_email(tag), "--json").stdout)
+    assert run_cli("payments", "credit", account["email"], usd).returncode == 0
+    key: str = account["api_key"]
+    return key
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:

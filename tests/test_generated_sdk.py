@@ -5,7 +5,6 @@ orders end to end against a real server process."""
 from __future__ import annotations
 
 import importlib
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ServerProcess, run_cli, serve, unique_email
+from tests.support import ServerProcess, funded_api_key, serve
 
 GENERATOR = str(Path(sys.executable).parent / "openapi-python-client")
 
@@ -27,11 +26,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def api_key(database_url: str) -> str:
-    created = run_cli("accounts", "create", unique_email("sdk"), "--json")
-    account = json.loads(created.stdout)
-    assert run_cli("payments", "credit", account["email"], "100").returncode == 0
-    key: str = account["api_key"]
-    return key
+    return funded_api_key("sdk", "100")
 
 
 @pytest.fixture(scope="module")

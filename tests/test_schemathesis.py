@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.support import ServerProcess, run_cli, serve, unique_email
+from tests.support import ServerProcess, funded_api_key, run_cli, serve
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +36,7 @@ def fuzz_server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="session")
 def fuzz_key(database_url: str) -> str:
-    account = json.loads(run_cli("accounts", "create", unique_email("fuzz"), "--json").stdout)
-    assert run_cli("payments", "credit", account["email"], "1000").returncode == 0
-    key: str = account["api_key"]
-    return key
+    return funded_api_key("fuzz", "1000")
 
 
 @pytest.fixture(scope="session")

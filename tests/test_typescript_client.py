@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import ServerProcess, run_cli, serve, unique_email
+from tests.support import ServerProcess, funded_api_key, serve
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 
@@ -109,10 +109,7 @@ def server(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 @pytest.fixture(scope="module")
 def api_key(database_url: str) -> str:
-    account = json.loads(run_cli("accounts", "create", unique_email("ts"), "--json").stdout)
-    assert run_cli("payments", "credit", account["email"], "20").returncode == 0
-    key: str = account["api_key"]
-    return key
+    return funded_api_key("ts", "20")
 
 
 def test_generated_typescript_client_compiles_strictly_and_runs(
