@@ -1,7 +1,8 @@
 """`Idempotency-Key` on every REST POST that creates or moves something besides an order (whose
-key has its own tests, tests/orders): coupon redemption, API key creation, cancellation, deposit
-address assignment. A retry replays the first answer, races included; another request with the
-key is a conflict; a refusal leaves the key unused; a new API key's answer is stored sealed."""
+key has its own tests, tests/orders): coupon redemption, API key creation, cancellation. A retry
+replays the first answer, races included; another request with the key is a conflict; a
+refusal leaves the key unused; a new API key's answer is stored sealed and replayed only while
+the key is active; keys last a day. Deposit address assignment takes none (idempotent itself)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc import idempotency
 from ordersvc.coupons import service as coupons
 from ordersvc.deposits import addresses
 from ordersvc.deposits.models import Network
@@ -155,9 +157,11 @@ class TestCancel:
 
 
 class TestDepositAddresses:
-    async def test_a_retry_gets_the_first_answer_with_its_status(
+    async def test_assignment_takes_no_key_and_always_answers_the_current_address(
         self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
+        """Idempotent by itself (one address per network); a stored answer could name an address
+        recycled and handed to someone else since, so none is kept."""
         address = f"L{uuid.uuid4().hex}"
         async with sessionmaker.begin() as session:
             await session.execute(sa.text("DELETE FROM deposit_addresses WHERE network = 'LTC' AND account_id IS NULL"))
@@ -165,7 +169,34 @@ class TestDepositAddresses:
         customer = await make_customer()
         first = await client.post("/v1/deposit-addresses/LTC", headers=headers(customer, "a-1"))
         again = await client.post("/v1/deposit-addresses/LTC", headers=headers(customer, "a-1"))
-        unkeyed = await client.post("/v1/deposit-addresses/LTC", headers=headers(customer))
-        assert (first.status_code, again.status_code, unkeyed.status_code) == (201, 201, 200)
-        assert first.json() == again.json() == unkeyed.json() == {"network": "LTC", "address": address}
-        assert again.headers["idempotent-replayed"] == "true"
+        assert (first.status_code, again.status_code) == (201, 200)
+        assert first.json() == again.json() == {"network": "LTC", "address": address}
+        assert "idempotent-replayed" not in again.headers
+        assert await replays(sessionmaker, customer) == []
+
+
+class TestLifetime:
+    async def test_a_revoked_key_is_not_replayed(self, client: httpx.AsyncClient, make_customer: MakeCustomer) -> None:
+        customer = await make_customer()
+        created = await client.post("/v1/api-keys", json={"name": "old"}, headers=headers(customer, "k-r"))
+        prefix = created.json()["prefix"]
+        assert (await client.delete(f"/v1/api-keys/{prefix}", headers=headers(customer))).status_code == 204
+        again = await client.post("/v1/api-keys", json={"name": "old"}, headers=headers(customer, "k-r"))
+        assert (again.status_code, again.json()["code"]) == (409, "idempotency_conflict")
+
+    async def test_keys_are_kept_a_day_then_pruned_with_their_answers(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer = await make_customer()
+        assert (await client.post("/v1/api-keys", json={}, headers=headers(customer, "k-p"))).status_code == 201
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                sa.text("UPDATE request_replays SET created_at = now() - interval '25 hours' WHERE account_id = :a"),
+                {"a": customer.account_id},
+            )
+        async with sessionmaker.begin() as session:
+            assert await idempotency.prune_replays(session) >= 1
+        assert await replays(sessionmaker, customer) == []
+        # The key starts afresh: a new request, a new key made.
+        fresh = await client.post("/v1/api-keys", json={"name": "other"}, headers=headers(customer, "k-p"))
+        assert (fresh.status_code, "idempotent-replayed" in fresh.headers) == (201, False)

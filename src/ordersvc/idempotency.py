@@ -1,6 +1,6 @@
 """`Idempotency-Key` for the REST operations that create or move something, apart from placing an
 order (whose key is written by the order statement itself, `orders.service.place`): redeeming a
-coupon, creating an API key, canceling an order, being assigned a deposit address.
+coupon, creating an API key, canceling an order.
 
 The first request with a key records it in the same transaction as its work, with the
 request's fingerprint, and then its answer; a repeat with the same request gets that answer
@@ -8,8 +8,11 @@ again (`Idempotent-Replayed: true`), a repeat with another request is 409
 `idempotency_conflict`. A concurrent repeat waits for the first to finish (the key's row is
 written first, and its unique index makes the second insert wait). A refused request rolls back
 with its transaction and leaves the key unused, as an order's does. Keys are scoped to the
-account and the operation, and kept (as orders' are) at least 24 hours; the answer of a new API
-key, which holds the key's secret, is stored sealed."""
+account and the operation and kept 24 hours (`prune_replays`, in the mailer's housekeeping): the
+guarantee an order's key also gives, and no longer, since a stored answer can go stale. The
+answer of a new API key, which holds the key's secret, is stored sealed, and replayed only while
+the key is active. Assigning a deposit address takes no key: it is idempotent by itself, and a
+stored answer could name an address recycled since."""
 
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Generic, TypeVar
 
 import sqlalchemy as sa
@@ -29,7 +32,7 @@ from sqlmodel import Field, SQLModel
 
 from ordersvc.errors import Conflict, InvalidParams
 from ordersvc.keyring import Keyring, Purpose, UnsealError
-from ordersvc.timestamps import utc_column
+from ordersvc.timestamps import utc_column, utc_now
 
 MAX_KEY_LENGTH = 255
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -124,9 +127,10 @@ async def once(
     keyed: Keyed,
     model: type[M],
     work: Callable[[], Awaitable[tuple[M, int]]],
+    still_true: Callable[[M], Awaitable[bool]] | None = None,
 ) -> Answer[M]:
     """`work`'s answer (its model and status), or, for a key already used with this request,
-    the answer it gave then."""
+    the answer it gave then, if `still_true` of it (else a conflict: the answer is stale)."""
     if keyed.key is None:
         value, status_code = await work()
         return Answer(value, status_code, replayed=False)
@@ -139,7 +143,10 @@ async def once(
         .returning(sa.literal(1))
     )
     if inserted.first() is None:
-        return _replay(await session.get_one(RequestReplay, where), keyed, model)
+        answer = _replay(await session.get_one(RequestReplay, where), keyed, model)
+        if still_true is not None and not await still_true(answer.value):
+            raise IdempotencyConflict("What this key's request made is gone since: use a new idempotency key.")
+        return answer
     value, status_code = await work()
     body = value.model_dump_json()
     if keyed.sealed_with is not None:
@@ -162,3 +169,24 @@ def _replay(row: RequestReplay, keyed: Keyed, model: type[M]) -> Answer[M]:
 
 def _context(keyed: Keyed) -> bytes:
     return f"{keyed.account_id}:{keyed.operation}:{keyed.key}".encode()
+
+
+REPLAY_LIFETIME = timedelta(hours=24)
+PRUNE_BATCH = 1000
+
+
+async def prune_replays(session: AsyncSession, *, limit: int = PRUNE_BATCH) -> int:
+    """Delete up to `limit` keys older than a day (their answers with them); how many. Called by
+    the mailer's housekeeping each round, so the table holds about a day of keys."""
+    stale = (
+        sa.select(RequestReplay.account_id, RequestReplay.operation, RequestReplay.key)  # type: ignore[call-overload]
+        .where(sa.column("created_at") < utc_now() - REPLAY_LIFETIME)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    deleted = await session.execute(
+        sa.delete(RequestReplay).where(
+            sa.tuple_(sa.column("account_id"), sa.column("operation"), sa.column("key")).in_(stale)
+        )
+    )
+    return int(deleted.rowcount or 0)  # type: ignore[attr-defined]

@@ -16,7 +16,11 @@ from ordersvc.problem_types import PROBLEM_TYPES, ProblemType, problem_type_path
 
 router = APIRouter(prefix="/problems", include_in_schema=False, route_class=GuardedRoute)
 
-_CACHE = {"Cache-Control": "public, max-age=3600"}
+_CACHE = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
+# The pages are static text and one inline style attribute.
+_PAGE_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 
 
 class UnknownProblemType(NotFound):
@@ -53,7 +57,7 @@ def _page(title: str, body: str) -> HTMLResponse:
         '<body style="font-family:sans-serif;max-width:40em;margin:3em auto;padding:0 1em;line-height:1.5">'
         f"{body}</body></html>"
     )
-    return HTMLResponse(html, headers={**_CACHE, "Vary": "Accept"})
+    return HTMLResponse(html, headers={**_CACHE, "Vary": "Accept", "Content-Security-Policy": _PAGE_POLICY})
 
 
 @router.get("")

@@ -283,7 +283,7 @@ class TestCustomerJourney:
         await page.get_by_role("link", name="API", exact=True).click()
         endpoint = f"{live_server.base_url}/api?key={customer.api_key}"
         await expect(page.locator("#endpoint-url")).to_have_text(endpoint)
-        await expect(page.get_by_role("link", name="Interactive reference")).to_have_attribute("href", "/docs")
+        await expect(page.get_by_role("link", name="Interactive reference")).to_have_attribute("href", "docs")
         # REST first, for new integrations: the key in a header, never in a URL.
         rest = page.get_by_role("tablist", name="REST examples")
         assert await rest.get_by_role("tab").all_inner_texts() == ["curl", "Python SDK", "TypeScript"]

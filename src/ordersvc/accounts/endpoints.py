@@ -62,8 +62,8 @@ async def api_keys_create(
 ) -> ApiKeyCreated:
     """A new key for the account. The response is the only time the whole key is shown:
     store it. Use several keys to rotate them without downtime. With an `Idempotency-Key`, a
-    retry after a lost answer gets the same key again (the answer is kept sealed), not a
-    second key."""
+    retry after a lost answer gets the same key again (the answer is kept sealed for 24 hours,
+    and replayed only while the key is active), not a second key."""
     name = body.name if body else ""
 
     async def create() -> tuple[ApiKeyCreated, int]:
@@ -73,14 +73,19 @@ async def api_keys_create(
         return created, status.HTTP_201_CREATED
 
     assert account.id is not None
+    account_id = account.id
     keyed = idempotency.Keyed(
-        account.id,
+        account_id,
         "api_keys_create",
         idempotency_key,
         idempotency.fingerprint(name=name),
         sealed_with=keyring(request.app.state.settings),
     )
-    return (await idempotency.once(session, keyed, ApiKeyCreated, create)).render(response)
+
+    async def still_active(created: ApiKeyCreated) -> bool:
+        return await accounts.api_key_is_active(session, account_id=account_id, prefix=created.prefix)
+
+    return (await idempotency.once(session, keyed, ApiKeyCreated, create, still_active)).render(response)
 
 
 @router.delete(

@@ -114,6 +114,11 @@ async def check_caller(engine: AsyncEngine, caller: Caller) -> None:
 _CALLER = f"SELECT {repository.CALLER_ACCOUNT}"
 
 
+async def api_key_is_active(session: AsyncSession, *, account_id: int, prefix: str) -> bool:
+    """Whether the account's key with this prefix exists and is not revoked."""
+    return any(k.prefix == prefix and k.revoked_at is None for k in await repository.list_keys(session, account_id))
+
+
 async def list_api_keys(session: AsyncSession, *, account_id: int) -> list[ApiKey]:
     """The account's keys, active and revoked, oldest first (prefixes only: keys are not stored)."""
     return await repository.list_keys(session, account_id)

@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from ordersvc import idempotency
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.config import Settings
 from ordersvc.deposits import addresses
@@ -63,54 +62,34 @@ async def deposit_addresses_get(network: Network, account: AccountDep, session: 
     summary="Get an address on a network assigned to you",
     status_code=status.HTTP_201_CREATED,
     responses={
-        200: {
-            "model": DepositAddressOut,
-            "description": "You had one already: the same address.",
-            "headers": idempotency.REPLAYED_RESPONSE_HEADER,
-        },
-        201: {"description": "Assigned now, or replayed.", "headers": idempotency.REPLAYED_RESPONSE_HEADER},
-        **problem_responses(
-            addresses.EmailNotVerified,
-            addresses.NoAddressAvailable,
-            idempotency.InvalidIdempotencyKey,
-            idempotency.IdempotencyConflict,
-        ),
+        200: {"model": DepositAddressOut, "description": "You had one already: the same address."},
+        **problem_responses(addresses.EmailNotVerified, addresses.NoAddressAvailable),
     },
 )
 async def deposit_addresses_assign(
-    network: Network,
-    account: AccountDep,
-    session: SessionDep,
-    request: Request,
-    response: Response,
-    idempotency_key: idempotency.IdempotencyKeyHeader = None,
+    network: Network, account: AccountDep, session: SessionDep, request: Request, response: Response
 ) -> DepositAddressOut:
     """Assign your address on this network from the pool (201), or return the one you have
-    (200): ask as often as you like, you keep one address per network. Deposits to it are
-    credited once final. Addresses are for verified accounts only (403 `email_not_verified`);
-    409 `no_address_available` when the network's pool is empty for the moment. An address
-    that has received no deposit within the operator's recycle period (30 days unless set
-    otherwise) goes back to the pool, and rests there as long before it is handed out again:
-    ask again before sending funds to an address you got long ago and never used. With an
-    `Idempotency-Key`, a retry gets the first answer again (its status too)."""
+    (200): ask as often as you like, you keep one address per network, so a retry needs no
+    Idempotency-Key (and takes none: a stored answer could name an address recycled since).
+    Deposits to it are credited once final. Addresses are for verified accounts only (403
+    `email_not_verified`); 409 `no_address_available` when the network's pool is empty for the
+    moment. An address that has received no deposit within the operator's recycle period (30
+    days unless set otherwise) goes back to the pool, and rests there as long before it is
+    handed out again: ask again before sending funds to an address you got long ago and never
+    used."""
     assert account.id is not None
-    account_id = account.id
     settings: Settings = request.app.state.settings
-
-    async def assign() -> tuple[DepositAddressOut, int]:
-        address, assigned_now = await addresses.assign_deposit_address(
-            session,
-            account_id=account_id,
-            network=network,
-            low_water=settings.deposit_pool_low_water,
-            recycle_days=settings.deposit_address_recycle_days,
-        )
-        return DepositAddressOut.of(address), status.HTTP_201_CREATED if assigned_now else status.HTTP_200_OK
-
-    keyed = idempotency.Keyed(
-        account_id, "deposit_addresses_assign", idempotency_key, idempotency.fingerprint(network=network.value)
+    address, assigned_now = await addresses.assign_deposit_address(
+        session,
+        account_id=account.id,
+        network=network,
+        low_water=settings.deposit_pool_low_water,
+        recycle_days=settings.deposit_address_recycle_days,
     )
-    return (await idempotency.once(session, keyed, DepositAddressOut, assign)).render(response)
+    if not assigned_now:
+        response.status_code = status.HTTP_200_OK
+    return DepositAddressOut.of(address)
 
 
 @router.get(

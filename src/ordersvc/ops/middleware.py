@@ -124,7 +124,7 @@ class RequestContextMiddleware:
         if path not in LEGACY_PATHS:
             declared = _header(scope, b"content-length")
             if declared is not None and (not is_ascii_digits(declared) or int(declared) > self.max_body_bytes):
-                await self._answer(scope, send_with_context, *self._too_large(scope))
+                await self._answer(scope, send_with_context, *self._too_large(scope), self._cors(scope))
                 self._log(scope, request_id, 413, started)
                 return
             receive_limited = self._limit(receive)
@@ -138,7 +138,7 @@ class RequestContextMiddleware:
                     await self.app(scope, receive_limited, send_with_context)
             except BodyTooLarge:
                 if not response_started:
-                    await self._answer(scope, send_with_context, *self._too_large(scope))
+                    await self._answer(scope, send_with_context, *self._too_large(scope), self._cors(scope))
             except ClientDisconnect:
                 # The connection closed while the body was being read (the client left, or the
                 # server refused the rest of it): nobody to answer, nothing went wrong here.
@@ -160,7 +160,7 @@ class RequestContextMiddleware:
                             *_problem(
                                 scope, 503, "timeout", "The request took too long and was not completed; retry it."
                             ),
-                            [(b"retry-after", str(RETRY_AFTER_SECONDS).encode())],
+                            [(b"retry-after", str(RETRY_AFTER_SECONDS).encode()), *self._cors(scope)],
                         )
             except Exception:
                 # Answered here rather than by Starlette's outermost handler, so that the answer

@@ -18,6 +18,7 @@ import aiosmtplib
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc import idempotency
 from ordersvc.accounts import throttle
 from ordersvc.config import Settings, get_settings
 from ordersvc.consent import service as consent
@@ -180,6 +181,7 @@ async def housekeeping(maker: async_sessionmaker[AsyncSession], settings: Settin
     await consent.expire_requests(maker)
     async with maker.begin() as session:
         await throttle.prune_throttle(session)
+        await idempotency.prune_replays(session)
 
 
 # Recycling scans the assigned addresses: hourly is soon enough for a period counted in days.

@@ -180,13 +180,14 @@ export interface paths {
         /**
          * Get an address on a network assigned to you
          * @description Assign your address on this network from the pool (201), or return the one you have
-         *     (200): ask as often as you like, you keep one address per network. Deposits to it are
-         *     credited once final. Addresses are for verified accounts only (403 `email_not_verified`);
-         *     409 `no_address_available` when the network's pool is empty for the moment. An address
-         *     that has received no deposit within the operator's recycle period (30 days unless set
-         *     otherwise) goes back to the pool, and rests there as long before it is handed out again:
-         *     ask again before sending funds to an address you got long ago and never used. With an
-         *     `Idempotency-Key`, a retry gets the first answer again (its status too).
+         *     (200): ask as often as you like, you keep one address per network, so a retry needs no
+         *     Idempotency-Key (and takes none: a stored answer could name an address recycled since).
+         *     Deposits to it are credited once final. Addresses are for verified accounts only (403
+         *     `email_not_verified`); 409 `no_address_available` when the network's pool is empty for the
+         *     moment. An address that has received no deposit within the operator's recycle period (30
+         *     days unless set otherwise) goes back to the pool, and rests there as long before it is
+         *     handed out again: ask again before sending funds to an address you got long ago and never
+         *     used.
          */
         post: operations["deposit_addresses_assign"];
         delete?: never;
@@ -298,8 +299,8 @@ export interface paths {
          * Create an API key
          * @description A new key for the account. The response is the only time the whole key is shown:
          *     store it. Use several keys to rotate them without downtime. With an `Idempotency-Key`, a
-         *     retry after a lost answer gets the same key again (the answer is kept sealed), not a
-         *     second key.
+         *     retry after a lost answer gets the same key again (the answer is kept sealed for 24 hours,
+         *     and replayed only while the key is active), not a second key.
          */
         post: operations["api_keys_create"];
         delete?: never;
@@ -2868,10 +2869,7 @@ export interface operations {
     deposit_addresses_assign: {
         parameters: {
             query?: never;
-            header?: {
-                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
-                "Idempotency-Key"?: string;
-            };
+            header?: never;
             path: {
                 network: components["schemas"]["Network"];
             };
@@ -2882,8 +2880,6 @@ export interface operations {
             /** @description You had one already: the same address. */
             200: {
                 headers: {
-                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
-                    "Idempotent-Replayed"?: "true";
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -2899,11 +2895,9 @@ export interface operations {
                     "application/json": components["schemas"]["DepositAddressOut"];
                 };
             };
-            /** @description Assigned now, or replayed. */
+            /** @description Successful Response */
             201: {
                 headers: {
-                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
-                    "Idempotent-Replayed"?: "true";
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
@@ -2957,10 +2951,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /**
-             * @description - `no_address_available`: No deposit address free.
-             *     - `idempotency_conflict`: Idempotency key reused.
-             */
+            /** @description - `no_address_available`: No deposit address free. */
             409: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -2972,10 +2963,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /**
-             * @description - `validation_error`: Request not valid.
-             *     - `invalid_idempotency_key`: Invalid idempotency key.
-             */
+            /** @description - `validation_error`: Request not valid. */
             422: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];

@@ -64,9 +64,10 @@ export function apiPage(context: AppContext): Page {
         " header (never in a URL). Errors are problem documents with a stable ",
         h("code", null, "code"),
         "; generate a client from the OpenAPI document. ",
-        h("a", { href: "/docs", id: "docs-link" }, "Interactive reference"),
+        // Relative: right behind a path prefix too.
+        h("a", { href: "docs", id: "docs-link" }, "Interactive reference"),
         " · ",
-        h("a", { href: "/openapi.json" }, "OpenAPI document"),
+        h("a", { href: "openapi.json" }, "OpenAPI document"),
       ),
       rest.tabs,
       rest.code,
