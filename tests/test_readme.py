@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 TOUR_URL = "http://127.0.0.1:8000"
 TOUR_EMAIL = "alice@example.com"
+TOUR_OPERATOR = "ops@example.com"
 
 
 def tour_commands() -> list[tuple[str, str | None]]:
@@ -69,6 +70,7 @@ def test_the_tour_runs_as_written(server: ServerProcess, tmp_path: Path) -> None
     for index, (command, _) in enumerate(commands):
         # The test's server and CLI (same database), and an address no other test uses.
         command = command.replace(TOUR_URL, server.base_url).replace(TOUR_EMAIL, email)
+        command = command.replace(TOUR_OPERATOR, unique_email("ops"))
         command = command.replace("uv run ordersvc", ORDERSVC)
         script += [f"echo '@@{index}'", command, "echo"]
     path = tmp_path / "tour.sh"

@@ -41,6 +41,8 @@ export default defineConfig({
     // Content-Security-Policy can stay at 'self'.
     assetsInlineLimit: 0,
     modulePreload: { polyfill: false },
+    // Two pages: the customer dashboard (`/`) and the operator's console (`/admin`).
+    rollupOptions: { input: { index: "index.html", admin: "admin.html" } },
   },
   server: {
     // `npm run dev` proxies the API to a local `ordersvc serve`.

@@ -28,6 +28,7 @@ from ordersvc.consent.cli import mailer_command, outbox_app, suppression_app
 from ordersvc.coupons.cli import coupons_app
 from ordersvc.deposits.cli import bonus_app, deposits_app
 from ordersvc.fulfilment.cli import worker_command, workers_app
+from ordersvc.operators.cli import operators_app
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +56,7 @@ app.add_typer(suppression_app, name="suppression")
 app.add_typer(outbox_app, name="outbox")
 app.command("mailer")(mailer_command)
 app.add_typer(workers_app, name="workers")
+app.add_typer(operators_app, name="operators")
 app.command("worker")(worker_command)
 
 
@@ -269,7 +271,9 @@ def payments_credit(
     description: Annotated[str | None, typer.Option(help="Shown to the operator in the ledger.")] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Credit AMOUNT USD (up to 3 decimals) to the account with EMAIL."""
+    """Credit AMOUNT USD (up to 3 decimals) to the account with EMAIL (in the audit log, as the
+    local operator)."""
+    from ordersvc.admin import service as admin
     from ordersvc.errors import ServiceError
     from ordersvc.ledger import service as ledger
     from ordersvc.money import format_usd, parse_usd
@@ -281,7 +285,7 @@ def payments_credit(
         raise refused(exc) from None
 
     async def work(session: AsyncSession) -> tuple[int, int, int]:
-        payment = await ledger.credit(session, email=email, amount_mills=mills, description=description)
+        payment = await admin.cli_credit(session, email=email, amount_mills=mills, description=description)
         assert payment.id is not None
         return payment.id, payment.amount_mills, await ledger.get_balance(session, account_id=payment.account_id)
 

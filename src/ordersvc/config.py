@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     # Browser sessions: the cookie's Secure flag. Unset: on when `public_url` is https://; set
     # false only to sign in over plain http on a development machine.
     session_cookie_secure: bool | None = None
+    # Operator sessions (the console at /admin): ended after this long without a request, and in
+    # any case this long after sign-in. The link `operators create` prints lives this long.
+    operator_idle_minutes: int = Field(default=30, ge=1)
+    operator_session_hours: int = Field(default=12, ge=1)
+    operator_link_hours: int = Field(default=24, ge=1)
+    # An open order with no progress for this long is "stuck" in the console.
+    stuck_order_minutes: int = Field(default=60, ge=1)
 
     # Browser origins allowed to call the REST API (CORS), e.g. the dashboard's. None by default.
     # As a JSON list or comma-separated: ORDERSVC_CORS_ORIGINS=https://app.example.com

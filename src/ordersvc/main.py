@@ -16,6 +16,8 @@ from ordersvc import db, openapi_document
 from ordersvc.accounts import second_factor
 from ordersvc.accounts.auth_endpoints import router as auth_router
 from ordersvc.accounts.endpoints import router as accounts_router
+from ordersvc.admin.catalogue import router as admin_catalogue_router
+from ordersvc.admin.endpoints import router as admin_router
 from ordersvc.config import Settings, get_settings
 from ordersvc.consent.pages import router as consent_router
 from ordersvc.coupons.endpoints import router as coupons_router
@@ -67,6 +69,11 @@ TAGS = [
     {"name": "account", "description": "Your account, its password, email address and second factor."},
     {"name": "api-keys", "description": "Create, list and revoke API keys."},
     {"name": "fulfilment", "description": "For fulfilment workers (worker tokens): claim orders, report progress."},
+    {
+        "name": "admin",
+        "description": "The operator's console (`/admin`): operator sessions only (password and TOTP), every "
+        "action in the audit log.",
+    },
 ]
 
 
@@ -143,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         accounts_router,
         auth_router,
         fulfilment_router,
+        admin_router,
+        admin_catalogue_router,
         webhooks_router,
         consent_router,
         dashboard_router,

@@ -42,11 +42,8 @@ def _complete_examples(schema: dict[str, Any]) -> None:
     And every 2xx JSON response shows its schema's example."""
     schemas: dict[str, Any] = schema.get("components", {}).get("schemas", {})
     for component in schemas.values():
-        required, props = component.get("required", []), component.get("properties", {})
         for example in component.get("examples", []):
-            for name in required:
-                if name not in example and _may_be_null(props.get(name, {})):
-                    example[name] = None
+            _restore_nulls(example, component, schemas)
     for component in schemas.values():
         props = component.get("properties", {})
         item_ref = props.get("data", {}).get("items", {}).get("$ref", "")
@@ -63,6 +60,25 @@ def _complete_examples(schema: dict[str, Any]) -> None:
                     ref = media.get("schema", {}).get("$ref", "").rpartition("/")[2]
                     if schemas.get(ref, {}).get("examples"):
                         media["example"] = schemas[ref]["examples"][0]
+
+
+def _restore_nulls(example: object, component: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Put back the nulls of required nullable fields, in the example and the objects nested in
+    it (fields whose schema is another component, or a list of them)."""
+    if not isinstance(example, dict):
+        return
+    required, props = component.get("required", []), component.get("properties", {})
+    for name in required:
+        if name not in example and _may_be_null(props.get(name, {})):
+            example[name] = None
+    for name, value in example.items():
+        node = props.get(name, {})
+        ref = node.get("$ref") or node.get("items", {}).get("$ref", "")
+        nested = schemas.get(ref.rpartition("/")[2]) if ref else None
+        if nested is None:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            _restore_nulls(item, nested, schemas)
 
 
 def _may_be_null(node: dict[str, Any]) -> bool:

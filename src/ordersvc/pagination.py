@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, TypeVarTuple, cast
 
@@ -303,3 +303,23 @@ async def fetch_cursor_page(
     newest = stmt.order_by(*owned_order(owner_column, id_column, newest_first=True)).limit(window)
     rows = list((await session.execute(newest)).all())
     return rows[: request.limit], len(rows) > request.limit
+
+
+async def stream_by_id(
+    session: AsyncSession, stmt: sa.Select[*tuple[Any, ...]], id_column: Any, *, chunk: int = 500
+) -> AsyncIterator[Any]:
+    """Every row of `stmt` whose first column is an entity with an `id`, newest first, read in
+    chunks by id: an export never holds the whole list in memory, and each chunk starts from its
+    index. Yields the entity alone for a one-column statement, else the row."""
+    last: int | None = None
+    single = len(stmt.column_descriptions) == 1
+    while True:
+        page = stmt.order_by(id_column.desc()).limit(chunk)
+        if last is not None:
+            page = page.where(id_column < last)
+        rows = list((await session.execute(page)).all())
+        for row in rows:
+            yield row[0] if single else row
+        if len(rows) < chunk:
+            return
+        last = rows[-1][0].id

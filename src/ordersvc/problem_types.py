@@ -197,6 +197,63 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "method_not_allowed": ProblemType(
         405, "Method not supported here", "The path exists but not with this method: see the `Allow` header."
     ),
+    # The operator's console (`/v1/admin`)
+    "operator_session_required": ProblemType(
+        401,
+        "Operator session needed",
+        "Console routes take only an operator's session cookie from `POST /v1/admin/auth/login` (a customer's API "
+        "key or session never reaches them). Sessions end after 30 idle minutes and 12 hours at most.",
+    ),
+    "operator_sign_in_failed": ProblemType(
+        401,
+        "Operator sign-in failed",
+        "The email, password or code is wrong, or the operator is disabled. Repeated failures are throttled.",
+    ),
+    "totp_enrolment_required": ProblemType(
+        403,
+        "Set up the authenticator first",
+        "Operators sign in with a TOTP code: this session reaches only `/v1/admin/auth/totp/start` and "
+        "`/v1/admin/auth/totp/confirm` until the first code is confirmed.",
+    ),
+    "totp_already_enrolled": ProblemType(
+        409,
+        "Authenticator already set up",
+        "This operator's second factor is on; `ordersvc operators reset` clears it.",
+    ),
+    "operator_role_forbidden": ProblemType(
+        403,
+        "Not allowed for this role",
+        "`support` operators read everything and may cancel orders, revoke a customer's keys or sessions and "
+        "disable accounts; moving money, deposits, coupons, bonus tiers, suppressions, worker tokens and operators "
+        "need `admin`.",
+    ),
+    "invalid_operator_link": ProblemType(
+        400,
+        "Operator link not valid",
+        "The one-time link is wrong, used or expired: `ordersvc operators reset EMAIL` prints a new one.",
+    ),
+    "operator_exists": ProblemType(409, "Operator exists", "An operator with this email exists already."),
+    "operator_not_found": ProblemType(404, "No such operator", "No operator has this id or email."),
+    "last_admin": ProblemType(
+        409, "Last admin", "The last active admin cannot be disabled or made `support`: make another admin first."
+    ),
+    "invalid_role": ProblemType(422, "Unknown role", "A role is `admin` or `support`."),
+    "reason_required": ProblemType(
+        422, "Reason needed", "A manual credit or debit needs a reason (1-500 characters): it is kept with the payment."
+    ),
+    "opt_out_is_final": ProblemType(
+        409,
+        "The recipient's opt-out is final",
+        "The address opted out itself (a never-contact-me link, or the opt-out link in a delivery): no operator can "
+        "take it off the suppression list. Only suppressions an operator added can be removed.",
+    ),
+    "consent_not_waiting": ProblemType(
+        409,
+        "Nothing to resend",
+        "The consent request is confirmed, declined or expired: only a request still waiting for the recipient can "
+        "be sent again.",
+    ),
+    "customer_not_found": ProblemType(404, "No such customer", "No customer account has this id."),
     "validation_error": ProblemType(
         422,
         "Request not valid",

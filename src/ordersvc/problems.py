@@ -124,6 +124,8 @@ PUBLIC_PATHS = frozenset(
         "/v1/auth/login",
         "/v1/auth/password-reset",
         "/v1/auth/password-reset/confirm",
+        "/v1/admin/auth/login",
+        "/v1/admin/auth/set-password",
     }
 )
 
@@ -151,6 +153,13 @@ def install_problem_handlers(app: FastAPI, cors_origins: list[str]) -> None:
         # valid key the answer is still 401, whatever the body.
         path = request.url.path
         if path.startswith("/v1/") and path not in PUBLIC_PATHS and not await request_has_valid_key(request):
+            if path.startswith("/v1/admin/"):
+                from ordersvc.operators.service import OperatorSessionEnded
+
+                ended = OperatorSessionEnded()
+                return problem_response(
+                    request, 401, ended.code, ended.message, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
+                )
             return problem_response(
                 request, 401, InvalidApiKey.code, UNAUTHORIZED_DETAIL, headers={"WWW-Authenticate": WWW_AUTHENTICATE}
             )

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.audit.service import Actor
 from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.hashes import InvalidTxHash, normalise_address, normalise_tx_hash
@@ -161,7 +162,9 @@ class TestOperatorAssign:
             with pytest.raises(
                 deposits.TransferAlreadyCredited, match=f"already credited as deposit {credited.deposit_id}"
             ):
-                await deposits.assign_unmatched(session, deposit_id=old_id, email=customer.email)
+                await deposits.assign_unmatched(
+                    session, deposit_id=old_id, email=customer.email, actor=Actor.local_operator()
+                )
         assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
 
     async def test_the_copy_is_refused_whichever_spelling_was_credited(
@@ -182,10 +185,14 @@ class TestOperatorAssign:
 
         first, copy = await old_row("0X" + digits.upper(), address), await old_row(digits, address.lower())
         async with sessionmaker.begin() as session:
-            await deposits.assign_unmatched(session, deposit_id=first, email=customer.email)
+            await deposits.assign_unmatched(
+                session, deposit_id=first, email=customer.email, actor=Actor.local_operator()
+            )
         async with sessionmaker.begin() as session:
             with pytest.raises(deposits.TransferAlreadyCredited):
-                await deposits.assign_unmatched(session, deposit_id=copy, email=customer.email)
+                await deposits.assign_unmatched(
+                    session, deposit_id=copy, email=customer.email, actor=Actor.local_operator()
+                )
         assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
 
 

@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ordersvc.audit.service import Actor
 from ordersvc.deposits import service as deposits
 from tests.conftest import MakeCustomer
 from tests.deposits.conftest import (
@@ -139,11 +140,15 @@ class TestChainWatcher:
         assert len(unmatched) == 1
         customer = await make_customer()
         async with sessionmaker.begin() as session:
-            await deposits.assign_unmatched(session, deposit_id=unmatched[0].id, email=customer.email)
+            await deposits.assign_unmatched(
+                session, deposit_id=unmatched[0].id, email=customer.email, actor=Actor.local_operator()
+            )
         assert await snapshot(sessionmaker, customer) == ("126.00", 2, 0)
         async with sessionmaker.begin() as session:
             with pytest.raises(deposits.DepositNotUnmatched):
-                await deposits.assign_unmatched(session, deposit_id=unmatched[0].id, email=customer.email)
+                await deposits.assign_unmatched(
+                    session, deposit_id=unmatched[0].id, email=customer.email, actor=Actor.local_operator()
+                )
 
     @pytest.mark.parametrize(
         "payload",

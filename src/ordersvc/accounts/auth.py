@@ -64,6 +64,15 @@ async def request_has_valid_key(request: Request) -> bool:
 
     async with request.app.state.sessionmaker() as session:
         try:
+            if request.url.path.startswith("/v1/admin/"):
+                from ordersvc.operators import service as operators
+
+                cookie = request.cookies.get("ordersvc_operator")
+                settings = request.app.state.settings
+                found = (
+                    await operators.authenticate_session(session, token=cookie, settings=settings) if cookie else None
+                )
+                return found is not None
             if request.url.path.startswith("/v1/fulfilment/"):
                 bearer = await bearer_scheme(request)
                 await fulfilment.authenticate(session, token=bearer.credentials if bearer else None)

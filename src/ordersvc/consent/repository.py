@@ -175,3 +175,8 @@ async def consent_id_of(session: AsyncSession, account_id: int, email: str) -> i
         col(RecipientConsent.account_id) == account_id, col(RecipientConsent.email) == _key(email)
     )
     return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def mailbox_key(session: AsyncSession, email: str) -> str:
+    key: str = (await session.execute(sa.select(_key(email)))).scalar_one()
+    return key

@@ -205,3 +205,43 @@ async def unsuppress(session: AsyncSession, *, email: str) -> None:
 
 async def suppressions(session: AsyncSession) -> list[Suppression]:
     return await repository.list_suppressions(session)
+
+
+class OptOutIsFinal(Conflict):
+    code = "opt_out_is_final"
+    message = "This address opted out itself: that is final, and no operator can undo it."
+
+
+class ConsentNotWaiting(Conflict):
+    code = "consent_not_waiting"
+    message = "This request is not waiting for the recipient (confirmed, declined or expired): nothing to resend."
+
+
+async def mailbox_key(session: AsyncSession, email: str) -> str:
+    """The key an address is stored and compared under (the database's `ordersvc_mailbox_key`)."""
+    return await repository.mailbox_key(session, email.strip())
+
+
+async def remove_operator_suppression(session: AsyncSession, *, email: str) -> None:
+    """Take an operator's suppression off the list; a recipient's own opt-out stays (OptOutIsFinal)."""
+    key = await mailbox_key(session, email)
+    found = await session.get(Suppression, key, with_for_update=True)
+    if found is None:
+        raise NotSuppressed()
+    if found.source != "operator":
+        raise OptOutIsFinal()
+    await repository.remove_suppression(session, key)
+
+
+async def resend_request(session: AsyncSession, *, consent_id: int, settings: Settings | None = None) -> bool:
+    """Send a waiting request's message again: it is marked unmailed and asked, under the same rule
+    as every message (`ordersvc_ask_consents`: at most one per address per interval; held back,
+    the housekeeping sends it when the window opens). True when queued now."""
+    settings = settings or get_settings()
+    found = await repository.lock_consent(session, consent_id) if 1 <= consent_id < 2**63 else None
+    if found is None:
+        raise NotFound("No such consent request.")
+    if found.status != ConsentStatus.REQUESTED.value:
+        raise ConsentNotWaiting()
+    await repository.set_consent(session, consent_id, mailed_at=None)
+    return await request_confirmation(session, consent_id=consent_id, settings=settings)

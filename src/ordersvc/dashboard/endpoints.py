@@ -48,6 +48,17 @@ async def dashboard_page() -> Response:
     return FileResponse(index, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
 
 
+@router.get("/admin")
+@router.get("/admin/")
+async def console_page() -> Response:
+    """The operator's console: the same bundle's second page. It reaches only `/v1/admin`, with an
+    operator session (customers' keys and sessions never reach those routes)."""
+    page = STATIC_DIR / "admin.html"
+    if not page.is_file():
+        return PlainTextResponse("The console is not built: run `npm ci && npm run build` in web/.", status_code=503)
+    return FileResponse(page, media_type="text/html; charset=utf-8", headers=PAGE_HEADERS)
+
+
 @router.get("/assets/{name}")
 async def dashboard_asset(name: str) -> Response:
     # Only plain file names from the bundle's own folder: no path separators, no dot-files.

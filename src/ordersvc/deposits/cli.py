@@ -191,12 +191,15 @@ def collisions(as_json: JsonFlag = False) -> None:
 
 @deposits_app.command("assign")
 def assign(deposit_id: int, email: str) -> None:
-    """Credit the unmatched deposit DEPOSIT_ID (with its bonus) to the account with EMAIL."""
+    """Credit the unmatched deposit DEPOSIT_ID (with its bonus) to the account with EMAIL (in the
+    audit log, as the local operator)."""
+    from ordersvc.audit.service import Actor
     from ordersvc.deposits import service as deposits
     from ordersvc.money import format_usd
 
     async def work(session: AsyncSession) -> tuple[int, int]:
-        deposit = await deposits.assign_unmatched(session, deposit_id=deposit_id, email=email)
+        actor = Actor.local_operator()
+        deposit = await deposits.assign_unmatched(session, deposit_id=deposit_id, email=email, actor=actor)
         return deposit.amount_mills, deposit.bonus_mills
 
     amount, bonus = in_transaction(work)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.config import Settings
+from ordersvc.csv_export import csv_response
 from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
@@ -19,6 +21,7 @@ from ordersvc.deposits.schemas import (
     DepositList,
     DepositOut,
 )
+from ordersvc.money import format_usd
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.pagination import DEFAULT_LIMIT, LIST_ERRORS, MAX_ID, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
@@ -113,6 +116,28 @@ async def deposits_list(
         session, account_id=account.id, limit=limit, starting_after=starting_after, ending_before=ending_before
     )
     return DepositList(data=[DepositOut.of(d) for d in page.items], has_more=page.has_more)
+
+
+@router.get(
+    "/deposits/export",
+    operation_id="deposits_export",
+    tags=["deposits"],
+    summary="Export your deposits (CSV)",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Every credited deposit, newest first.", "content": {"text/csv": {}}}},
+)
+async def deposits_export(request: Request, account: AccountDep) -> StreamingResponse:
+    """Your credited deposits as CSV (`id,network,amount,bonus,tx_hash,address,credited`),
+    newest first, streamed."""
+    assert account.id is not None
+    account_id = account.id
+    return csv_response(
+        request.app.state.sessionmaker, "deposits.csv",
+        ["id", "network", "amount", "bonus", "tx_hash", "address", "credited"],
+        lambda session: deposits.export_deposits(session, account_id=account_id),
+        lambda d: [d.id, d.network, format_usd(d.amount_mills), format_usd(d.bonus_mills), d.tx_hash, d.address,
+                   d.credited_at],
+    )  # fmt: skip
 
 
 @router.get(

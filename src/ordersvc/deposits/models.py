@@ -128,3 +128,21 @@ class BonusTier(SQLModel, table=True):
     threshold_mills: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False, unique=True))
     basis_points: int = Field(sa_column=sa.Column(sa.Integer, nullable=False))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
+
+
+class ProcessorEvent(SQLModel, table=True):
+    """Every signed event a processor sent, with what became of it: `credited`, `unmatched`,
+    `duplicate` (recorded before), `not_final` (not settled yet) or `refused` (signed, but not a
+    deposit this service can read: `detail` has the error code). For disputes. Unsigned requests
+    are not kept (anyone can send them)."""
+
+    __tablename__ = "processor_events"
+    __table_args__ = (sa.Index("ix_processor_events_outcome_id", "outcome", "id"),)
+
+    id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
+    processor: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    external_id: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    outcome: str = Field(sa_column=sa.Column(sa.Text, nullable=False))
+    deposit_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("deposits.id")))
+    detail: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
+    created_at: datetime | None = Field(default=None, sa_column=utc_column())

@@ -5,21 +5,42 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from ordersvc.accounts import service as accounts_service
+from ordersvc.audit import service as audit
+from ordersvc.audit.service import Actor
 from ordersvc.deposits import repository
 from ordersvc.deposits.hashes import InvalidTxHash, hex_digits, normalise_address, normalise_tx_hash
-from ordersvc.deposits.models import BonusTier, Deposit, DepositAddressRelease, DepositStatus, Network
+from ordersvc.deposits.models import (
+    BonusTier,
+    Deposit,
+    DepositAddressRelease,
+    DepositStatus,
+    Network,
+    ProcessorEvent,
+)
 from ordersvc.errors import Conflict, InvalidParams, NotFound, ServiceError
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
+from ordersvc.money import format_usd
 from ordersvc.ops import metrics
-from ordersvc.pagination import DEFAULT_LIMIT, MAX_ID, CursorPage, CursorRequest, InvalidCursor
+from ordersvc.pagination import (
+    DEFAULT_LIMIT,
+    MAX_ID,
+    CursorPage,
+    CursorRequest,
+    InvalidCursor,
+    fetch_cursor_page,
+    stream_by_id,
+)
 from ordersvc.text import clean_text
 from ordersvc.timestamps import utc_now
 
@@ -183,6 +204,7 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
     )
     if deposit is None:
         await _warn_if_amount_differs(session, event)
+        await log_event(session, event.processor, event.external_id, "duplicate")
         return DepositOutcome("duplicate", None)
     assert deposit.id is not None
     account_id = await _owner(session, event)
@@ -193,9 +215,49 @@ async def record_deposit(session: AsyncSession, event: DepositEvent) -> DepositO
             event.amount_mills, event.network, event.address,
             f" (recycled from account {former.account_id} on {former.released_at:%Y-%m-%d})" if former else "",
         )  # fmt: skip
+        await log_event(session, event.processor, event.external_id, "unmatched", deposit_id=deposit.id)
         return DepositOutcome("unmatched", deposit.id)
     await _credit(session, deposit, account_id)
+    await log_event(session, event.processor, event.external_id, "credited", deposit_id=deposit.id)
     return DepositOutcome("credited", deposit.id)
+
+
+async def log_event(
+    session: AsyncSession,
+    processor: str,
+    external_id: str | None,
+    outcome: str,
+    *,
+    deposit_id: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """One signed processor event and its outcome (`ProcessorEvent`), in the caller's transaction."""
+    session.add(
+        ProcessorEvent(
+            processor=processor,
+            external_id=None if external_id is None else clean_text(external_id[:200]),
+            outcome=outcome,
+            deposit_id=deposit_id,
+            detail=None if detail is None else clean_text(detail[:500]),
+        )
+    )
+    await session.flush()
+
+
+async def log_refused(maker: async_sessionmaker[AsyncSession], processor: str, code: str) -> None:
+    """A signed event refused (the request's transaction rolls back): logged in one of its own."""
+    async with maker.begin() as session:
+        await log_event(session, processor, None, "refused", detail=code)
+
+
+async def page_events(
+    session: AsyncSession, *, outcome: str | None, request: CursorRequest
+) -> CursorPage[ProcessorEvent]:
+    stmt = sa.select(ProcessorEvent)
+    if outcome is not None:
+        stmt = stmt.where(col(ProcessorEvent.outcome) == outcome)
+    rows, has_more = await fetch_cursor_page(session, stmt, col(ProcessorEvent.id), request)
+    return CursorPage(items=[row[0] for row in rows], has_more=has_more)
 
 
 async def _warn_if_amount_differs(session: AsyncSession, event: DepositEvent) -> None:
@@ -258,9 +320,9 @@ async def _credit(session: AsyncSession, deposit: Deposit, account_id: int) -> N
     metrics.count_after_commit(session, metrics.DEPOSITS_CREDITED.inc)
 
 
-async def assign_unmatched(session: AsyncSession, *, deposit_id: int, email: str) -> Deposit:
-    """The operator credits an unmatched deposit (with the bonus of the tiers in force now) to
-    the account with this email."""
+async def assign_unmatched(session: AsyncSession, *, deposit_id: int, email: str, actor: Actor) -> Deposit:
+    """The operator (`actor`: the console's, or the CLI's) credits an unmatched deposit (with the
+    bonus of the tiers in force now) to the account with this email; audited."""
     if not 1 <= deposit_id <= MAX_ID:
         raise DepositNotFound()
     deposit = await repository.get_deposit_for_update(session, deposit_id)
@@ -273,6 +335,11 @@ async def assign_unmatched(session: AsyncSession, *, deposit_id: int, email: str
     assert account.id is not None
     await _credit(session, deposit, account.id)
     await session.refresh(deposit)
+    await audit.record(
+        session, actor, "deposit.assign", object_type="deposit", object_id=deposit_id, before={"status": "unmatched"},
+        after={"status": deposit.status, "account_id": deposit.account_id, "amount": format_usd(deposit.amount_mills),
+               "bonus": format_usd(deposit.bonus_mills)},
+    )  # fmt: skip
     return deposit
 
 
@@ -317,3 +384,11 @@ async def page_deposits(
     request = CursorRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
     items, has_more = await repository.deposits_page(session, account_id, request)
     return CursorPage(items=items, has_more=has_more)
+
+
+def export_deposits(session: AsyncSession, *, account_id: int) -> AsyncIterator[Deposit]:
+    """The account's credited deposits, newest first, streamed (`GET /v1/deposits/export`)."""
+    stmt = sa.select(Deposit).where(
+        col(Deposit.account_id) == account_id, col(Deposit.status) == DepositStatus.CREDITED.value
+    )
+    return stream_by_id(session, stmt, col(Deposit.id))

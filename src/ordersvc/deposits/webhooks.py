@@ -8,6 +8,7 @@ or whose transaction hash is not one of its network (nothing stored)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -72,10 +73,21 @@ def _json_object(body: bytes) -> dict[str, Any]:
     return payload
 
 
-async def _record(session: SessionDep, event: service.DepositEvent | None) -> dict[str, str]:
+async def _record(session: SessionDep, processor: Processor, event: service.DepositEvent | None) -> dict[str, str]:
     if event is None:
+        await service.log_event(session, processor.value, None, "not_final")
         return {"status": "not_final"}
     return {"status": (await service.record_deposit(session, event)).status}
+
+
+async def _logged(request: Request, processor: Processor, work: Awaitable[dict[str, str]]) -> dict[str, str]:
+    """The signed event's handling; a refusal is logged (`ProcessorEvent`, `refused`) in a
+    transaction of its own, as the request's rolls back."""
+    try:
+        return await work
+    except ServiceError as exc:
+        await service.log_refused(request.app.state.sessionmaker, processor.value, exc.code)
+        raise
 
 
 @router.post("/chain")
@@ -91,7 +103,13 @@ async def chain_webhook(request: Request, session: SessionDep) -> dict[str, str]
         now=int(time.time()),
         tolerance=settings.chain_webhook_tolerance_seconds,
     )
-    return await _record(session, processors.chain_event(_json_object(body), settings.chain_confirmations))
+
+    async def work() -> dict[str, str]:
+        return await _record(
+            session, Processor.CHAIN, processors.chain_event(_json_object(body), settings.chain_confirmations)
+        )
+
+    return await _logged(request, Processor.CHAIN, work())
 
 
 @router.post("/nowpayments")
@@ -106,7 +124,11 @@ async def nowpayments_webhook(request: Request, session: SessionDep) -> dict[str
     _require_json_content_type(request)
     body = await _raw_body(request, MAX_NOWPAYMENTS_BODY)
     payload = verify_nowpayments(header, body, settings.nowpayments_ipn_secret)
-    return await _record(session, processors.nowpayments_event(payload))
+
+    async def work() -> dict[str, str]:
+        return await _record(session, Processor.NOWPAYMENTS, processors.nowpayments_event(payload))
+
+    return await _logged(request, Processor.NOWPAYMENTS, work())
 
 
 @router.post("/btcpay")
@@ -116,19 +138,25 @@ async def btcpay_webhook(request: Request, session: SessionDep) -> dict[str, str
         raise ProcessorDisabled()
     body = await _raw_body(request)
     verify_btcpay(request.headers.get("btcpay-sig"), body, settings.btcpay_webhook_secret)
-    envelope = _json_object(body)
-    ref = btcpay.invoice_ref(envelope)
-    if ref is None:
-        return {"status": "not_final"}
-    store_id, invoice_id = ref
-    # Redeliveries are normal: a recorded invoice is answered without asking BTCPay again.
-    if await service.is_recorded(session, processor=Processor.BTCPAY.value, external_id=invoice_id):
-        return {"status": "duplicate"}
-    settled = await btcpay.fetch_invoice(
-        envelope,
-        base_url=settings.btcpay_url,
-        api_key=settings.btcpay_api_key,
-        store_id=store_id,
-        invoice_id=invoice_id,
-    )
-    return await _record(session, btcpay.btcpay_event(settled))
+    base_url, api_key = settings.btcpay_url, settings.btcpay_api_key
+
+    async def work() -> dict[str, str]:
+        envelope = _json_object(body)
+        ref = btcpay.invoice_ref(envelope)
+        if ref is None:
+            return await _record(session, Processor.BTCPAY, None)
+        store_id, invoice_id = ref
+        # Redeliveries are normal: a recorded invoice is answered without asking BTCPay again.
+        if await service.is_recorded(session, processor=Processor.BTCPAY.value, external_id=invoice_id):
+            await service.log_event(session, Processor.BTCPAY.value, invoice_id, "duplicate")
+            return {"status": "duplicate"}
+        settled = await btcpay.fetch_invoice(
+            envelope,
+            base_url=base_url,
+            api_key=api_key,
+            store_id=store_id,
+            invoice_id=invoice_id,
+        )
+        return await _record(session, Processor.BTCPAY, btcpay.btcpay_event(settled))
+
+    return await _logged(request, Processor.BTCPAY, work())

@@ -123,7 +123,7 @@ async def claim(
         reason = f"claimed by worker {worker.name}"
         if order.status == OrderStatus.IN_PROGRESS.value:
             reason = f"lease expired; resumed by worker {worker.name} at {order.delivered} delivered"
-        await repository.update_order(session, order.id, worker_id=worker.id, lease_until=lease_until)
+        await repository.update_order(session, order.id, worker_id=worker.id, lease_until=lease_until, progress_at=now)
         await lifecycle.transition(session, order, OrderStatus.IN_PROGRESS, reason)
         consent_id = await consent_repository.consent_id_of(session, order.account_id, order.email)
         assert consent_id is not None  # a pending order's pair has a consent row
@@ -164,7 +164,9 @@ async def report_progress(session: AsyncSession, *, worker: Worker, public_id: s
     assert order.id is not None
     if not order.delivered <= delivered <= order.quantity:
         raise InvalidProgress()
-    await repository.update_order(session, order.id, delivered=delivered, progress=delivered * 100 // order.quantity)
+    await repository.update_order(
+        session, order.id, delivered=delivered, progress=delivered * 100 // order.quantity, progress_at=utc_now()
+    )
     await session.refresh(order)
     if order.cancel_requested_at is not None:
         return WorkState(await _finish(session, order, "stopped: cancellation requested"), True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
 
-from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, CredentialsDep, caller_of
+from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, AccountDep, CredentialsDep, caller_of
+from ordersvc.csv_export import csv_response
 from ordersvc.errors import InvalidApiKey
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
@@ -71,3 +73,25 @@ async def payments_list(
     except InvalidApiKey:
         raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
     return PaymentList(data=[PaymentOut.of(entry) for entry in page.items], has_more=page.has_more)
+
+
+@router.get(
+    "/payments/export",
+    operation_id="payments_export",
+    tags=["payments"],
+    summary="Export your payments (CSV)",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Every payment, newest first.", "content": {"text/csv": {}}}},
+)
+async def payments_export(request: Request, account: AccountDep) -> StreamingResponse:
+    """Your whole ledger as CSV (`id,kind,amount,order_id,email,coupon,description,created`),
+    newest first, streamed from one consistent snapshot: the amounts sum to your balance."""
+    assert account.id is not None
+    account_id = account.id
+    return csv_response(
+        request.app.state.sessionmaker, "payments.csv",
+        ["id", "kind", "amount", "order_id", "email", "coupon", "description", "created"],
+        lambda session: ledger.export_payments(session, account_id=account_id),
+        lambda row: [row[0].id, row[0].kind, format_usd(row[0].amount_mills), row[1], row[0].email, row[0].coupon,
+                     row[0].description, row[0].created_at],
+    )  # fmt: skip

@@ -28,6 +28,7 @@ async def post_payment(
     coupon: str | None,
     deposit_id: int | None,
     description: str | None,
+    operator_id: int | None = None,
 ) -> tuple[int, datetime] | None:
     """`ordersvc_post_payments` with one payment: the payment and the balance move; (its id, its
     time), or None when there is no such account. An account loaded in the session forgets its
@@ -36,7 +37,7 @@ async def post_payment(
         "SELECT payment_id, created_at FROM ordersvc_post_payments("
         "ARRAY[CAST(:account_id AS bigint)], ARRAY[CAST(:kind AS text)], ARRAY[CAST(:amount_mills AS bigint)],"
         " ARRAY[CAST(:email AS text)], ARRAY[CAST(:order_id AS bigint)], ARRAY[CAST(:coupon AS text)],"
-        " ARRAY[CAST(:deposit_id AS bigint)], ARRAY[CAST(:description AS text)])"
+        " ARRAY[CAST(:deposit_id AS bigint)], ARRAY[CAST(:description AS text)], ARRAY[CAST(:operator_id AS bigint)])"
     ).bindparams(
         account_id=account_id,
         kind=kind,
@@ -46,12 +47,20 @@ async def post_payment(
         coupon=coupon,
         deposit_id=deposit_id,
         description=description,
+        operator_id=operator_id,
     )
     row = (await session.execute(stmt)).one_or_none()
     loaded = session.identity_map.get(sa.orm.util.identity_key(Account, account_id))
     if loaded is not None:
         session.expire(loaded, ["balance_mills", "payments_count", "orders_count"])
     return None if row is None else (row[0], row[1])
+
+
+async def lock_balance(session: AsyncSession, account_id: int) -> int | None:
+    """The account's balance, its row locked for the rest of the transaction (as an order
+    statement locks it: `FOR NO KEY UPDATE`); None when there is no such account."""
+    stmt = sa.select(col(Account.balance_mills)).where(col(Account.id) == account_id).with_for_update(key_share=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 _BALANCE = f"SELECT accounts.balance_mills FROM accounts WHERE accounts.id = {CALLER_ACCOUNT}"  # noqa: S608 (constant)

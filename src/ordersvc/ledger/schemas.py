@@ -38,8 +38,8 @@ class PaymentOut(BaseModel):
 
     id: int = Field(description="Payment id; also the cursor for `starting_after` / `ending_before`.")
     kind: PaymentKind = Field(
-        description="`order` is negative; `credit` (manual), `deposit`, `bonus` (a deposit's tier bonus), "
-        "`coupon` and `refund` are positive."
+        description="`order` and `debit` (manual) are negative; `credit` (manual), `deposit`, `bonus` (a "
+        "deposit's tier bonus), `coupon` and `refund` are positive."
     )
     amount: MoneyStr
     email: str | None = Field(description="The order's target email, for order payments.")
@@ -48,7 +48,7 @@ class PaymentOut(BaseModel):
     network: str | None = Field(
         description="The deposit's network (`USDT-TRC20`, `BTC`, ...), for deposit payments and their bonus."
     )
-    description: str | None = Field(description="The operator's note, for manual credits.")
+    description: str | None = Field(description="The operator's reason, for manual credits and debits.")
     created: datetime
 
     @classmethod

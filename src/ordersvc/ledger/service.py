@@ -3,7 +3,11 @@ and the account's running balance moves with it in the same transaction."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
 
 from ordersvc.accounts import service as accounts_service
 from ordersvc.accounts.callers import AccountCaller, Caller, caller_or_account
@@ -11,7 +15,8 @@ from ordersvc.errors import InvalidApiKey, NotFound, ServiceError
 from ordersvc.ledger import repository
 from ordersvc.ledger.models import NEGATIVE_KINDS, POSITIVE_KINDS, Payment, PaymentKind
 from ordersvc.ledger.repository import BalanceMismatch, CountMismatch, LedgerEntry
-from ordersvc.pagination import DEFAULT_LIMIT, CursorPage, CursorRequest, NumberedPage, PageRequest
+from ordersvc.orders.models import Order
+from ordersvc.pagination import DEFAULT_LIMIT, CursorPage, CursorRequest, NumberedPage, PageRequest, stream_by_id
 
 __all__ = ["BalanceMismatch", "InsufficientBalance", "LedgerEntry"]
 
@@ -34,6 +39,7 @@ async def post_payment(
     coupon: str | None = None,
     deposit_id: int | None = None,
     description: str | None = None,
+    operator_id: int | None = None,
 ) -> Payment:
     """Record one payment and move the running balance by its amount, in the caller's
     transaction: the database's `ordersvc_post_payments` (`ledger/sql/`), the one balance move,
@@ -52,6 +58,7 @@ async def post_payment(
         coupon=coupon,
         deposit_id=deposit_id,
         description=description,
+        operator_id=operator_id,
     )
     if posted is None:
         raise NotFound("No such account.")
@@ -66,6 +73,7 @@ async def post_payment(
         coupon=coupon,
         deposit_id=deposit_id,
         description=description,
+        operator_id=operator_id,
         created_at=created_at,
     )
 
@@ -76,6 +84,30 @@ async def credit(session: AsyncSession, *, email: str, amount_mills: int, descri
     assert account.id is not None
     return await post_payment(
         session, account_id=account.id, kind=PaymentKind.CREDIT, amount_mills=amount_mills, description=description
+    )
+
+
+async def adjust(
+    session: AsyncSession, *, account_id: int, amount_mills: int, reason: str, operator_id: int | None
+) -> Payment:
+    """An operator's manual payment: a `credit` (positive `amount_mills`) or a `debit`
+    (negative), with its reason and the console's operator (None: the CLI). A debit locks the
+    account row and never takes the balance below zero (InsufficientBalance)."""
+    if amount_mills == 0:
+        raise ValueError("a manual payment moves money")
+    balance = await repository.lock_balance(session, account_id)
+    if balance is None:
+        raise NotFound("No such account.")
+    if amount_mills < 0 and balance + amount_mills < 0:
+        raise InsufficientBalance("The balance does not cover this debit.")
+    kind = PaymentKind.CREDIT if amount_mills > 0 else PaymentKind.DEBIT
+    return await post_payment(
+        session,
+        account_id=account_id,
+        kind=kind,
+        amount_mills=amount_mills,
+        description=reason,
+        operator_id=operator_id,
     )
 
 
@@ -150,3 +182,14 @@ async def recount(session: AsyncSession) -> int:
     """Repair drifted payment/order counters (e.g. after old code wrote during a rolling deploy
     across migration 0008); the number of accounts repaired."""
     return await repository.recount(session)
+
+
+def export_payments(session: AsyncSession, *, account_id: int) -> AsyncIterator[tuple[Payment, str | None]]:
+    """Every payment of the account with its order's public id, newest first, streamed
+    (`GET /v1/payments/export`)."""
+    stmt = (
+        sa.select(Payment, col(Order.public_id))
+        .outerjoin(Order, col(Order.id) == col(Payment.order_id))
+        .where(col(Payment.account_id) == account_id)
+    )
+    return stream_by_id(session, stmt, col(Payment.id))

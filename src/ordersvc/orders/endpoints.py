@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi import status as http_status
+from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from ordersvc import idempotency
@@ -21,6 +22,7 @@ from ordersvc.accounts.auth import (
     caller_of,
     key_from_request,
 )
+from ordersvc.csv_export import csv_response
 from ordersvc.db import statement_deadline
 from ordersvc.emails import InvalidEmail
 from ordersvc.errors import InvalidApiKey, InvalidParams
@@ -43,21 +45,12 @@ from ordersvc.orders.schemas import (
 from ordersvc.pagination import DEFAULT_LIMIT, LIST_ERRORS, MAX_PER_PAGE
 from ordersvc.problems import problem_responses
 from ordersvc.request_db import SessionDep
+from ordersvc.timestamps import utc_param
 
 router = APIRouter(prefix="/v1", tags=["orders"], route_class=GuardedRoute)
 
 OrderId = Annotated[str, Path(pattern=ORDER_ID_PATTERN, description="Public order id, e.g. `A7E17A3E`.")]
 Cursor = Annotated[str | None, Query(pattern=ORDER_ID_PATTERN)]
-
-
-def _utc(name: str, moment: datetime | None) -> datetime | None:
-    """In UTC; a time without an offset is read as UTC, like every time this API returns."""
-    if moment is None:
-        return None
-    try:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise InvalidParams(f"{name} is out of range.") from None
 
 
 class OrderCreateRoute(GuardedRoute):
@@ -167,6 +160,27 @@ router.add_api_route(
 
 
 @router.get(
+    "/orders/export",
+    operation_id="orders_export",
+    summary="Export your orders (CSV)",
+    response_class=StreamingResponse,
+    responses={200: {"description": "Every order, newest first.", "content": {"text/csv": {}}}},
+)
+async def orders_export(request: Request, account: AccountDep) -> StreamingResponse:
+    """Every one of your orders as CSV (`id,email,quantity,price,status,progress,created`),
+    newest first, streamed from one consistent snapshot."""
+    assert account.id is not None
+    account_id = account.id
+    return csv_response(
+        request.app.state.sessionmaker, "orders.csv",
+        ["id", "email", "quantity", "price", "status", "progress", "created"],
+        lambda session: orders.export_orders(session, account_id=account_id),
+        lambda o: [o.public_id, o.email, o.quantity, format_usd(o.price_mills), OrderStatus.of(o.status).value,
+                   o.progress, o.created_at],
+    )  # fmt: skip
+
+
+@router.get(
     "/orders/{order_id}",
     operation_id="orders_get",
     summary="Get an order",
@@ -208,8 +222,8 @@ async def orders_list(
             filters = orders.OrderFilters(
                 status=status.stored.value if status else None,
                 email=email,
-                created_gte=_utc("created_gte", created_gte),
-                created_lt=_utc("created_lt", created_lt),
+                created_gte=utc_param("created_gte", created_gte),
+                created_lt=utc_param("created_lt", created_lt),
             )
         except InvalidParams:
             await accounts.check_caller(engine, caller)  # the key's refusal comes first

@@ -121,7 +121,8 @@ class Cancellation:
     refund_mills: int  # paid now; 0 when the cancellation waits for the order's worker
 
 
-async def _locked(session: AsyncSession, account_id: int, public_id: str) -> Order:
+async def locked_order(session: AsyncSession, *, account_id: int, public_id: str) -> Order:
+    """The account's order, locked for the rest of the transaction (OrderNotFound)."""
     order = None
     if _PUBLIC_ID.fullmatch(public_id):
         order = await repository.lock_order(session, account_id, public_id)
@@ -135,7 +136,7 @@ async def cancel_order(session: AsyncSession, *, account_id: int, public_id: str
     recorded and the worker is told at its next call (the order then ends `partial` with a
     refund of the undelivered share). Finished: refused. Concurrent cancels are serialised by
     the order's lock, so a refund is paid once."""
-    order = await _locked(session, account_id, public_id)
+    order = await locked_order(session, account_id=account_id, public_id=public_id)
     return await cancel_locked(
         session, order, "canceled by the customer", in_progress_reason="cancellation requested by the customer"
     )

@@ -74,6 +74,8 @@ class Order(SQLModel, table=True):
     # The worker holding the order, until `lease_until`; an expired lease returns it to the queue.
     worker_id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("workers.id")))
     lease_until: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    # When a worker last moved it (claimed it, or reported progress): the console's "stuck" view.
+    progress_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
 
 
@@ -98,7 +100,11 @@ class OrderEvent(SQLModel, table=True):
     """One transition of an order, written in the transaction that makes it."""
 
     __tablename__ = "order_events"
-    __table_args__ = (sa.Index("ix_order_events_order_id_id", "order_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_order_events_order_id_id", "order_id", "id"),
+        # Time ranges for the console's overview (migration 0018): events are written in time order.
+        sa.Index("ix_order_events_created_at_brin", "created_at", postgresql_using="brin"),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
     order_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("orders.id"), nullable=False))

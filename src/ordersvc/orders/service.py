@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import col
 
 from ordersvc import idempotency
 from ordersvc.accounts import service as accounts
@@ -32,6 +35,7 @@ from ordersvc.pagination import (
     CursorRequest,
     NumberedPage,
     PageRequest,
+    stream_by_id,
 )
 
 _PUBLIC_ID_ATTEMPTS = 10
@@ -256,3 +260,8 @@ async def list_orders(
     if found is None:
         raise InvalidApiKey()
     return found
+
+
+def export_orders(session: AsyncSession, *, account_id: int) -> AsyncIterator[Order]:
+    """Every order of the account, newest first, streamed (`GET /v1/orders/export`)."""
+    return stream_by_id(session, sa.select(Order).where(col(Order.account_id) == account_id), col(Order.id))

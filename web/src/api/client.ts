@@ -114,3 +114,36 @@ export function newIdempotencyKey(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** A CSV export of the account (`/v1/orders/export`, ...), saved as a file: fetched with the key
+ * or the session cookie, like every other call, then handed to the browser as a download. */
+export function exportButton(path: "/v1/orders/export" | "/v1/payments/export" | "/v1/deposits/export", filename: string, label: string): HTMLButtonElement {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "button small ghost";
+  button.textContent = label;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      const headers: Record<string, string> = {};
+      if (session.key) headers.Authorization = `Bearer ${session.key}`;
+      const response = await fetch(path, { headers, credentials: "same-origin" });
+      if (!response.ok) {
+        button.textContent = "Export failed: try again";
+        return;
+      }
+      const url = URL.createObjectURL(await response.blob());
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = filename;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      button.textContent = label;
+    } finally {
+      button.disabled = false;
+    }
+  });
+  return button;
+}

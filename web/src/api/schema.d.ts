@@ -35,6 +35,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orders/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export your orders (CSV)
+         * @description Every one of your orders as CSV (`id,email,quantity,price,status,progress,created`),
+         *     newest first, streamed from one consistent snapshot.
+         */
+        get: operations["orders_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orders/{order_id}": {
         parameters: {
             query?: never;
@@ -142,6 +163,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/payments/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export your payments (CSV)
+         * @description Your whole ledger as CSV (`id,kind,amount,order_id,email,coupon,description,created`),
+         *     newest first, streamed from one consistent snapshot: the amounts sum to your balance.
+         */
+        get: operations["payments_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/deposit-addresses": {
         parameters: {
             query?: never;
@@ -209,6 +251,27 @@ export interface paths {
          *     Each is also a `deposit` payment (and a `bonus` payment) in `GET /v1/payments`.
          */
         get: operations["deposits_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/deposits/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export your deposits (CSV)
+         * @description Your credited deposits as CSV (`id,network,amount,bonus,tx_hash,address,credited`),
+         *     newest first, streamed.
+         */
+        get: operations["deposits_export"];
         put?: never;
         post?: never;
         delete?: never;
@@ -771,6 +834,826 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/admin/auth/set-password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set an operator's password from the one-time link
+         * @description The link `ordersvc operators create` (or `reset`) printed carries the token after `#/set-password/`.
+         *     Spent once used; then sign in (the authenticator app is set up at the first sign-in).
+         */
+        post: operations["admin_set_password"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/auth/login": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign in to the console
+         * @description Email, password and, once set up, the TOTP code. Sets the session cookie
+         *     (`ordersvc_operator`, HttpOnly, SameSite=Strict, path `/v1/admin`). An operator without a
+         *     second factor yet gets a session in stage `enrol_totp`, which reaches only the enrolment.
+         */
+        post: operations["admin_login"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The signed-in operator
+         * @description Who is signed in, the session's stage and its CSRF token (a reloaded page reads it here).
+         */
+        get: operations["admin_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/auth/logout": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sign out
+         * @description Ends this operator session now (the cookie is cleared); recorded in the audit log.
+         */
+        post: operations["admin_logout"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/auth/totp/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start setting up the authenticator app
+         * @description A new authenticator secret for an operator who has none yet, as a key and an `otpauth://`
+         *     URI for a QR code; sealed at rest. Confirm it with the app's first code.
+         */
+        post: operations["admin_totp_start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/auth/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm the authenticator app with its first code
+         * @description The second factor is on from now, and this session is signed in.
+         */
+        post: operations["admin_totp_confirm"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/overview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The business at a glance
+         * @description Balances held (what the service owes its customers), money in and out per day over the
+         *     last 30 days, orders by status, the outbox backlog, live workers and the deposit address pool.
+         *     Its cost does not grow with the ledger (`admin/overview.py`).
+         */
+        get: operations["admin_overview"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Search customers
+         * @description Customers whose email contains `q` (any case) or whose id it is, or every customer without
+         *     `q`; newest first, by cursor pages of account ids.
+         */
+        get: operations["admin_customers_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export customers (CSV)
+         * @description Every customer as CSV (`id,email,balance,state,orders,payments,created`), streamed from one
+         *     consistent snapshot.
+         */
+        get: operations["admin_customers_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer
+         * @description Balance and counts, API keys and live browser sessions.
+         */
+        get: operations["admin_customers_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer's payments
+         * @description The customer's ledger, newest first: every payment with its kind, signed amount and, for
+         *     manual ones, the operator and the reason.
+         */
+        get: operations["admin_customers_payments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/payments/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export a customer's payments (CSV)
+         * @description The customer's whole ledger as CSV (`id,kind,amount,order_id,email,coupon,description,operator_id,created`),
+         *     newest first, streamed from one consistent snapshot: the amounts sum to the balance.
+         */
+        get: operations["admin_customers_payments_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/deposits": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer's deposits
+         * @description The customer's deposits (credited and not), newest first, with network, address, hash and amount.
+         */
+        get: operations["admin_customers_deposits"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/consents": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A customer's consent requests
+         * @description The newest 200 recipients this customer ordered for, and where each one's consent stands.
+         */
+        get: operations["admin_customers_consents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/adjustments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Credit or debit a customer's balance (admin)
+         * @description A ledger payment (`credit` or `debit`) carrying the operator and the reason, and its audit
+         *     entry. A debit never takes the balance below zero (402 `insufficient_balance`). Send an
+         *     `Idempotency-Key`: a retry then moves the money once.
+         */
+        post: operations["admin_customers_adjust"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/api-keys/{prefix}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke a customer's API key
+         * @description Revoke one of the customer's API keys (by its prefix): it stops working at once. Audited.
+         */
+        post: operations["admin_customers_revoke_key"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/sessions/end": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * End every browser session of a customer
+         * @description End every browser session of the customer (their API keys keep working). Audited.
+         */
+        post: operations["admin_customers_end_sessions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable a customer's account
+         * @description Its API keys and sessions stop working at once; workers stop claiming its orders.
+         */
+        post: operations["admin_customers_disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/customers/{account_id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Enable a customer's account again
+         * @description Enable a disabled customer again: keys work again; sessions ended by the disable stay ended. Audited.
+         */
+        post: operations["admin_customers_enable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/orders": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Orders across every account
+         * @description Newest first; the cursors are order ids (`starting_after` the last one shown: older).
+         */
+        get: operations["admin_orders_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/orders/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export orders (CSV)
+         * @description The same filters as the list; every matching order, streamed.
+         */
+        get: operations["admin_orders_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/orders/{order_id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Cancel any customer's order
+         * @description As the customer's own cancel: before work starts, canceled now with a full refund; in
+         *     progress, recorded for its worker (it ends with a refund of the undelivered share).
+         */
+        post: operations["admin_orders_cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/deposits/unmatched": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deposits no customer could be matched to
+         * @description Deposits a processor reported to an address no customer holds (or held): each waits for an admin to assign it.
+         */
+        get: operations["admin_deposits_unmatched"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/deposits/{deposit_id}/assign": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Credit an unmatched deposit to a customer (admin)
+         * @description With the bonus of the tiers in force now. Assigning twice is refused: it is credited once.
+         */
+        post: operations["admin_deposits_assign"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/operators": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Operators (admin)
+         * @description Every operator with their role, state and whether the authenticator is set up (admins only).
+         */
+        get: operations["admin_operators_list"];
+        put?: never;
+        /**
+         * Create an operator (admin)
+         * @description The answer carries the one-time link where the new operator chooses a password: hand it
+         *     over yourself (nothing is mailed).
+         */
+        post: operations["admin_operators_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/operators/{operator_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change an operator's role, or disable or enable them (admin)
+         * @description Change an operator's role or disable (their sessions end at once) or enable them. The last
+         *     active admin stays an admin. Audited.
+         */
+        patch: operations["admin_operators_update"];
+        trace?: never;
+    };
+    "/v1/admin/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The audit log
+         * @description Every operator action and sign-in, and the CLI's money moves, newest first.
+         */
+        get: operations["admin_audit_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/audit/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export the audit log (CSV)
+         * @description The audit log as CSV, with the list's filters, streamed from one consistent snapshot: before
+         *     and after as JSON.
+         */
+        get: operations["admin_audit_export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/coupons": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Coupons
+         * @description Every coupon code with its amount, redemptions so far, limit, expiry and whether it is disabled.
+         */
+        get: operations["admin_coupons_list"];
+        put?: never;
+        /**
+         * Create a coupon (admin)
+         * @description A new coupon code (case-insensitive) worth `amount`, redeemable once per account, optionally
+         *     limited in count and time. Audited.
+         */
+        post: operations["admin_coupons_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/coupons/{code}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable a coupon (admin)
+         * @description Stop a coupon from being redeemed; redemptions made stay. Audited.
+         */
+        post: operations["admin_coupons_disable"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/bonus-tiers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Bonus tiers
+         * @description The deposit bonus tiers in force: the highest threshold a deposit reaches gives its percentage.
+         */
+        get: operations["admin_bonus_tiers_list"];
+        /**
+         * Set the tier at a threshold (admin)
+         * @description Replaces the tier at that threshold, if any.
+         */
+        put: operations["admin_bonus_tiers_set"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/bonus-tiers/{threshold}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove the tier at a threshold (admin)
+         * @description Remove the bonus tier at this threshold (deposits credited before keep their bonus). Audited.
+         */
+        delete: operations["admin_bonus_tiers_remove"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/suppressions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The suppression list
+         * @description Every suppressed address and who suppressed it: the recipient themselves (final) or an operator.
+         */
+        get: operations["admin_suppressions_list"];
+        put?: never;
+        /**
+         * Suppress an address (admin)
+         * @description No message and no order to it, from any account; its open orders end, refunded.
+         */
+        post: operations["admin_suppressions_add"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/suppressions/{email}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Take an operator's suppression off the list (admin)
+         * @description Only an address an operator suppressed: a recipient's own opt-out is final (409
+         *     `opt_out_is_final`).
+         */
+        delete: operations["admin_suppressions_remove"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/recipients/{email}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * An address's consent state and opt-out
+         * @description An address's consent state with every customer who ordered for it, and whether it opted out (and who made it).
+         */
+        get: operations["admin_recipients_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/consents/{consent_id}/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a waiting consent request again
+         * @description At most one message per address per interval, as always: no one floods an inbox.
+         */
+        post: operations["admin_consents_resend"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/workers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Worker tokens
+         * @description Every fulfilment worker token (its name and prefix; the token itself is never shown again).
+         */
+        get: operations["admin_workers_list"];
+        put?: never;
+        /**
+         * Create a worker token (admin)
+         * @description A new fulfilment worker token, shown only in this answer. Audited.
+         */
+        post: operations["admin_workers_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/workers/{name}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke a worker token (admin)
+         * @description Revoke a worker token: its next call is refused; the orders it held return to the queue when
+         *     their lease ends. Audited.
+         */
+        post: operations["admin_workers_revoke"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/admin/deposits/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every signed processor event and its outcome
+         * @description For dispute handling: what each processor sent (signed) and what became of it. Requests with
+         *     a bad signature are not kept (anyone can send them).
+         */
+        get: operations["admin_deposit_events_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -815,6 +1698,297 @@ export interface components {
              * @constant
              */
             currency: "USD";
+        };
+        /**
+         * AdjustmentIn
+         * @example {
+         *       "amount": "10.00",
+         *       "direction": "credit",
+         *       "reason": "goodwill, ticket 4711"
+         *     }
+         */
+        AdjustmentIn: {
+            /**
+             * Direction
+             * @enum {string}
+             */
+            direction: "credit" | "debit";
+            /**
+             * Amount
+             * @description Positive: the direction says which way it moves.
+             * @example 125.50
+             */
+            amount: string;
+            /**
+             * Reason
+             * @description Required: stored on the payment and in the audit log.
+             */
+            reason: string;
+        };
+        /**
+         * AdjustmentOut
+         * @example {
+         *       "balance": "35.00",
+         *       "payment": {
+         *         "amount": "10.00",
+         *         "created": "2026-12-01T09:30:00Z",
+         *         "description": "goodwill, ticket 4711",
+         *         "id": 901,
+         *         "kind": "credit",
+         *         "operator_id": 1,
+         *         "email": null,
+         *         "coupon": null
+         *       }
+         *     }
+         */
+        AdjustmentOut: {
+            payment: components["schemas"]["AdminPaymentOut"];
+            /**
+             * Balance
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            balance: string;
+        };
+        /**
+         * AdminCancellationOut
+         * @example {
+         *       "order": {
+         *         "account_id": 42,
+         *         "cancel_requested": false,
+         *         "cancelable": false,
+         *         "created": "2026-12-01T09:30:00Z",
+         *         "delivered": 3700,
+         *         "email": "billgates@microsoft.com",
+         *         "id": "A7E17A3E",
+         *         "last_moved": "2026-12-01T09:30:00Z",
+         *         "price": "10.00",
+         *         "progress": 37,
+         *         "quantity": 10000,
+         *         "status": "canceled"
+         *       },
+         *       "refund": "6.30"
+         *     }
+         */
+        AdminCancellationOut: {
+            order: components["schemas"]["AdminOrderOut"];
+            /**
+             * Refund
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            refund: string;
+        };
+        /**
+         * AdminDepositList
+         * @example {
+         *       "data": [
+         *         {
+         *           "address": "TXYZ1234567890",
+         *           "amount": "120.00",
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "id": 77,
+         *           "network": "USDT-TRC20",
+         *           "processor": "chain",
+         *           "status": "unmatched",
+         *           "tx_hash": "9f2c...",
+         *           "account_id": null
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
+        AdminDepositList: {
+            /** Data */
+            data: components["schemas"]["AdminDepositOut"][];
+            /**
+             * Has More
+             * @default false
+             */
+            has_more: boolean;
+        };
+        /**
+         * AdminDepositOut
+         * @example {
+         *       "address": "TXYZ1234567890",
+         *       "amount": "120.00",
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "id": 77,
+         *       "network": "USDT-TRC20",
+         *       "processor": "chain",
+         *       "status": "unmatched",
+         *       "tx_hash": "9f2c...",
+         *       "account_id": null
+         *     }
+         */
+        AdminDepositOut: {
+            /** Id */
+            id: number;
+            /** Account Id */
+            account_id: number | null;
+            /** Processor */
+            processor: string;
+            /** Network */
+            network: string | null;
+            /** Address */
+            address: string | null;
+            /** Tx Hash */
+            tx_hash: string | null;
+            /**
+             * Amount
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            amount: string;
+            /** Status */
+            status: string;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+        };
+        /**
+         * AdminOrderList
+         * @example {
+         *       "data": [
+         *         {
+         *           "account_id": 42,
+         *           "cancel_requested": false,
+         *           "cancelable": true,
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "delivered": 3700,
+         *           "email": "billgates@microsoft.com",
+         *           "id": "A7E17A3E",
+         *           "last_moved": "2026-12-01T09:30:00Z",
+         *           "price": "10.00",
+         *           "progress": 37,
+         *           "quantity": 10000,
+         *           "status": "in_progress"
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
+        AdminOrderList: {
+            /** Data */
+            data: components["schemas"]["AdminOrderOut"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /**
+         * AdminOrderOut
+         * @example {
+         *       "account_id": 42,
+         *       "cancel_requested": false,
+         *       "cancelable": true,
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "delivered": 3700,
+         *       "email": "billgates@microsoft.com",
+         *       "id": "A7E17A3E",
+         *       "last_moved": "2026-12-01T09:30:00Z",
+         *       "price": "10.00",
+         *       "progress": 37,
+         *       "quantity": 10000,
+         *       "status": "in_progress"
+         *     }
+         */
+        AdminOrderOut: {
+            /** Id */
+            id: string;
+            /** Account Id */
+            account_id: number;
+            /** Email */
+            email: string;
+            /** Quantity */
+            quantity: number;
+            /**
+             * Price
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            price: string;
+            status: components["schemas"]["OrderStatus"];
+            /** Progress */
+            progress: number;
+            /** Delivered */
+            delivered: number;
+            /** Cancel Requested */
+            cancel_requested: boolean;
+            /** Cancelable */
+            cancelable: boolean;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Last Moved
+             * Format: date-time
+             * @description When a worker last claimed it or reported progress.
+             */
+            last_moved: string | null;
+        };
+        /**
+         * AdminPaymentList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": "10.00",
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "description": "goodwill, ticket 4711",
+         *           "id": 901,
+         *           "kind": "credit",
+         *           "operator_id": 1,
+         *           "email": null,
+         *           "coupon": null
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
+        AdminPaymentList: {
+            /** Data */
+            data: components["schemas"]["AdminPaymentOut"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /**
+         * AdminPaymentOut
+         * @example {
+         *       "amount": "10.00",
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "description": "goodwill, ticket 4711",
+         *       "id": 901,
+         *       "kind": "credit",
+         *       "operator_id": 1,
+         *       "email": null,
+         *       "coupon": null
+         *     }
+         */
+        AdminPaymentOut: {
+            /** Id */
+            id: number;
+            kind: components["schemas"]["PaymentKind"];
+            /**
+             * Amount
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            amount: string;
+            /** Email */
+            email: string | null;
+            /** Coupon */
+            coupon: string | null;
+            /** Description */
+            description: string | null;
+            /** Operator Id */
+            operator_id: number | null;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
         };
         /**
          * ApiKeyCreated
@@ -903,6 +2077,100 @@ export interface components {
              */
             revoked: string | null;
         };
+        /** AssignIn */
+        AssignIn: {
+            /**
+             * Email
+             * @description The customer to credit.
+             */
+            email: string;
+        };
+        /**
+         * AuditEntryOut
+         * @example {
+         *       "action": "payment.credit",
+         *       "actor": "ops@example.com",
+         *       "after": {
+         *         "amount": "10.00",
+         *         "balance": "35.00",
+         *         "payment_id": 901
+         *       },
+         *       "before": {
+         *         "balance": "25.00"
+         *       },
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "id": 1001,
+         *       "ip": "203.0.113.7",
+         *       "object_id": "42",
+         *       "object_type": "account",
+         *       "operator_id": 1,
+         *       "reason": "goodwill, ticket 4711"
+         *     }
+         */
+        AuditEntryOut: {
+            /** Id */
+            id: number;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /** Operator Id */
+            operator_id: number | null;
+            /** Actor */
+            actor: string;
+            /** Action */
+            action: string;
+            /** Object Type */
+            object_type: string | null;
+            /** Object Id */
+            object_id: string | null;
+            /** Before */
+            before: {
+                [key: string]: unknown;
+            } | null;
+            /** After */
+            after: {
+                [key: string]: unknown;
+            } | null;
+            /** Reason */
+            reason: string | null;
+            /** Ip */
+            ip: string | null;
+        };
+        /**
+         * AuditList
+         * @example {
+         *       "data": [
+         *         {
+         *           "action": "payment.credit",
+         *           "actor": "ops@example.com",
+         *           "after": {
+         *             "amount": "10.00",
+         *             "balance": "35.00",
+         *             "payment_id": 901
+         *           },
+         *           "before": {
+         *             "balance": "25.00"
+         *           },
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "id": 1001,
+         *           "ip": "203.0.113.7",
+         *           "object_id": "42",
+         *           "object_type": "account",
+         *           "operator_id": 1,
+         *           "reason": "goodwill, ticket 4711"
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
+        AuditList: {
+            /** Data */
+            data: components["schemas"]["AuditEntryOut"][];
+            /** Has More */
+            has_more: boolean;
+        };
         /**
          * BalanceOut
          * @example {
@@ -923,6 +2191,26 @@ export interface components {
              * @constant
              */
             currency: "USD";
+        };
+        /**
+         * BonusTierIn
+         * @example {
+         *       "percent": "5",
+         *       "threshold": "100.00"
+         *     }
+         */
+        BonusTierIn: {
+            /**
+             * Threshold
+             * @description Deposits of at least this many USD earn the tier.
+             * @example 125.50
+             */
+            threshold: string;
+            /**
+             * Percent
+             * @description The bonus percentage: "5", "2.5".
+             */
+            percent: string;
         };
         /**
          * BonusTierList
@@ -1038,6 +2326,131 @@ export interface components {
             opt_out_url: string;
         };
         /**
+         * ConsentList
+         * @example {
+         *       "data": [
+         *         {
+         *           "email": "billgates@microsoft.com",
+         *           "id": 12,
+         *           "mailed": "2026-12-01T09:30:00Z",
+         *           "status": "requested",
+         *           "decided": null
+         *         }
+         *       ]
+         *     }
+         */
+        ConsentList: {
+            /** Data */
+            data: components["schemas"]["ConsentOut"][];
+        };
+        /**
+         * ConsentOut
+         * @example {
+         *       "email": "billgates@microsoft.com",
+         *       "id": 12,
+         *       "mailed": "2026-12-01T09:30:00Z",
+         *       "status": "requested",
+         *       "decided": null
+         *     }
+         */
+        ConsentOut: {
+            /** Id */
+            id: number;
+            /** Email */
+            email: string;
+            /** Status */
+            status: string;
+            /**
+             * Mailed
+             * Format: date-time
+             */
+            mailed: string | null;
+            /**
+             * Decided
+             * Format: date-time
+             */
+            decided: string | null;
+        };
+        /** CouponCreate */
+        CouponCreate: {
+            /** Code */
+            code: string;
+            /**
+             * Amount
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            amount: string;
+            /**
+             * Max Redemptions
+             * @description Redemptions in all, across accounts.
+             */
+            max_redemptions?: number;
+            /**
+             * Expires
+             * Format: date-time
+             */
+            expires?: string;
+        };
+        /**
+         * CouponList
+         * @example {
+         *       "data": [
+         *         {
+         *           "amount": "10.00",
+         *           "code": "welcome10",
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "disabled": false,
+         *           "max_redemptions": 100,
+         *           "redemptions": 7,
+         *           "expires": null
+         *         }
+         *       ]
+         *     }
+         */
+        CouponList: {
+            /** Data */
+            data: components["schemas"]["CouponOut"][];
+        };
+        /**
+         * CouponOut
+         * @example {
+         *       "amount": "10.00",
+         *       "code": "welcome10",
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "disabled": false,
+         *       "max_redemptions": 100,
+         *       "redemptions": 7,
+         *       "expires": null
+         *     }
+         */
+        CouponOut: {
+            /** Code */
+            code: string;
+            /**
+             * Amount
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            amount: string;
+            /** Max Redemptions */
+            max_redemptions: number | null;
+            /** Redemptions */
+            redemptions: number;
+            /**
+             * Expires
+             * Format: date-time
+             */
+            expires: string | null;
+            /** Disabled */
+            disabled: boolean;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+        };
+        /**
          * CouponRedeem
          * @example {
          *       "code": "WELCOME10"
@@ -1071,6 +2484,213 @@ export interface components {
         CurrentPasswordIn: {
             /** Current Password */
             current_password: string;
+        };
+        /**
+         * CustomerApiKeyOut
+         * @example {
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "name": "",
+         *       "prefix": "osk_a1b2c3d4",
+         *       "revoked": null
+         *     }
+         */
+        CustomerApiKeyOut: {
+            /** Prefix */
+            prefix: string;
+            /** Name */
+            name: string;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Revoked
+             * Format: date-time
+             */
+            revoked: string | null;
+        };
+        /**
+         * CustomerDetailOut
+         * @example {
+         *       "api_keys": [
+         *         {
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "name": "",
+         *           "prefix": "osk_a1b2c3d4",
+         *           "revoked": null
+         *         }
+         *       ],
+         *       "customer": {
+         *         "balance": "25.00",
+         *         "created": "2026-12-01T09:30:00Z",
+         *         "email": "alice@example.com",
+         *         "id": 42,
+         *         "orders": 3,
+         *         "payments": 4,
+         *         "state": "active"
+         *       },
+         *       "sessions": [
+         *         {
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "id": 5,
+         *           "ip": "203.0.113.7",
+         *           "last_seen": "2026-12-01T09:30:00Z",
+         *           "user_agent": "Mozilla/5.0"
+         *         }
+         *       ]
+         *     }
+         */
+        CustomerDetailOut: {
+            customer: components["schemas"]["CustomerOut"];
+            /** Api Keys */
+            api_keys: components["schemas"]["CustomerApiKeyOut"][];
+            /** Sessions */
+            sessions: components["schemas"]["CustomerSessionOut"][];
+        };
+        /**
+         * CustomerList
+         * @example {
+         *       "data": [
+         *         {
+         *           "balance": "25.00",
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "email": "alice@example.com",
+         *           "id": 42,
+         *           "orders": 3,
+         *           "payments": 4,
+         *           "state": "active"
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
+        CustomerList: {
+            /** Data */
+            data: components["schemas"]["CustomerOut"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /**
+         * CustomerOut
+         * @example {
+         *       "balance": "25.00",
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "email": "alice@example.com",
+         *       "id": 42,
+         *       "orders": 3,
+         *       "payments": 4,
+         *       "state": "active"
+         *     }
+         */
+        CustomerOut: {
+            /** Id */
+            id: number;
+            /** Email */
+            email: string;
+            /**
+             * Balance
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            balance: string;
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "active" | "unverified" | "disabled";
+            /** Orders */
+            orders: number;
+            /** Payments */
+            payments: number;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+        };
+        /**
+         * CustomerSessionOut
+         * @example {
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "id": 5,
+         *       "ip": "203.0.113.7",
+         *       "last_seen": "2026-12-01T09:30:00Z",
+         *       "user_agent": "Mozilla/5.0"
+         *     }
+         */
+        CustomerSessionOut: {
+            /** Id */
+            id: number;
+            /** User Agent */
+            user_agent: string;
+            /** Ip */
+            ip: string;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Last Seen
+             * Format: date-time
+             */
+            last_seen: string;
+        };
+        /** DayOut */
+        DayOut: {
+            /**
+             * Day
+             * Format: date
+             */
+            day: string;
+            /**
+             * Deposits
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            deposits: string;
+            /**
+             * Bonuses
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            bonuses: string;
+            /**
+             * Coupons
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            coupons: string;
+            /**
+             * Credits
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            credits: string;
+            /**
+             * Debits
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            debits: string;
+            /**
+             * Refunds
+             * @description An exact USD amount as a decimal string with 2 or 3 decimals (`"125.50"`, `"1.234"`). A string, so that no client parses money as a float.
+             * @example 125.50
+             */
+            refunds: string;
+            /**
+             * Orders
+             * @description Orders placed that day.
+             */
+            orders: number;
+            /**
+             * Order Amount
+             * @description What those orders were debited (negative).
+             * @example 125.50
+             */
+            order_amount: string;
         };
         /**
          * DepositAddressList
@@ -1229,6 +2849,148 @@ export interface components {
          * @enum {string}
          */
         Network: "USDT-TRC20" | "USDT-ERC20" | "BTC" | "LTC";
+        /** OperatorCreate */
+        OperatorCreate: {
+            /** Email */
+            email: string;
+            role: components["schemas"]["OperatorRole"];
+        };
+        /**
+         * OperatorLinkOut
+         * @example {
+         *       "expires": "2026-12-02T09:30:00Z",
+         *       "link": "https://orders.example.com/admin/#/set-password/3q2-Xb...",
+         *       "operator": {
+         *         "created": "2026-12-01T09:30:00Z",
+         *         "disabled": false,
+         *         "email": "ops@example.com",
+         *         "id": 1,
+         *         "role": "admin",
+         *         "totp_enrolled": true
+         *       }
+         *     }
+         */
+        OperatorLinkOut: {
+            operator: components["schemas"]["OperatorOut"];
+            /**
+             * Link
+             * @description The one-time link where the operator chooses a password. Shown only here.
+             */
+            link: string;
+            /**
+             * Expires
+             * Format: date-time
+             */
+            expires: string;
+        };
+        /**
+         * OperatorList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "disabled": false,
+         *           "email": "ops@example.com",
+         *           "id": 1,
+         *           "role": "admin",
+         *           "totp_enrolled": true
+         *         }
+         *       ]
+         *     }
+         */
+        OperatorList: {
+            /** Data */
+            data: components["schemas"]["OperatorOut"][];
+        };
+        /** OperatorLoginIn */
+        OperatorLoginIn: {
+            /** Email */
+            email: string;
+            /** Password */
+            password: string;
+            /**
+             * Totp Code
+             * @description Required once the second factor is set up.
+             */
+            totp_code?: string;
+        };
+        /**
+         * OperatorOut
+         * @example {
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "disabled": false,
+         *       "email": "ops@example.com",
+         *       "id": 1,
+         *       "role": "admin",
+         *       "totp_enrolled": true
+         *     }
+         */
+        OperatorOut: {
+            /** Id */
+            id: number;
+            /** Email */
+            email: string;
+            role: components["schemas"]["OperatorRole"];
+            /** Totp Enrolled */
+            totp_enrolled: boolean;
+            /** Disabled */
+            disabled: boolean;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+        };
+        /** OperatorPasswordIn */
+        OperatorPasswordIn: {
+            /**
+             * Token
+             * @description From the one-time link (the part after `#/set-password/`).
+             */
+            token: string;
+            /** Password */
+            password: string;
+        };
+        /**
+         * OperatorRole
+         * @enum {string}
+         */
+        OperatorRole: "support" | "admin";
+        /**
+         * OperatorSessionOut
+         * @example {
+         *       "csrf_token": "3f1c0e9a5b7d4c2e8a6f1b3d5c7e9a0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a1c",
+         *       "operator": {
+         *         "created": "2026-12-01T09:30:00Z",
+         *         "disabled": false,
+         *         "email": "ops@example.com",
+         *         "id": 1,
+         *         "role": "admin",
+         *         "totp_enrolled": true
+         *       },
+         *       "stage": "signed_in"
+         *     }
+         */
+        OperatorSessionOut: {
+            operator: components["schemas"]["OperatorOut"];
+            /**
+             * Stage
+             * @description `enrol_totp`: this session reaches only `/v1/admin/auth/totp/*` until the first code is confirmed; `signed_in`: everything the role allows.
+             * @enum {string}
+             */
+            stage: "enrol_totp" | "signed_in";
+            /**
+             * Csrf Token
+             * @description Send it as `X-CSRF-Token` with every request that changes something.
+             */
+            csrf_token: string;
+        };
+        /** OperatorUpdate */
+        OperatorUpdate: {
+            role?: components["schemas"]["OperatorRole"];
+            /** Disabled */
+            disabled?: boolean;
+        };
         /**
          * OrderCancellation
          * @example {
@@ -1398,6 +3160,75 @@ export interface components {
          * @enum {string}
          */
         OrderStatus: "awaiting_confirmation" | "pending" | "in_progress" | "completed" | "partial" | "canceled";
+        /**
+         * OverviewOut
+         * @example {
+         *       "address_pool": {
+         *         "USDT-TRC20": 118
+         *       },
+         *       "balances_held": "1234.50",
+         *       "days": [
+         *         {
+         *           "bonuses": "25.00",
+         *           "coupons": "10.00",
+         *           "credits": "0.00",
+         *           "day": "2026-12-01",
+         *           "debits": "0.00",
+         *           "deposits": "500.00",
+         *           "order_amount": "-480.00",
+         *           "orders": 48,
+         *           "refunds": "6.30"
+         *         }
+         *       ],
+         *       "live_workers": 2,
+         *       "orders_by_status": {
+         *         "awaiting_confirmation": 3,
+         *         "canceled": 4,
+         *         "completed": 40,
+         *         "in_progress": 2,
+         *         "partial": 1,
+         *         "pending": 5
+         *       },
+         *       "outbox_oldest": "2026-12-01T09:30:00Z",
+         *       "outbox_waiting": 1
+         *     }
+         */
+        OverviewOut: {
+            /**
+             * Balances Held
+             * @description The sum of every balance: what the service owes its customers (equal to the sum of every payment: `ordersvc ledger verify`).
+             * @example 125.50
+             */
+            balances_held: string;
+            /**
+             * Days
+             * @description The last 30 days (UTC), oldest first.
+             */
+            days: components["schemas"]["DayOut"][];
+            /** Orders By Status */
+            orders_by_status: {
+                [key: string]: number;
+            };
+            /** Outbox Waiting */
+            outbox_waiting: number;
+            /**
+             * Outbox Oldest
+             * Format: date-time
+             */
+            outbox_oldest: string | null;
+            /**
+             * Live Workers
+             * @description Workers holding a live lease on an order now.
+             */
+            live_workers: number;
+            /**
+             * Address Pool
+             * @description Free deposit addresses per network.
+             */
+            address_pool: {
+                [key: string]: number;
+            };
+        };
         /** PasswordChangeIn */
         PasswordChangeIn: {
             /** Current Password */
@@ -1431,7 +3262,7 @@ export interface components {
          * PaymentKind
          * @enum {string}
          */
-        PaymentKind: "credit" | "order" | "refund" | "deposit" | "bonus" | "coupon";
+        PaymentKind: "credit" | "order" | "refund" | "deposit" | "bonus" | "coupon" | "debit";
         /**
          * PaymentList
          * @example {
@@ -1483,7 +3314,7 @@ export interface components {
              * @description Payment id; also the cursor for `starting_after` / `ending_before`.
              */
             id: number;
-            /** @description `order` is negative; `credit` (manual), `deposit`, `bonus` (a deposit's tier bonus), `coupon` and `refund` are positive. */
+            /** @description `order` and `debit` (manual) are negative; `credit` (manual), `deposit`, `bonus` (a deposit's tier bonus), `coupon` and `refund` are positive. */
             kind: components["schemas"]["PaymentKind"];
             /**
              * Amount
@@ -1513,7 +3344,7 @@ export interface components {
             network: string | null;
             /**
              * Description
-             * @description The operator's note, for manual credits.
+             * @description The operator's reason, for manual credits and debits.
              */
             description: string | null;
             /**
@@ -1570,6 +3401,60 @@ export interface components {
             errors?: components["schemas"]["FieldError"][];
         };
         /**
+         * ProcessorEventList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "deposit_id": 77,
+         *           "external_id": "USDT-TRC20:9f2c...:TXYZ1234567890",
+         *           "id": 5001,
+         *           "outcome": "credited",
+         *           "processor": "chain",
+         *           "detail": null
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
+        ProcessorEventList: {
+            /** Data */
+            data: components["schemas"]["ProcessorEventOut"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /**
+         * ProcessorEventOut
+         * @example {
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "deposit_id": 77,
+         *       "external_id": "USDT-TRC20:9f2c...:TXYZ1234567890",
+         *       "id": 5001,
+         *       "outcome": "credited",
+         *       "processor": "chain",
+         *       "detail": null
+         *     }
+         */
+        ProcessorEventOut: {
+            /** Id */
+            id: number;
+            /** Processor */
+            processor: string;
+            /** External Id */
+            external_id: string | null;
+            /** Outcome */
+            outcome: string;
+            /** Deposit Id */
+            deposit_id: number | null;
+            /** Detail */
+            detail: string | null;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+        };
+        /**
          * ProgressRequest
          * @example {
          *       "delivered": 2500
@@ -1581,6 +3466,44 @@ export interface components {
              * @description Units delivered so far (never less than before).
              */
             delivered: number;
+        };
+        /**
+         * RecipientOut
+         * @example {
+         *       "accounts": [
+         *         42
+         *       ],
+         *       "consents": [
+         *         {
+         *           "email": "billgates@microsoft.com",
+         *           "id": 12,
+         *           "mailed": "2026-12-01T09:30:00Z",
+         *           "status": "requested",
+         *           "decided": null
+         *         }
+         *       ],
+         *       "email": "billgates@microsoft.com",
+         *       "opted_out": false,
+         *       "opted_out_by": null
+         *     }
+         */
+        RecipientOut: {
+            /** Email */
+            email: string;
+            /** Opted Out */
+            opted_out: boolean;
+            /**
+             * Opted Out By
+             * @description `recipient` (their own opt-out: final) or `operator`.
+             */
+            opted_out_by: string | null;
+            /**
+             * Consents
+             * @description Per requesting account, newest first (account in `account_id`).
+             */
+            consents: components["schemas"]["ConsentOut"][];
+            /** Accounts */
+            accounts: number[];
         };
         /**
          * RecoveryCodeList
@@ -1597,6 +3520,19 @@ export interface components {
              * @description Shown this once. Each signs in once instead of a code.
              */
             recovery_codes: string[];
+        };
+        /**
+         * Resent
+         * @example {
+         *       "queued": true
+         *     }
+         */
+        Resent: {
+            /**
+             * Queued
+             * @description True: the message is queued now. False: the address got one within the interval; it is sent when the interval ends.
+             */
+            queued: boolean;
         };
         /**
          * SecurityOut
@@ -1715,10 +3651,69 @@ export interface components {
             /** Email */
             email: string;
         };
+        /**
+         * SuppressionList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "email": "someone@example.org",
+         *           "source": "recipient"
+         *         }
+         *       ]
+         *     }
+         */
+        SuppressionList: {
+            /** Data */
+            data: components["schemas"]["SuppressionOut"][];
+        };
+        /**
+         * SuppressionOut
+         * @example {
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "email": "someone@example.org",
+         *       "source": "recipient"
+         *     }
+         */
+        SuppressionOut: {
+            /** Email */
+            email: string;
+            /** Source */
+            source: ("recipient" | "operator") | string;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+        };
+        /** TotpCode */
+        TotpCode: {
+            /** Code */
+            code: string;
+        };
         /** TotpCodeIn */
         TotpCodeIn: {
             /** Code */
             code: string;
+        };
+        /**
+         * TotpEnrolmentOut
+         * @example {
+         *       "otpauth_uri": "otpauth://totp/ordersvc%20console:ops@example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ordersvc%20console&algorithm=SHA1&digits=6&period=30",
+         *       "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+         *     }
+         */
+        TotpEnrolmentOut: {
+            /**
+             * Secret
+             * @description Base32, for typing into the authenticator app.
+             */
+            secret: string;
+            /**
+             * Otpauth Uri
+             * @description The same as an `otpauth://` URI, for a QR code.
+             */
+            otpauth_uri: string;
         };
         /**
          * TotpStarted
@@ -1788,11 +3783,78 @@ export interface components {
              */
             stop: boolean;
         };
+        /** WorkerCreate */
+        WorkerCreate: {
+            /** Name */
+            name: string;
+        };
+        /**
+         * WorkerCreated
+         * @example {
+         *       "token": "owk_a1b2c3d4...",
+         *       "worker": {
+         *         "created": "2026-12-01T09:30:00Z",
+         *         "name": "delivery-1",
+         *         "prefix": "owk_a1b2c3d4",
+         *         "revoked": null
+         *       }
+         *     }
+         */
+        WorkerCreated: {
+            worker: components["schemas"]["WorkerOut"];
+            /**
+             * Token
+             * @description The worker's token: shown only here.
+             */
+            token: string;
+        };
+        /**
+         * WorkerList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created": "2026-12-01T09:30:00Z",
+         *           "name": "delivery-1",
+         *           "prefix": "owk_a1b2c3d4",
+         *           "revoked": null
+         *         }
+         *       ]
+         *     }
+         */
+        WorkerList: {
+            /** Data */
+            data: components["schemas"]["WorkerOut"][];
+        };
+        /**
+         * WorkerOut
+         * @example {
+         *       "created": "2026-12-01T09:30:00Z",
+         *       "name": "delivery-1",
+         *       "prefix": "owk_a1b2c3d4",
+         *       "revoked": null
+         *     }
+         */
+        WorkerOut: {
+            /** Name */
+            name: string;
+            /** Prefix */
+            prefix: string;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Revoked
+             * Format: date-time
+             */
+            revoked: string | null;
+        };
         /**
          * @description Every problem `code`; `GET /problems/{code}` explains each one.
          * @enum {string}
          */
-        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_text" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "recipient_opted_out" | "service_unavailable" | "timeout" | "too_many_attempts" | "totp_already_enabled" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "worker_exists" | "wrong_password";
+        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "consent_not_waiting" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "customer_not_found" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_operator_link" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_role" | "invalid_text" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "last_admin" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "operator_exists" | "operator_not_found" | "operator_role_forbidden" | "operator_session_required" | "operator_sign_in_failed" | "opt_out_is_final" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "reason_required" | "recipient_opted_out" | "service_unavailable" | "timeout" | "too_many_attempts" | "totp_already_enabled" | "totp_already_enrolled" | "totp_enrolment_required" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "worker_exists" | "wrong_password";
     };
     responses: never;
     parameters: never;
@@ -2074,6 +4136,79 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    orders_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every order, newest first. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2678,6 +4813,79 @@ export interface operations {
             };
         };
     };
+    payments_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every payment, newest first. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     deposit_addresses_list: {
         parameters: {
             query?: never;
@@ -3080,6 +5288,79 @@ export interface operations {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deposits_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Every credited deposit, newest first. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -6156,6 +8437,4736 @@ export interface operations {
             /**
              * @description - `validation_error`: Request not valid.
              *     - `invalid_text`: Text not accepted.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_set_password: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorPasswordIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created": "2026-12-01T09:30:00Z",
+                     *       "disabled": false,
+                     *       "email": "ops@example.com",
+                     *       "id": 1,
+                     *       "role": "admin",
+                     *       "totp_enrolled": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OperatorOut"];
+                };
+            };
+            /**
+             * @description - `invalid_text`: Text not accepted.
+             *     - `invalid_operator_link`: Operator link not valid.
+             */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `weak_password`: Password too weak.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_login: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorLoginIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "csrf_token": "3f1c0e9a5b7d4c2e8a6f1b3d5c7e9a0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a1c",
+                     *       "operator": {
+                     *         "created": "2026-12-01T09:30:00Z",
+                     *         "disabled": false,
+                     *         "email": "ops@example.com",
+                     *         "id": 1,
+                     *         "role": "admin",
+                     *         "totp_enrolled": true
+                     *       },
+                     *       "stage": "signed_in"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OperatorSessionOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `operator_sign_in_failed`: Operator sign-in failed.
+             *     - `totp_required`: Second factor needed.
+             *     - `invalid_totp_code`: Wrong second-factor code.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `too_many_attempts`: Too many attempts. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_me: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "csrf_token": "3f1c0e9a5b7d4c2e8a6f1b3d5c7e9a0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a1c",
+                     *       "operator": {
+                     *         "created": "2026-12-01T09:30:00Z",
+                     *         "disabled": false,
+                     *         "email": "ops@example.com",
+                     *         "id": 1,
+                     *         "role": "admin",
+                     *         "totp_enrolled": true
+                     *       },
+                     *       "stage": "signed_in"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OperatorSessionOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_logout: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_totp_start: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "otpauth_uri": "otpauth://totp/ordersvc%20console:ops@example.com?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=ordersvc%20console&algorithm=SHA1&digits=6&period=30",
+                     *       "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["TotpEnrolmentOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `totp_already_enrolled`: Authenticator already set up. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_totp_confirm: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TotpCode"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "csrf_token": "3f1c0e9a5b7d4c2e8a6f1b3d5c7e9a0b2d4f6a8c0e2b4d6f8a0c2e4b6d8f0a1c",
+                     *       "operator": {
+                     *         "created": "2026-12-01T09:30:00Z",
+                     *         "disabled": false,
+                     *         "email": "ops@example.com",
+                     *         "id": 1,
+                     *         "role": "admin",
+                     *         "totp_enrolled": true
+                     *       },
+                     *       "stage": "signed_in"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OperatorSessionOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             *     - `invalid_totp_code`: Wrong second-factor code.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `totp_already_enrolled`: Authenticator already set up. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_overview: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "address_pool": {
+                     *         "USDT-TRC20": 118
+                     *       },
+                     *       "balances_held": "1234.50",
+                     *       "days": [
+                     *         {
+                     *           "bonuses": "25.00",
+                     *           "coupons": "10.00",
+                     *           "credits": "0.00",
+                     *           "day": "2026-12-01",
+                     *           "debits": "0.00",
+                     *           "deposits": "500.00",
+                     *           "order_amount": "-480.00",
+                     *           "orders": 48,
+                     *           "refunds": "6.30"
+                     *         }
+                     *       ],
+                     *       "live_workers": 2,
+                     *       "orders_by_status": {
+                     *         "awaiting_confirmation": 3,
+                     *         "canceled": 4,
+                     *         "completed": 40,
+                     *         "in_progress": 2,
+                     *         "partial": 1,
+                     *         "pending": 5
+                     *       },
+                     *       "outbox_oldest": "2026-12-01T09:30:00Z",
+                     *       "outbox_waiting": 1
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OverviewOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_list: {
+        parameters: {
+            query?: {
+                /** @description Part of an email, or an account id. */
+                q?: string;
+                /** @description Items per page (1-100). */
+                limit?: number;
+                /** @description An id from the previous page: older items. */
+                starting_after?: number;
+                /** @description An id: newer items. */
+                ending_before?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "balance": "25.00",
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "email": "alice@example.com",
+                     *           "id": 42,
+                     *           "orders": 3,
+                     *           "payments": 4,
+                     *           "state": "active"
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CustomerList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "api_keys": [
+                     *         {
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "name": "",
+                     *           "prefix": "osk_a1b2c3d4",
+                     *           "revoked": null
+                     *         }
+                     *       ],
+                     *       "customer": {
+                     *         "balance": "25.00",
+                     *         "created": "2026-12-01T09:30:00Z",
+                     *         "email": "alice@example.com",
+                     *         "id": 42,
+                     *         "orders": 3,
+                     *         "payments": 4,
+                     *         "state": "active"
+                     *       },
+                     *       "sessions": [
+                     *         {
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "id": 5,
+                     *           "ip": "203.0.113.7",
+                     *           "last_seen": "2026-12-01T09:30:00Z",
+                     *           "user_agent": "Mozilla/5.0"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CustomerDetailOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_payments: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-100). */
+                limit?: number;
+                /** @description An id from the previous page: older items. */
+                starting_after?: number;
+                /** @description An id: newer items. */
+                ending_before?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "amount": "10.00",
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "description": "goodwill, ticket 4711",
+                     *           "id": 901,
+                     *           "kind": "credit",
+                     *           "operator_id": 1,
+                     *           "email": null,
+                     *           "coupon": null
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminPaymentList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_payments_export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_deposits: {
+        parameters: {
+            query?: {
+                /** @description Items per page (1-100). */
+                limit?: number;
+                /** @description An id from the previous page: older items. */
+                starting_after?: number;
+                /** @description An id: newer items. */
+                ending_before?: number;
+            };
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "address": "TXYZ1234567890",
+                     *           "amount": "120.00",
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "id": 77,
+                     *           "network": "USDT-TRC20",
+                     *           "processor": "chain",
+                     *           "status": "unmatched",
+                     *           "tx_hash": "9f2c...",
+                     *           "account_id": null
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminDepositList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_consents: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "email": "billgates@microsoft.com",
+                     *           "id": 12,
+                     *           "mailed": "2026-12-01T09:30:00Z",
+                     *           "status": "requested",
+                     *           "decided": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ConsentList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_adjust: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AdjustmentIn"];
+            };
+        };
+        responses: {
+            /** @description Moved now, or replayed. */
+            201: {
+                headers: {
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
+                    "Idempotent-Replayed"?: "true";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "balance": "35.00",
+                     *       "payment": {
+                     *         "amount": "10.00",
+                     *         "created": "2026-12-01T09:30:00Z",
+                     *         "description": "goodwill, ticket 4711",
+                     *         "id": 901,
+                     *         "kind": "credit",
+                     *         "operator_id": 1,
+                     *         "email": null,
+                     *         "coupon": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdjustmentOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `insufficient_balance`: Balance too low. */
+            402: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `idempotency_conflict`: Idempotency key reused. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `reason_required`: Reason needed.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_revoke_key: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+                prefix: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_end_sessions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "balance": "25.00",
+                     *       "created": "2026-12-01T09:30:00Z",
+                     *       "email": "alice@example.com",
+                     *       "id": 42,
+                     *       "orders": 3,
+                     *       "payments": 4,
+                     *       "state": "active"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CustomerOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_customers_enable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The customer's account id. */
+                account_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "balance": "25.00",
+                     *       "created": "2026-12-01T09:30:00Z",
+                     *       "email": "alice@example.com",
+                     *       "id": 42,
+                     *       "orders": 3,
+                     *       "payments": 4,
+                     *       "state": "active"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CustomerOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `customer_not_found`: No such customer. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_orders_list: {
+        parameters: {
+            query?: {
+                /** @description Only orders in this status. */
+                status?: components["schemas"]["OrderStatus"];
+                /** @description Only orders to this address (any case). */
+                recipient?: string;
+                /** @description Only this customer's orders. */
+                account_id?: number;
+                /** @description Placed at or after this time. */
+                created_after?: string;
+                /** @description Placed before this time. */
+                created_before?: string;
+                /** @description Only open orders no worker moved for `ORDERSVC_STUCK_ORDER_MINUTES` (default 60). */
+                stuck?: boolean;
+                /** @description Items per page (1-100). */
+                limit?: number;
+                /** @description An order id of the list: the page after (or before) it. */
+                starting_after?: string;
+                /** @description An order id of the list: the page after (or before) it. */
+                ending_before?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "account_id": 42,
+                     *           "cancel_requested": false,
+                     *           "cancelable": true,
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "delivered": 3700,
+                     *           "email": "billgates@microsoft.com",
+                     *           "id": "A7E17A3E",
+                     *           "last_moved": "2026-12-01T09:30:00Z",
+                     *           "price": "10.00",
+                     *           "progress": 37,
+                     *           "quantity": 10000,
+                     *           "status": "in_progress"
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminOrderList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_orders_export: {
+        parameters: {
+            query?: {
+                /** @description Only orders in this status. */
+                status?: components["schemas"]["OrderStatus"];
+                /** @description Only orders to this address (any case). */
+                recipient?: string;
+                /** @description Only this customer's orders. */
+                account_id?: number;
+                /** @description Placed at or after this time. */
+                created_after?: string;
+                /** @description Placed before this time. */
+                created_before?: string;
+                /** @description Only open orders no worker moved for `ORDERSVC_STUCK_ORDER_MINUTES` (default 60). */
+                stuck?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_orders_cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The public order id. */
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "order": {
+                     *         "account_id": 42,
+                     *         "cancel_requested": false,
+                     *         "cancelable": false,
+                     *         "created": "2026-12-01T09:30:00Z",
+                     *         "delivered": 3700,
+                     *         "email": "billgates@microsoft.com",
+                     *         "id": "A7E17A3E",
+                     *         "last_moved": "2026-12-01T09:30:00Z",
+                     *         "price": "10.00",
+                     *         "progress": 37,
+                     *         "quantity": 10000,
+                     *         "status": "canceled"
+                     *       },
+                     *       "refund": "6.30"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminCancellationOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `not_found`: No such object. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `order_not_cancelable`: Order already finished. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_deposits_unmatched: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "address": "TXYZ1234567890",
+                     *           "amount": "120.00",
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "id": 77,
+                     *           "network": "USDT-TRC20",
+                     *           "processor": "chain",
+                     *           "status": "unmatched",
+                     *           "tx_hash": "9f2c...",
+                     *           "account_id": null
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminDepositList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_deposits_assign: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                deposit_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AssignIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "address": "TXYZ1234567890",
+                     *       "amount": "120.00",
+                     *       "created": "2026-12-01T09:30:00Z",
+                     *       "id": 77,
+                     *       "network": "USDT-TRC20",
+                     *       "processor": "chain",
+                     *       "status": "unmatched",
+                     *       "tx_hash": "9f2c...",
+                     *       "account_id": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AdminDepositOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `not_found`: No such object. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `idempotency_conflict`: Idempotency key reused.
+             *     - `deposit_not_unmatched`: Deposit already credited.
+             *     - `transfer_already_credited`: Transfer already credited.
+             */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
+             *     - `invalid_email`: Invalid email address.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_operators_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "disabled": false,
+                     *           "email": "ops@example.com",
+                     *           "id": 1,
+                     *           "role": "admin",
+                     *           "totp_enrolled": true
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OperatorList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_operators_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "expires": "2026-12-02T09:30:00Z",
+                     *       "link": "https://orders.example.com/admin/#/set-password/3q2-Xb...",
+                     *       "operator": {
+                     *         "created": "2026-12-01T09:30:00Z",
+                     *         "disabled": false,
+                     *         "email": "ops@example.com",
+                     *         "id": 1,
+                     *         "role": "admin",
+                     *         "totp_enrolled": true
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OperatorLinkOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `operator_exists`: Operator exists. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_operators_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                operator_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OperatorUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created": "2026-12-01T09:30:00Z",
+                     *       "disabled": false,
+                     *       "email": "ops@example.com",
+                     *       "id": 1,
+                     *       "role": "admin",
+                     *       "totp_enrolled": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OperatorOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `operator_not_found`: No such operator. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `last_admin`: Last admin. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_audit_list: {
+        parameters: {
+            query?: {
+                /** @description An operator's email, or `cli:<user>@<host>`. */
+                actor?: string;
+                /** @description An action, or a prefix ending in `.` (`payment.`). */
+                action?: string;
+                /** @description `account`, `order`, `deposit`, `operator`... */
+                object_type?: string;
+                object_id?: string;
+                /** @description Placed at or after this time. */
+                since?: string;
+                /** @description Placed before this time. */
+                until?: string;
+                /** @description Items per page (1-100). */
+                limit?: number;
+                /** @description An id from the previous page: older items. */
+                starting_after?: number;
+                /** @description An id: newer items. */
+                ending_before?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "action": "payment.credit",
+                     *           "actor": "ops@example.com",
+                     *           "after": {
+                     *             "amount": "10.00",
+                     *             "balance": "35.00",
+                     *             "payment_id": 901
+                     *           },
+                     *           "before": {
+                     *             "balance": "25.00"
+                     *           },
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "id": 1001,
+                     *           "ip": "203.0.113.7",
+                     *           "object_id": "42",
+                     *           "object_type": "account",
+                     *           "operator_id": 1,
+                     *           "reason": "goodwill, ticket 4711"
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AuditList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_audit_export: {
+        parameters: {
+            query?: {
+                /** @description An operator's email, or `cli:<user>@<host>`. */
+                actor?: string;
+                /** @description An action, or a prefix ending in `.` (`payment.`). */
+                action?: string;
+                /** @description `account`, `order`, `deposit`, `operator`... */
+                object_type?: string;
+                object_id?: string;
+                /** @description Placed at or after this time. */
+                since?: string;
+                /** @description Placed before this time. */
+                until?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/csv": unknown;
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_coupons_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "amount": "10.00",
+                     *           "code": "welcome10",
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "disabled": false,
+                     *           "max_redemptions": 100,
+                     *           "redemptions": 7,
+                     *           "expires": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CouponList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_coupons_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CouponCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "amount": "10.00",
+                     *       "code": "welcome10",
+                     *       "created": "2026-12-01T09:30:00Z",
+                     *       "disabled": false,
+                     *       "max_redemptions": 100,
+                     *       "redemptions": 7,
+                     *       "expires": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CouponOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `coupon_exists`: Coupon already exists. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_coupon_code`: Invalid coupon code.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_coupons_disable: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                code: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "amount": "10.00",
+                     *       "code": "welcome10",
+                     *       "created": "2026-12-01T09:30:00Z",
+                     *       "disabled": false,
+                     *       "max_redemptions": 100,
+                     *       "redemptions": 7,
+                     *       "expires": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["CouponOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `coupon_not_found`: Unknown coupon. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_coupon_code`: Invalid coupon code.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_bonus_tiers_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "percent": "5",
+                     *           "threshold": "100.00"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BonusTierList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_bonus_tiers_set: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BonusTierIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "percent": "5",
+                     *       "threshold": "100.00"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BonusTierOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_bonus_tiers_remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                threshold: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_suppressions_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "email": "someone@example.org",
+                     *           "source": "recipient"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SuppressionList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_suppressions_add: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["EmailIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_suppressions_remove: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                email: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `not_found`: No such object. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `opt_out_is_final`: The recipient's opt-out is final. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_recipients_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                email: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "accounts": [
+                     *         42
+                     *       ],
+                     *       "consents": [
+                     *         {
+                     *           "email": "billgates@microsoft.com",
+                     *           "id": 12,
+                     *           "mailed": "2026-12-01T09:30:00Z",
+                     *           "status": "requested",
+                     *           "decided": null
+                     *         }
+                     *       ],
+                     *       "email": "billgates@microsoft.com",
+                     *       "opted_out": false,
+                     *       "opted_out_by": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["RecipientOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_consents_resend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                consent_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "queued": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Resent"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `consent_not_waiting`: Nothing to resend. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_workers_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "name": "delivery-1",
+                     *           "prefix": "owk_a1b2c3d4",
+                     *           "revoked": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WorkerList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_workers_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WorkerCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "token": "owk_a1b2c3d4...",
+                     *       "worker": {
+                     *         "created": "2026-12-01T09:30:00Z",
+                     *         "name": "delivery-1",
+                     *         "prefix": "owk_a1b2c3d4",
+                     *         "revoked": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WorkerCreated"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `worker_exists`: Worker already exists. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_params`: Invalid parameters.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_workers_revoke: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             *     - `operator_role_forbidden`: Not allowed for this role.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `not_found`: No such object. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_deposit_events_list: {
+        parameters: {
+            query?: {
+                /** @description Only this outcome. */
+                outcome?: "credited" | "unmatched" | "duplicate" | "not_final" | "refused";
+                /** @description Items per page (1-100). */
+                limit?: number;
+                /** @description An id from the previous page: older items. */
+                starting_after?: number;
+                /** @description An id: newer items. */
+                ending_before?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "created": "2026-12-01T09:30:00Z",
+                     *           "deposit_id": 77,
+                     *           "external_id": "USDT-TRC20:9f2c...:TXYZ1234567890",
+                     *           "id": 5001,
+                     *           "outcome": "credited",
+                     *           "processor": "chain",
+                     *           "detail": null
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ProcessorEventList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `unauthorized`: Missing or invalid credentials.
+             *     - `operator_session_required`: Operator session needed.
+             */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `totp_enrolment_required`: Set up the authenticator first.
+             *     - `csrf_failed`: CSRF token missing or wrong.
+             */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_cursor`: Unknown page cursor.
              */
             422: {
                 headers: {

@@ -1,4 +1,4 @@
-import { api, dataOrProblem, problemText, type Schemas } from "../api/client";
+import { api, dataOrProblem, exportButton, problemText, type Schemas } from "../api/client";
 import type { Page } from "../app";
 import { fill, h } from "../dom";
 import { moneyElement, timeElement, usd } from "../format";
@@ -116,7 +116,7 @@ export function depositsPage(): Page {
       addressPanel,
     ),
     h("section", { class: "card", "aria-labelledby": "bonus-title" }, h("h2", { id: "bonus-title" }, "Deposit bonus"), tiers),
-    h("section", { class: "card", "aria-labelledby": "deposits-title" }, h("h2", { id: "deposits-title" }, "Your deposits"), table.element),
+    h("section", { class: "card", "aria-labelledby": "deposits-title" }, h("h2", { id: "deposits-title" }, "Your deposits"), exportButton("/v1/deposits/export", "deposits.csv", "Export all as CSV"), table.element),
   );
   return { title: "Deposits", element };
 }

@@ -1,4 +1,4 @@
-import { api, dataOrProblem, newIdempotencyKey, problemText, type Schemas } from "../api/client";
+import { api, dataOrProblem, exportButton, newIdempotencyKey, problemText, type Schemas } from "../api/client";
 import type { AppContext, Page } from "../app";
 import { fill, h } from "../dom";
 import { exactTitle, formatMills, moneyElement, timeElement, usd } from "../format";
@@ -140,7 +140,7 @@ export function ordersPage(context: AppContext): Page {
     h(
       "section",
       { class: "card", "aria-labelledby": "orders-title" },
-      h("div", { class: "card-head" }, h("h2", { id: "orders-title" }, "Your orders")),
+      h("div", { class: "card-head" }, h("h2", { id: "orders-title" }, "Your orders"), exportButton("/v1/orders/export", "orders.csv", "Export all as CSV")),
       notice.element,
       awaitingNote,
       table.element,

@@ -1,4 +1,4 @@
-import { api, dataOrProblem, problemText, type Schemas } from "../api/client";
+import { api, dataOrProblem, exportButton, problemText, type Schemas } from "../api/client";
 import type { AppContext, Page } from "../app";
 import { h } from "../dom";
 import { moneyElement, timeElement, usd } from "../format";
@@ -21,6 +21,8 @@ export function describePayment(payment: Payment): string {
       return `Refund of order ${payment.order_id ?? ""}`.trim();
     case "credit":
       return payment.description ? `Top-up: ${payment.description}` : "Top-up";
+    case "debit":
+      return payment.description ? `Correction: ${payment.description}` : "Correction";
   }
 }
 
@@ -79,7 +81,7 @@ export function paymentsPage(context: AppContext): Page {
     "div",
     { class: "page" },
     h("section", { class: "card", "aria-labelledby": "coupon-title" }, h("h2", { id: "coupon-title" }, "Redeem a coupon"), form),
-    h("section", { class: "card", "aria-labelledby": "payments-title" }, h("h2", { id: "payments-title" }, "Your payments"), h("p", { class: "help" }, "Every change of your balance: deposits, bonuses, coupons and refunds add, orders subtract."), table.element),
+    h("section", { class: "card", "aria-labelledby": "payments-title" }, h("h2", { id: "payments-title" }, "Your payments"), h("p", { class: "help" }, "Every change of your balance: deposits, bonuses, coupons and refunds add, orders subtract."), exportButton("/v1/payments/export", "payments.csv", "Export all as CSV"), table.element),
   );
   return { title: "Payments", element };
 }

@@ -7,18 +7,19 @@
 -- for an order's debit, the order: an order is debited once, when it is placed); it takes the
 -- account row's lock. A debit's caller has locked the row and checked the balance before (the
 -- `balance_not_negative` check is the last line of defence). Returns one row per payment written;
--- none for an account that does not exist.
+-- none for an account that does not exist. `p_operator_ids`: the operator of each manual payment
+-- (a console's credit or debit; NULL for everything else, the CLI's included).
 -- Its statements are planned once per connection, not at each call (`plan_cache_mode`: a
 -- plan for the given values costs more than running the statement; the look-ups go by key).
 CREATE OR REPLACE FUNCTION ordersvc_post_payments(
     p_account_ids bigint[], p_kinds text[], p_amounts bigint[], p_emails text[], p_order_ids bigint[],
-    p_coupons text[], p_deposit_ids bigint[], p_descriptions text[])
+    p_coupons text[], p_deposit_ids bigint[], p_descriptions text[], p_operator_ids bigint[] DEFAULT NULL)
 RETURNS TABLE (payment_id bigint, account_id bigint, balance_mills bigint, created_at timestamptz)
 LANGUAGE sql VOLATILE SET plan_cache_mode = force_generic_plan AS $$
 WITH payment AS (
     SELECT * FROM unnest(p_account_ids, p_kinds, p_amounts, p_emails, p_order_ids, p_coupons, p_deposit_ids,
-                         p_descriptions) WITH ORDINALITY
-        AS u(account_id, kind, amount_mills, email, order_id, coupon, deposit_id, description, n)
+                         p_descriptions, p_operator_ids) WITH ORDINALITY
+        AS u(account_id, kind, amount_mills, email, order_id, coupon, deposit_id, description, operator_id, n)
 ), moved AS (
     UPDATE accounts a SET balance_mills = a.balance_mills + m.amount_mills,
                           payments_count = a.payments_count + m.payments,
@@ -29,8 +30,9 @@ WITH payment AS (
         WHERE a.id = m.account_id
         RETURNING a.id, a.balance_mills
 ), written AS (
-    INSERT INTO payments (account_id, kind, amount_mills, email, order_id, coupon, deposit_id, description)
-        SELECT p.account_id, p.kind, p.amount_mills, p.email, p.order_id, p.coupon, p.deposit_id, p.description
+    INSERT INTO payments (account_id, kind, amount_mills, email, order_id, coupon, deposit_id, description, operator_id)
+        SELECT p.account_id, p.kind, p.amount_mills, p.email, p.order_id, p.coupon, p.deposit_id, p.description,
+               p.operator_id
         FROM payment p JOIN moved ON moved.id = p.account_id ORDER BY p.n
         RETURNING payments.id, payments.account_id, payments.created_at
 )

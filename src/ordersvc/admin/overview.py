@@ -1,0 +1,207 @@
+"""The console's overview, at a cost that does not grow with the ledger.
+
+Money per day comes from `daily_totals`: a day's sums per payment kind (and its orders ended per
+status) are computed once, the first time the overview is read after the day closed, and kept; a
+day counts as closed an hour after it ended (no transaction writing into it can still be open then).
+Only the hours not closed yet are summed live, through BRIN indexes on `payments.created_at` and
+`order_events.created_at` (payments and events are insert-only, written in time order, so a range
+of time is a range of table blocks). Orders by status: the open ones are counted where they are
+(few, and each open status has an index), the ended ones from the kept totals (an order ends once).
+
+Nothing here is on the order path: the totals are written by readers of the overview, never by the
+statements that write payments and orders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col
+
+from ordersvc.accounts.models import Account
+from ordersvc.ledger.models import Payment
+from ordersvc.orders.lifecycle import ENDINGS
+from ordersvc.orders.models import Order, OrderEvent, OrderStatus
+from ordersvc.outbox.models import OutboxMessage
+from ordersvc.timestamps import utc_now
+
+CLOSED_AFTER = timedelta(hours=1)  # a day is summed for good this long after it ended
+PAYMENT = "payment"  # metric: payments of a kind (key) that day
+ORDER_END = "order_end"  # metric: orders that ended in a status (key) that day
+OPEN_STATUSES = tuple(s for s in OrderStatus if s not in ENDINGS)
+
+
+class DailyTotal(SQLModel, table=True):
+    __tablename__ = "daily_totals"
+
+    day: date = Field(sa_column=sa.Column(sa.Date, primary_key=True))
+    metric: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    key: str = Field(sa_column=sa.Column(sa.Text, primary_key=True))
+    amount_mills: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+    count: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class DayClosed(SQLModel, table=True):
+    """The days whose totals are kept (a day with no payment has no total, but is closed too)."""
+
+    __tablename__ = "daily_totals_closed"
+
+    day: date = Field(sa_column=sa.Column(sa.Date, primary_key=True))
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    amounts: dict[str, int]  # payment kind -> sum, in mills
+    counts: dict[str, int]  # payment kind -> how many
+    ended: dict[str, int]  # order status -> orders that ended in it
+
+
+def _start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+async def _sum_range(session: AsyncSession, since: datetime, until: datetime | None) -> dict[date, Totals]:
+    """Payments per day and kind, and order endings per day and status, in [since, until)."""
+    found: dict[date, Totals] = {}
+
+    def of(day: date) -> Totals:
+        return found.setdefault(day, Totals({}, {}, {}))
+
+    p_day = sa.func.date(sa.func.timezone("UTC", col(Payment.created_at))).label("day")
+    where = [col(Payment.created_at) >= since]
+    if until is not None:
+        where.append(col(Payment.created_at) < until)
+    payments = await session.execute(
+        sa.select(p_day, col(Payment.kind), sa.func.sum(col(Payment.amount_mills)), sa.func.count())
+        .where(*where)
+        .group_by(p_day, col(Payment.kind))
+    )
+    for day, kind, amount, count in payments:
+        of(day).amounts[kind] = int(amount)
+        of(day).counts[kind] = int(count)
+    e_day = sa.func.date(sa.func.timezone("UTC", col(OrderEvent.created_at))).label("day")
+    e_where = [col(OrderEvent.created_at) >= since, col(OrderEvent.to_status).in_([s.value for s in ENDINGS])]
+    if until is not None:
+        e_where.append(col(OrderEvent.created_at) < until)
+    events = await session.execute(
+        sa.select(e_day, col(OrderEvent.to_status), sa.func.count())
+        .where(*e_where)
+        .group_by(e_day, col(OrderEvent.to_status))
+    )
+    for day, status, count in events:
+        of(day).ended[status] = int(count)
+    return found
+
+
+async def _close_days(session: AsyncSession, first: date, last: date) -> None:
+    """Keep the totals of every day in [first, last] not kept yet (each summed once)."""
+    kept = set(
+        (
+            await session.execute(
+                sa.select(col(DayClosed.day)).where(col(DayClosed.day) >= first, col(DayClosed.day) <= last)
+            )
+        ).scalars()
+    )
+    missing = [
+        first + timedelta(days=i) for i in range((last - first).days + 1) if first + timedelta(days=i) not in kept
+    ]
+    if not missing:
+        return
+    summed = await _sum_range(session, _start(missing[0]), _start(missing[-1] + timedelta(days=1)))
+    rows = []
+    for day in missing:
+        totals = summed.get(day)
+        if totals is None:
+            continue
+        rows += [
+            {"day": day, "metric": PAYMENT, "key": k, "amount_mills": v, "count": totals.counts[k]}
+            for k, v in totals.amounts.items()
+        ]
+        rows += [
+            {"day": day, "metric": ORDER_END, "key": k, "amount_mills": 0, "count": v} for k, v in totals.ended.items()
+        ]
+    if rows:
+        await session.execute(pg_insert(DailyTotal).values(rows).on_conflict_do_nothing())
+    await session.execute(pg_insert(DayClosed).values([{"day": d} for d in missing]).on_conflict_do_nothing())
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    balances_held_mills: int  # the sum of every balance: what the service owes its customers
+    days: list[tuple[date, Totals]]  # oldest first
+    orders_by_status: dict[str, int]
+    outbox_waiting: int
+    outbox_oldest: datetime | None
+    live_workers: int
+
+
+async def overview(session: AsyncSession, *, days: int = 30) -> Overview:
+    now = utc_now()
+    today = now.date()
+    first_day = today - timedelta(days=days - 1)
+    last_closed = (now - CLOSED_AFTER).date() - timedelta(days=1)
+    # Every day since the first ending or payment is needed for the ended orders' totals; the
+    # first overview of an old ledger sums them all once.
+    earliest = (await session.execute(sa.select(sa.func.min(col(Payment.created_at))))).scalar_one()
+    first_kept = min(first_day, earliest.astimezone(UTC).date()) if earliest is not None else first_day
+    if last_closed >= first_kept:
+        await _close_days(session, first_kept, last_closed)
+    live = await _sum_range(session, _start(last_closed + timedelta(days=1)), None)
+    kept = (
+        await session.execute(
+            sa.select(DailyTotal).where(col(DailyTotal.day) >= first_day, col(DailyTotal.metric) == PAYMENT)
+        )
+    ).scalars()
+    by_day: dict[date, Totals] = {first_day + timedelta(days=i): Totals({}, {}, {}) for i in range(days)}
+    for row in kept:
+        if row.day in by_day and row.day <= last_closed:
+            by_day[row.day].amounts[row.key] = row.amount_mills
+            by_day[row.day].counts[row.key] = row.count
+    for day, totals in live.items():
+        if day in by_day:
+            by_day[day] = totals
+    ended = dict(
+        (
+            await session.execute(
+                sa.select(col(DailyTotal.key), sa.func.sum(col(DailyTotal.count)))
+                .where(col(DailyTotal.metric) == ORDER_END, col(DailyTotal.day) <= last_closed)
+                .group_by(col(DailyTotal.key))
+            )
+        ).all()
+    )
+    statuses = {s.value: int(ended.get(s.value, 0)) for s in ENDINGS}
+    for totals in live.values():
+        for status, count in totals.ended.items():
+            statuses[status] = statuses.get(status, 0) + count
+    for status in OPEN_STATUSES:
+        statuses[status.value] = (
+            await session.execute(
+                sa.select(sa.func.count()).select_from(Order).where(col(Order.status) == status.value)
+            )
+        ).scalar_one()
+    held = (await session.execute(sa.select(sa.func.coalesce(sa.func.sum(col(Account.balance_mills)), 0)))).scalar_one()
+    waiting = (
+        await session.execute(
+            sa.select(sa.func.count(), sa.func.min(col(OutboxMessage.created_at))).where(
+                col(OutboxMessage.status) == "pending"
+            )
+        )
+    ).one()
+    workers = (
+        await session.execute(
+            sa.select(sa.func.count(sa.distinct(col(Order.worker_id)))).where(
+                col(Order.status) == OrderStatus.IN_PROGRESS.value, col(Order.lease_until) > now
+            )
+        )
+    ).scalar_one()
+    return Overview(
+        balances_held_mills=int(held),
+        days=sorted(by_day.items()),
+        orders_by_status=statuses,
+        outbox_waiting=int(waiting[0]),
+        outbox_oldest=waiting[1],
+        live_workers=int(workers),
+    )
