@@ -81,9 +81,9 @@ def seed(url: str, history: int, days: int) -> tuple[int, str]:
         UPDATE accounts SET balance_mills = balance_mills + {history} * 1000 - 500 * {history},
             payments_count = payments_count + 1 + {history}, orders_count = {history}
             WHERE id = {account_id};
-        VACUUM ANALYZE;
         """,
     )
+    psql(url, "VACUUM ANALYZE")
     return account_id, key
 
 

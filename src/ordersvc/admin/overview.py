@@ -145,7 +145,10 @@ async def overview(session: AsyncSession, *, days: int = 30) -> Overview:
     last_closed = (now - CLOSED_AFTER).date() - timedelta(days=1)
     # Every day since the first ending or payment is needed for the ended orders' totals; the
     # first overview of an old ledger sums them all once.
-    earliest = (await session.execute(sa.select(sa.func.min(col(Payment.created_at))))).scalar_one()
+    # The first payment by id (the primary key: no scan), which is the earliest (written in time order).
+    earliest = (
+        await session.execute(sa.select(col(Payment.created_at)).order_by(col(Payment.id)).limit(1))
+    ).scalar_one_or_none()
     first_kept = min(first_day, earliest.astimezone(UTC).date()) if earliest is not None else first_day
     if last_closed >= first_kept:
         await _close_days(session, first_kept, last_closed)
