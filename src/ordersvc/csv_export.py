@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")  # and their full-width forms
 FLUSH_ROWS = 200
 
 
@@ -24,7 +24,7 @@ def cell(value: object) -> str:
     if value is None:
         return ""
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    if text.startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
+    if text.lstrip(" ").startswith(_FORMULA_START) and not _NUMBER.fullmatch(text):
         return "'" + text
     return text
 

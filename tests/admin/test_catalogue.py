@@ -149,3 +149,21 @@ async def test_customer_exports_read_back(
     deposits = await client.get("/v1/deposits/export", headers=auth)
     assert list(csv.DictReader(io.StringIO(deposits.text))) == []
     assert (await client.get("/v1/orders/export")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("=1+1", "'=1+1"),
+        ("  =cmd", "'  =cmd"),
+        ("\uff1dSUM(A1)", "'\uff1dSUM(A1)"),
+        ("@x", "'@x"),
+        ("-10.00", "-10.00"),
+        ("plain", "plain"),
+        (None, ""),
+    ],
+)
+def test_csv_cells_never_run_as_formulas(value: str | None, written: str) -> None:
+    from ordersvc.csv_export import cell
+
+    assert cell(value) == written

@@ -679,7 +679,7 @@ async def admin_operators_list(who: OperatorDep, session: SessionDep) -> Operato
     responses=problem_responses(*SIGNED_IN, *ROLE, operators.OperatorExists),
 )
 async def admin_operators_create(
-    request: Request, body: OperatorCreate, who: OperatorDep, session: SessionDep
+    request: Request, body: OperatorCreate, who: OperatorDep, session: SessionDep, response: Response
 ) -> OperatorLinkOut:
     """The answer carries the one-time link where the new operator chooses a password: hand it
     over yourself (nothing is mailed)."""
@@ -687,6 +687,7 @@ async def admin_operators_create(
     link = await operators.create_operator(
         session, who.actor, email=body.email, role=body.role, settings=_settings(request)
     )
+    response.headers["Cache-Control"] = "no-store"  # the one-time link
     return OperatorLinkOut(operator=OperatorOut.of(link.operator), link=link.url, expires=link.expires_at)
 
 

@@ -28,7 +28,9 @@ async function start(notice?: string): Promise<void> {
   stopShell = null;
   const current = path();
   if (current.startsWith("set-password/")) {
-    fill(root, setPasswordPage(current.slice("set-password/".length)));
+    const token = current.slice("set-password/".length);
+    history.replaceState(null, "", "#/set-password"); // the token leaves the address bar and history
+    fill(root, setPasswordPage(token));
     return;
   }
   try {
