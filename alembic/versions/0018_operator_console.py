@@ -159,8 +159,8 @@ def downgrade() -> None:
     op.execute(
         "ALTER TABLE payments ADD CONSTRAINT amount_sign_matches_kind CHECK ("
         "(kind IN ('credit', 'refund', 'deposit', 'bonus', 'coupon') AND amount_mills > 0)"
-        " OR (kind = 'order' AND amount_mills < 0))"
-    )
+        " OR (kind = 'order' AND amount_mills < 0)) NOT VALID"
+    )  # NOT VALID: the manual debits already in the ledger stay (the ledger is insert-only)
     op.drop_column("orders", "progress_at")
     op.drop_column("payments", "operator_id")
     op.execute("DROP TRIGGER audit_log_no_truncate ON audit_log")
