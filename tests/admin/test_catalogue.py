@@ -167,3 +167,10 @@ def test_csv_cells_never_run_as_formulas(value: str | None, written: str) -> Non
     from ordersvc.csv_export import cell
 
     assert cell(value) == written
+
+
+async def test_a_coupon_expiry_out_of_range_is_refused(make_operator: MakeOperator) -> None:
+    op = await make_operator(OperatorRole.ADMIN)
+    body = {"code": f"x{uuid.uuid4().hex[:8]}", "amount": "1.00", "expires": "0001-01-01T00:00:00+01:00"}
+    refused = await op.client.post("/v1/admin/coupons", json=body, headers=op.headers)
+    assert refused.status_code == 422

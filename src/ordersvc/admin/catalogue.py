@@ -20,6 +20,7 @@ from ordersvc.coupons.models import Coupon
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import ProcessorEvent
 from ordersvc.deposits.schemas import BonusTierList, BonusTierOut
+from ordersvc.errors import InvalidParams
 from ordersvc.fulfilment import service as fulfilment
 from ordersvc.fulfilment.models import Worker
 from ordersvc.money import format_usd, parse_usd
@@ -30,6 +31,7 @@ from ordersvc.pagination import LIST_ERRORS, CursorRequest
 from ordersvc.problems import problem_responses
 from ordersvc.request_db import SessionDep
 from ordersvc.schemas import MoneyStr
+from ordersvc.timestamps import utc_param
 
 router = APIRouter(prefix="/v1/admin", route_class=GuardedRoute, tags=["admin"])
 
@@ -100,14 +102,14 @@ async def admin_coupons_list(who: OperatorDep, session: SessionDep) -> CouponLis
     operation_id="admin_coupons_create",
     summary="Create a coupon (admin)",
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(*SIGNED_IN, *ROLE, coupons.CouponExists, coupons.InvalidCouponCode),
+    responses=problem_responses(*SIGNED_IN, *ROLE, coupons.CouponExists, coupons.InvalidCouponCode, InvalidParams),
 )
 async def admin_coupons_create(body: CouponCreate, who: OperatorDep, session: SessionDep) -> CouponOut:
     """A new coupon code (case-insensitive) worth `amount`, redeemable once per account, optionally
     limited in count and time. Audited."""
     coupon = await admin.create_coupon(
         session, who.actor, who.operator, code=body.code, amount_mills=parse_usd(body.amount),
-        max_redemptions=body.max_redemptions, expires_at=body.expires,
+        max_redemptions=body.max_redemptions, expires_at=utc_param("expires", body.expires),
     )  # fmt: skip
     return CouponOut.of(coupon)
 

@@ -99,11 +99,7 @@ def _secure(settings: Settings) -> bool:
     return settings.public_url.startswith("https://")
 
 
-def _page(limit: int, starting_after: int | None, ending_before: int | None) -> CursorRequest:
-    return CursorRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
-
-
-def _page_by(limit: int, starting_after: str | None, ending_before: str | None) -> CursorRequest:
+def _page(limit: int, starting_after: int | str | None, ending_before: int | str | None) -> CursorRequest:
     return CursorRequest(limit=limit, starting_after=starting_after, ending_before=ending_before)
 
 
@@ -544,7 +540,7 @@ async def admin_orders_list(
 ) -> AdminOrderList:
     """Newest first; the cursors are order ids (`starting_after` the last one shown: older)."""
     f = _order_filter(status, recipient, account_id, created_after, created_before, stuck, _settings(request))
-    page = await admin.page_orders(session, f, _page_by(limit, starting_after, ending_before))
+    page = await admin.page_orders(session, f, _page(limit, starting_after, ending_before))
     return AdminOrderList(data=[AdminOrderOut.of(o) for o in page.items], has_more=page.has_more)
 
 

@@ -11859,6 +11859,7 @@ export interface operations {
              * @description - `validation_error`: Request not valid.
              *     - `invalid_text`: Text not accepted.
              *     - `invalid_coupon_code`: Invalid coupon code.
+             *     - `invalid_params`: Invalid parameters.
              */
             422: {
                 headers: {
