@@ -64,7 +64,7 @@ async def enrol(client: httpx.AsyncClient, email: str, token: str) -> SignedInOp
     )
     assert confirmed.status_code == 200, confirmed.text
     assert confirmed.json()["stage"] == "signed_in"
-    return SignedInOperator(email, secret, csrf, client)
+    return SignedInOperator(email, secret, confirmed.json()["csrf_token"], client)
 
 
 MakeOperator = Callable[[OperatorRole], Awaitable[SignedInOperator]]

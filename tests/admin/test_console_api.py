@@ -12,6 +12,7 @@ import uuid
 import httpx
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ordersvc.accounts.models import BrowserSession
@@ -42,12 +43,14 @@ async def _audit_entries(maker: async_sessionmaker[AsyncSession], **where: objec
 
 class TestSignIn:
     async def test_first_sign_in_enrols_totp_then_every_sign_in_needs_a_code(
-        self, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+        self, app: FastAPI, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> None:
         email, token = await new_operator(sessionmaker, OperatorRole.SUPPORT)
         assert (
             await client.post("/v1/admin/auth/set-password", json={"token": token, "password": PASSWORD})
         ).status_code == 200
+        wrong_password = await client.post("/v1/admin/auth/login", json={"email": email, "password": "wrong" * 3})
+        expected = {k: v for k, v in wrong_password.json().items() if k != "request_id"}
         # The link works once.
         again = await client.post("/v1/admin/auth/set-password", json={"token": token, "password": PASSWORD})
         assert (again.status_code, again.json()["code"]) == (400, "invalid_operator_link")
@@ -68,31 +71,64 @@ class TestSignIn:
             "/v1/admin/auth/totp/confirm", json={"code": "000000"}, headers={"X-CSRF-Token": csrf}
         )
         assert wrong.status_code == 401
+        enrolment_cookie = client.cookies["ordersvc_operator"]
         ok = await client.post(
             "/v1/admin/auth/totp/confirm", json={"code": code_now(secret)}, headers={"X-CSRF-Token": csrf}
         )
         assert ok.json()["stage"] == "signed_in"
+        # The enrolment session ended: a new cookie and CSRF token replace it.
+        assert client.cookies["ordersvc_operator"] != enrolment_cookie
+        assert ok.json()["csrf_token"] != csrf
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=str(client.base_url)) as old:
+            old.cookies.set("ordersvc_operator", enrolment_cookie, path="/v1/admin")
+            assert (await old.get("/v1/admin/me")).status_code == 401
+        csrf = ok.json()["csrf_token"]
         assert (await client.get("/v1/admin/overview")).status_code == 200
         assert (await client.post("/v1/admin/auth/logout", headers={"X-CSRF-Token": csrf})).status_code == 204
         assert (await client.get("/v1/admin/overview")).status_code == 401
 
-        no_code = await client.post("/v1/admin/auth/login", json={"email": email, "password": PASSWORD})
-        assert (no_code.status_code, no_code.json()["code"]) == (401, "totp_required")
-        used = code_now(secret)  # the step the confirmation used: refused
-        replay = await client.post(
-            "/v1/admin/auth/login", json={"email": email, "password": PASSWORD, "totp_code": used}
-        )
-        assert replay.status_code == 401
+        # The right password without the code, or with a wrong or spent one, is answered as a
+        # wrong password is: the answer never tells that the password was right.
+        used = code_now(secret)  # the step the confirmation used
+        for code in (None, "000000", used):
+            refused = await client.post(
+                "/v1/admin/auth/login", json={"email": email, "password": PASSWORD, "totp_code": code}
+            )
+            answer = {k: v for k, v in refused.json().items() if k != "request_id"}
+            assert (refused.status_code, answer) == (401, expected), code
         fresh = await client.post(
             "/v1/admin/auth/login", json={"email": email, "password": PASSWORD, "totp_code": code_now(secret, 1)}
         )
         assert fresh.status_code == 200
         assert fresh.json()["stage"] == "signed_in"
         actions = [e["action"] for e in await _audit_entries(sessionmaker, actor=email)]
-        assert actions[:2] == ["operator.set_password", "operator.sign_in"]
+        assert actions[:3] == ["operator.set_password", "operator.sign_in_failed", "operator.sign_in"]
         assert "operator.totp_enrol" in actions
         assert "operator.sign_in_failed" in actions
         assert "operator.sign_out" in actions
+
+    async def test_enrolment_codes_are_throttled(
+        self, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        email, token = await new_operator(sessionmaker, OperatorRole.SUPPORT)
+        await client.post("/v1/admin/auth/set-password", json={"token": token, "password": PASSWORD})
+        csrf = (await client.post("/v1/admin/auth/login", json={"email": email, "password": PASSWORD})).json()[
+            "csrf_token"
+        ]
+        secret = (await client.post("/v1/admin/auth/totp/start", headers={"X-CSRF-Token": csrf})).json()["secret"]
+        answers = []
+        for _ in range(8):
+            wrong = await client.post(
+                "/v1/admin/auth/totp/confirm", json={"code": "000000"}, headers={"X-CSRF-Token": csrf}
+            )
+            answers.append(wrong.status_code)
+        assert answers[:5] == [401] * 5
+        assert answers[5:] == [429] * 3
+        # Past the limit even the right code waits for the window.
+        right = await client.post(
+            "/v1/admin/auth/totp/confirm", json={"code": code_now(secret)}, headers={"X-CSRF-Token": csrf}
+        )
+        assert (right.status_code, right.json()["code"]) == (429, "too_many_attempts")
 
     async def test_wrong_password_says_nothing_more_and_is_audited(
         self, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -40,20 +41,22 @@ class TooManyAttempts(ServiceError):
         super().__init__(f"{what} Try again in {retry_after} s.")
 
 
-def account_keys(address: str) -> list[tuple[str, int]]:
+def account_keys(address: str, scope: str = "account") -> list[tuple[str, int]]:
     """The throttle's key for an account (by its normalised address), alone: current-password
-    checks share the sign-in count of the account."""
-    return [(f"account:{address}", ACCOUNT_FAILURES)]
+    checks share the sign-in count of the account (`scope` "operator": an operator's)."""
+    return [(f"{scope}:{address}", ACCOUNT_FAILURES)]
 
 
-def sign_in_keys(email: str, ip: str) -> list[tuple[str, int]]:
-    """The throttle's keys for a sign-in: the account (by its normalised address, so spellings
-    of one address share one count) and the client's address."""
+def sign_in_keys(
+    email: str, ip: str, *, scope: str = "account", normalize: Callable[[str], str] = normalize_account_email
+) -> list[tuple[str, int]]:
+    """The throttle's keys for a sign-in: the account (or, with `scope`, the operator) by its
+    normalised address, so spellings of one address share one count, and the client's address."""
     try:
-        account = normalize_account_email(email)
+        address = normalize(email)
     except InvalidEmail:
-        account = email.strip().lower()
-    return [*account_keys(account), (f"ip:{ip}", IP_FAILURES)]
+        address = email.strip().lower()
+    return [*account_keys(address, scope), (f"ip:{ip}", IP_FAILURES)]
 
 
 async def _take_attempt(

@@ -129,9 +129,7 @@ async def admin_set_password(body: OperatorPasswordIn, session: SessionDep) -> O
     "/auth/login",
     operation_id="admin_login",
     summary="Sign in to the console",
-    responses=problem_responses(
-        operators.OperatorSignInFailed, operators.OperatorTotpRequired, InvalidTotpCode, throttle.TooManyAttempts
-    ),
+    responses=problem_responses(operators.OperatorSignInFailed, throttle.TooManyAttempts),
     openapi_extra={"security": []},
 )
 async def admin_login(
@@ -139,7 +137,8 @@ async def admin_login(
 ) -> OperatorSessionOut:
     """Email, password and, once set up, the TOTP code. Sets the session cookie
     (`ordersvc_operator`, HttpOnly, SameSite=Strict, path `/v1/admin`). An operator without a
-    second factor yet gets a session in stage `enrol_totp`, which reaches only the enrolment."""
+    second factor yet gets a session in stage `enrol_totp`, which reaches only the enrolment.
+    A wrong password and a missing or wrong code get the same answer, `operator_sign_in_failed`."""
     settings = _settings(request)
     new = await operators.login(
         session,
@@ -152,6 +151,11 @@ async def admin_login(
         settings=settings,
         keys=keyring(settings),
     )
+    return _signed_in(response, new, settings)
+
+
+def _signed_in(response: Response, new: operators.NewOperatorSession, settings: Settings) -> OperatorSessionOut:
+    """The new session's cookie on the answer, and the session in its body."""
     response.set_cookie(
         OPERATOR_COOKIE,
         new.token,
@@ -212,20 +216,26 @@ async def admin_totp_start(
     "/auth/totp/confirm",
     operation_id="admin_totp_confirm",
     summary="Confirm the authenticator app with its first code",
-    responses=problem_responses(*SIGNED_IN, operators.AlreadyEnrolled, InvalidTotpCode),
+    responses=problem_responses(*SIGNED_IN, operators.AlreadyEnrolled, InvalidTotpCode, throttle.TooManyAttempts),
 )
 async def admin_totp_confirm(
-    body: TotpCode, request: Request, auth: AnyOperatorSession, session: SessionDep
+    body: TotpCode, request: Request, response: Response, auth: AnyOperatorSession, session: SessionDep
 ) -> OperatorSessionOut:
-    """The second factor is on from now, and this session is signed in."""
-    await operators.confirm_totp(session, auth, code=body.code, keys=keyring(_settings(request)))
-    from ordersvc.accounts.sessions import csrf_token
-
-    return OperatorSessionOut(
-        operator=OperatorOut.of(auth.operator),
-        stage="signed_in",
-        csrf_token=csrf_token(keyring(_settings(request)), request.cookies.get(OPERATOR_COOKIE, "")),
+    """The second factor is on from now. The enrolment session ends and a new session cookie,
+    signed in, replaces it (with a new `csrf_token`). Wrong codes count against the operator's
+    sign-in throttle."""
+    settings = _settings(request)
+    new = await operators.confirm_totp(
+        session,
+        auth,
+        code=body.code,
+        attempts=request.app.state.sessionmaker,
+        ip=_ip(request),
+        user_agent=request.headers.get("user-agent", ""),
+        settings=settings,
+        keys=keyring(settings),
     )
+    return _signed_in(response, new, settings)
 
 
 # Overview ----------------------------------------------------------------------------------------

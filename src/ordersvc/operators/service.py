@@ -42,12 +42,6 @@ class OperatorSignInFailed(ServiceError):
     message = "Invalid email, password or code."
 
 
-class OperatorTotpRequired(ServiceError):
-    status = 401
-    code = "totp_required"
-    message = "Enter the 6-digit code from your authenticator app."
-
-
 class OperatorSessionEnded(InvalidApiKey):
     code = "operator_session_required"
     message = "Sign in to the console (your session has ended or was never opened)."
@@ -348,13 +342,13 @@ async def _take_totp_step(session: AsyncSession, operator: Operator, secret: str
 
 
 def _sign_in_keys(email: str, ip: str) -> list[tuple[str, int]]:
-    """The throttle's keys: the operator by the normalised address (every spelling of one address
-    shares one count), and the client's address."""
-    try:
-        address = normalize_operator_email(email)
-    except InvalidEmail:
-        address = email.strip().lower()
-    return [(f"operator:{address}", throttle.ACCOUNT_FAILURES), (f"ip:{ip}", throttle.IP_FAILURES)]
+    return throttle.sign_in_keys(email, ip, scope="operator", normalize=normalize_operator_email)
+
+
+def _enrolment_keys(operator: Operator) -> list[tuple[str, int]]:
+    """Enrolment codes share the operator's sign-in count: a stolen password and an enrolment
+    session give no more guesses at the code than sign-in does."""
+    return throttle.account_keys(operator.email, "operator")
 
 
 async def login(
@@ -389,32 +383,48 @@ async def login(
         raise OperatorSignInFailed()
     enrolled = operator.totp_enabled_at is not None
     if enrolled:
-        if not totp_code:
-            raise OperatorTotpRequired()
+        # A missing or wrong code gets the answer a wrong password gets: the answer never tells
+        # that the password was right.
         secret = _open_secret(keys, operator)
-        if secret is None or not await _take_totp_step(session, operator, secret, totp_code):
+        if not totp_code or secret is None or not await _take_totp_step(session, operator, secret, totp_code):
             await _audit_failure(attempts, operator, email, ip, "totp")
-            raise InvalidTotpCode()
+            raise OperatorSignInFailed()
     await throttle.attempt_succeeded(session, throttle_keys)
+    new = await _open_session(session, operator, ip=ip, user_agent=user_agent, settings=settings, keys=keys,
+                              second_factor=enrolled)  # fmt: skip
+    await audit.record(
+        session, actor_of(operator, ip), "operator.sign_in", object_type="operator", object_id=operator.id,
+        after={"second_factor": enrolled},
+    )  # fmt: skip
+    return new
+
+
+async def _open_session(
+    session: AsyncSession,
+    operator: Operator,
+    *,
+    ip: str,
+    user_agent: str,
+    settings: Settings,
+    keys: Keyring,
+    second_factor: bool,
+) -> NewOperatorSession:
+    """A new session with a new random id (no fixation)."""
+    assert operator.id is not None
     token = new_secret()
     now = utc_now()
-    assert operator.id is not None
     session.add(
         OperatorSession(
             operator_id=operator.id,
             token_hash=hash_secret(token),
             user_agent=user_agent[:300],
             ip=ip[:64],
-            second_factor_at=now if enrolled else None,
+            second_factor_at=now if second_factor else None,
             expires_at=now + timedelta(hours=settings.operator_session_hours),
         )
     )
     await session.flush()
-    await audit.record(
-        session, actor_of(operator, ip), "operator.sign_in", object_type="operator", object_id=operator.id,
-        after={"second_factor": enrolled},
-    )  # fmt: skip
-    return NewOperatorSession(operator, token, csrf_token(keys, token), enrolled)
+    return NewOperatorSession(operator, token, csrf_token(keys, token), second_factor)
 
 
 async def _audit_failure(
@@ -501,21 +511,38 @@ async def start_totp(session: AsyncSession, auth: OperatorAuth, keys: Keyring) -
     return TotpEnrolment(secret, totp.provisioning_uri(secret, account=operator.email, issuer="ordersvc console"))
 
 
-async def confirm_totp(session: AsyncSession, auth: OperatorAuth, *, code: str, keys: Keyring) -> None:
-    """The first code from the app: the second factor is on, and this session passed it."""
+async def confirm_totp(
+    session: AsyncSession,
+    auth: OperatorAuth,
+    *,
+    code: str,
+    attempts: throttle.Attempts,
+    ip: str,
+    user_agent: str,
+    settings: Settings,
+    keys: Keyring,
+) -> NewOperatorSession:
+    """The first code from the app: the second factor is on. The enrolment session ends and a
+    new one, past the second factor, takes its place (a new id: what the enrolment cookie was
+    worth, it is not worth more now). Wrong codes count against the operator's sign-in throttle."""
     operator = auth.operator
     if operator.totp_enabled_at is not None:
         raise AlreadyEnrolled()
+    throttle_keys = _enrolment_keys(operator)
+    await throttle.count_attempt(attempts, throttle_keys, what="Too many wrong codes.")
     secret = _open_secret(keys, operator)
     if secret is None or not await _take_totp_step(session, operator, secret, code):
         raise InvalidTotpCode()
-    now = utc_now()
-    operator.totp_enabled_at = now
+    await throttle.attempt_succeeded(session, throttle_keys)
+    operator.totp_enabled_at = utc_now()
     session.add(operator)
     await session.execute(
-        sa.update(OperatorSession).where(col(OperatorSession.id) == auth.session_id).values(second_factor_at=now)
+        sa.update(OperatorSession).where(col(OperatorSession.id) == auth.session_id).values(revoked_at=utc_now())
     )
-    await session.flush()
+    new = await _open_session(
+        session, operator, ip=ip, user_agent=user_agent, settings=settings, keys=keys, second_factor=True
+    )
     await audit.record(
-        session, actor_of(operator), "operator.totp_enrol", object_type="operator", object_id=operator.id
+        session, actor_of(operator, ip), "operator.totp_enrol", object_type="operator", object_id=operator.id
     )
+    return new

@@ -67,8 +67,9 @@ function signInPage(notice?: string): HTMLElement {
   const email = h("input", { id: "op-email", type: "email", autocomplete: "username", required: true });
   const password = h("input", { id: "op-password", type: "password", autocomplete: "current-password", required: true });
   const code = h("input", { id: "op-code", inputmode: "numeric", autocomplete: "one-time-code", maxlength: 8 });
-  const codeField = field("op-code", "Authenticator code", code, "The 6 digits your authenticator app shows now.");
-  codeField.hidden = true;
+  // The code field is always there: the answer to a sign-in never tells whether the password was
+  // right, so the page cannot wait to be told that a code is needed.
+  const codeField = field("op-code", "Authenticator code", code, "The 6 digits your authenticator app shows now. Leave it empty at your first sign-in: you set up the app next.");
   const submit = h("button", { type: "submit", class: "button primary", id: "op-signin" }, "Sign in");
   const form = h("form", { class: "stack", novalidate: true, "aria-labelledby": "card-title" }, field("op-email", "Email", email), field("op-password", "Password", password), codeField, submit);
   form.addEventListener("submit", async (event) => {
@@ -84,14 +85,7 @@ function signInPage(notice?: string): HTMLElement {
         void start();
         return;
       }
-      const problem = error as { code?: string } | undefined;
-      if (problem?.code === "totp_required") {
-        codeField.hidden = false;
-        message.show("info", "Enter the code from your authenticator app.");
-        code.focus();
-      } else {
-        message.show("error", problemText(error));
-      }
+      message.show("error", problemText(error));
     } catch {
       message.show("error", problemText(null));
     } finally {

@@ -869,6 +869,7 @@ export interface paths {
          * @description Email, password and, once set up, the TOTP code. Sets the session cookie
          *     (`ordersvc_operator`, HttpOnly, SameSite=Strict, path `/v1/admin`). An operator without a
          *     second factor yet gets a session in stage `enrol_totp`, which reaches only the enrolment.
+         *     A wrong password and a missing or wrong code get the same answer, `operator_sign_in_failed`.
          */
         post: operations["admin_login"];
         delete?: never;
@@ -949,7 +950,9 @@ export interface paths {
         put?: never;
         /**
          * Confirm the authenticator app with its first code
-         * @description The second factor is on from now, and this session is signed in.
+         * @description The second factor is on from now. The enrolment session ends and a new session cookie,
+         *     signed in, replaces it (with a new `csrf_token`). Wrong codes count against the operator's
+         *     sign-in throttle.
          */
         post: operations["admin_totp_confirm"];
         delete?: never;
@@ -8606,11 +8609,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /**
-             * @description - `operator_sign_in_failed`: Operator sign-in failed.
-             *     - `totp_required`: Second factor needed.
-             *     - `invalid_totp_code`: Wrong second-factor code.
-             */
+            /** @description - `operator_sign_in_failed`: Operator sign-in failed. */
             401: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -9037,6 +9036,17 @@ export interface operations {
             422: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `too_many_attempts`: Too many attempts. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {
