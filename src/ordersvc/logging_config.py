@@ -19,7 +19,9 @@ from urllib.parse import parse_qsl, urlencode
 import structlog
 from structlog.types import EventDict, Processor
 
-_SECRET_NAMES = frozenset({"key", "api_key", "apikey", "token"})
+# Query parameters whose values never reach a log: credentials, and recipient addresses (a
+# legacy client's `email=`, the console's `?email=` lookups), which are personal data.
+_HIDDEN_QUERY_NAMES = frozenset({"key", "api_key", "apikey", "token", "email"})
 _SECRET_FIELDS = frozenset(
     {"authorization", "api_key", "apikey", "key", "token", "signature", "password", "secret", "x-api-key", "cookie"}
 )
@@ -35,7 +37,8 @@ def _redact_query(match: re.Match[str]) -> str:
         fields = parse_qsl(match.group(1), keep_blank_values=True, strict_parsing=bool(match.group(1)))
     except ValueError:
         return "?[REDACTED]"
-    redacted = [(name, "[REDACTED]" if name.strip().lower() in _SECRET_NAMES else value) for name, value in fields]
+    hidden = _HIDDEN_QUERY_NAMES
+    redacted = [(name, "[REDACTED]" if name.strip().lower() in hidden else value) for name, value in fields]
     return "?" + urlencode(redacted, safe="[]")
 
 

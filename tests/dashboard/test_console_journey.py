@@ -122,7 +122,8 @@ async def test_operator_journey(
         await expect(page.locator("#customer-balance")).to_have_text("3.00 USD")
         assert await axe_violations(page) == []
         await page.get_by_label("Amount (USD)").fill("10.00")
-        await page.get_by_label("Reason").fill("goodwill for ticket 88")
+        reason = f"goodwill for ticket {uuid.uuid4().hex[:8]}"  # this run's own: the audit log keeps earlier runs'
+        await page.get_by_label("Reason").fill(reason)
         await page.get_by_role("button", name="Apply").click()
         await expect(page.get_by_text("New balance 13.00 USD")).to_be_visible()
         await expect(page.locator("#customer-balance")).to_have_text("13.00 USD")
@@ -132,7 +133,7 @@ async def test_operator_journey(
         await page.get_by_label("Object id").fill(str(customer.account_id))
         await page.get_by_label("Object type").fill("account")
         await page.get_by_role("button", name="Show").click()
-        row = page.locator("tr", has_text="goodwill for ticket 88")
+        row = page.locator("tr", has_text=reason)
         await expect(row).to_contain_text("payment.credit")
         await expect(row).to_contain_text(email)
         await expect(page.locator("tbody tr")).to_have_count(1)  # the filter leaves this entry only
@@ -168,6 +169,23 @@ async def test_operator_journey(
         await page.get_by_role("link", name=customer.email).click()
         await expect(page.locator("#customer-balance")).to_have_text("22.00 USD")  # 3 + 10 + 2 refund + 7 deposit
 
+        # Recipients: the address's consent, suppressed by the operator, then taken off the list.
+        await page.get_by_role("link", name="Recipients", exact=True).click()
+        await page.get_by_label("Recipient address").fill(recipient)
+        await page.keyboard.press("Enter")
+        await expect(page.locator("#recipient-opt-out")).to_have_text("Not opted out.")
+        await expect(page.locator("#recipient-state").get_by_role("listitem")).to_have_text(
+            f"Customer {customer.account_id} confirmed"
+        )
+        assert await axe_violations(page) == []
+        await page.get_by_role("button", name="Suppress this address").click()
+        await expect(page.locator("#recipient-opt-out")).to_have_text("Opted out (by an operator).")
+        await page.get_by_role("link", name="Catalogue", exact=True).click()
+        remove = page.get_by_role("button", name=f"Remove {recipient} from the list")
+        await remove.click()
+        await expect(remove).to_have_count(0)
+        assert await axe_violations(page) == []
+
         # Keyboard alone: the skip link, then Tab reaches the navigation.
         await page.goto("/admin/#/overview")
         await expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
@@ -183,11 +201,13 @@ async def test_operator_journey(
 
         # Phone width: nothing wider than the screen.
         await page.set_viewport_size({"width": 375, "height": 800})
-        for route in ("overview", "customers", f"customers/{customer.account_id}", "orders", "audit"):
+        pages = ["overview", "customers", f"customers/{customer.account_id}", "orders", "deposits", "recipients"]
+        for route in [*pages, "audit", "catalogue", "operators"]:  # every page of the console
             await page.goto(f"/admin/#/{route}")
             await page.wait_for_timeout(300)
             overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, (route, overflow)
+            assert await axe_violations(page) == [], route
         await page.screenshot(path=str(screenshots / "console-phone.png"), full_page=True)
 
 

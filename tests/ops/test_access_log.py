@@ -116,3 +116,29 @@ class TestAccessLine:
         assert line["event"] == "request"
         assert line["path"] == "/healthz"
         assert line["status"] == 200
+
+
+class TestRecipientAddresses:
+    """A recipient's address is personal data: it travels in a query parameter or a body, never
+    in a path, and the log hides the value of `email` however its name is encoded."""
+
+    @pytest.mark.parametrize(
+        ("query", "logged"),
+        [
+            ("email=billgates%40microsoft.com", "email=[REDACTED]"),
+            ("%65mail=billgates%40microsoft.com&limit=5", "email=[REDACTED]&limit=5"),
+            (
+                "key=osk_x1234567&action=add&email=a%40b.c&quantity=500",
+                "key=[REDACTED]&action=add&email=[REDACTED]&quantity=500",
+            ),
+        ],
+    )
+    def test_the_query_hides_the_address(self, query: str, logged: str) -> None:
+        assert logging_config.redact_query_string(query) == logged
+
+    def test_no_route_takes_an_address_in_its_path(self) -> None:
+        from ordersvc.main import create_app
+
+        paths = create_app().openapi()["paths"]
+        assert "/v1/admin/recipients" in paths
+        assert not [path for path in paths if "{email}" in path or "{address}" in path]

@@ -199,6 +199,17 @@ class SuppressionList(BaseModel):
     data: list[SuppressionOut]
 
 
+RecipientEmail = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=320,
+        description="The address. A query parameter, not a path segment: the service's log hides the value of "
+        "`email` and proxies leave the query string out of their access logs.",
+    ),
+]
+
+
 class EmailIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -231,17 +242,16 @@ async def admin_suppressions_add(body: EmailIn, who: OperatorDep, session: Sessi
 
 
 @router.delete(
-    "/suppressions/{email}",
+    "/suppressions",
     operation_id="admin_suppressions_remove",
     summary="Take an operator's suppression off the list (admin)",
     status_code=status.HTTP_204_NO_CONTENT,
     responses=problem_responses(*SIGNED_IN, *ROLE, consent.NotSuppressed, consent.OptOutIsFinal),
 )
-async def admin_suppressions_remove(
-    email: Annotated[str, Path(max_length=320)], who: OperatorDep, session: SessionDep
-) -> Response:
+async def admin_suppressions_remove(email: RecipientEmail, who: OperatorDep, session: SessionDep) -> Response:
     """Only an address an operator suppressed: a recipient's own opt-out is final (409
-    `opt_out_is_final`)."""
+    `opt_out_is_final`). The address goes in the query, never in the path, so that no access log
+    (ours or a proxy's) records it."""
     await admin.unsuppress(session, who.actor, who.operator, email=email)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -280,14 +290,12 @@ class RecipientOut(BaseModel):
 
 
 @router.get(
-    "/recipients/{email}",
+    "/recipients",
     operation_id="admin_recipients_get",
     summary="An address's consent state and opt-out",
     responses=problem_responses(*SIGNED_IN),
 )
-async def admin_recipients_get(
-    email: Annotated[str, Path(max_length=320)], who: OperatorDep, session: SessionDep
-) -> RecipientOut:
+async def admin_recipients_get(email: RecipientEmail, who: OperatorDep, session: SessionDep) -> RecipientOut:
     """An address's consent state with every customer who ordered for it, and whether it opted out (and who made it)."""
     state = await admin.recipient(session, email=email)
     return RecipientOut(

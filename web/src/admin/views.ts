@@ -532,7 +532,7 @@ export function operatorsPage(): ConsolePage {
             if (error) message.show("error", problemText(error));
             await reload();
           });
-          const role = h("button", { type: "button", class: "button small ghost", "aria-label": `Make ${o.email} ${o.role === "admin" ? "support" : "admin"}` }, o.role === "admin" ? "Make support" : "Make admin");
+          const role = h("button", { type: "button", class: "button small ghost", "aria-label": `${o.role === "admin" ? "Make support" : "Make admin"}: ${o.email}` }, o.role === "admin" ? "Make support" : "Make admin");
           role.addEventListener("click", async () => {
             const { error } = await api.PATCH("/v1/admin/operators/{operator_id}", { params: { path: { operator_id: o.id } }, body: { role: o.role === "admin" ? "support" : "admin" } });
             if (error) message.show("error", problemText(error));
@@ -570,7 +570,7 @@ export function recipientsPage(context: ConsoleContext): ConsolePage {
   const look = async (): Promise<void> => {
     const value = email.value.trim();
     if (!value) return;
-    const state = await dataOrProblem(() => api.GET("/v1/admin/recipients/{email}", { params: { path: { email: value } } }));
+    const state = await dataOrProblem(() => api.GET("/v1/admin/recipients", { params: { query: { email: value } } }));
     if (typeof state === "string") {
       fill(result, h("p", { class: "message error" }, state));
       return;
@@ -648,9 +648,9 @@ export function cataloguePage(): ConsolePage {
     })));
     fill(suppressions, typeof s === "string" ? s : s.data.length === 0 ? h("p", { class: "muted" }, "No suppressed address.") : h("ul", { class: "key-list" }, s.data.map((x) => {
       if (x.source !== "operator") return h("li", null, h("span", { class: "email" }, x.email), " (the recipient's own opt-out: final)");
-      const remove = h("button", { type: "button", class: "button small ghost", "aria-label": `Take ${x.email} off the list` }, "Remove");
+      const remove = h("button", { type: "button", class: "button small ghost", "aria-label": `Remove ${x.email} from the list` }, "Remove");
       remove.addEventListener("click", async () => {
-        const { error } = await api.DELETE("/v1/admin/suppressions/{email}", { params: { path: { email: x.email } } });
+        const { error } = await api.DELETE("/v1/admin/suppressions", { params: { query: { email: x.email } } });
         if (error) message.show("error", problemText(error));
         await load();
       });

@@ -1524,26 +1524,11 @@ export interface paths {
          * @description No message and no order to it, from any account; its open orders end, refunded.
          */
         post: operations["admin_suppressions_add"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/admin/suppressions/{email}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        post?: never;
         /**
          * Take an operator's suppression off the list (admin)
          * @description Only an address an operator suppressed: a recipient's own opt-out is final (409
-         *     `opt_out_is_final`).
+         *     `opt_out_is_final`). The address goes in the query, never in the path, so that no access log
+         *     (ours or a proxy's) records it.
          */
         delete: operations["admin_suppressions_remove"];
         options?: never;
@@ -1551,7 +1536,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/admin/recipients/{email}": {
+    "/v1/admin/recipients": {
         parameters: {
             query?: never;
             header?: never;
@@ -12479,11 +12464,12 @@ export interface operations {
     };
     admin_suppressions_remove: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
+            query: {
+                /** @description The address. A query parameter, not a path segment: the service's log hides the value of `email` and proxies leave the query string out of their access logs. */
                 email: string;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -12582,11 +12568,12 @@ export interface operations {
     };
     admin_recipients_get: {
         parameters: {
-            query?: never;
-            header?: never;
-            path: {
+            query: {
+                /** @description The address. A query parameter, not a path segment: the service's log hides the value of `email` and proxies leave the query string out of their access logs. */
                 email: string;
             };
+            header?: never;
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
