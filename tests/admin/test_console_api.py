@@ -298,6 +298,44 @@ class TestMoney:
             "balance"
         ] == "0.00"
 
+    async def test_audited_balances_are_the_ledgers_under_racing_orders(
+        self, make_operator: MakeOperator, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        """Each adjustment's audited `before` is the balance just before its own payment, even with
+        orders debiting the same account at the same time: the sum of every earlier payment."""
+        op = await make_operator(OperatorRole.ADMIN)
+        customer = await make_customer("10.00")
+        recipient = unique_email("audit-race")
+        await confirm_recipient(sessionmaker, customer, recipient)
+        url = f"/v1/admin/customers/{customer.account_id}/adjustments"
+        moves = [
+            op.client.post(
+                url,
+                json={"direction": "credit" if i % 2 else "debit", "amount": "0.50", "reason": f"race {i}"},
+                headers={**op.headers, "Idempotency-Key": f"race-{uuid.uuid4().hex}"},
+            )
+            for i in range(6)
+        ]
+        orders = [place_as(sessionmaker, customer.account_id, email=recipient, quantity=500) for _ in range(6)]
+        results = await asyncio.gather(*moves, *orders)
+        assert [r.status_code for r in results[:6]] == [201] * 6
+        entries = await _audit_entries(sessionmaker, object_type="account", object_id=str(customer.account_id))
+        assert len(entries) == 6
+        async with sessionmaker() as session:
+            payments = (
+                await session.execute(
+                    sa.text("SELECT id, amount_mills FROM payments WHERE account_id = :a ORDER BY id"),
+                    {"a": customer.account_id},
+                )
+            ).all()
+        assert sum(1 for _, amount in payments if amount == -500) == 9  # 6 orders and 3 manual debits
+        for entry in entries:
+            after = entry["after"]
+            assert isinstance(after, dict)
+            earlier = sum(amount for pid, amount in payments if pid < after["payment_id"])
+            assert entry["before"] == {"balance": format_usd(earlier)}, (entry, payments)
+            assert after["balance"] == format_usd(earlier + (500 if after["amount"] == "0.50" else -500))
+
     async def test_support_may_not_move_money(self, make_operator: MakeOperator, make_customer: MakeCustomer) -> None:
         op = await make_operator(OperatorRole.SUPPORT)
         customer = await make_customer()

@@ -108,11 +108,13 @@ async def adjust_balance(
     if amount_mills == 0:
         raise InvalidParams("The amount must not be zero.")
     await _customer(session, account_id)
-    before = await ledger.get_balance(session, account_id=account_id)
     payment = await ledger.adjust(
         session, account_id=account_id, amount_mills=amount_mills, reason=why, operator_id=actor.operator_id
     )
-    after = before + amount_mills
+    # Read after the move, which holds the account row until commit: a concurrent order cannot
+    # slip between this balance and the audit's "before" (a read before the lock could be stale).
+    after = await ledger.get_balance(session, account_id=account_id)
+    before = after - amount_mills
     await audit.record(
         session, actor, "payment.credit" if amount_mills > 0 else "payment.debit", object_type="account",
         object_id=account_id, before={"balance": format_usd(before)},
