@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     db_pool_timeout_seconds: float = 10.0
+    # CSV exports streaming at once per server process, and per account or operator: each holds a
+    # pooled connection (and its snapshot) while its client reads. More: 503 `exports_busy`, or
+    # 429 `too_many_exports` for the one caller.
+    export_max_concurrent: int = Field(default=4, ge=1)
+    export_max_per_caller: int = Field(default=2, ge=1)
     # Server-side limits on every connection: a statement, and a transaction left idle.
     db_statement_timeout_ms: int = 10_000
     db_idle_in_transaction_timeout_ms: int = 60_000

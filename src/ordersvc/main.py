@@ -21,6 +21,7 @@ from ordersvc.admin.endpoints import router as admin_router
 from ordersvc.config import Settings, get_settings
 from ordersvc.consent.pages import router as consent_router
 from ordersvc.coupons.endpoints import router as coupons_router
+from ordersvc.csv_export import ExportSlots
 from ordersvc.dashboard.endpoints import router as dashboard_router
 from ordersvc.deposits.endpoints import router as deposits_router
 from ordersvc.deposits.webhooks import router as webhooks_router
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.settings = settings
+    app.state.export_slots = ExportSlots(total=settings.export_max_concurrent, per_owner=settings.export_max_per_caller)
     install_problem_handlers(app, settings.cors_origins)
     # Routes are matched in order: the busiest (legacy `/api`, then orders) first. Each router's
     # route class guards the client's text (ops/client_text.py).

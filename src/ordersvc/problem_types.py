@@ -277,6 +277,18 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "The database could not be reached. Retry after `Retry-After` seconds; an `Idempotency-Key` makes the "
         "retry of a POST safe.",
     ),
+    "too_many_exports": ProblemType(
+        429,
+        "Exports still streaming",
+        "Your other CSV exports (at most `ORDERSVC_EXPORT_MAX_PER_CALLER`, default 2, at once) are still "
+        "streaming. Finish or close one, then retry after `Retry-After` seconds.",
+    ),
+    "exports_busy": ProblemType(
+        503,
+        "Export capacity in use",
+        "The server is streaming as many CSV exports as it serves at once (`ORDERSVC_EXPORT_MAX_CONCURRENT`). "
+        "Retry after `Retry-After` seconds.",
+    ),
     "timeout": ProblemType(
         503,
         "Request took too long",

@@ -460,6 +460,20 @@ class TestAuditAndExports:
         assert [(r["action"], r["reason"], r["actor"]) for r in audit_rows] == [
             ("payment.debit", "export test", op.email)
         ]
+        # Each export is audited itself: who took which list out, with the filters.
+        async with sessionmaker() as session:
+            rows_out = (
+                await session.execute(
+                    sa.text(
+                        "SELECT action, after FROM audit_log WHERE actor = :a AND action LIKE 'export.%' ORDER BY id"
+                    ),
+                    {"a": op.email},
+                )
+            ).all()
+        assert [(r[0], r[1]) for r in rows_out] == [
+            ("export.orders", {"filters": {"account_id": customer.account_id}}),
+            ("export.audit", {"filters": {"object_type": "account", "object_id": str(customer.account_id)}}),
+        ]
 
 
 async def test_cli_creates_an_operator_whose_link_works(client: httpx.AsyncClient) -> None:

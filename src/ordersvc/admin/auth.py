@@ -66,6 +66,11 @@ class SignedIn:
     operator: Operator
     actor: Actor
 
+    @property
+    def owner(self) -> str:
+        """Whose export slot a CSV export takes (`csv_export.ExportSlots`)."""
+        return f"operator:{self.operator.id}"
+
 
 async def signed_in(request: Request, auth: Annotated[OperatorAuth, Depends(signed_in_operator)]) -> SignedIn:
     ip = request.client.host if request.client else None

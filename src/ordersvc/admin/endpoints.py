@@ -4,11 +4,12 @@ these routes (`admin.auth`); what a role may do is decided by the use case."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,7 +55,7 @@ from ordersvc.admin.schemas import (
 from ordersvc.audit import service as audit
 from ordersvc.audit.service import AuditFilter
 from ordersvc.config import Settings
-from ordersvc.csv_export import csv_response
+from ordersvc.csv_export import EXPORT_ERRORS, csv_response
 from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Deposit
@@ -284,19 +285,20 @@ async def admin_customers_list(
     "/customers/export",
     operation_id="admin_customers_export",
     summary="Export customers (CSV)",
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(*SIGNED_IN)},
+    responses={200: {"content": {"text/csv": {}}}, **problem_responses(*SIGNED_IN, *EXPORT_ERRORS)},
     response_class=StreamingResponse,
 )
-async def admin_customers_export(request: Request, who: OperatorDep) -> StreamingResponse:
+async def admin_customers_export(request: Request, who: OperatorDep, session: SessionDep) -> StreamingResponse:
     """Every customer as CSV (`id,email,balance,state,orders,payments,created`), streamed from one
-    consistent snapshot."""
+    consistent snapshot. Audited."""
+    await admin.record_export(session, who.actor, "customers")
 
     async def rows(session: AsyncSession) -> AsyncIterator[CustomerOut]:
         async for account in admin.stream_customers(session):
             yield CustomerOut.of(account)
 
     return csv_response(
-        request.app.state.sessionmaker, "customers.csv",
+        request, who.owner, "customers.csv",
         ["id", "email", "balance", "state", "orders", "payments", "created"],
         rows, lambda c: [c.id, c.email, c.balance, c.state, c.orders, c.payments, c.created],
     )  # fmt: skip
@@ -339,17 +341,21 @@ async def admin_customers_payments(
     "/customers/{account_id}/payments/export",
     operation_id="admin_customers_payments_export",
     summary="Export a customer's payments (CSV)",
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(*SIGNED_IN, admin.CustomerNotFound)},
+    responses={
+        200: {"content": {"text/csv": {}}},
+        **problem_responses(*SIGNED_IN, admin.CustomerNotFound, *EXPORT_ERRORS),
+    },
     response_class=StreamingResponse,
 )
 async def admin_customers_payments_export(
     request: Request, account_id: CustomerId, who: OperatorDep, session: SessionDep
 ) -> StreamingResponse:
     """The customer's whole ledger as CSV (`id,kind,amount,order_id,email,coupon,description,operator_id,created`),
-    newest first, streamed from one consistent snapshot: the amounts sum to the balance."""
+    newest first, streamed from one consistent snapshot: the amounts sum to the balance. Audited."""
     await admin.require_customer(session, account_id=account_id)
+    await admin.record_export(session, who.actor, "payments", account_id=account_id)
     return csv_response(
-        request.app.state.sessionmaker, f"payments-{account_id}.csv",
+        request, who.owner, f"payments-{account_id}.csv",
         ["id", "kind", "amount", "order_id", "email", "coupon", "description", "operator_id", "created"],
         lambda s: ledger.export_payments(s, account_id=account_id),
         lambda row: [row[0].id, row[0].kind, format_usd(row[0].amount_mills), row[1], row[0].email, row[0].coupon,
@@ -495,25 +501,6 @@ async def admin_customers_enable(account_id: CustomerId, who: OperatorDep, sessi
 # Orders ------------------------------------------------------------------------------------------
 
 
-def _order_filter(
-    status: OrderStatus | None,
-    recipient: str | None,
-    account_id: int | None,
-    created_after: datetime | None,
-    created_before: datetime | None,
-    stuck: bool,
-    settings: Settings,
-) -> admin.OrderFilter:
-    return admin.OrderFilter(
-        status=status.stored if status is not None else None,
-        recipient=recipient,
-        account_id=account_id,
-        since=utc_param("created_after", created_after),
-        until=utc_param("created_before", created_before),
-        stuck_minutes=settings.stuck_order_minutes if stuck else None,
-    )
-
-
 StatusQuery = Annotated[OrderStatus | None, Query(description="Only orders in this status.")]
 RecipientQuery = Annotated[str | None, Query(max_length=320, description="Only orders to this address (any case).")]
 AccountQuery = Annotated[int | None, Query(ge=1, le=2**63 - 1, description="Only this customer's orders.")]
@@ -528,6 +515,29 @@ StuckQuery = Annotated[
 ]
 
 
+def _order_filter(
+    request: Request,
+    status: StatusQuery = None,
+    recipient: RecipientQuery = None,
+    account_id: AccountQuery = None,
+    created_after: AfterQuery = None,
+    created_before: BeforeQuery = None,
+    stuck: StuckQuery = False,
+) -> admin.OrderFilter:
+    """The order list's filters, the same for the list and its export."""
+    return admin.OrderFilter(
+        status=status.stored if status is not None else None,
+        recipient=recipient,
+        account_id=account_id,
+        since=utc_param("created_after", created_after),
+        until=utc_param("created_before", created_before),
+        stuck_minutes=_settings(request).stuck_order_minutes if stuck else None,
+    )
+
+
+OrderFilterDep = Annotated[admin.OrderFilter, Depends(_order_filter)]
+
+
 @router.get(
     "/orders",
     operation_id="admin_orders_list",
@@ -535,21 +545,14 @@ StuckQuery = Annotated[
     responses=problem_responses(*SIGNED_IN, *LIST_ERRORS),
 )
 async def admin_orders_list(
-    request: Request,
     who: OperatorDep,
     session: SessionDep,
-    status: StatusQuery = None,
-    recipient: RecipientQuery = None,
-    account_id: AccountQuery = None,
-    created_after: AfterQuery = None,
-    created_before: BeforeQuery = None,
-    stuck: StuckQuery = False,
+    f: OrderFilterDep,
     limit: Limit = 20,
     starting_after: OrderCursor = None,
     ending_before: OrderCursor = None,
 ) -> AdminOrderList:
     """Newest first; the cursors are order ids (`starting_after` the last one shown: older)."""
-    f = _order_filter(status, recipient, account_id, created_after, created_before, stuck, _settings(request))
     page = await admin.page_orders(session, f, _page(limit, starting_after, ending_before))
     return AdminOrderList(data=[AdminOrderOut.of(o) for o in page.items], has_more=page.has_more)
 
@@ -558,27 +561,20 @@ async def admin_orders_list(
     "/orders/export",
     operation_id="admin_orders_export",
     summary="Export orders (CSV)",
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(*SIGNED_IN)},
+    responses={200: {"content": {"text/csv": {}}}, **problem_responses(*SIGNED_IN, *EXPORT_ERRORS)},
     response_class=StreamingResponse,
 )
 async def admin_orders_export(
-    request: Request,
-    who: OperatorDep,
-    status: StatusQuery = None,
-    recipient: RecipientQuery = None,
-    account_id: AccountQuery = None,
-    created_after: AfterQuery = None,
-    created_before: BeforeQuery = None,
-    stuck: StuckQuery = False,
+    request: Request, who: OperatorDep, session: SessionDep, f: OrderFilterDep
 ) -> StreamingResponse:
-    """The same filters as the list; every matching order, streamed."""
-    f = _order_filter(status, recipient, account_id, created_after, created_before, stuck, _settings(request))
+    """The same filters as the list; every matching order, streamed. Audited, with the filters."""
+    await admin.record_export(session, who.actor, "orders", filters=f)
 
     def rows(session: AsyncSession) -> AsyncIterator[Order]:
         return admin.stream_orders(session, f)
 
     return csv_response(
-        request.app.state.sessionmaker, "orders.csv",
+        request, who.owner, "orders.csv",
         ["id", "account_id", "email", "quantity", "price", "status", "progress", "delivered", "created"],
         rows,
         lambda o: [o.public_id, o.account_id, o.email, o.quantity, format_usd(o.price_mills),
@@ -730,9 +726,14 @@ ObjectIdQuery = Annotated[str | None, Query(max_length=100)]
 
 
 def _audit_filter(
-    actor: str | None, action: str | None, object_type: str | None, object_id: str | None,
-    since: datetime | None, until: datetime | None,
-) -> AuditFilter:  # fmt: skip
+    actor: ActorQuery = None,
+    action: ActionQuery = None,
+    object_type: ObjectTypeQuery = None,
+    object_id: ObjectIdQuery = None,
+    since: AfterQuery = None,
+    until: BeforeQuery = None,
+) -> AuditFilter:
+    """The audit log's filters, the same for the list and its export."""
     return AuditFilter(
         actor=actor,
         action=action,
@@ -741,6 +742,9 @@ def _audit_filter(
         since=utc_param("since", since),
         until=utc_param("until", until),
     )
+
+
+AuditFilterDep = Annotated[AuditFilter, Depends(_audit_filter)]
 
 
 @router.get(
@@ -752,18 +756,12 @@ def _audit_filter(
 async def admin_audit_list(
     who: OperatorDep,
     session: SessionDep,
-    actor: ActorQuery = None,
-    action: ActionQuery = None,
-    object_type: ObjectTypeQuery = None,
-    object_id: ObjectIdQuery = None,
-    since: AfterQuery = None,
-    until: BeforeQuery = None,
+    f: AuditFilterDep,
     limit: Limit = 50,
     starting_after: StartingAfter = None,
     ending_before: EndingBefore = None,
 ) -> AuditList:
     """Every operator action and sign-in, and the CLI's money moves, newest first."""
-    f = _audit_filter(actor, action, object_type, object_id, since, until)
     page = await audit.page(session, f, _page(limit, starting_after, ending_before))
     return AuditList(data=[AuditEntryOut.of(e) for e in page.items], has_more=page.has_more)
 
@@ -772,34 +770,25 @@ async def admin_audit_list(
     "/audit/export",
     operation_id="admin_audit_export",
     summary="Export the audit log (CSV)",
-    responses={200: {"content": {"text/csv": {}}}, **problem_responses(*SIGNED_IN)},
+    responses={200: {"content": {"text/csv": {}}}, **problem_responses(*SIGNED_IN, *EXPORT_ERRORS)},
     response_class=StreamingResponse,
 )
 async def admin_audit_export(
-    request: Request,
-    who: OperatorDep,
-    actor: ActorQuery = None,
-    action: ActionQuery = None,
-    object_type: ObjectTypeQuery = None,
-    object_id: ObjectIdQuery = None,
-    since: AfterQuery = None,
-    until: BeforeQuery = None,
+    request: Request, who: OperatorDep, session: SessionDep, f: AuditFilterDep
 ) -> StreamingResponse:
     """The audit log as CSV, with the list's filters, streamed from one consistent snapshot: before
-    and after as JSON."""
-    f = _audit_filter(actor, action, object_type, object_id, since, until)
+    and after as JSON. The export is itself audited, with the filters."""
+    await admin.record_export(session, who.actor, "audit", filters=f)
 
     def rows(session: AsyncSession) -> AsyncIterator[audit.AuditEntry]:
         return audit.stream(session, f)
-
-    import json
 
     def render(e: audit.AuditEntry) -> list[object]:
         dumped = [json.dumps(v, sort_keys=True) if v is not None else None for v in (e.before, e.after)]
         return [e.id, e.created_at, e.actor, e.action, e.object_type, e.object_id, *dumped, e.reason, e.ip]
 
     return csv_response(
-        request.app.state.sessionmaker, "audit.csv",
+        request, who.owner, "audit.csv",
         ["id", "created", "actor", "action", "object_type", "object_id", "before", "after", "reason", "ip"],
         rows, render,
     )  # fmt: skip

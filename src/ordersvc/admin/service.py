@@ -9,7 +9,7 @@ account; `admin` also moves money, assigns unmatched deposits and manages operat
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -91,6 +91,31 @@ async def balance_of(session: AsyncSession, *, account_id: int) -> int:
 async def stream_customers(session: AsyncSession) -> AsyncIterator[Account]:
     async for account in stream_by_id(session, sa.select(Account), col(Account.id)):
         yield account
+
+
+async def record_export(
+    session: AsyncSession,
+    actor: Actor,
+    what: str,
+    *,
+    filters: OrderFilter | audit.AuditFilter | None = None,
+    account_id: int | None = None,
+) -> None:
+    """An operator's CSV export in the audit log (`export.<what>`: who took which data out), with
+    the list's filters (a filter dataclass; what is unset is left out) or the customer it is of."""
+    after: dict[str, object] | None = None
+    if filters is not None:
+        after = {
+            "filters": {
+                name: value.isoformat() if isinstance(value, datetime) else getattr(value, "value", value)
+                for name, value in asdict(filters).items()
+                if value is not None
+            }
+        }
+    await audit.record(
+        session, actor, f"export.{what}", object_type=None if account_id is None else "account",
+        object_id=account_id, after=after,
+    )  # fmt: skip
 
 
 # Money ----------------------------------------------------------------------------------------

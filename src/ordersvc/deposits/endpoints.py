@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.config import Settings
-from ordersvc.csv_export import csv_response
+from ordersvc.csv_export import EXPORT_ERRORS, csv_response
 from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
@@ -124,7 +124,10 @@ async def deposits_list(
     tags=["deposits"],
     summary="Export your deposits (CSV)",
     response_class=StreamingResponse,
-    responses={200: {"description": "Every credited deposit, newest first.", "content": {"text/csv": {}}}},
+    responses={
+        200: {"description": "Every credited deposit, newest first.", "content": {"text/csv": {}}},
+        **problem_responses(*EXPORT_ERRORS),
+    },
 )
 async def deposits_export(request: Request, account: AccountDep) -> StreamingResponse:
     """Your credited deposits as CSV (`id,network,amount,bonus,tx_hash,address,credited`),
@@ -132,7 +135,7 @@ async def deposits_export(request: Request, account: AccountDep) -> StreamingRes
     assert account.id is not None
     account_id = account.id
     return csv_response(
-        request.app.state.sessionmaker, "deposits.csv",
+        request, f"account:{account_id}", "deposits.csv",
         ["id", "network", "amount", "bonus", "tx_hash", "address", "credited"],
         lambda session: deposits.export_deposits(session, account_id=account_id),
         lambda d: [d.id, d.network, format_usd(d.amount_mills), format_usd(d.bonus_mills), d.tx_hash, d.address,

@@ -22,7 +22,7 @@ from ordersvc.accounts.auth import (
     caller_of,
     key_from_request,
 )
-from ordersvc.csv_export import csv_response
+from ordersvc.csv_export import EXPORT_ERRORS, csv_response
 from ordersvc.db import statement_deadline
 from ordersvc.emails import InvalidEmail
 from ordersvc.errors import InvalidApiKey, InvalidParams
@@ -164,7 +164,10 @@ router.add_api_route(
     operation_id="orders_export",
     summary="Export your orders (CSV)",
     response_class=StreamingResponse,
-    responses={200: {"description": "Every order, newest first.", "content": {"text/csv": {}}}},
+    responses={
+        200: {"description": "Every order, newest first.", "content": {"text/csv": {}}},
+        **problem_responses(*EXPORT_ERRORS),
+    },
 )
 async def orders_export(request: Request, account: AccountDep) -> StreamingResponse:
     """Every one of your orders as CSV (`id,email,quantity,price,status,progress,created`),
@@ -172,7 +175,7 @@ async def orders_export(request: Request, account: AccountDep) -> StreamingRespo
     assert account.id is not None
     account_id = account.id
     return csv_response(
-        request.app.state.sessionmaker, "orders.csv",
+        request, f"account:{account_id}", "orders.csv",
         ["id", "email", "quantity", "price", "status", "progress", "created"],
         lambda session: orders.export_orders(session, account_id=account_id),
         lambda o: [o.public_id, o.email, o.quantity, format_usd(o.price_mills), OrderStatus.of(o.status).value,

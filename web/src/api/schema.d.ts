@@ -1014,7 +1014,7 @@ export interface paths {
         /**
          * Export customers (CSV)
          * @description Every customer as CSV (`id,email,balance,state,orders,payments,created`), streamed from one
-         *     consistent snapshot.
+         *     consistent snapshot. Audited.
          */
         get: operations["admin_customers_export"];
         put?: never;
@@ -1076,7 +1076,7 @@ export interface paths {
         /**
          * Export a customer's payments (CSV)
          * @description The customer's whole ledger as CSV (`id,kind,amount,order_id,email,coupon,description,operator_id,created`),
-         *     newest first, streamed from one consistent snapshot: the amounts sum to the balance.
+         *     newest first, streamed from one consistent snapshot: the amounts sum to the balance. Audited.
          */
         get: operations["admin_customers_payments_export"];
         put?: never;
@@ -1258,7 +1258,7 @@ export interface paths {
         };
         /**
          * Export orders (CSV)
-         * @description The same filters as the list; every matching order, streamed.
+         * @description The same filters as the list; every matching order, streamed. Audited, with the filters.
          */
         get: operations["admin_orders_export"];
         put?: never;
@@ -1406,7 +1406,7 @@ export interface paths {
         /**
          * Export the audit log (CSV)
          * @description The audit log as CSV, with the list's filters, streamed from one consistent snapshot: before
-         *     and after as JSON.
+         *     and after as JSON. The export is itself audited, with the filters.
          */
         get: operations["admin_audit_export"];
         put?: never;
@@ -3842,7 +3842,7 @@ export interface components {
          * @description Every problem `code`; `GET /problems/{code}` explains each one.
          * @enum {string}
          */
-        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "consent_not_waiting" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "customer_not_found" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_operator_link" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_role" | "invalid_text" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "last_admin" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "operator_exists" | "operator_not_found" | "operator_role_forbidden" | "operator_session_required" | "operator_sign_in_failed" | "opt_out_is_final" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "reason_required" | "recipient_opted_out" | "service_unavailable" | "timeout" | "too_many_attempts" | "totp_already_enabled" | "totp_already_enrolled" | "totp_enrolment_required" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "worker_exists" | "wrong_password";
+        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "consent_not_waiting" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "customer_not_found" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "exports_busy" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_operator_link" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_role" | "invalid_text" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "last_admin" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "operator_exists" | "operator_not_found" | "operator_role_forbidden" | "operator_session_required" | "operator_sign_in_failed" | "opt_out_is_final" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "reason_required" | "recipient_opted_out" | "service_unavailable" | "timeout" | "too_many_attempts" | "too_many_exports" | "totp_already_enabled" | "totp_already_enrolled" | "totp_enrolment_required" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "worker_exists" | "wrong_password";
     };
     responses: never;
     parameters: never;
@@ -4203,7 +4203,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description - `rate_limited`: Rate limit reached. */
+            /**
+             * @description - `rate_limited`: Rate limit reached.
+             *     - `too_many_exports`: Exports still streaming.
+             */
             429: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -4219,6 +4222,7 @@ export interface operations {
             /**
              * @description - `service_unavailable`: Temporarily unavailable.
              *     - `timeout`: Request took too long.
+             *     - `exports_busy`: Export capacity in use.
              */
             503: {
                 headers: {
@@ -4845,7 +4849,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description - `rate_limited`: Rate limit reached. */
+            /**
+             * @description - `rate_limited`: Rate limit reached.
+             *     - `too_many_exports`: Exports still streaming.
+             */
             429: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -4861,6 +4868,7 @@ export interface operations {
             /**
              * @description - `service_unavailable`: Temporarily unavailable.
              *     - `timeout`: Request took too long.
+             *     - `exports_busy`: Export capacity in use.
              */
             503: {
                 headers: {
@@ -5355,7 +5363,10 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description - `rate_limited`: Rate limit reached. */
+            /**
+             * @description - `rate_limited`: Rate limit reached.
+             *     - `too_many_exports`: Exports still streaming.
+             */
             429: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
@@ -5371,6 +5382,7 @@ export interface operations {
             /**
              * @description - `service_unavailable`: Temporarily unavailable.
              *     - `timeout`: Request took too long.
+             *     - `exports_busy`: Export capacity in use.
              */
             503: {
                 headers: {
@@ -9325,9 +9337,21 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description - `too_many_exports`: Exports still streaming. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /**
              * @description - `service_unavailable`: Temporarily unavailable.
              *     - `timeout`: Request took too long.
+             *     - `exports_busy`: Export capacity in use.
              */
             503: {
                 headers: {
@@ -9668,9 +9692,21 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description - `too_many_exports`: Exports still streaming. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /**
              * @description - `service_unavailable`: Temporarily unavailable.
              *     - `timeout`: Request took too long.
+             *     - `exports_busy`: Export capacity in use.
              */
             503: {
                 headers: {
@@ -10487,6 +10523,12 @@ export interface operations {
     admin_orders_list: {
         parameters: {
             query?: {
+                /** @description Items per page (1-100). */
+                limit?: number;
+                /** @description An order id of the list: the page after (or before) it. */
+                starting_after?: string;
+                /** @description An order id of the list: the page after (or before) it. */
+                ending_before?: string;
                 /** @description Only orders in this status. */
                 status?: components["schemas"]["OrderStatus"];
                 /** @description Only orders to this address (any case). */
@@ -10499,12 +10541,6 @@ export interface operations {
                 created_before?: string;
                 /** @description Only open orders no worker moved for `ORDERSVC_STUCK_ORDER_MINUTES` (default 60). */
                 stuck?: boolean;
-                /** @description Items per page (1-100). */
-                limit?: number;
-                /** @description An order id of the list: the page after (or before) it. */
-                starting_after?: string;
-                /** @description An order id of the list: the page after (or before) it. */
-                ending_before?: string;
             };
             header?: never;
             path?: never;
@@ -10689,9 +10725,21 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description - `too_many_exports`: Exports still streaming. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /**
              * @description - `service_unavailable`: Temporarily unavailable.
              *     - `timeout`: Request took too long.
+             *     - `exports_busy`: Export capacity in use.
              */
             503: {
                 headers: {
@@ -11440,6 +11488,12 @@ export interface operations {
     admin_audit_list: {
         parameters: {
             query?: {
+                /** @description Items per page (1-100). */
+                limit?: number;
+                /** @description An id from the previous page: older items. */
+                starting_after?: number;
+                /** @description An id: newer items. */
+                ending_before?: number;
                 /** @description An operator's email, or `cli:<user>@<host>`. */
                 actor?: string;
                 /** @description An action, or a prefix ending in `.` (`payment.`). */
@@ -11451,12 +11505,6 @@ export interface operations {
                 since?: string;
                 /** @description Placed before this time. */
                 until?: string;
-                /** @description Items per page (1-100). */
-                limit?: number;
-                /** @description An id from the previous page: older items. */
-                starting_after?: number;
-                /** @description An id: newer items. */
-                ending_before?: number;
             };
             header?: never;
             path?: never;
@@ -11645,9 +11693,21 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description - `too_many_exports`: Exports still streaming. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /**
              * @description - `service_unavailable`: Temporarily unavailable.
              *     - `timeout`: Request took too long.
+             *     - `exports_busy`: Export capacity in use.
              */
             503: {
                 headers: {
