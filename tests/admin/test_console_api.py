@@ -378,6 +378,8 @@ class TestOrdersAndDeposits:
         placed = await place_as(sessionmaker, customer.account_id, email=recipient, quantity=1000)
         listed = (await op.client.get("/v1/admin/orders", params={"account_id": customer.account_id})).json()["data"]
         assert [o["id"] for o in listed] == [placed.order.public_id]
+        by_address = await op.client.get("/v1/admin/orders", params={"recipient": f" {recipient.upper()} "})
+        assert [o["id"] for o in by_address.json()["data"]] == [placed.order.public_id]  # the mailbox, any case
         canceled = await op.client.post(f"/v1/admin/orders/{placed.order.public_id}/cancel", headers=op.headers)
         assert canceled.status_code == 200, canceled.text
         assert (canceled.json()["order"]["status"], canceled.json()["refund"]) == ("canceled", "1.00")

@@ -201,7 +201,7 @@ async def cancel_order(
 @dataclass(frozen=True, slots=True)
 class OrderFilter:
     status: OrderStatus | None = None
-    recipient: str | None = None  # exact address, any case
+    recipient: str | None = None  # the address's mailbox (any case: `ordersvc_mailbox_key`)
     account_id: int | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -213,7 +213,8 @@ def _order_where(f: OrderFilter) -> list[sa.ColumnElement[bool]]:
     if f.status is not None:
         where.append(col(Order.status) == f.status.value)
     if f.recipient is not None:
-        where.append(sa.func.lower(col(Order.email)) == f.recipient.strip().lower())
+        mailbox = sa.func.ordersvc_mailbox_key
+        where.append(mailbox(col(Order.email)) == mailbox(sa.literal(f.recipient.strip(), sa.Text)))
     if f.account_id is not None:
         where.append(col(Order.account_id) == f.account_id)
     if f.since is not None:

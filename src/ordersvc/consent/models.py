@@ -18,7 +18,11 @@ class RecipientConsent(SQLModel, table=True):
     """Whether the owner of `email` agreed to receive this account's orders (double opt-in)."""
 
     __tablename__ = "recipient_consents"
-    __table_args__ = (sa.UniqueConstraint("account_id", "email", name="uq_recipient_consents_account_email"),)
+    __table_args__ = (
+        sa.UniqueConstraint("account_id", "email", name="uq_recipient_consents_account_email"),
+        # An address's requests across accounts: its opt-out, the console's recipient page (0019).
+        sa.Index("ix_recipient_consents_email_id", "email", "id"),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
     account_id: int = Field(sa_column=sa.Column(sa.BigInteger, sa.ForeignKey("accounts.id"), nullable=False))
