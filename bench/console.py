@@ -8,7 +8,8 @@ as many orders (each with its placing event), spread evenly over `--days` days b
 plus 1,000 small accounts; starts `ordersvc serve`; signs an operator in through the API (password,
 then TOTP enrolment, as the console does); then measures, over HTTP:
 
-- the overview: its first read (which sums every closed day once and keeps the totals) and its
+- the overview: its first reads (which sum every closed day once and keep the totals, a bounded
+  share per read, until `history_complete`: how many, and the slowest) and its
   steady state (p50 and p99 of 50 reads), against the database's own cost of the plain query that
   sums the last 30 days of payments without the kept totals (psql, same server, same run);
 - the lists: a customer search, the orders list filtered by status and by "stuck", the audit log
@@ -65,7 +66,8 @@ def seed(url: str, history: int, days: int) -> tuple[int, str]:
             SELECT 'small-' || g || '-{uuid.uuid4().hex[:6]}@example.com', 0, now() FROM generate_series(1, 1000) g;
         CREATE SEQUENCE IF NOT EXISTS bench_console_ids START 268435456;
         INSERT INTO payments (account_id, kind, amount_mills, description, created_at)
-            VALUES ({account_id}, 'credit', {history} * 1000, 'bench', now() - make_interval(days => {days + 1}));
+            VALUES ({account_id}, 'credit', {history}::bigint * 1000, 'bench',
+                    now() - make_interval(days => {days + 1}));
         INSERT INTO orders (public_id, account_id, email, quantity, price_mills, status, created_at)
             SELECT upper(lpad(to_hex(nextval('bench_console_ids')), 8, '0')), {account_id},
                    'r' || (g % 5000) || '@example.com', 500, 500,
@@ -78,7 +80,7 @@ def seed(url: str, history: int, days: int) -> tuple[int, str]:
             FROM orders WHERE account_id = {account_id} AND status = 'completed';
         INSERT INTO payments (account_id, kind, amount_mills, email, order_id, created_at)
             SELECT {account_id}, 'order', -500, email, id, created_at FROM orders WHERE account_id = {account_id};
-        UPDATE accounts SET balance_mills = balance_mills + {history} * 1000 - 500 * {history},
+        UPDATE accounts SET balance_mills = balance_mills + {history}::bigint * 1000 - 500::bigint * {history},
             payments_count = payments_count + 1 + {history}, orders_count = {history}
             WHERE id = {account_id};
         """,
@@ -148,7 +150,17 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         client = operator_session(base, url)
-        cold = timed(client, "/v1/admin/overview", 1)[0]
+        # The first reads of an old ledger sum its history, about a second of it per read, until
+        # `history_complete`: how many reads that takes, and the slowest of them.
+        cold_reads: list[float] = []
+        while len(cold_reads) < 100:
+            began = time.perf_counter()
+            answer = client.get("/v1/admin/overview")
+            cold_reads.append((time.perf_counter() - began) * 1000)
+            answer.raise_for_status()
+            if answer.json()["history_complete"]:
+                break
+        cold = max(cold_reads)
         warm = timed(client, "/v1/admin/overview", 50)
         plain = psql_ms(
             url,
@@ -157,10 +169,13 @@ def main() -> None:
         )
         p50 = statistics.median(warm)
         p99 = sorted(warm)[int(len(warm) * 0.99) - 1]
-        print(f"overview: first read {cold:,.0f} ms (sums {args.days} closed days once);"
+        print(f"overview: {len(cold_reads)} first read(s) to sum {args.days} closed days once,"
+              f" the slowest {cold:,.0f} ms;"
               f" then p50 {p50:.1f} ms, p99 {p99:.1f} ms; the plain 30-day sum in psql {plain:.1f} ms:"
               f" x{p50 / plain:.2f} of it")  # fmt: skip
-        results["overview"] = {"first_ms": cold, "p50_ms": p50, "p99_ms": p99, "plain_sum_ms": plain}
+        results["overview"] = {
+            "first_ms": cold, "first_reads": len(cold_reads), "p50_ms": p50, "p99_ms": p99, "plain_sum_ms": plain,
+        }  # fmt: skip
         lists = {
             "customers search": ("/v1/admin/customers", {"q": "small-5"}),
             "orders by status": ("/v1/admin/orders", {"status": "pending"}),

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -566,3 +567,64 @@ class TestOverview:
                 )
             ).scalar_one()
         assert overview["days"][-1]["credits"] == format_usd(int(today_credits))
+        assert overview["history_complete"] is True  # the test database's history is short
+
+    async def test_an_old_history_is_summed_a_bounded_share_per_read(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        make_customer: MakeCustomer,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Days older than those shown are kept oldest first, a chunk per statement, no statement
+        started once the read's budget is spent: each read keeps what it summed, and the next goes on."""
+        from ordersvc.admin import overview
+
+        customer = await make_customer("1.00")
+        monkeypatch.setattr(overview, "BACKFILL_CHUNK_DAYS", 10)
+        # 45 days long ago that no overview has kept (a random stretch, so that a rerun finds it new).
+        start = 2000 + uuid.uuid4().int % 20000
+        last = utc_now().date() - timedelta(days=start)
+        first = last - timedelta(days=44)
+        async with sessionmaker.begin() as session:
+            await session.execute(
+                sa.text(
+                    "INSERT INTO payments (account_id, kind, amount_mills, description, created_at)"
+                    " VALUES (:a, 'credit', 2500, 'long ago', :t)"
+                ),
+                {"a": customer.account_id, "t": datetime(first.year, first.month, first.day, 12, tzinfo=UTC)},
+            )
+            await session.execute(
+                sa.text("UPDATE accounts SET balance_mills = balance_mills + 2500, payments_count = payments_count + 1"
+                        " WHERE id = :a"),
+                {"a": customer.account_id},
+            )  # fmt: skip
+
+        async def kept_days() -> int:
+            async with sessionmaker() as session:
+                return int(
+                    (
+                        await session.execute(
+                            sa.text("SELECT count(*) FROM daily_totals_closed WHERE day BETWEEN :f AND :l"),
+                            {"f": first, "l": last},
+                        )
+                    ).scalar_one()
+                )
+
+        reads = []
+        for _ in range(10):
+            async with sessionmaker.begin() as session:
+                done = await overview._close_days(session, first, last, budget=0.0)
+            reads.append((done, await kept_days()))
+            if done:
+                break
+        # A chunk per read (the budget of 0 s is spent after the first), then done.
+        assert reads == [(False, 10), (False, 20), (False, 30), (False, 40), (True, 45)]
+        async with sessionmaker() as session:
+            kept = (
+                await session.execute(
+                    sa.text("SELECT amount_mills, count FROM daily_totals WHERE day = :d AND metric = 'payment'"
+                            " AND key = 'credit'"),
+                    {"d": first},
+                )
+            ).one()  # fmt: skip
+        assert tuple(kept) == (2500, 1)

@@ -8,11 +8,17 @@ Only the hours not closed yet are summed live, through BRIN indexes on `payments
 of time is a range of table blocks). Orders by status: the open ones are counted where they are
 (few, and each open status has an index), the ended ones from the kept totals (an order ends once).
 
+The first overviews of an old ledger sum its history a bounded share at a time: the 30 days shown
+at once, then older days, oldest first, for at most `BACKFILL_BUDGET` per read (`history_complete`
+says when the ended orders by status count every day). However long the history, no read runs into
+the statement timeout, and each one keeps what it summed.
+
 Nothing here is on the order path: the totals are written by readers of the overview, never by the
 statements that write payments and orders."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -29,6 +35,8 @@ from ordersvc.outbox.models import OutboxMessage
 from ordersvc.timestamps import utc_now
 
 CLOSED_AFTER = timedelta(hours=1)  # a day is summed for good this long after it ended
+BACKFILL_BUDGET = 1.0  # seconds of one read spent summing days older than those shown
+BACKFILL_CHUNK_DAYS = 31  # days summed by one statement
 PAYMENT = "payment"  # metric: payments of a kind (key) that day
 ORDER_END = "order_end"  # metric: orders that ended in a status (key) that day
 OPEN_STATUSES = tuple(s for s in OrderStatus if s not in ENDINGS)
@@ -96,8 +104,10 @@ async def _sum_range(session: AsyncSession, since: datetime, until: datetime | N
     return found
 
 
-async def _close_days(session: AsyncSession, first: date, last: date) -> None:
-    """Keep the totals of every day in [first, last] not kept yet (each summed once)."""
+async def _close_days(session: AsyncSession, first: date, last: date, *, budget: float | None = None) -> bool:
+    """Keep the totals of the days in [first, last] not kept yet (each summed once), oldest first,
+    `BACKFILL_CHUNK_DAYS` per statement; with a `budget` (seconds), no new statement once it is
+    spent (but one at least: every read makes progress). Whether every day of the range is kept now."""
     kept = set(
         (
             await session.execute(
@@ -108,11 +118,19 @@ async def _close_days(session: AsyncSession, first: date, last: date) -> None:
     missing = [
         first + timedelta(days=i) for i in range((last - first).days + 1) if first + timedelta(days=i) not in kept
     ]
-    if not missing:
-        return
-    summed = await _sum_range(session, _start(missing[0]), _start(missing[-1] + timedelta(days=1)))
+    started = time.monotonic()
+    for at in range(0, len(missing), BACKFILL_CHUNK_DAYS):
+        if budget is not None and at > 0 and time.monotonic() - started > budget:  # one chunk at least
+            return False
+        await _keep(session, missing[at : at + BACKFILL_CHUNK_DAYS])
+    return True
+
+
+async def _keep(session: AsyncSession, days: list[date]) -> None:
+    """Sum `days` (in order) in one pass over their range and keep their totals."""
+    summed = await _sum_range(session, _start(days[0]), _start(days[-1] + timedelta(days=1)))
     rows = []
-    for day in missing:
+    for day in days:
         totals = summed.get(day)
         if totals is None:
             continue
@@ -125,7 +143,7 @@ async def _close_days(session: AsyncSession, first: date, last: date) -> None:
         ]
     if rows:
         await session.execute(pg_insert(DailyTotal).values(rows).on_conflict_do_nothing())
-    await session.execute(pg_insert(DayClosed).values([{"day": d} for d in missing]).on_conflict_do_nothing())
+    await session.execute(pg_insert(DayClosed).values([{"day": d} for d in days]).on_conflict_do_nothing())
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +154,7 @@ class Overview:
     outbox_waiting: int
     outbox_oldest: datetime | None
     live_workers: int
+    history_complete: bool  # False: older days are still being summed (the ended orders count fewer)
 
 
 async def overview(session: AsyncSession, *, days: int = 30) -> Overview:
@@ -143,15 +162,18 @@ async def overview(session: AsyncSession, *, days: int = 30) -> Overview:
     today = now.date()
     first_day = today - timedelta(days=days - 1)
     last_closed = (now - CLOSED_AFTER).date() - timedelta(days=1)
-    # Every day since the first ending or payment is needed for the ended orders' totals; the
-    # first overview of an old ledger sums them all once.
+    # Every day since the first ending or payment is needed for the ended orders' totals: the days
+    # shown at once, the older ones within the read's budget (the first overviews of an old ledger).
     # The first payment by id (the primary key: no scan), which is the earliest (written in time order).
     earliest = (
         await session.execute(sa.select(col(Payment.created_at)).order_by(col(Payment.id)).limit(1))
     ).scalar_one_or_none()
     first_kept = min(first_day, earliest.astimezone(UTC).date()) if earliest is not None else first_day
-    if last_closed >= first_kept:
-        await _close_days(session, first_kept, last_closed)
+    complete = True
+    if last_closed >= first_day:
+        await _close_days(session, first_day, last_closed)
+    if first_kept < first_day:
+        complete = await _close_days(session, first_kept, first_day - timedelta(days=1), budget=BACKFILL_BUDGET)
     live = await _sum_range(session, _start(last_closed + timedelta(days=1)), None)
     kept = (
         await session.execute(
@@ -179,12 +201,19 @@ async def overview(session: AsyncSession, *, days: int = 30) -> Overview:
     for totals in live.values():
         for status, count in totals.ended.items():
             statuses[status] = statuses.get(status, 0) + count
-    for status in OPEN_STATUSES:
-        statuses[status.value] = (
-            await session.execute(
-                sa.select(sa.func.count()).select_from(Order).where(col(Order.status) == status.value)
-            )
-        ).scalar_one()
+    # The open orders, counted where they are, and the workers leasing them: one pass over them.
+    in_progress = col(Order.status) == OrderStatus.IN_PROGRESS.value
+    open_counts = (
+        await session.execute(
+            sa.select(
+                *(sa.func.count().filter(col(Order.status) == s.value) for s in OPEN_STATUSES),
+                sa.func.count(sa.distinct(col(Order.worker_id))).filter(in_progress, col(Order.lease_until) > now),
+            ).where(col(Order.status).in_([s.value for s in OPEN_STATUSES]))
+        )
+    ).one()
+    for status, count in zip(OPEN_STATUSES, open_counts, strict=False):
+        statuses[status.value] = int(count)
+    workers = open_counts[len(OPEN_STATUSES)]
     held = (await session.execute(sa.select(sa.func.coalesce(sa.func.sum(col(Account.balance_mills)), 0)))).scalar_one()
     waiting = (
         await session.execute(
@@ -193,13 +222,6 @@ async def overview(session: AsyncSession, *, days: int = 30) -> Overview:
             )
         )
     ).one()
-    workers = (
-        await session.execute(
-            sa.select(sa.func.count(sa.distinct(col(Order.worker_id)))).where(
-                col(Order.status) == OrderStatus.IN_PROGRESS.value, col(Order.lease_until) > now
-            )
-        )
-    ).scalar_one()
     return Overview(
         balances_held_mills=int(held),
         days=sorted(by_day.items()),
@@ -207,4 +229,5 @@ async def overview(session: AsyncSession, *, days: int = 30) -> Overview:
         outbox_waiting=int(waiting[0]),
         outbox_oldest=waiting[1],
         live_workers=int(workers),
+        history_complete=complete,
     )

@@ -620,6 +620,7 @@ class OverviewOut(BaseModel):
                     "outbox_oldest": "2026-12-01T09:30:00Z",
                     "live_workers": 2,
                     "address_pool": {"USDT-TRC20": 118},
+                    "history_complete": True,
                 }
             ]
         }
@@ -635,6 +636,11 @@ class OverviewOut(BaseModel):
     outbox_oldest: datetime | None
     live_workers: int = Field(description="Workers holding a live lease on an order now.")
     address_pool: dict[str, int] = Field(description="Free deposit addresses per network.")
+    history_complete: bool = Field(
+        description="False while the first overviews of an old ledger are still summing its history, about a "
+        "second of it per read: the ended orders in `orders_by_status` count only the days summed so far. The 30 "
+        "days shown are always complete."
+    )
 
     @classmethod
     def of(cls, o: Overview, address_pool: dict[str, int]) -> OverviewOut:
@@ -663,6 +669,7 @@ class OverviewOut(BaseModel):
             outbox_oldest=o.outbox_oldest,
             live_workers=o.live_workers,
             address_pool=address_pool,
+            history_complete=o.history_complete,
         )
 
 

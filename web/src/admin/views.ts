@@ -114,6 +114,7 @@ export function overviewPage(): ConsolePage {
       section(
         "Orders by status",
         h("ul", { class: "key-list", id: "orders-by-status" }, STATUSES.map((s) => h("li", null, statusBadge(s), " ", String(o.orders_by_status[s] ?? 0)))),
+        o.history_complete ? null : h("p", { class: "help", id: "history-incomplete" }, "Older history is still being summed (a second of it per visit): the ended orders count only the days summed so far. Reload to go on."),
       ),
       section(
         "Deposit address pool",

@@ -3168,6 +3168,7 @@ export interface components {
          *           "refunds": "6.30"
          *         }
          *       ],
+         *       "history_complete": true,
          *       "live_workers": 2,
          *       "orders_by_status": {
          *         "awaiting_confirmation": 3,
@@ -3216,6 +3217,11 @@ export interface components {
             address_pool: {
                 [key: string]: number;
             };
+            /**
+             * History Complete
+             * @description False while the first overviews of an old ledger are still summing its history, about a second of it per read: the ended orders in `orders_by_status` count only the days summed so far. The 30 days shown are always complete.
+             */
+            history_complete: boolean;
         };
         /** PasswordChangeIn */
         PasswordChangeIn: {
@@ -9101,6 +9107,7 @@ export interface operations {
                      *           "refunds": "6.30"
                      *         }
                      *       ],
+                     *       "history_complete": true,
                      *       "live_workers": 2,
                      *       "orders_by_status": {
                      *         "awaiting_confirmation": 3,
