@@ -18,7 +18,7 @@ from ordersvc.accounts import throttle
 from ordersvc.accounts.auth import CsrfFailed
 from ordersvc.accounts.passwords import WeakPassword
 from ordersvc.accounts.service import AccountNotFound
-from ordersvc.accounts.sessions import InvalidTotpCode
+from ordersvc.accounts.sessions import InvalidTotpCode, csrf_token
 from ordersvc.admin import overview
 from ordersvc.admin import service as admin
 from ordersvc.admin.auth import OPERATOR_COOKIE, OPERATOR_COOKIE_PATH, AnyOperatorSession, OperatorDep
@@ -173,8 +173,6 @@ def _signed_in(response: Response, new: operators.NewOperatorSession, settings: 
 @router.get("/me", operation_id="admin_me", summary="The signed-in operator", responses=problem_responses(*SIGNED_IN))
 async def admin_me(request: Request, response: Response, auth: AnyOperatorSession) -> OperatorSessionOut:
     """Who is signed in, the session's stage and its CSRF token (a reloaded page reads it here)."""
-    from ordersvc.accounts.sessions import csrf_token
-
     cookie = request.cookies.get(OPERATOR_COOKIE, "")
     response.headers["Cache-Control"] = "no-store"
     return _session_out(auth, csrf_token(keyring(_settings(request)), cookie))
