@@ -18,7 +18,7 @@ from ordersvc.csv_export import ExportsBusy, ExportSlots, TooManyExports
 from tests.conftest import MakeCustomer
 
 
-def test_slots_count_per_owner_and_in_all() -> None:
+def test_slots_count_per_owner_and_in_all_and_operators_have_their_own() -> None:
     slots = ExportSlots(total=3, per_owner=2)
     a1, a2 = slots.take("account:1"), slots.take("account:1")
     with pytest.raises(TooManyExports):
@@ -30,7 +30,10 @@ def test_slots_count_per_owner_and_in_all() -> None:
     a1()  # giving back twice gives back once
     assert slots.running == 2
     c1 = slots.take("account:3")
-    for give_back in (a2, b1, c1):
+    operators = [slots.take("operator:1"), slots.take("operator:2"), slots.take("operator:3")]  # not held up
+    with pytest.raises(ExportsBusy):
+        slots.take("operator:4")
+    for give_back in (a2, b1, c1, *operators):
         give_back()
     assert slots.running == 0
 
@@ -136,3 +139,22 @@ async def test_the_process_streams_only_so_many_exports(
     await asyncio.wait_for(held[0].task, 10)
     again = await client.get("/v1/orders/export", headers={"Authorization": f"Bearer {customers[-1].api_key}"})
     assert again.status_code == 200
+
+
+async def test_a_request_that_fails_after_taking_its_slot_gives_it_back(
+    app: FastAPI, client: httpx.AsyncClient, make_customer: MakeCustomer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slot is the request's (a request-scoped dependency), not the response's: a request that
+    fails once the slot is taken, before any response exists, gives it back too."""
+    from ordersvc import csv_export
+
+    customer = await make_customer("1.00")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the response could not be built")
+
+    monkeypatch.setattr(csv_export, "StreamingResponse", broken)
+    for _ in range(app.state.export_slots.per_owner + 1):
+        failed = await client.get("/v1/orders/export", headers={"Authorization": f"Bearer {customer.api_key}"})
+        assert failed.status_code == 500  # never 429: the earlier failures gave their slots back
+    assert app.state.export_slots.running == 0

@@ -63,9 +63,9 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     db_pool_timeout_seconds: float = 10.0
-    # CSV exports streaming at once per server process, and per account or operator: each holds a
-    # pooled connection (and its snapshot) while its client reads. More: 503 `exports_busy`, or
-    # 429 `too_many_exports` for the one caller.
+    # CSV exports streaming at once per server process (customers' and operators' apart: as many
+    # of each), and per account or operator: each holds a pooled connection (and its snapshot)
+    # while its client reads. More: 503 `exports_busy`, or 429 `too_many_exports` for the one caller.
     export_max_concurrent: int = Field(default=4, ge=1)
     export_max_per_caller: int = Field(default=2, ge=1)
     # Server-side limits on every connection: a statement, and a transaction left idle.

@@ -11,15 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import Receive, Scope, Send
 
 from ordersvc.errors import ServiceError
 
@@ -56,22 +54,29 @@ EXPORT_ERRORS = (TooManyExports, ExportsBusy)
 
 
 class ExportSlots:
-    """At most `total` exports stream at once in this process, `per_owner` of them for one owner
-    (an account, an operator). One event loop per process: plain counters."""
+    """At most `total` exports stream at once in this process for customers, and as many for
+    operators (so that customers reading slowly never keep the operators' exports waiting), and at
+    most `per_owner` of them for one owner (an account, an operator: `account:<id>`,
+    `operator:<id>`). One event loop per process: plain counters."""
 
     def __init__(self, *, total: int, per_owner: int) -> None:
         self.total, self.per_owner = total, per_owner
-        self.running = 0
         self._by_owner: dict[str, int] = {}
+        self._by_kind: dict[str, int] = {}
+
+    @property
+    def running(self) -> int:
+        return sum(self._by_kind.values())
 
     def take(self, owner: str) -> Callable[[], None]:
         """A slot for `owner` (TooManyExports, ExportsBusy), and the function that gives it back
         (once, however often it is called)."""
+        kind = owner.partition(":")[0]
         if self._by_owner.get(owner, 0) >= self.per_owner:
             raise TooManyExports()
-        if self.running >= self.total:
+        if self._by_kind.get(kind, 0) >= self.total:
             raise ExportsBusy()
-        self.running += 1
+        self._by_kind[kind] = self._by_kind.get(kind, 0) + 1
         self._by_owner[owner] = self._by_owner.get(owner, 0) + 1
         given_back = False
 
@@ -80,7 +85,7 @@ class ExportSlots:
             if given_back:
                 return
             given_back = True
-            self.running -= 1
+            self._by_kind[kind] -= 1
             left = self._by_owner[owner] - 1
             if left:
                 self._by_owner[owner] = left
@@ -90,24 +95,40 @@ class ExportSlots:
         return give_back
 
 
-class _ExportResponse(StreamingResponse):
-    """Gives its slot back when it has been sent, or failed, or the client went away; and if it
-    is never sent at all (the request failed after the route returned it), when it is collected."""
+class ExportSlot:
+    """A request's hold on one export slot: taken by `csv_response`, given back when the request
+    ends, however it ends (the export sent, failed, its client gone, or the request failing after
+    the route returned): `export_slot` is a request-scoped dependency, which FastAPI leaves only
+    after the response."""
 
-    def __init__(self, content: AsyncIterator[bytes], *, give_back: Callable[[], None], **kwargs: Any) -> None:
-        super().__init__(content, **kwargs)
-        self._give_back = give_back
-        weakref.finalize(self, give_back)
+    def __init__(self, slots: ExportSlots) -> None:
+        self._slots = slots
+        self._give_back: Callable[[], None] | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
+    def take(self, owner: str) -> None:
+        if self._give_back is None:
+            self._give_back = self._slots.take(owner)
+
+    def give_back(self) -> None:
+        if self._give_back is not None:
             self._give_back()
+            self._give_back = None
+
+
+async def export_slot(request: Request) -> AsyncIterator[ExportSlot]:
+    slot = ExportSlot(request.app.state.export_slots)
+    try:
+        yield slot
+    finally:
+        slot.give_back()
+
+
+ExportSlotDep = Annotated[ExportSlot, Depends(export_slot, scope="request")]
 
 
 def csv_response(
     request: Request,
+    slot: ExportSlot,
     owner: str,
     filename: str,
     header: Sequence[str],
@@ -117,7 +138,7 @@ def csv_response(
     """`rows` of a session of its own (one REPEATABLE READ, read-only snapshot: the export is
     consistent however long it streams), each rendered as a line; in one of the process's export
     slots (`owner`: whose slot, `account:<id>` or `operator:<id>`)."""
-    give_back = request.app.state.export_slots.take(owner)
+    slot.take(owner)
     maker = request.app.state.sessionmaker
 
     async def body() -> AsyncIterator[bytes]:
@@ -138,9 +159,8 @@ def csv_response(
             await session.rollback()
         yield buffer.getvalue().encode()
 
-    return _ExportResponse(
+    return StreamingResponse(
         body(),
-        give_back=give_back,
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )

@@ -131,6 +131,9 @@ class TestRecipientAddresses:
                 "key=osk_x1234567&action=add&email=a%40b.c&quantity=500",
                 "key=[REDACTED]&action=add&email=[REDACTED]&quantity=500",
             ),
+            ("recipient=a%40b.c&status=pending", "recipient=[REDACTED]&status=pending"),  # the console's order filter
+            ("q=bill", "q=[REDACTED]"),  # its customer search
+            ("object_type=recipient&object_id=a%40b.c", "object_type=recipient&object_id=[REDACTED]"),  # its audit
         ],
     )
     def test_the_query_hides_the_address(self, query: str, logged: str) -> None:

@@ -55,7 +55,7 @@ from ordersvc.admin.schemas import (
 from ordersvc.audit import service as audit
 from ordersvc.audit.service import AuditFilter
 from ordersvc.config import Settings
-from ordersvc.csv_export import EXPORT_ERRORS, csv_response
+from ordersvc.csv_export import EXPORT_ERRORS, ExportSlotDep, csv_response
 from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Deposit
@@ -286,7 +286,9 @@ async def admin_customers_list(
     responses={200: {"content": {"text/csv": {}}}, **problem_responses(*SIGNED_IN, *EXPORT_ERRORS)},
     response_class=StreamingResponse,
 )
-async def admin_customers_export(request: Request, who: OperatorDep, session: SessionDep) -> StreamingResponse:
+async def admin_customers_export(
+    request: Request, slot: ExportSlotDep, who: OperatorDep, session: SessionDep
+) -> StreamingResponse:
     """Every customer as CSV (`id,email,balance,state,orders,payments,created`), streamed from one
     consistent snapshot. Audited."""
     await admin.record_export(session, who.actor, "customers")
@@ -296,7 +298,7 @@ async def admin_customers_export(request: Request, who: OperatorDep, session: Se
             yield CustomerOut.of(account)
 
     return csv_response(
-        request, who.owner, "customers.csv",
+        request, slot, who.owner, "customers.csv",
         ["id", "email", "balance", "state", "orders", "payments", "created"],
         rows, lambda c: [c.id, c.email, c.balance, c.state, c.orders, c.payments, c.created],
     )  # fmt: skip
@@ -346,14 +348,14 @@ async def admin_customers_payments(
     response_class=StreamingResponse,
 )
 async def admin_customers_payments_export(
-    request: Request, account_id: CustomerId, who: OperatorDep, session: SessionDep
+    request: Request, slot: ExportSlotDep, account_id: CustomerId, who: OperatorDep, session: SessionDep
 ) -> StreamingResponse:
     """The customer's whole ledger as CSV (`id,kind,amount,order_id,email,coupon,description,operator_id,created`),
     newest first, streamed from one consistent snapshot: the amounts sum to the balance. Audited."""
     await admin.require_customer(session, account_id=account_id)
     await admin.record_export(session, who.actor, "payments", account_id=account_id)
     return csv_response(
-        request, who.owner, f"payments-{account_id}.csv",
+        request, slot, who.owner, f"payments-{account_id}.csv",
         ["id", "kind", "amount", "order_id", "email", "coupon", "description", "operator_id", "created"],
         lambda s: ledger.export_payments(s, account_id=account_id),
         lambda row: [row[0].id, row[0].kind, format_usd(row[0].amount_mills), row[1], row[0].email, row[0].coupon,
@@ -563,7 +565,7 @@ async def admin_orders_list(
     response_class=StreamingResponse,
 )
 async def admin_orders_export(
-    request: Request, who: OperatorDep, session: SessionDep, f: OrderFilterDep
+    request: Request, slot: ExportSlotDep, who: OperatorDep, session: SessionDep, f: OrderFilterDep
 ) -> StreamingResponse:
     """The same filters as the list; every matching order, streamed. Audited, with the filters."""
     await admin.record_export(session, who.actor, "orders", filters=f)
@@ -572,7 +574,7 @@ async def admin_orders_export(
         return admin.stream_orders(session, f)
 
     return csv_response(
-        request, who.owner, "orders.csv",
+        request, slot, who.owner, "orders.csv",
         ["id", "account_id", "email", "quantity", "price", "status", "progress", "delivered", "created"],
         rows,
         lambda o: [o.public_id, o.account_id, o.email, o.quantity, format_usd(o.price_mills),
@@ -772,7 +774,7 @@ async def admin_audit_list(
     response_class=StreamingResponse,
 )
 async def admin_audit_export(
-    request: Request, who: OperatorDep, session: SessionDep, f: AuditFilterDep
+    request: Request, slot: ExportSlotDep, who: OperatorDep, session: SessionDep, f: AuditFilterDep
 ) -> StreamingResponse:
     """The audit log as CSV, with the list's filters, streamed from one consistent snapshot: before
     and after as JSON. The export is itself audited, with the filters."""
@@ -786,7 +788,7 @@ async def admin_audit_export(
         return [e.id, e.created_at, e.actor, e.action, e.object_type, e.object_id, *dumped, e.reason, e.ip]
 
     return csv_response(
-        request, who.owner, "audit.csv",
+        request, slot, who.owner, "audit.csv",
         ["id", "created", "actor", "action", "object_type", "object_id", "before", "after", "reason", "ip"],
         rows, render,
     )  # fmt: skip

@@ -9,7 +9,7 @@ from fastapi.responses import StreamingResponse
 
 from ordersvc.accounts.auth import AccountDep
 from ordersvc.config import Settings
-from ordersvc.csv_export import EXPORT_ERRORS, csv_response
+from ordersvc.csv_export import EXPORT_ERRORS, ExportSlotDep, csv_response
 from ordersvc.deposits import addresses
 from ordersvc.deposits import service as deposits
 from ordersvc.deposits.models import Network
@@ -129,13 +129,13 @@ async def deposits_list(
         **problem_responses(*EXPORT_ERRORS),
     },
 )
-async def deposits_export(request: Request, account: AccountDep) -> StreamingResponse:
+async def deposits_export(request: Request, slot: ExportSlotDep, account: AccountDep) -> StreamingResponse:
     """Your credited deposits as CSV (`id,network,amount,bonus,tx_hash,address,credited`),
     newest first, streamed."""
     assert account.id is not None
     account_id = account.id
     return csv_response(
-        request, f"account:{account_id}", "deposits.csv",
+        request, slot, f"account:{account_id}", "deposits.csv",
         ["id", "network", "amount", "bonus", "tx_hash", "address", "credited"],
         lambda session: deposits.export_deposits(session, account_id=account_id),
         lambda d: [d.id, d.network, format_usd(d.amount_mills), format_usd(d.bonus_mills), d.tx_hash, d.address,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from ordersvc.accounts.auth import UNAUTHORIZED_DETAIL, AccountDep, CredentialsDep, caller_of
-from ordersvc.csv_export import EXPORT_ERRORS, csv_response
+from ordersvc.csv_export import EXPORT_ERRORS, ExportSlotDep, csv_response
 from ordersvc.errors import InvalidApiKey
 from ordersvc.ledger import service as ledger
 from ordersvc.ledger.models import PaymentKind
@@ -86,13 +86,13 @@ async def payments_list(
         **problem_responses(*EXPORT_ERRORS),
     },
 )
-async def payments_export(request: Request, account: AccountDep) -> StreamingResponse:
+async def payments_export(request: Request, slot: ExportSlotDep, account: AccountDep) -> StreamingResponse:
     """Your whole ledger as CSV (`id,kind,amount,order_id,email,coupon,description,created`),
     newest first, streamed from one consistent snapshot: the amounts sum to your balance."""
     assert account.id is not None
     account_id = account.id
     return csv_response(
-        request, f"account:{account_id}", "payments.csv",
+        request, slot, f"account:{account_id}", "payments.csv",
         ["id", "kind", "amount", "order_id", "email", "coupon", "description", "created"],
         lambda session: ledger.export_payments(session, account_id=account_id),
         lambda row: [row[0].id, row[0].kind, format_usd(row[0].amount_mills), row[1], row[0].email, row[0].coupon,

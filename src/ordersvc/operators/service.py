@@ -502,6 +502,8 @@ async def start_totp(session: AsyncSession, auth: OperatorAuth, keys: Keyring) -
     """A new secret for an operator not enrolled yet (sealed at rest); confirmed by a code."""
     operator = auth.operator
     assert operator.id is not None
+    # Locked and read again: of an enrolment being confirmed and a new secret, one goes first.
+    await session.refresh(operator, with_for_update=True)
     if operator.totp_enabled_at is not None:
         raise AlreadyEnrolled()
     secret = totp.new_secret()
@@ -526,6 +528,9 @@ async def confirm_totp(
     new one, past the second factor, takes its place (a new id: what the enrolment cookie was
     worth, it is not worth more now). Wrong codes count against the operator's sign-in throttle."""
     operator = auth.operator
+    # Locked and read again: the secret checked is the one enrolled, even with another enrolment
+    # session asking for a new secret at the same moment.
+    await session.refresh(operator, with_for_update=True)
     if operator.totp_enabled_at is not None:
         raise AlreadyEnrolled()
     throttle_keys = _enrolment_keys(operator)

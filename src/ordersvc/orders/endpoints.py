@@ -22,7 +22,7 @@ from ordersvc.accounts.auth import (
     caller_of,
     key_from_request,
 )
-from ordersvc.csv_export import EXPORT_ERRORS, csv_response
+from ordersvc.csv_export import EXPORT_ERRORS, ExportSlotDep, csv_response
 from ordersvc.db import statement_deadline
 from ordersvc.emails import InvalidEmail
 from ordersvc.errors import InvalidApiKey, InvalidParams
@@ -169,13 +169,13 @@ router.add_api_route(
         **problem_responses(*EXPORT_ERRORS),
     },
 )
-async def orders_export(request: Request, account: AccountDep) -> StreamingResponse:
+async def orders_export(request: Request, slot: ExportSlotDep, account: AccountDep) -> StreamingResponse:
     """Every one of your orders as CSV (`id,email,quantity,price,status,progress,created`),
     newest first, streamed from one consistent snapshot."""
     assert account.id is not None
     account_id = account.id
     return csv_response(
-        request, f"account:{account_id}", "orders.csv",
+        request, slot, f"account:{account_id}", "orders.csv",
         ["id", "email", "quantity", "price", "status", "progress", "created"],
         lambda session: orders.export_orders(session, account_id=account_id),
         lambda o: [o.public_id, o.email, o.quantity, format_usd(o.price_mills), OrderStatus.of(o.status).value,
