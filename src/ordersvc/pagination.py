@@ -308,9 +308,11 @@ async def fetch_cursor_page(
 async def stream_by_id(
     session: AsyncSession, stmt: sa.Select[*tuple[Any, ...]], id_column: Any, *, chunk: int = 500
 ) -> AsyncIterator[Any]:
-    """Every row of `stmt` whose first column is an entity with an `id`, newest first, read in
-    chunks by id: an export never holds the whole list in memory, and each chunk starts from its
-    index. Yields the entity alone for a one-column statement, else the row."""
+    """Every row of `stmt`, newest first, read in chunks by id: an export never holds the whole
+    list in memory, and each chunk starts from its index. The first column is an entity with an
+    `id`, or the id itself (a statement of plain columns, which the driver's rows carry without
+    building an entity for each: about twice as fast for a long export). Yields the entity alone
+    for a one-entity statement, else the row."""
     last: int | None = None
     single = len(stmt.column_descriptions) == 1
     while True:
@@ -322,4 +324,5 @@ async def stream_by_id(
             yield row[0] if single else row
         if len(rows) < chunk:
             return
-        last = rows[-1][0].id
+        first = rows[-1][0]
+        last = first if isinstance(first, int) else first.id

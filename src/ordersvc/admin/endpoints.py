@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ordersvc import idempotency
@@ -69,7 +70,6 @@ from ordersvc.operators.models import OperatorRole
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.orders.errors import OrderNotFound
 from ordersvc.orders.lifecycle import OrderNotCancelable
-from ordersvc.orders.models import Order
 from ordersvc.orders.schemas import OrderStatus
 from ordersvc.pagination import LIST_ERRORS, MAX_ID, CursorRequest
 from ordersvc.problems import problem_responses
@@ -358,8 +358,8 @@ async def admin_customers_payments_export(
         request, slot, who.owner, f"payments-{account_id}.csv",
         ["id", "kind", "amount", "order_id", "email", "coupon", "description", "operator_id", "created"],
         lambda s: ledger.export_payments(s, account_id=account_id),
-        lambda row: [row[0].id, row[0].kind, format_usd(row[0].amount_mills), row[1], row[0].email, row[0].coupon,
-                     row[0].description, row[0].operator_id, row[0].created_at],
+        lambda r: [r.id, r.kind, format_usd(r.amount_mills), r.order_public_id, r.email, r.coupon, r.description,
+                   r.operator_id, r.created_at],
     )  # fmt: skip
 
 
@@ -570,7 +570,7 @@ async def admin_orders_export(
     """The same filters as the list; every matching order, streamed. Audited, with the filters."""
     await admin.record_export(session, who.actor, "orders", filters=f)
 
-    def rows(session: AsyncSession) -> AsyncIterator[Order]:
+    def rows(session: AsyncSession) -> AsyncIterator[Row[Any]]:
         return admin.stream_orders(session, f)
 
     return csv_response(

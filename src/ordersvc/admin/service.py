@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +37,7 @@ from ordersvc.money import format_usd
 from ordersvc.operators.models import Operator, OperatorRole
 from ordersvc.operators.service import require
 from ordersvc.orders import lifecycle
+from ordersvc.orders import service as orders
 from ordersvc.orders.errors import OrderNotFound
 from ordersvc.orders.models import Order, OrderStatus
 from ordersvc.pagination import CursorPage, CursorRequest, InvalidCursor, fetch_cursor_page, stream_by_id
@@ -248,9 +250,9 @@ async def page_orders(session: AsyncSession, f: OrderFilter, request: CursorRequ
     return CursorPage(items=[row[0] for row in rows], has_more=has_more)
 
 
-async def stream_orders(session: AsyncSession, f: OrderFilter) -> AsyncIterator[Order]:
-    async for row in stream_by_id(session, sa.select(Order).where(*_order_where(f)), col(Order.id)):
-        yield row
+def stream_orders(session: AsyncSession, f: OrderFilter) -> AsyncIterator[sa.Row[Any]]:
+    """The orders matching `f`, newest first, streamed (the console's export)."""
+    return orders.export_rows(session, *_order_where(f))
 
 
 # Customers ------------------------------------------------------------------------------------

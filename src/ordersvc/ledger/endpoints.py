@@ -95,6 +95,6 @@ async def payments_export(request: Request, slot: ExportSlotDep, account: Accoun
         request, slot, f"account:{account_id}", "payments.csv",
         ["id", "kind", "amount", "order_id", "email", "coupon", "description", "created"],
         lambda session: ledger.export_payments(session, account_id=account_id),
-        lambda row: [row[0].id, row[0].kind, format_usd(row[0].amount_mills), row[1], row[0].email, row[0].coupon,
-                     row[0].description, row[0].created_at],
+        lambda r: [r.id, r.kind, format_usd(r.amount_mills), r.order_public_id, r.email, r.coupon, r.description,
+                   r.created_at],
     )  # fmt: skip

@@ -4,6 +4,7 @@ and the account's running balance moves with it in the same transaction."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -184,11 +185,14 @@ async def recount(session: AsyncSession) -> int:
     return await repository.recount(session)
 
 
-def export_payments(session: AsyncSession, *, account_id: int) -> AsyncIterator[tuple[Payment, str | None]]:
-    """Every payment of the account with its order's public id, newest first, streamed
-    (`GET /v1/payments/export`)."""
+def export_payments(session: AsyncSession, *, account_id: int) -> AsyncIterator[sa.Row[Any]]:
+    """Every payment of the account, as rows of its columns (`id`, `kind`, `amount_mills`,
+    `email`, `coupon`, `description`, `operator_id`, `created_at`) and its order's public id
+    (`order_public_id`), newest first, streamed (`GET /v1/payments/export`)."""
+    columns = (Payment.id, Payment.kind, Payment.amount_mills, Payment.email, Payment.coupon, Payment.description,
+               Payment.operator_id, Payment.created_at)  # fmt: skip
     stmt = (
-        sa.select(Payment, col(Order.public_id))
+        sa.select(*(col(c) for c in columns), col(Order.public_id).label("order_public_id"))
         .outerjoin(Order, col(Order.id) == col(Payment.order_id))
         .where(col(Payment.account_id) == account_id)
     )
