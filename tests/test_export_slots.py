@@ -7,7 +7,7 @@ held open (a client reading slowly) while the next requests arrive."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -158,3 +158,27 @@ async def test_a_request_that_fails_after_taking_its_slot_gives_it_back(
         failed = await client.get("/v1/orders/export", headers={"Authorization": f"Bearer {customer.api_key}"})
         assert failed.status_code == 500  # never 429: the earlier failures gave their slots back
     assert app.state.export_slots.running == 0
+
+
+async def test_giving_a_slot_back_closes_a_stream_left_mid_way() -> None:
+    """A client that goes away mid-export leaves the body suspended at a chunk, its session (a
+    pooled connection and a snapshot) still open inside: the slot closes it as it is given back."""
+    from ordersvc.csv_export import ExportSlot
+
+    slots = ExportSlots(total=1, per_owner=1)
+    slot = ExportSlot(slots)
+    slot.take("account:1")
+    closed: list[bool] = []
+
+    async def body() -> AsyncGenerator[bytes, None]:
+        try:
+            yield b"id,email\r\n"
+            yield b"1,a@example.com\r\n"
+        finally:
+            closed.append(True)  # where the export's `async with maker()` ends
+
+    stream = slot.streams(body())
+    assert await anext(stream) == b"id,email\r\n"
+    await slot.give_back()
+    assert closed == [True]
+    assert slots.running == 0

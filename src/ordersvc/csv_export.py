@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import sqlalchemy as sa
@@ -104,15 +104,26 @@ class ExportSlot:
     def __init__(self, slots: ExportSlots) -> None:
         self._slots = slots
         self._give_back: Callable[[], None] | None = None
+        self._body: AsyncGenerator[bytes] | None = None
 
     def take(self, owner: str) -> None:
         if self._give_back is None:
             self._give_back = self._slots.take(owner)
 
-    def give_back(self) -> None:
-        if self._give_back is not None:
-            self._give_back()
-            self._give_back = None
+    def streams(self, body: AsyncGenerator[bytes]) -> AsyncGenerator[bytes]:
+        """`body`, closed when the slot is given back: a client that went away mid-export leaves
+        its generator suspended, and with it the export's connection and snapshot."""
+        self._body = body
+        return body
+
+    async def give_back(self) -> None:
+        try:
+            if self._body is not None:
+                await self._body.aclose()  # its session's `async with` ends: the connection goes back
+        finally:
+            if self._give_back is not None:
+                self._give_back()
+                self._give_back = None
 
 
 async def export_slot(request: Request) -> AsyncIterator[ExportSlot]:
@@ -120,7 +131,7 @@ async def export_slot(request: Request) -> AsyncIterator[ExportSlot]:
     try:
         yield slot
     finally:
-        slot.give_back()
+        await slot.give_back()
 
 
 ExportSlotDep = Annotated[ExportSlot, Depends(export_slot, scope="request")]
@@ -141,7 +152,7 @@ def csv_response(
     slot.take(owner)
     maker = request.app.state.sessionmaker
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncGenerator[bytes]:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
         writer.writerow(header)
@@ -160,7 +171,7 @@ def csv_response(
         yield buffer.getvalue().encode()
 
     return StreamingResponse(
-        body(),
+        slot.streams(body()),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )

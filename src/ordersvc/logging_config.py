@@ -21,8 +21,9 @@ from structlog.types import EventDict, Processor
 
 # Query parameters whose values never reach a log: credentials, and what names a person (personal
 # data): a legacy client's `email=`, the console's `?email=` lookups, its order filter `recipient=`,
-# its customer search `q=` and the audit log's `object_id=` (an address, for a suppression).
-_HIDDEN_QUERY_NAMES = frozenset({"key", "api_key", "apikey", "token", "email", "recipient", "q", "object_id"})
+# its customer search `q=`, the audit log's `object_id=` (an address, for a suppression) and its
+# `actor=` (an operator's address).
+_HIDDEN_QUERY_NAMES = frozenset({"key", "api_key", "apikey", "token", "email", "recipient", "q", "object_id", "actor"})
 _SECRET_FIELDS = frozenset(
     {"authorization", "api_key", "apikey", "key", "token", "signature", "password", "secret", "x-api-key", "cookie"}
 )

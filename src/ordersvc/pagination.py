@@ -311,8 +311,8 @@ async def stream_by_id(
     """Every row of `stmt`, newest first, read in chunks by id: an export never holds the whole
     list in memory, and each chunk starts from its index. The first column is an entity with an
     `id`, or the id itself (a statement of plain columns, which the driver's rows carry without
-    building an entity for each: about twice as fast for a long export). Yields the entity alone
-    for a one-entity statement, else the row."""
+    building an entity for each: about twice as fast for a long export). Yields the first column
+    alone for a one-column statement, else the row."""
     last: int | None = None
     single = len(stmt.column_descriptions) == 1
     while True:
@@ -325,4 +325,4 @@ async def stream_by_id(
         if len(rows) < chunk:
             return
         first = rows[-1][0]
-        last = first if isinstance(first, int) else first.id
+        last = first if type(first) is int else first.id

@@ -134,6 +134,7 @@ class TestRecipientAddresses:
             ("recipient=a%40b.c&status=pending", "recipient=[REDACTED]&status=pending"),  # the console's order filter
             ("q=bill", "q=[REDACTED]"),  # its customer search
             ("object_type=recipient&object_id=a%40b.c", "object_type=recipient&object_id=[REDACTED]"),  # its audit
+            ("actor=ops%40example.com&action=payment.", "actor=[REDACTED]&action=payment."),
         ],
     )
     def test_the_query_hides_the_address(self, query: str, logged: str) -> None:
