@@ -27,6 +27,9 @@ from tests.support import Customer, run_cli, unique_email
 # The suite fires hundreds of requests per key (races); the rate limit has its own tests
 # (tests/ops), with their own settings. Server subprocesses inherit this.
 os.environ.setdefault("ORDERSVC_RATE_LIMIT_PER_SECOND", "0")
+# No server subprocess sends webhooks unless its test asks: tests/webhooks drives the sender itself,
+# and a background sender elsewhere would race it for the same deliveries.
+os.environ.setdefault("ORDERSVC_WEBHOOKS_IN_SERVE", "false")
 # One secret key for the in-process app and every server and CLI subprocess, so that nothing
 # generates one in the developer's own data directory (tests/accounts/test_secret_key.py covers that).
 os.environ.setdefault("ORDERSVC_SECRET_KEY", secrets.token_urlsafe(48))
@@ -46,7 +49,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 async def app(database_url: str) -> AsyncIterator[FastAPI]:
-    application = create_app(Settings(mailer_in_serve=False))
+    application = create_app(Settings(mailer_in_serve=False, webhooks_in_serve=False, webhooks_allow_loopback=True))
     async with application.router.lifespan_context(application):
         yield application
 

@@ -29,6 +29,7 @@ from ordersvc.coupons.cli import coupons_app
 from ordersvc.deposits.cli import bonus_app, deposits_app
 from ordersvc.fulfilment.cli import worker_command, workers_app
 from ordersvc.operators.cli import operators_app
+from ordersvc.webhooks.cli import webhooks_command
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -55,6 +56,7 @@ app.add_typer(coupons_app, name="coupons")
 app.add_typer(suppression_app, name="suppression")
 app.add_typer(outbox_app, name="outbox")
 app.command("mailer")(mailer_command)
+app.command("webhooks")(webhooks_command)
 app.add_typer(workers_app, name="workers")
 app.add_typer(operators_app, name="operators")
 app.command("worker")(worker_command)

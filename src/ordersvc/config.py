@@ -58,6 +58,16 @@ class Settings(BaseSettings):
     # `serve` runs the mailer in the background (turn off when `ordersvc mailer` runs apart).
     mailer_in_serve: bool = True
 
+    # Outbound webhooks (`webhooks.sender`): `serve` runs the sender in the background (turn off
+    # when `ordersvc webhooks` runs apart); how often it looks for events and due retries (seconds);
+    # the first retry's delay, doubled for each later one (with jitter), up to 6 hours.
+    webhooks_in_serve: bool = True
+    webhooks_interval_seconds: float = Field(default=1.0, gt=0)
+    webhooks_retry_base_seconds: float = Field(default=5.0, gt=0)
+    # Development only: endpoints on this machine (http:// and https:// to loopback addresses).
+    # Every other private, loopback, link-local, multicast or metadata address is always refused.
+    webhooks_allow_loopback: bool = False
+
     # Connection pool per server process: at most pool_size + max_overflow connections; a request
     # waits up to pool_timeout seconds for one.
     db_pool_size: int = 10
@@ -148,6 +158,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _strong_secrets(self) -> Settings:
+        if self.environment == "production" and self.webhooks_allow_loopback:
+            raise ValueError("ORDERSVC_WEBHOOKS_ALLOW_LOOPBACK is for development: it must be off in production")
         if self.environment == "production" and self.secret_key is None:
             raise ValueError("ORDERSVC_SECRET_KEY must be set in production (32+ random characters)")
         named = [("ORDERSVC_SECRET_KEY", self.secret_key)] if self.secret_key is not None else []

@@ -20,6 +20,8 @@ FILES = (
     "consent/sql/ordersvc_mailbox_key.sql",
     "accounts/sql/ordersvc_caller_account.sql",
     "ledger/sql/ordersvc_post_payments.sql",
+    "events/sql/ordersvc_emit_order_events.sql",
+    "events/sql/ordersvc_emit_order_progress.sql",
     "orders/sql/ordersvc_end_order.sql",
     "consent/sql/ordersvc_expire_consent.sql",
     "consent/sql/ordersvc_ask_consents.sql",
@@ -60,8 +62,9 @@ FUNCTIONS = tuple(DatabaseFunction(Path(f).stem, _ROOT / f) for f in FILES)
 
 def install(execute: Callable[[str], object], frozen: Path | None = None) -> None:
     """Create or replace every function, with `execute` (Alembic's `op.execute`, say): from these
-    files, or from a migration's frozen copies of them (`frozen`, one file per function, named
-    as here)."""
+    files, or those a migration froze a copy of (`frozen`, one file per function, named as here),
+    from its copies: functions added later are not among them."""
     for function in FUNCTIONS:
         path = function.path if frozen is None else frozen / function.path.name
-        execute(path.read_text(encoding="utf-8"))
+        if frozen is None or path.exists():
+            execute(path.read_text(encoding="utf-8"))

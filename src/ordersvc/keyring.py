@@ -51,6 +51,7 @@ class Purpose(StrEnum):
     CONSENT_LINK = "consent-link"
     CSRF = "csrf"
     TOTP_SECRET = "totp-secret"  # noqa: S105 - a purpose, not a secret
+    WEBHOOK_SECRET = "webhook-secret"  # noqa: S105 - a purpose, not a secret
     REPLAY = "replay"  # an idempotent request's stored answer that holds a secret (a new API key)
 
 

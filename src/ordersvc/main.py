@@ -25,6 +25,8 @@ from ordersvc.csv_export import ExportSlots
 from ordersvc.dashboard.endpoints import router as dashboard_router
 from ordersvc.deposits.endpoints import router as deposits_router
 from ordersvc.deposits.webhooks import router as webhooks_router
+from ordersvc.events.endpoints import router as events_router
+from ordersvc.events.stream import Hub
 from ordersvc.fulfilment.endpoints import router as fulfilment_router
 from ordersvc.keyring import keyring
 from ordersvc.ledger.endpoints import router as ledger_router
@@ -39,6 +41,8 @@ from ordersvc.orders.endpoints import router as orders_router
 from ordersvc.outbox import mailer
 from ordersvc.problem_pages import router as problem_pages_router
 from ordersvc.problems import install_problem_handlers
+from ordersvc.webhooks import sender as webhook_sender
+from ordersvc.webhooks.endpoints import router as webhook_endpoints_router
 
 DESCRIPTION = """\
 Prepaid-balance orders. Your account holds a USD balance; an order (a target email and a
@@ -69,6 +73,12 @@ TAGS = [
     {"name": "auth", "description": "Sign up, verify the address, sign in with a password (and TOTP), sessions."},
     {"name": "account", "description": "Your account, its password, email address and second factor."},
     {"name": "api-keys", "description": "Create, list and revoke API keys."},
+    {
+        "name": "webhooks",
+        "description": "Webhook endpoints: events POSTed to your URL, signed (Standard Webhooks), retried; "
+        "their deliveries.",
+    },
+    {"name": "events", "description": "Your events live, as Server-Sent Events."},
     {"name": "fulfilment", "description": "For fulfilment workers (worker tokens): claim orders, report progress."},
     {
         "name": "admin",
@@ -104,17 +114,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # fourteenth of it.
         gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
         stop = asyncio.Event()
-        mailer_task = (
-            asyncio.create_task(mailer.run(app.state.sessionmaker, settings, stop))
-            if settings.mailer_in_serve
-            else None
-        )
+        app.state.event_hub = Hub(app.state.sessionmaker)
+        background = []
+        if settings.mailer_in_serve:
+            background.append(asyncio.create_task(mailer.run(app.state.sessionmaker, settings, stop)))
+        if settings.webhooks_in_serve:
+            background.append(asyncio.create_task(webhook_sender.run(app.state.sessionmaker, settings, stop)))
         try:
             yield
         finally:
             stop.set()
-            if mailer_task is not None:
-                await mailer_task
+            await app.state.event_hub.close()
+            for task in background:
+                await task
             if app.state.rate_limiter is not None:
                 await app.state.rate_limiter.close()
             await engine.dispose()
@@ -154,6 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         fulfilment_router,
         admin_router,
         admin_catalogue_router,
+        webhook_endpoints_router,
+        events_router,
         webhooks_router,
         consent_router,
         dashboard_router,
@@ -166,8 +180,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "X-API-Key", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=[
+                "Authorization",
+                "X-API-Key",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "Last-Event-ID",
+            ],
             # What a browser app may read of an answer, beyond the CORS-safelisted fields.
             expose_headers=["Idempotent-Replayed", "X-Request-ID", "RateLimit", "RateLimit-Policy", "Retry-After"],
             max_age=600,

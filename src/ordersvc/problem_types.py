@@ -289,6 +289,46 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "The server is streaming as many CSV exports as it serves at once (`ORDERSVC_EXPORT_MAX_CONCURRENT`). "
         "Retry after `Retry-After` seconds.",
     ),
+    # Webhooks and live events
+    "webhook_endpoint_not_found": ProblemType(
+        404, "No such webhook endpoint", "The account has no webhook endpoint with this id (it may have been deleted)."
+    ),
+    "webhook_delivery_not_found": ProblemType(
+        404,
+        "No such webhook delivery",
+        "The endpoint has no delivery with this id. Deliveries are kept 30 days.",
+    ),
+    "too_many_webhook_endpoints": ProblemType(
+        409, "Webhook endpoint limit reached", "An account has at most 10 webhook endpoints: delete one first."
+    ),
+    "invalid_webhook_url": ProblemType(
+        422,
+        "Webhook URL refused",
+        "An endpoint's URL must be https:// with a host, no user name or password and no fragment, and must not "
+        "point at a private, loopback, link-local, multicast or otherwise non-public address. The detail says "
+        "which rule it broke.",
+    ),
+    "webhook_delivery_pending": ProblemType(
+        409,
+        "Delivery still being tried",
+        "A delivery that is still pending (being retried) cannot be resent: wait until it succeeds or fails.",
+    ),
+    "too_many_streams": ProblemType(
+        429,
+        "Too many live event streams",
+        "An account has at most 5 open `GET /v1/events/stream` connections per server: close one, then retry "
+        "after `Retry-After` seconds.",
+    ),
+    "streams_busy": ProblemType(
+        503,
+        "Live event capacity in use",
+        "The server holds as many live event streams as it takes. Retry after `Retry-After` seconds (or poll).",
+    ),
+    "invalid_threshold": ProblemType(
+        422,
+        "Invalid alert threshold",
+        'The low-balance threshold is a positive USD amount with at most three decimals (`"25.00"`), or null.',
+    ),
     "timeout": ProblemType(
         503,
         "Request took too long",

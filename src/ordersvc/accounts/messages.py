@@ -1,5 +1,6 @@
 """Mail to an account's owner: verify the address, reset the password, confirm a new address,
-and the note sent when someone signs up with an address that already has an account. Links
+the note sent when someone signs up with an address that already has an account, and the notice
+that a webhook endpoint was disabled. Links
 point at the dashboard, which reads the token from the URL fragment (never sent to a server,
 so it stays out of access logs and Referer headers)."""
 
@@ -35,6 +36,14 @@ _TEXTS = {
         "Choose a new password",
         "#/reset/",
         "The link works for 1 hour and once. If it was not you, ignore this message: your password stays.",
+    ),
+    "webhook_disabled": (
+        "A webhook endpoint of your ordersvc account was disabled",
+        "Every delivery to one of your webhook endpoints failed for 5 days, so it was disabled: it gets no "
+        "more events.",
+        "See its deliveries",
+        "#/webhooks",
+        "Once the endpoint answers again, enable it in the dashboard and resend the failed deliveries.",
     ),
     "already_registered": (
         "Your ordersvc account",

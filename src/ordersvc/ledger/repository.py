@@ -162,6 +162,20 @@ async def payments_page(
     return CursorPage(items=entries, has_more=page.has_more)
 
 
+async def entries_by_ids(session: AsyncSession, payment_ids: list[int]) -> dict[int, LedgerEntry]:
+    """Payments by id, as a list renders them (with their order's public id and deposit network)."""
+    if not payment_ids:
+        return {}
+    columns = ", ".join(f"r.{name}" for name in _PAYMENT_COLUMNS)
+    sql = f"SELECT {columns}, {_ORDER_PUBLIC_ID}, {_DEPOSIT_NETWORK} FROM payments r WHERE r.id = ANY(:ids)"  # noqa: S608
+    rows = await session.execute(
+        sa.text(sql),
+        {"ids": payment_ids},
+    )
+    width = len(_PAYMENT_COLUMNS)
+    return {row[0]: LedgerEntry(PaymentRow(*row[:width]), row[width], row[width + 1]) for row in rows}
+
+
 @dataclass(frozen=True, slots=True)
 class BalanceMismatch:
     account_id: int

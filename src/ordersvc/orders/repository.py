@@ -154,3 +154,10 @@ async def events_of(session: AsyncSession, order_id: int) -> list[OrderEvent]:
 async def orders_by_public_ids(session: AsyncSession, account_id: int, public_ids: list[str]) -> dict[str, Order]:
     stmt = sa.select(Order).where(col(Order.account_id) == account_id, col(Order.public_id).in_(public_ids))
     return {order.public_id: order for order in (await session.execute(stmt)).scalars().all()}
+
+
+async def orders_by_ids(session: AsyncSession, order_ids: list[int]) -> dict[int, Order]:
+    if not order_ids:
+        return {}
+    found = await session.execute(sa.select(Order).where(col(Order.id).in_(order_ids)))
+    return {order.id: order for order in found.scalars() if order.id is not None}

@@ -1,0 +1,48 @@
+"""`ordersvc webhooks`: the webhook sender on its own (as `serve` runs it in the background)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ordersvc.cli_support import database_url, settings_or_fail
+
+
+def webhooks_command(
+    once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
+) -> None:
+    """Send customers' webhook deliveries: dispatch new events, send what is due in order per
+    endpoint, retry failures with backoff; runs until interrupted. Any number may run beside
+    `serve` (set ORDERSVC_WEBHOOKS_IN_SERVE=false to send from these alone)."""
+    import asyncio
+    import signal
+
+    from ordersvc import db
+    from ordersvc.keyring import keyring
+    from ordersvc.webhooks import sender
+
+    url = database_url()
+    settings = settings_or_fail()
+
+    async def main() -> None:
+        engine = db.create_engine(url, settings)
+        maker = db.create_sessionmaker(engine)
+        try:
+            if once:
+                client = sender.Sender(allow_loopback=settings.webhooks_allow_loopback)
+                try:
+                    sent = await sender.run_round(maker, settings, keyring(settings), client)
+                finally:
+                    await client.aclose()
+                typer.echo(f"{sent} deliveries succeeded")
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await sender.run(maker, settings, stop)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(main())

@@ -1,0 +1,220 @@
+"""The webhook sender, in `serve` and as `ordersvc webhooks`: each round dispatches the events
+committed since the last one to deliveries, leases the endpoints whose next delivery is due, and
+sends each endpoint's deliveries in order, one at a time, until one fails (it is retried later,
+and nothing after it goes first). Any number of senders may run: the dispatch is one at a time,
+an endpoint is leased to one sender, and a sender that dies leaves its deliveries to be sent
+again when the lease runs out (at least once: receivers deduplicate by `webhook-id`).
+
+A delivery is one POST with the event's JSON, signed (`signing`), to the address the endpoint's
+host resolved to and was checked at (`addresses.resolve`); redirects are not followed; a 2xx
+within TIMEOUT is success, anything else a failure. What the response said is kept (its status,
+the first RESPONSE_KEPT_BYTES of its body), never interpreted. Nothing logged names the URL,
+which may hold the customer's own token."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from ordersvc.accounts.messages import send_account_message
+from ordersvc.accounts.models import Account
+from ordersvc.config import Settings
+from ordersvc.events import service as events
+from ordersvc.keyring import Keyring, keyring
+from ordersvc.timestamps import utc_now
+from ordersvc.webhooks import addresses, signing
+from ordersvc.webhooks import service as webhooks
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_SECONDS = 10.0
+USER_AGENT = "ordersvc-webhooks/1"
+# Endpoints delivered to at once by one sender, and how long it keeps at one endpoint per round
+# (well inside the lease).
+CONCURRENCY = 16
+ENDPOINT_ROUND_SECONDS = 20.0
+# Events read per dispatch transaction, and at most so many transactions per round.
+DISPATCH_BATCH = 2000
+DISPATCH_BATCHES = 50
+
+
+def _host_header(host: str, port: int | None, scheme: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    default = 443 if scheme == "https" else 80
+    return shown if port in (None, default) else f"{shown}:{port}"
+
+
+class Sender:
+    """Sends deliveries: one HTTP client (no connection reuse: each request goes to the address
+    checked for it, with the TLS name of its own host), no proxy from the environment."""
+
+    def __init__(self, *, allow_loopback: bool, resolver: addresses.Resolver = addresses.system_resolver) -> None:
+        self.allow_loopback = allow_loopback
+        self.resolver = resolver
+        self._client = httpx.AsyncClient(
+            verify=ssl.create_default_context(),
+            trust_env=False,
+            follow_redirects=False,
+            timeout=httpx.Timeout(TIMEOUT_SECONDS),
+            limits=httpx.Limits(max_keepalive_connections=0),
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes) -> webhooks.Outcome:
+        started = time.monotonic()
+
+        def done(status: int | None, kept: str | None, error: str | None) -> webhooks.Outcome:
+            return webhooks.Outcome(status, int((time.monotonic() - started) * 1000), kept, error)
+
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            address = await addresses.resolve(host, port, allow_loopback=self.allow_loopback, resolver=self.resolver)
+        except addresses.AddressRefused as exc:
+            return done(None, None, str(exc))
+        pinned = f"[{address}]" if ":" in address else address
+        target = urlunsplit((parts.scheme, f"{pinned}:{port}", parts.path or "/", parts.query, ""))
+        request_headers = {
+            **headers,
+            "Host": _host_header(host, parts.port, parts.scheme),
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+        try:
+            async with asyncio.timeout(TIMEOUT_SECONDS):
+                request = self._client.build_request(
+                    "POST", target, headers=request_headers, content=body, extensions=extensions
+                )
+                response = await self._client.send(request, stream=True)
+                try:
+                    kept = bytearray()
+                    async for chunk in response.aiter_raw():
+                        kept += chunk
+                        if len(kept) >= webhooks.RESPONSE_KEPT_BYTES:
+                            break
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            return done(None, None, f"no answer within {TIMEOUT_SECONDS:g} seconds")
+        except httpx.HTTPError as exc:
+            return done(None, None, f"{type(exc).__name__}: {exc}"[:500])
+        text = bytes(kept[: webhooks.RESPONSE_KEPT_BYTES]).decode("utf-8", errors="replace")
+        if 200 <= response.status_code < 300:
+            return done(response.status_code, text, None)
+        return done(response.status_code, text, f"HTTP {response.status_code}")
+
+
+async def _deliver_endpoint(
+    maker: async_sessionmaker[AsyncSession], settings: Settings, keys: Keyring, sender: Sender, endpoint_id: int
+) -> int:
+    """The endpoint's due deliveries, in order, until one fails or the round's time is up."""
+    sent = 0
+    started = time.monotonic()
+    try:
+        while time.monotonic() - started < ENDPOINT_ROUND_SECONDS:
+            async with maker() as session:
+                due = await webhooks.head(session, endpoint_id=endpoint_id)
+                if due is None:
+                    break
+                rendered = (await events.render(session, [due.event])).get(due.event.id)
+                signers = webhooks.signing_secrets(keys, due.endpoint, utc_now())
+            if rendered is None:  # what it names was deleted (never happens to orders or payments)
+                outcome = webhooks.Outcome(None, 0, None, "the event's object no longer exists")
+            else:
+                body = events.dumps(rendered).encode()
+                headers = signing.headers(signers, rendered["id"], int(time.time()), body)
+                outcome = await sender.post(due.endpoint.url, headers, body)
+            async with maker.begin() as session:
+                recorded = await webhooks.record(
+                    session,
+                    delivery_id=due.delivery.id or 0,
+                    outcome=outcome,
+                    retry_base_seconds=settings.webhooks_retry_base_seconds,
+                )
+                if recorded is not None and recorded.endpoint_disabled:
+                    owner = await session.get(Account, due.endpoint.account_id)
+                    if owner is not None:
+                        await send_account_message(session, settings, owner.email, "webhook_disabled")
+            if recorded is None:
+                break
+            if not outcome.succeeded:
+                logger.info(
+                    "webhook delivery %s to endpoint %s failed: %s",
+                    due.delivery.id,
+                    due.endpoint.public_id,
+                    outcome.error,
+                )
+                break
+            sent += 1
+    finally:
+        async with maker.begin() as session:
+            await webhooks.release(session, endpoint_id=endpoint_id)
+    return sent
+
+
+async def run_round(maker: async_sessionmaker[AsyncSession], settings: Settings, keys: Keyring, sender: Sender) -> int:
+    """Dispatch, then deliver to every endpoint that has something due. Returns deliveries that succeeded."""
+    for _ in range(DISPATCH_BATCHES):  # caught up, or another sender is dispatching
+        async with maker.begin() as session:
+            dispatched = await webhooks.dispatch(session, limit=DISPATCH_BATCH)
+        if dispatched is None or dispatched.read < DISPATCH_BATCH:
+            break
+    async with maker.begin() as session:
+        endpoint_ids = await webhooks.claim_endpoints(session, limit=CONCURRENCY)
+    if not endpoint_ids:
+        return 0
+    results = await asyncio.gather(
+        *(_deliver_endpoint(maker, settings, keys, sender, endpoint_id) for endpoint_id in endpoint_ids),
+        return_exceptions=True,
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            logger.error("webhook delivery round failed", exc_info=result)
+    return sum(r for r in results if isinstance(r, int))
+
+
+# Events and deliveries past retention go once an hour.
+PRUNE_INTERVAL_SECONDS = 3600.0
+
+
+async def run(
+    maker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    resolver: addresses.Resolver = addresses.system_resolver,
+) -> None:
+    """Until `stop` is set: a round every `webhooks_interval_seconds` (at once again after a
+    round that sent something)."""
+    keys = keyring(settings)
+    sender = Sender(allow_loopback=settings.webhooks_allow_loopback, resolver=resolver)
+    loop = asyncio.get_running_loop()
+    prune_at = loop.time()
+    try:
+        while not stop.is_set():
+            sent = 0
+            try:
+                sent = await run_round(maker, settings, keys, sender)
+                if loop.time() >= prune_at:
+                    prune_at = loop.time() + PRUNE_INTERVAL_SECONDS
+                    async with maker.begin() as session:
+                        await webhooks.prune(session)
+            except Exception:
+                logger.exception("webhook round failed; retrying")
+            if sent:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.webhooks_interval_seconds)
+    finally:
+        await sender.aclose()

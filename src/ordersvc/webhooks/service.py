@@ -1,0 +1,521 @@
+"""Webhooks: customers' endpoints (at most `MAX_ENDPOINTS` each), their signing secrets (sealed at
+rest, rotated with an overlap), the dispatch of events to deliveries, and what a delivery's
+attempts record. The sending itself is `webhooks.sender`."""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from ordersvc.accounts.models import Account
+from ordersvc.errors import Conflict, InvalidParams, NotFound
+from ordersvc.events import service as events
+from ordersvc.events.models import Event, EventType
+from ordersvc.keyring import Keyring, Purpose
+from ordersvc.timestamps import utc_now
+from ordersvc.webhooks import addresses, signing
+from ordersvc.webhooks.models import (
+    DeliveryStatus,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookDispatch,
+    WebhookEndpoint,
+)
+
+MAX_ENDPOINTS = 10
+MAX_DESCRIPTION = 500
+# A rotated secret keeps signing beside the new one this long.
+SECRET_OVERLAP = timedelta(hours=24)
+# A delivery is retried this long after its first attempt; an endpoint whose every attempt failed
+# this long is disabled (and its customer told).
+RETRY_PERIOD = timedelta(days=3)
+FAILING_PERIOD = timedelta(days=5)
+MAX_RETRY_DELAY = timedelta(hours=6)
+# What a delivery keeps of a response body (never interpreted).
+RESPONSE_KEPT_BYTES = 1024
+
+ENDPOINT_ID_PATTERN = r"^we_[0-9a-f]{16}$"
+
+
+class EndpointNotFound(NotFound):
+    code = "webhook_endpoint_not_found"
+    message = "No such webhook endpoint."
+
+
+class DeliveryNotFound(NotFound):
+    code = "webhook_delivery_not_found"
+    message = "No such delivery of this endpoint."
+
+
+class TooManyEndpoints(Conflict):
+    code = "too_many_webhook_endpoints"
+    message = f"An account has at most {MAX_ENDPOINTS} webhook endpoints: delete one first."
+
+
+class InvalidEndpointUrl(InvalidParams):
+    code = "invalid_webhook_url"
+    message = "The endpoint URL cannot be used."
+    field = "url"
+
+
+class DeliveryNotResendable(Conflict):
+    code = "webhook_delivery_pending"
+    message = "This delivery is still being tried: it cannot be resent until it succeeds or fails."
+
+
+def _seal(keys: Keyring, endpoint_public_id: str, secret: str) -> str:
+    return keys.seal(Purpose.WEBHOOK_SECRET, secret.encode(), context=endpoint_public_id.encode())
+
+
+def signing_secrets(keys: Keyring, endpoint: WebhookEndpoint, now: datetime) -> list[str]:
+    """The secrets that sign a delivery now: the current one, and the one before it during the
+    overlap after a rotation."""
+    context = endpoint.public_id.encode()
+    found = [keys.unseal(Purpose.WEBHOOK_SECRET, endpoint.secret, context=context).plaintext.decode()]
+    if endpoint.previous_secret and endpoint.previous_secret_until and endpoint.previous_secret_until > now:
+        found.append(keys.unseal(Purpose.WEBHOOK_SECRET, endpoint.previous_secret, context=context).plaintext.decode())
+    return found
+
+
+def _check_url(url: str, allow_loopback: bool) -> str:
+    try:
+        return addresses.check_url(url, allow_loopback=allow_loopback)
+    except addresses.UrlRefused as exc:
+        raise InvalidEndpointUrl(str(exc)) from None
+
+
+def _check_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidParams(f"description is longer than {MAX_DESCRIPTION} characters")
+    return description
+
+
+def _types(event_types: list[EventType] | None) -> list[str] | None:
+    """NULL for every type; else the types named, once each, in the catalogue's order."""
+    if event_types is None:
+        return None
+    if not event_types:
+        raise InvalidParams("event_types must name at least one event type, or be null for all of them")
+    return [t.value for t in EventType if t in event_types]
+
+
+async def create_endpoint(
+    session: AsyncSession,
+    keys: Keyring,
+    *,
+    account: Account,
+    url: str,
+    event_types: list[EventType] | None,
+    description: str,
+    enabled: bool,
+    allow_loopback: bool,
+) -> tuple[WebhookEndpoint, str]:
+    """A new endpoint and its signing secret (shown this once)."""
+    assert account.id is not None
+    checked = _check_url(url, allow_loopback)
+    types = _types(event_types)
+    _check_description(description)
+    # Counted under the account row's lock: two creations at once cannot both be the tenth.
+    await session.execute(sa.text("SELECT 1 FROM accounts WHERE id = :id FOR NO KEY UPDATE"), {"id": account.id})
+    count = await session.scalar(
+        sa.select(sa.func.count()).select_from(WebhookEndpoint).where(col(WebhookEndpoint.account_id) == account.id)
+    )
+    if (count or 0) >= MAX_ENDPOINTS:
+        raise TooManyEndpoints()
+    public_id = "we_" + secrets.token_hex(8)
+    secret = signing.new_secret()
+    endpoint = WebhookEndpoint(
+        public_id=public_id,
+        account_id=account.id,
+        url=checked,
+        event_types=types,
+        description=description,
+        enabled=enabled,
+        secret=_seal(keys, public_id, secret),
+    )
+    session.add(endpoint)
+    await session.flush()
+    await session.refresh(endpoint)
+    return endpoint, secret
+
+
+async def list_endpoints(session: AsyncSession, *, account_id: int) -> list[WebhookEndpoint]:
+    found = await session.execute(
+        sa.select(WebhookEndpoint)
+        .where(col(WebhookEndpoint.account_id) == account_id)
+        .order_by(col(WebhookEndpoint.id))
+    )
+    return list(found.scalars())
+
+
+async def get_endpoint(
+    session: AsyncSession, *, account_id: int, public_id: str, lock: bool = False
+) -> WebhookEndpoint:
+    stmt = sa.select(WebhookEndpoint).where(
+        col(WebhookEndpoint.account_id) == account_id, col(WebhookEndpoint.public_id) == public_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    endpoint = (await session.execute(stmt)).scalar_one_or_none()
+    if endpoint is None:
+        raise EndpointNotFound()
+    return endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointChanges:
+    """What a PATCH sets: only the fields it names (`event_types` named as null: every type)."""
+
+    url: str | None = None
+    event_types: list[EventType] | None = None
+    event_types_set: bool = False
+    description: str | None = None
+    enabled: bool | None = None
+
+
+async def update_endpoint(
+    session: AsyncSession, *, account_id: int, public_id: str, changes: EndpointChanges, allow_loopback: bool
+) -> WebhookEndpoint:
+    endpoint = await get_endpoint(session, account_id=account_id, public_id=public_id, lock=True)
+    if changes.url is not None:
+        endpoint.url = _check_url(changes.url, allow_loopback)
+    if changes.event_types_set:
+        endpoint.event_types = _types(changes.event_types)
+    if changes.description is not None:
+        endpoint.description = _check_description(changes.description)
+    if changes.enabled is not None:
+        if changes.enabled and not endpoint.enabled:
+            # Enabled again: a fresh start (its failing period counts from the next failure).
+            endpoint.failing_since = None
+            endpoint.disabled_reason = None
+        endpoint.enabled = changes.enabled
+    endpoint.updated_at = utc_now()
+    await session.flush()
+    await session.refresh(endpoint)
+    return endpoint
+
+
+async def delete_endpoint(session: AsyncSession, *, account_id: int, public_id: str) -> None:
+    """The endpoint goes, with its deliveries (a sender delivering to it finds nothing to record)."""
+    endpoint = await get_endpoint(session, account_id=account_id, public_id=public_id, lock=True)
+    await session.delete(endpoint)
+    await session.flush()
+
+
+async def rotate_secret(
+    session: AsyncSession, keys: Keyring, *, account_id: int, public_id: str
+) -> tuple[WebhookEndpoint, str]:
+    """A new secret (shown this once); the one before keeps signing beside it for SECRET_OVERLAP.
+    A second rotation within the overlap ends the first one's: only two secrets ever sign."""
+    endpoint = await get_endpoint(session, account_id=account_id, public_id=public_id, lock=True)
+    secret = signing.new_secret()
+    now = utc_now()
+    endpoint.previous_secret = endpoint.secret
+    endpoint.previous_secret_until = now + SECRET_OVERLAP
+    endpoint.secret = _seal(keys, endpoint.public_id, secret)
+    endpoint.updated_at = now
+    await session.flush()
+    await session.refresh(endpoint)
+    return endpoint, secret
+
+
+# Deliveries, as customers see them.
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    delivery: WebhookDelivery
+    event_type: str
+    attempts: list[WebhookAttempt]
+
+
+def _with_event_type() -> sa.Select[WebhookDelivery, str]:
+    return sa.select(WebhookDelivery, col(Event.type)).join(Event, col(Event.id) == col(WebhookDelivery.event_id))
+
+
+async def page_deliveries(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    endpoint_public_id: str,
+    status: DeliveryStatus | None,
+    limit: int,
+    starting_after: int | None,
+) -> tuple[list[DeliveryView], bool]:
+    """An endpoint's deliveries, newest first; `starting_after` a delivery id (the next page)."""
+    endpoint = await get_endpoint(session, account_id=account_id, public_id=endpoint_public_id)
+    stmt = (
+        _with_event_type()
+        .where(col(WebhookDelivery.endpoint_id) == endpoint.id)
+        .order_by(col(WebhookDelivery.id).desc())
+        .limit(limit + 1)
+    )
+    if status is not None:
+        stmt = stmt.where(col(WebhookDelivery.status) == status.value)
+    if starting_after is not None:
+        stmt = stmt.where(col(WebhookDelivery.id) < starting_after)
+    rows = (await session.execute(stmt)).all()
+    views = [DeliveryView(row[0], row[1], []) for row in rows[:limit]]
+    return views, len(rows) > limit
+
+
+async def get_delivery(
+    session: AsyncSession, *, account_id: int, endpoint_public_id: str, delivery_id: int
+) -> DeliveryView:
+    endpoint = await get_endpoint(session, account_id=account_id, public_id=endpoint_public_id)
+    row = (
+        await session.execute(
+            _with_event_type().where(
+                col(WebhookDelivery.endpoint_id) == endpoint.id, col(WebhookDelivery.id) == delivery_id
+            )
+        )
+    ).one_or_none()
+    if row is None:
+        raise DeliveryNotFound()
+    attempts = await session.execute(
+        sa.select(WebhookAttempt).where(col(WebhookAttempt.delivery_id) == delivery_id).order_by(col(WebhookAttempt.id))
+    )
+    return DeliveryView(row[0], row[1], list(attempts.scalars()))
+
+
+async def resend(session: AsyncSession, *, account_id: int, endpoint_public_id: str, delivery_id: int) -> DeliveryView:
+    """The delivery's event once more, as a new delivery at the end of the endpoint's queue (the
+    same `webhook-id`: a receiver that has it already can tell)."""
+    view = await get_delivery(
+        session, account_id=account_id, endpoint_public_id=endpoint_public_id, delivery_id=delivery_id
+    )
+    if view.delivery.status == DeliveryStatus.PENDING:
+        raise DeliveryNotResendable()
+    again = WebhookDelivery(
+        endpoint_id=view.delivery.endpoint_id,
+        event_id=view.delivery.event_id,
+        resend_of=view.delivery.resend_of or view.delivery.id,
+    )
+    session.add(again)
+    await session.flush()
+    await session.refresh(again)
+    return DeliveryView(again, view.event_type, [])
+
+
+async def resend_failed(session: AsyncSession, *, account_id: int, endpoint_public_id: str) -> int:
+    """Every failed delivery of the endpoint once more, oldest first, unless its event is already
+    queued again. Returns how many."""
+    endpoint = await get_endpoint(session, account_id=account_id, public_id=endpoint_public_id, lock=True)
+    result = await session.execute(
+        sa.text(
+            "INSERT INTO webhook_deliveries (endpoint_id, event_id, resend_of)"
+            " SELECT d.endpoint_id, d.event_id, coalesce(d.resend_of, d.id) FROM webhook_deliveries d"
+            " WHERE d.endpoint_id = :endpoint AND d.status = 'failed'"
+            "   AND NOT EXISTS (SELECT 1 FROM webhook_deliveries q WHERE q.endpoint_id = d.endpoint_id"
+            "                   AND q.event_id = d.event_id AND q.id > d.id)"
+            " ORDER BY d.id"
+        ),
+        {"endpoint": endpoint.id},
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# The dispatch: events to deliveries.
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatched:
+    read: int  # events read
+    queued: int  # deliveries queued
+
+
+async def dispatch(session: AsyncSession, *, limit: int = 1000) -> Dispatched | None:
+    """Read the events committed since the last dispatch, and queue a delivery of each to every
+    enabled endpoint of its account that wants its type and existed when it happened. One
+    dispatcher at a time (the state row's lock; None: another one holds it); an event read twice
+    is queued once."""
+    state = (
+        await session.execute(
+            sa.select(WebhookDispatch).where(col(WebhookDispatch.id) == 1).with_for_update(skip_locked=True)
+        )
+    ).scalar_one_or_none()
+    if state is None:
+        return None
+    tail = events.Tail(after=state.after, gaps=dict(zip(state.gaps, state.gaps_seen_at, strict=True)))
+    read = await tail.read(session, limit=limit)
+    queued = 0
+    if read:
+        result = await session.execute(
+            sa.text(
+                "INSERT INTO webhook_deliveries (endpoint_id, event_id)"
+                " SELECT w.id, e.id FROM unnest(CAST(:ids AS bigint[])) AS u(id)"
+                " JOIN events e ON e.id = u.id"
+                " JOIN webhook_endpoints w ON w.account_id = e.account_id AND w.enabled"
+                "  AND (w.event_types IS NULL OR e.type = ANY (w.event_types)) AND w.created_at <= e.created_at"
+                " ORDER BY e.id, w.id"
+                " ON CONFLICT (endpoint_id, event_id) WHERE resend_of IS NULL DO NOTHING"
+            ),
+            {"ids": [e.id for e in read]},
+        )
+        queued = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    gaps = sorted(tail.gaps.items())
+    state.after = tail.after
+    state.gaps = [g for g, _ in gaps]
+    state.gaps_seen_at = [seen for _, seen in gaps]
+    await session.flush()
+    return Dispatched(len(read), queued)
+
+
+# The sender's side.
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """The delivery at the head of an endpoint's queue, due now, with what sending it needs."""
+
+    endpoint: WebhookEndpoint
+    delivery: WebhookDelivery
+    event: events.EventRow
+
+
+LEASE = timedelta(seconds=60)
+
+
+async def claim_endpoints(session: AsyncSession, *, limit: int) -> list[int]:
+    """Endpoints whose queue's head is due, leased to this sender (one sender per endpoint, so
+    each is delivered to in order); the lease runs out if the sender dies."""
+    result = await session.execute(
+        sa.text(
+            "UPDATE webhook_endpoints w SET lease_until = clock_timestamp() + CAST(:lease AS interval)"
+            " WHERE w.id IN ("
+            "  SELECT e.id FROM webhook_endpoints e"
+            "  CROSS JOIN LATERAL (SELECT d.next_attempt_at FROM webhook_deliveries d"
+            "                      WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.id LIMIT 1) h"
+            "  WHERE e.enabled AND coalesce(e.lease_until, '-infinity') < clock_timestamp()"
+            "    AND h.next_attempt_at <= clock_timestamp()"
+            "  ORDER BY h.next_attempt_at LIMIT :limit FOR UPDATE OF e SKIP LOCKED)"
+            " RETURNING w.id"
+        ),
+        {"lease": LEASE, "limit": limit},
+    )
+    return [row[0] for row in result]
+
+
+async def head(session: AsyncSession, *, endpoint_id: int) -> Due | None:
+    """The endpoint's next delivery, if it is due and the endpoint is still enabled."""
+    endpoint = await session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None or not endpoint.enabled:
+        return None
+    delivery = (
+        await session.execute(
+            sa.select(WebhookDelivery)
+            .where(col(WebhookDelivery.endpoint_id) == endpoint_id, col(WebhookDelivery.status) == "pending")
+            .order_by(col(WebhookDelivery.id))
+            .limit(1)
+        )
+    ).scalar_one_or_none()
+    if delivery is None or delivery.next_attempt_at is None or delivery.next_attempt_at > utc_now():
+        return None
+    event = await events.get_event(session, delivery.event_id)
+    if event is None:
+        return None
+    return Due(endpoint, delivery, event)
+
+
+def retry_delay(attempts: int, base_seconds: float) -> timedelta:
+    """After the `attempts`-th failure: base x 2^(attempts-1), at most MAX_RETRY_DELAY, with
+    jitter (between half and all of it), so endpoints that failed together do not retry together."""
+    full = min(base_seconds * 2 ** min(attempts - 1, 30), MAX_RETRY_DELAY.total_seconds())
+    return timedelta(seconds=random.uniform(full / 2, full))  # noqa: S311 - jitter, not a secret
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    response_status: int | None
+    duration_ms: int
+    response_body: str | None
+    error: str | None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.error is None and self.response_status is not None and 200 <= self.response_status < 300
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    delivery_status: str
+    endpoint_disabled: bool  # this failure ended the failing period: the endpoint is now disabled
+
+
+async def record(
+    session: AsyncSession, *, delivery_id: int, outcome: Outcome, retry_base_seconds: float
+) -> Recorded | None:
+    """The attempt, and what follows from it: the delivery succeeded, or is retried later, or
+    (RETRY_PERIOD after its first attempt) failed; the endpoint is healthy again, or failing
+    since its first failure, or (FAILING_PERIOD later) disabled. None if the delivery or its
+    endpoint is gone (deleted meanwhile)."""
+    delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
+    if delivery is None:
+        return None
+    endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
+    if endpoint is None:
+        return None
+    now = utc_now()
+    session.add(
+        WebhookAttempt(
+            delivery_id=delivery_id,
+            response_status=outcome.response_status,
+            duration_ms=outcome.duration_ms,
+            response_body=outcome.response_body,
+            error=outcome.error,
+        )
+    )
+    first_attempt = await session.scalar(
+        sa.select(sa.func.min(WebhookAttempt.attempted_at)).where(col(WebhookAttempt.delivery_id) == delivery_id)
+    )
+    delivery.attempts += 1
+    delivery.last_attempt_at = now
+    delivery.response_status = outcome.response_status
+    delivery.duration_ms = outcome.duration_ms
+    delivery.response_body = outcome.response_body
+    delivery.error = outcome.error
+    disabled = False
+    if outcome.succeeded:
+        delivery.status = DeliveryStatus.SUCCEEDED.value
+        endpoint.failing_since = None
+    else:
+        if first_attempt is not None and now - first_attempt >= RETRY_PERIOD:
+            delivery.status = DeliveryStatus.FAILED.value
+        else:
+            delivery.next_attempt_at = now + retry_delay(delivery.attempts, retry_base_seconds)
+        endpoint.failing_since = endpoint.failing_since or now
+        if endpoint.enabled and now - endpoint.failing_since >= FAILING_PERIOD:
+            endpoint.enabled = False
+            endpoint.disabled_reason = f"every delivery failed for {FAILING_PERIOD.days} days"
+            endpoint.updated_at = now
+            disabled = True
+    await session.flush()
+    return Recorded(delivery.status, disabled)
+
+
+async def release(session: AsyncSession, *, endpoint_id: int) -> None:
+    await session.execute(
+        sa.update(WebhookEndpoint).where(col(WebhookEndpoint.id) == endpoint_id).values(lease_until=None)
+    )
+
+
+async def prune(session: AsyncSession, *, limit: int = 10_000) -> int:
+    """Deliveries (with their attempts) and events older than the retention period, oldest
+    first, a batch of each at a time. Returns how many rows went."""
+    gone = 0
+    for table in ("webhook_deliveries", "events"):
+        result = await session.execute(
+            sa.text(
+                f"DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT :limit)"  # noqa: S608
+                " AND created_at < clock_timestamp() - CAST(:days AS interval)"
+            ),
+            {"limit": limit, "days": timedelta(days=events.RETENTION_DAYS)},
+        )
+        gone += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return gone
