@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import MakeCustomer
 from tests.support import ORDERSVC, Customer, confirm_recipient, free_port, unique_email
-from tests.webhooks.conftest import Deliver, Receiver, create_endpoint, endpoint_row_id, sender_settings
+from tests.webhooks.conftest import Deliver, Receiver, create_endpoint, endpoint_row_id
 
 
 def key(customer: Customer) -> dict[str, str]:
