@@ -85,6 +85,13 @@ class Receiver:
         return [r.event for r in self.received]
 
 
+@pytest.fixture(autouse=True)
+async def only_this_tests_endpoints(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+    """Endpoints of earlier tests (and runs) get nothing more: their ports may be a new receiver's."""
+    async with sessionmaker.begin() as session:
+        await session.execute(sa.text("UPDATE webhook_endpoints SET enabled = false WHERE enabled"))
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     found = Receiver(0)

@@ -27,7 +27,7 @@ from ordersvc.accounts.messages import send_account_message
 from ordersvc.accounts.models import Account
 from ordersvc.config import Settings
 from ordersvc.events import service as events
-from ordersvc.keyring import Keyring, keyring
+from ordersvc.keyring import Keyring, UnsealError, keyring
 from ordersvc.timestamps import utc_now
 from ordersvc.webhooks import addresses, signing
 from ordersvc.webhooks import service as webhooks
@@ -128,9 +128,14 @@ async def _deliver_endpoint(
                 if due is None:
                     break
                 rendered = (await events.render(session, [due.event])).get(due.event.id)
-                signers = webhooks.signing_secrets(keys, due.endpoint, utc_now())
+                try:
+                    signers = webhooks.signing_secrets(keys, due.endpoint, utc_now())
+                except UnsealError:
+                    signers = []
             if rendered is None:  # what it names was deleted (never happens to orders or payments)
                 outcome = webhooks.Outcome(None, 0, None, "the event's object no longer exists")
+            elif not signers:  # sealed under a service secret key no longer configured
+                outcome = webhooks.Outcome(None, 0, None, "the signing secret cannot be opened: rotate it")
             else:
                 body = events.dumps(rendered).encode()
                 headers = signing.headers(signers, rendered["id"], int(time.time()), body)
