@@ -416,7 +416,7 @@ class TestUsability:
             await phone.get_by_role("button", name="Place order").click()
             await expect(phone.locator("#balance")).to_have_text("23.50 USD")
             await expect(phone.locator("tbody tr")).to_have_count(1)
-            for route in ("orders", "deposits", "payments", "api", "settings"):
+            for route in ("orders", "deposits", "payments", "webhooks", "api", "settings"):
                 await phone.goto(f"/#/{route}")
                 await expect(phone.locator(".page")).to_be_visible()
                 overflow = await phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")

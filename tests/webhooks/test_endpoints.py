@@ -146,7 +146,6 @@ async def test_creating_refuses_bad_urls_and_more_than_ten_endpoints(
     assert refused.json()["code"] == "invalid_webhook_url"
     assert "private" in refused.json()["detail"]
     for bad in (
-        {"url": "https://example.com/x", "event_types": []},
         {"url": "https://example.com/x", "event_types": ["nope"]},
         {"url": 5},
         {},
@@ -192,8 +191,12 @@ async def test_patch_changes_only_what_it_names(client: httpx.AsyncClient, make_
     path = f"/v1/webhook-endpoints/{endpoint['id']}"
     changed = (await client.patch(path, json={"enabled": False}, headers=key(customer))).json()
     assert (changed["enabled"], changed["event_types"], changed["description"]) == (False, ["payment.created"], "prod")
+    changed = (await client.patch(path, json={"event_types": []}, headers=key(customer))).json()
+    assert changed["event_types"] is None  # an empty list: every type
+    changed = (await client.patch(path, json={"event_types": ["order.progress"]}, headers=key(customer))).json()
+    assert changed["event_types"] == ["order.progress"]
     changed = (await client.patch(path, json={"event_types": None}, headers=key(customer))).json()
-    assert changed["event_types"] is None  # named as null: every type
+    assert changed["event_types"] is None  # null too
     bad = await client.patch(path, json={"url": "https://192.168.0.1/"}, headers=key(customer))
     assert bad.status_code == 422
     assert (await client.get(path, headers=key(customer))).json()["url"] == "https://example.com/a"

@@ -3,18 +3,21 @@ import { api, forgetCsrf, session, whenUnauthorized } from "./api/client";
 import { fetchBalance, type AppContext, type Page } from "./app";
 import { fill, h } from "./dom";
 import { exactTitle, usd } from "./format";
+import * as live from "./live";
 import { apiPage } from "./views/apipage";
 import { depositsPage } from "./views/deposits";
 import { ordersPage } from "./views/orders";
 import { paymentsPage } from "./views/payments";
 import { publicPage } from "./views/publicpages";
 import { settingsPage } from "./views/settings";
+import { webhooksPage } from "./views/webhooks";
 import { logo, signInPage } from "./views/signin";
 
 const ROUTES: { path: string; label: string; page: (context: AppContext) => Page }[] = [
   { path: "orders", label: "Orders", page: ordersPage },
   { path: "deposits", label: "Deposits", page: () => depositsPage() },
   { path: "payments", label: "Payments", page: paymentsPage },
+  { path: "webhooks", label: "Webhooks", page: webhooksPage },
   { path: "api", label: "API", page: apiPage },
   { path: "settings", label: "Settings", page: settingsPage },
 ];
@@ -166,12 +169,27 @@ async function openShell(key: string | null): Promise<void> {
     main.focus({ preventScroll: true });
   };
   window.addEventListener("hashchange", onHashChange);
+  // The balance moves with every payment: told by the live stream, else read every 15 seconds.
   const timer = window.setInterval(() => {
-    if (document.visibilityState === "visible") void context.refreshBalance();
+    if (document.visibilityState === "visible" && !live.connected()) void context.refreshBalance();
   }, BALANCE_REFRESH_MS);
+  let balanceSoon: number | undefined;
+  const stopListening = live.onEvent((event) => {
+    if (event.type !== "payment.created" && event.type !== "balance.low") return;
+    window.clearTimeout(balanceSoon);
+    balanceSoon = window.setTimeout(() => void context.refreshBalance(), 200);
+  });
+  const stopWatching = live.onConnection((up) => {
+    if (up) void context.refreshBalance(); // what moved while it was down
+  });
+  live.start();
   stopShell = () => {
     window.removeEventListener("hashchange", onHashChange);
     window.clearInterval(timer);
+    window.clearTimeout(balanceSoon);
+    stopListening();
+    stopWatching();
+    live.stop();
     page?.dispose?.();
   };
   route();

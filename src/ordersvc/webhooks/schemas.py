@@ -48,7 +48,7 @@ class WebhookEndpointPatch(BaseModel):
 
     url: str | None = Field(default=None, max_length=MAX_URL_LENGTH)
     event_types: list[EventType] | None = Field(
-        default=None, description=_EVENT_TYPES_DESCRIPTION + " Left out: unchanged."
+        default=None, description="The event types it gets; an empty list: every type. Left out: unchanged."
     )
     description: str | None = Field(default=None, max_length=MAX_DESCRIPTION)
     enabled: bool | None = Field(
@@ -61,7 +61,7 @@ class WebhookEndpointOut(BaseModel):
 
     id: str = Field(pattern=ENDPOINT_ID_PATTERN)
     url: str
-    event_types: list[EventType] | None = Field(description=_EVENT_TYPES_DESCRIPTION)
+    event_types: list[EventType] | None = Field(description="The event types it gets; null: every type.")
     description: str
     enabled: bool
     disabled_reason: str | None = Field(description="Why the service disabled it (every delivery failed for 5 days).")

@@ -97,11 +97,10 @@ def _check_description(description: str) -> str:
 
 
 def _types(event_types: list[EventType] | None) -> list[str] | None:
-    """NULL for every type; else the types named, once each, in the catalogue's order."""
-    if event_types is None:
-        return None
+    """NULL for every type (none named: left out, null or an empty list); else the types named,
+    once each, in the catalogue's order."""
     if not event_types:
-        raise InvalidParams("event_types must name at least one event type, or be null for all of them")
+        return None
     return [t.value for t in EventType if t in event_types]
 
 

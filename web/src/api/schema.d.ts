@@ -1642,6 +1642,218 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/webhook-endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List your webhook endpoints
+         * @description Every endpoint of the account, oldest first (secrets are never shown again).
+         */
+        get: operations["webhook_endpoints_list"];
+        put?: never;
+        /**
+         * Create a webhook endpoint
+         * @description A new endpoint: from now on, the account's events of the types it names are POSTed to it,
+         *     signed with its secret (Standard Webhooks). The response is the only time the secret is
+         *     shown. At most 10 endpoints per account. With an `Idempotency-Key`, a retry after a lost
+         *     answer gets the same endpoint (and secret) again, while the endpoint exists.
+         */
+        post: operations["webhook_endpoints_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{endpoint_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a webhook endpoint
+         * @description One endpoint of the account: its URL, event types, whether it is enabled (and why the
+         *     service disabled it, if it did), since when it has been failing. Its secret is never shown again.
+         */
+        get: operations["webhook_endpoints_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a webhook endpoint
+         * @description The endpoint and its deliveries go; nothing more is sent to it.
+         */
+        delete: operations["webhook_endpoints_delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a webhook endpoint
+         * @description Change what the body names: its URL, event types (null: every type), description, or
+         *     whether it is enabled. A disabled endpoint gets no events (those of the time it was disabled
+         *     are not sent later).
+         */
+        patch: operations["webhook_endpoints_update"];
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{endpoint_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook endpoint's secret
+         * @description A new signing secret, shown this once. For 24 hours the secret before signs too: every
+         *     delivery carries both signatures, so receivers can switch without losing one.
+         */
+        post: operations["webhook_endpoints_rotate_secret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{endpoint_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an endpoint's deliveries
+         * @description The endpoint's deliveries, newest first, each with its last attempt's outcome (status
+         *     code, duration, the first 1 KB of the response). Kept 30 days.
+         */
+        get: operations["webhook_deliveries_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a delivery, with every attempt
+         * @description One delivery, with every attempt: when, the HTTP status, how long it took, the first 1 KB
+         *     of the response, and why it failed.
+         */
+        get: operations["webhook_deliveries_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resend a delivery
+         * @description The delivery's event once more, as a new delivery at the end of the endpoint's queue,
+         *     with the same `webhook-id` (a delivery still being tried cannot be resent).
+         */
+        post: operations["webhook_deliveries_resend"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/webhook-endpoints/{endpoint_id}/resend-failed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resend every failed delivery
+         * @description Every failed delivery of the endpoint once more, oldest first (one already sent again and
+         *     not failed since is not sent a third time). Enable a disabled endpoint first.
+         */
+        post: operations["webhook_deliveries_resend_failed"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Follow your events live (Server-Sent Events)
+         * @description Your account's events as they happen: the same events, with the same JSON, as webhooks
+         *     get (`order.created`, `order.status_changed`, `order.progress`, `payment.created`,
+         *     `balance.low`), with an API key or the browser's session. A reconnecting `EventSource` sends
+         *     `Last-Event-ID` by itself and gets what it missed. The stream ends after 5 minutes (and when
+         *     the credentials stop being valid); reconnect to go on. At most 5 streams per account.
+         */
+        get: operations["events_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/balance/alert": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get your low-balance alert
+         * @description The threshold below which a balance change sends `balance.low` (to webhooks and the live
+         *     stream), or null when none is set.
+         */
+        get: operations["balance_alert_get"];
+        /**
+         * Set your low-balance alert
+         * @description Set the threshold of `balance.low` (or remove it, with null).
+         */
+        put: operations["balance_alert_set"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2158,6 +2370,40 @@ export interface components {
             data: components["schemas"]["AuditEntryOut"][];
             /** Has More */
             has_more: boolean;
+        };
+        /**
+         * BalanceAlertIn
+         * @example {
+         *       "threshold": "25.00"
+         *     }
+         */
+        BalanceAlertIn: {
+            /**
+             * Threshold
+             * @description A positive USD amount (`"25"`, `"25.50"`), or null to remove the alert.
+             */
+            threshold: string | null;
+        };
+        /**
+         * BalanceAlertOut
+         * @example {
+         *       "currency": "USD",
+         *       "threshold": "25.00"
+         *     }
+         */
+        BalanceAlertOut: {
+            /**
+             * Threshold
+             * @description `balance.low` is sent when a balance change takes the balance from at or above this amount to below it (once per crossing). Null: no alert.
+             * @example 125.50
+             */
+            threshold: string | null;
+            /**
+             * Currency
+             * @default USD
+             * @constant
+             */
+            currency: "USD";
         };
         /**
          * BalanceOut
@@ -2681,6 +2927,11 @@ export interface components {
             order_amount: string;
         };
         /**
+         * DeliveryStatus
+         * @enum {string}
+         */
+        DeliveryStatus: "pending" | "succeeded" | "failed";
+        /**
          * DepositAddressList
          * @example {
          *       "data": [
@@ -2789,6 +3040,11 @@ export interface components {
             /** Email */
             email: string;
         };
+        /**
+         * EventType
+         * @enum {string}
+         */
+        EventType: "order.created" | "order.status_changed" | "order.progress" | "payment.created" | "balance.low";
         /** FailRequest */
         FailRequest: {
             /** Reason */
@@ -3516,6 +3772,19 @@ export interface components {
             recovery_codes: string[];
         };
         /**
+         * ResendResult
+         * @example {
+         *       "resent": 3
+         *     }
+         */
+        ResendResult: {
+            /**
+             * Resent
+             * @description How many failed deliveries were queued again.
+             */
+            resent: number;
+        };
+        /**
          * Resent
          * @example {
          *       "queued": true
@@ -3748,6 +4017,440 @@ export interface components {
             password?: string;
         };
         /**
+         * WebhookAttemptOut
+         * @example {
+         *       "at": "2026-01-22T10:00:01Z",
+         *       "duration_ms": 84,
+         *       "error": "HTTP 500",
+         *       "response_body": "Internal Server Error",
+         *       "response_status": 500
+         *     }
+         */
+        WebhookAttemptOut: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /**
+             * Response Status
+             * @description The HTTP status it answered with; null when none came.
+             */
+            response_status: number | null;
+            /** Duration Ms */
+            duration_ms: number;
+            /**
+             * Response Body
+             * @description The first 1 KB of the response body, as text (never interpreted).
+             */
+            response_body: string | null;
+            /**
+             * Error
+             * @description Why the attempt failed (a non-2xx status, a timeout, a refused address...).
+             */
+            error: string | null;
+        };
+        /**
+         * WebhookDeliveryDetail
+         * @example {
+         *       "attempt_log": [
+         *         {
+         *           "at": "2026-01-22T10:00:01Z",
+         *           "duration_ms": 84,
+         *           "error": "HTTP 500",
+         *           "response_body": "Internal Server Error",
+         *           "response_status": 500
+         *         }
+         *       ],
+         *       "attempts": 2,
+         *       "created": "2026-01-22T10:00:00Z",
+         *       "duration_ms": 84,
+         *       "error": "HTTP 500",
+         *       "event_id": "evt_52118",
+         *       "event_type": "order.status_changed",
+         *       "id": 1042,
+         *       "last_attempt": "2026-01-22T10:00:10Z",
+         *       "next_attempt": "2026-01-22T10:00:20Z",
+         *       "response_body": "Internal Server Error",
+         *       "response_status": 500,
+         *       "status": "pending",
+         *       "resend_of": null
+         *     }
+         */
+        WebhookDeliveryDetail: {
+            /**
+             * Id
+             * @description Delivery id; also the cursor for `starting_after`.
+             */
+            id: number;
+            /**
+             * Event Id
+             * @description The event's id: the `webhook-id` header of every attempt, to deduplicate by.
+             */
+            event_id: string;
+            event_type: components["schemas"]["EventType"];
+            /** @description `pending`: to be sent (again) at `next_attempt`, after every earlier delivery of the endpoint; `succeeded`; `failed`: retried for 3 days, given up (resend it). */
+            status: components["schemas"]["DeliveryStatus"];
+            /** Attempts */
+            attempts: number;
+            /**
+             * Next Attempt
+             * Format: date-time
+             */
+            next_attempt: string | null;
+            /**
+             * Last Attempt
+             * Format: date-time
+             */
+            last_attempt: string | null;
+            /**
+             * Response Status
+             * @description The last attempt's HTTP status.
+             */
+            response_status: number | null;
+            /** Duration Ms */
+            duration_ms: number | null;
+            /**
+             * Response Body
+             * @description The first 1 KB of the last response body.
+             */
+            response_body: string | null;
+            /**
+             * Error
+             * @description Why the last attempt failed.
+             */
+            error: string | null;
+            /**
+             * Resend Of
+             * @description The delivery this one sends again.
+             */
+            resend_of: number | null;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Attempt Log
+             * @description Every attempt, oldest first.
+             */
+            attempt_log: components["schemas"]["WebhookAttemptOut"][];
+        };
+        /**
+         * WebhookDeliveryList
+         * @example {
+         *       "data": [
+         *         {
+         *           "attempts": 2,
+         *           "created": "2026-01-22T10:00:00Z",
+         *           "duration_ms": 84,
+         *           "error": "HTTP 500",
+         *           "event_id": "evt_52118",
+         *           "event_type": "order.status_changed",
+         *           "id": 1042,
+         *           "last_attempt": "2026-01-22T10:00:10Z",
+         *           "next_attempt": "2026-01-22T10:00:20Z",
+         *           "response_body": "Internal Server Error",
+         *           "response_status": 500,
+         *           "status": "pending",
+         *           "resend_of": null
+         *         }
+         *       ],
+         *       "has_more": false
+         *     }
+         */
+        WebhookDeliveryList: {
+            /**
+             * Data
+             * @description Newest first.
+             */
+            data: components["schemas"]["WebhookDeliveryOut"][];
+            /** Has More */
+            has_more: boolean;
+        };
+        /**
+         * WebhookDeliveryOut
+         * @example {
+         *       "attempts": 2,
+         *       "created": "2026-01-22T10:00:00Z",
+         *       "duration_ms": 84,
+         *       "error": "HTTP 500",
+         *       "event_id": "evt_52118",
+         *       "event_type": "order.status_changed",
+         *       "id": 1042,
+         *       "last_attempt": "2026-01-22T10:00:10Z",
+         *       "next_attempt": "2026-01-22T10:00:20Z",
+         *       "response_body": "Internal Server Error",
+         *       "response_status": 500,
+         *       "status": "pending",
+         *       "resend_of": null
+         *     }
+         */
+        WebhookDeliveryOut: {
+            /**
+             * Id
+             * @description Delivery id; also the cursor for `starting_after`.
+             */
+            id: number;
+            /**
+             * Event Id
+             * @description The event's id: the `webhook-id` header of every attempt, to deduplicate by.
+             */
+            event_id: string;
+            event_type: components["schemas"]["EventType"];
+            /** @description `pending`: to be sent (again) at `next_attempt`, after every earlier delivery of the endpoint; `succeeded`; `failed`: retried for 3 days, given up (resend it). */
+            status: components["schemas"]["DeliveryStatus"];
+            /** Attempts */
+            attempts: number;
+            /**
+             * Next Attempt
+             * Format: date-time
+             */
+            next_attempt: string | null;
+            /**
+             * Last Attempt
+             * Format: date-time
+             */
+            last_attempt: string | null;
+            /**
+             * Response Status
+             * @description The last attempt's HTTP status.
+             */
+            response_status: number | null;
+            /** Duration Ms */
+            duration_ms: number | null;
+            /**
+             * Response Body
+             * @description The first 1 KB of the last response body.
+             */
+            response_body: string | null;
+            /**
+             * Error
+             * @description Why the last attempt failed.
+             */
+            error: string | null;
+            /**
+             * Resend Of
+             * @description The delivery this one sends again.
+             */
+            resend_of: number | null;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+        };
+        /**
+         * WebhookEndpointCreated
+         * @example {
+         *       "created": "2026-01-22T10:00:00Z",
+         *       "description": "production",
+         *       "enabled": true,
+         *       "event_types": [
+         *         "order.status_changed",
+         *         "payment.created"
+         *       ],
+         *       "id": "we_4f1c2a9b7d3e8f60",
+         *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+         *       "updated": "2026-01-22T10:00:00Z",
+         *       "url": "https://example.com/hooks/ordersvc",
+         *       "disabled_reason": null,
+         *       "failing_since": null,
+         *       "previous_secret_expires": null
+         *     }
+         */
+        WebhookEndpointCreated: {
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+            /**
+             * Event Types
+             * @description The event types it gets; null: every type.
+             */
+            event_types: components["schemas"]["EventType"][] | null;
+            /** Description */
+            description: string;
+            /** Enabled */
+            enabled: boolean;
+            /**
+             * Disabled Reason
+             * @description Why the service disabled it (every delivery failed for 5 days).
+             */
+            disabled_reason: string | null;
+            /**
+             * Failing Since
+             * Format: date-time
+             * @description Since when every attempt failed; null after a success.
+             */
+            failing_since: string | null;
+            /**
+             * Previous Secret Expires
+             * Format: date-time
+             * @description After a rotation: until when the secret before signs too (both signatures are sent).
+             */
+            previous_secret_expires: string | null;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Updated
+             * Format: date-time
+             */
+            updated: string;
+            /**
+             * Secret
+             * @description The signing secret (`whsec_` and base64), shown this once: verify `webhook-signature` with it (Standard Webhooks: the `standardwebhooks` or `svix` libraries).
+             */
+            secret: string;
+        };
+        /**
+         * WebhookEndpointIn
+         * @example {
+         *       "url": "https://example.com/hooks/ordersvc"
+         *     }
+         */
+        WebhookEndpointIn: {
+            /**
+             * Url
+             * @description Where events are POSTed: an https:// URL whose host resolves to public addresses only.
+             */
+            url: string;
+            /**
+             * Event Types
+             * @description The event types it gets; null (the default) for every type, today's and those added later.
+             */
+            event_types?: components["schemas"]["EventType"][];
+            /**
+             * Description
+             * @default
+             */
+            description: string;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled: boolean;
+        };
+        /**
+         * WebhookEndpointList
+         * @example {
+         *       "data": [
+         *         {
+         *           "created": "2026-01-22T10:00:00Z",
+         *           "description": "production",
+         *           "enabled": true,
+         *           "event_types": [
+         *             "order.status_changed",
+         *             "payment.created"
+         *           ],
+         *           "id": "we_4f1c2a9b7d3e8f60",
+         *           "updated": "2026-01-22T10:00:00Z",
+         *           "url": "https://example.com/hooks/ordersvc",
+         *           "disabled_reason": null,
+         *           "failing_since": null,
+         *           "previous_secret_expires": null
+         *         }
+         *       ]
+         *     }
+         */
+        WebhookEndpointList: {
+            /**
+             * Data
+             * @description Oldest first (at most 10).
+             */
+            data: components["schemas"]["WebhookEndpointOut"][];
+        };
+        /**
+         * WebhookEndpointOut
+         * @example {
+         *       "created": "2026-01-22T10:00:00Z",
+         *       "description": "production",
+         *       "enabled": true,
+         *       "event_types": [
+         *         "order.status_changed",
+         *         "payment.created"
+         *       ],
+         *       "id": "we_4f1c2a9b7d3e8f60",
+         *       "updated": "2026-01-22T10:00:00Z",
+         *       "url": "https://example.com/hooks/ordersvc",
+         *       "disabled_reason": null,
+         *       "failing_since": null,
+         *       "previous_secret_expires": null
+         *     }
+         */
+        WebhookEndpointOut: {
+            /** Id */
+            id: string;
+            /** Url */
+            url: string;
+            /**
+             * Event Types
+             * @description The event types it gets; null: every type.
+             */
+            event_types: components["schemas"]["EventType"][] | null;
+            /** Description */
+            description: string;
+            /** Enabled */
+            enabled: boolean;
+            /**
+             * Disabled Reason
+             * @description Why the service disabled it (every delivery failed for 5 days).
+             */
+            disabled_reason: string | null;
+            /**
+             * Failing Since
+             * Format: date-time
+             * @description Since when every attempt failed; null after a success.
+             */
+            failing_since: string | null;
+            /**
+             * Previous Secret Expires
+             * Format: date-time
+             * @description After a rotation: until when the secret before signs too (both signatures are sent).
+             */
+            previous_secret_expires: string | null;
+            /**
+             * Created
+             * Format: date-time
+             */
+            created: string;
+            /**
+             * Updated
+             * Format: date-time
+             */
+            updated: string;
+        };
+        /**
+         * WebhookEndpointPatch
+         * @example {
+         *       "enabled": true
+         *     }
+         * @example {
+         *       "event_types": [
+         *         "order.progress"
+         *       ]
+         *     }
+         */
+        WebhookEndpointPatch: {
+            /** Url */
+            url?: string;
+            /**
+             * Event Types
+             * @description The event types it gets; an empty list: every type. Left out: unchanged.
+             */
+            event_types?: components["schemas"]["EventType"][];
+            /** Description */
+            description?: string;
+            /**
+             * Enabled
+             * @description Enabling an endpoint that was disabled for failing starts its failing period anew.
+             */
+            enabled?: boolean;
+        };
+        /**
          * WorkStateOut
          * @example {
          *       "delivered": 2500,
@@ -3848,7 +4551,7 @@ export interface components {
          * @description Every problem `code`; `GET /problems/{code}` explains each one.
          * @enum {string}
          */
-        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "consent_not_waiting" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "customer_not_found" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "exports_busy" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_operator_link" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_role" | "invalid_text" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "last_admin" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "operator_exists" | "operator_not_found" | "operator_role_forbidden" | "operator_session_required" | "operator_sign_in_failed" | "opt_out_is_final" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "reason_required" | "recipient_opted_out" | "service_unavailable" | "timeout" | "too_many_attempts" | "too_many_exports" | "totp_already_enabled" | "totp_already_enrolled" | "totp_enrolment_required" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "worker_exists" | "wrong_password";
+        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "consent_not_waiting" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "customer_not_found" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "exports_busy" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_operator_link" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_role" | "invalid_text" | "invalid_threshold" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "invalid_webhook_url" | "last_admin" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "operator_exists" | "operator_not_found" | "operator_role_forbidden" | "operator_session_required" | "operator_sign_in_failed" | "opt_out_is_final" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "reason_required" | "recipient_opted_out" | "service_unavailable" | "streams_busy" | "timeout" | "too_many_attempts" | "too_many_exports" | "too_many_streams" | "too_many_webhook_endpoints" | "totp_already_enabled" | "totp_already_enrolled" | "totp_enrolment_required" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "webhook_delivery_not_found" | "webhook_delivery_pending" | "webhook_endpoint_not_found" | "worker_exists" | "wrong_password";
     };
     responses: never;
     parameters: never;
@@ -13236,6 +13939,1617 @@ export interface operations {
             422: {
                 headers: {
                     "X-Request-ID": components["headers"]["X-Request-ID"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_endpoints_list: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "created": "2026-01-22T10:00:00Z",
+                     *           "description": "production",
+                     *           "enabled": true,
+                     *           "event_types": [
+                     *             "order.status_changed",
+                     *             "payment.created"
+                     *           ],
+                     *           "id": "we_4f1c2a9b7d3e8f60",
+                     *           "updated": "2026-01-22T10:00:00Z",
+                     *           "url": "https://example.com/hooks/ordersvc",
+                     *           "disabled_reason": null,
+                     *           "failing_since": null,
+                     *           "previous_secret_expires": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_endpoints_create: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointIn"];
+            };
+        };
+        responses: {
+            /** @description The endpoint, with its secret, or replayed. */
+            201: {
+                headers: {
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
+                    "Idempotent-Replayed"?: "true";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "description": "production",
+                     *       "enabled": true,
+                     *       "event_types": [
+                     *         "order.status_changed",
+                     *         "payment.created"
+                     *       ],
+                     *       "id": "we_4f1c2a9b7d3e8f60",
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                     *       "updated": "2026-01-22T10:00:00Z",
+                     *       "url": "https://example.com/hooks/ordersvc",
+                     *       "disabled_reason": null,
+                     *       "failing_since": null,
+                     *       "previous_secret_expires": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointCreated"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `too_many_webhook_endpoints`: Webhook endpoint limit reached.
+             *     - `idempotency_conflict`: Idempotency key reused.
+             */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_webhook_url`: Webhook URL refused.
+             *     - `invalid_params`: Invalid parameters.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_endpoints_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id (`we_` and 16 hex characters). */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "description": "production",
+                     *       "enabled": true,
+                     *       "event_types": [
+                     *         "order.status_changed",
+                     *         "payment.created"
+                     *       ],
+                     *       "id": "we_4f1c2a9b7d3e8f60",
+                     *       "updated": "2026-01-22T10:00:00Z",
+                     *       "url": "https://example.com/hooks/ordersvc",
+                     *       "disabled_reason": null,
+                     *       "failing_since": null,
+                     *       "previous_secret_expires": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `webhook_endpoint_not_found`: No such webhook endpoint. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_endpoints_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id (`we_` and 16 hex characters). */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `webhook_endpoint_not_found`: No such webhook endpoint. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_endpoints_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id (`we_` and 16 hex characters). */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookEndpointPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "description": "production",
+                     *       "enabled": true,
+                     *       "event_types": [
+                     *         "order.status_changed",
+                     *         "payment.created"
+                     *       ],
+                     *       "id": "we_4f1c2a9b7d3e8f60",
+                     *       "updated": "2026-01-22T10:00:00Z",
+                     *       "url": "https://example.com/hooks/ordersvc",
+                     *       "disabled_reason": null,
+                     *       "failing_since": null,
+                     *       "previous_secret_expires": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `webhook_endpoint_not_found`: No such webhook endpoint. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_webhook_url`: Webhook URL refused.
+             *     - `invalid_params`: Invalid parameters.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_endpoints_rotate_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id (`we_` and 16 hex characters). */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "description": "production",
+                     *       "enabled": true,
+                     *       "event_types": [
+                     *         "order.status_changed",
+                     *         "payment.created"
+                     *       ],
+                     *       "id": "we_4f1c2a9b7d3e8f60",
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                     *       "updated": "2026-01-22T10:00:00Z",
+                     *       "url": "https://example.com/hooks/ordersvc",
+                     *       "disabled_reason": null,
+                     *       "failing_since": null,
+                     *       "previous_secret_expires": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookEndpointCreated"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `webhook_endpoint_not_found`: No such webhook endpoint. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_deliveries_list: {
+        parameters: {
+            query?: {
+                /** @description Page size. */
+                limit?: number;
+                /** @description A delivery id: return older deliveries than it. */
+                starting_after?: number;
+                /** @description Only deliveries in this status. */
+                status?: components["schemas"]["DeliveryStatus"];
+            };
+            header?: never;
+            path: {
+                /** @description The endpoint's id (`we_` and 16 hex characters). */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "attempts": 2,
+                     *           "created": "2026-01-22T10:00:00Z",
+                     *           "duration_ms": 84,
+                     *           "error": "HTTP 500",
+                     *           "event_id": "evt_52118",
+                     *           "event_type": "order.status_changed",
+                     *           "id": 1042,
+                     *           "last_attempt": "2026-01-22T10:00:10Z",
+                     *           "next_attempt": "2026-01-22T10:00:20Z",
+                     *           "response_body": "Internal Server Error",
+                     *           "response_status": 500,
+                     *           "status": "pending",
+                     *           "resend_of": null
+                     *         }
+                     *       ],
+                     *       "has_more": false
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDeliveryList"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `webhook_endpoint_not_found`: No such webhook endpoint. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_deliveries_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id (`we_` and 16 hex characters). */
+                endpoint_id: string;
+                /** @description The delivery's id. */
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "attempt_log": [
+                     *         {
+                     *           "at": "2026-01-22T10:00:01Z",
+                     *           "duration_ms": 84,
+                     *           "error": "HTTP 500",
+                     *           "response_body": "Internal Server Error",
+                     *           "response_status": 500
+                     *         }
+                     *       ],
+                     *       "attempts": 2,
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "duration_ms": 84,
+                     *       "error": "HTTP 500",
+                     *       "event_id": "evt_52118",
+                     *       "event_type": "order.status_changed",
+                     *       "id": 1042,
+                     *       "last_attempt": "2026-01-22T10:00:10Z",
+                     *       "next_attempt": "2026-01-22T10:00:20Z",
+                     *       "response_body": "Internal Server Error",
+                     *       "response_status": 500,
+                     *       "status": "pending",
+                     *       "resend_of": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDeliveryDetail"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `webhook_endpoint_not_found`: No such webhook endpoint.
+             *     - `webhook_delivery_not_found`: No such webhook delivery.
+             */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_deliveries_resend: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id (`we_` and 16 hex characters). */
+                endpoint_id: string;
+                /** @description The delivery's id. */
+                delivery_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "attempts": 2,
+                     *       "created": "2026-01-22T10:00:00Z",
+                     *       "duration_ms": 84,
+                     *       "error": "HTTP 500",
+                     *       "event_id": "evt_52118",
+                     *       "event_type": "order.status_changed",
+                     *       "id": 1042,
+                     *       "last_attempt": "2026-01-22T10:00:10Z",
+                     *       "next_attempt": "2026-01-22T10:00:20Z",
+                     *       "response_body": "Internal Server Error",
+                     *       "response_status": 500,
+                     *       "status": "pending",
+                     *       "resend_of": null
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDeliveryOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `webhook_endpoint_not_found`: No such webhook endpoint.
+             *     - `webhook_delivery_not_found`: No such webhook delivery.
+             */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `webhook_delivery_pending`: Delivery still being tried. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    webhook_deliveries_resend_failed: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The endpoint's id (`we_` and 16 hex characters). */
+                endpoint_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "resent": 3
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ResendResult"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `webhook_endpoint_not_found`: No such webhook endpoint. */
+            404: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    events_stream: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The last event id received: the stream starts with the events after it (up to an hour back). */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A `text/event-stream`: each event as `id`, `event` (its type) and `data` (the event's JSON, as a webhook carries it), and a comment every 15 seconds. */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `validation_error`: Request not valid. */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `rate_limited`: Rate limit reached.
+             *     - `too_many_streams`: Too many live event streams.
+             */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             *     - `streams_busy`: Live event capacity in use.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    balance_alert_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "currency": "USD",
+                     *       "threshold": "25.00"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BalanceAlertOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    balance_alert_set: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BalanceAlertIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "currency": "USD",
+                     *       "threshold": "25.00"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["BalanceAlertOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_threshold`: Invalid alert threshold.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
                     [name: string]: unknown;
                 };
                 content: {

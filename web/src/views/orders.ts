@@ -3,6 +3,7 @@ import type { AppContext, Page } from "../app";
 import { fill, h } from "../dom";
 import { exactTitle, formatMills, moneyElement, timeElement, usd } from "../format";
 import { MAX_QUANTITY, MIN_QUANTITY, QUANTITY_ERROR } from "../limits";
+import * as live from "../live";
 import { messageSlot, PagedTable } from "../ui";
 
 type Order = Schemas["OrderOut"];
@@ -127,11 +128,27 @@ export function ordersPage(context: AppContext): Page {
   // The first page once the balance is known: an empty table on an empty balance says how to
   // add funds first.
   void (context.balance() === null ? context.refreshBalance() : Promise.resolve()).finally(() => table.first());
-  // Progress moves while workers deliver. The refresh waits while the keyboard focus is in the
-  // table or the cancel dialog is open, so that nothing is pulled from under the user.
+  // Statuses and progress move while workers deliver: the live stream tells each change (the
+  // table is read again), and while it is down the table is read every 10 seconds. A refresh
+  // waits while the keyboard focus is in the table or the cancel dialog is open, so that nothing
+  // is pulled from under the user; what it held back comes at the next event or tick.
+  const quiet = (): boolean => !table.hasFocus() && !cancelDialog.element.open;
+  let behind = false;
+  let soon: number | undefined;
   const timer = window.setInterval(() => {
-    if (document.visibilityState === "visible" && !table.hasFocus() && !cancelDialog.element.open) void table.refresh();
+    if (document.visibilityState === "visible" && quiet() && (behind || !live.connected())) {
+      behind = false;
+      void table.refresh();
+    }
   }, REFRESH_MS);
+  const stopListening = live.onEvent((event) => {
+    if (!event.type.startsWith("order.")) return;
+    window.clearTimeout(soon);
+    soon = window.setTimeout(() => {
+      if (quiet()) void table.refresh();
+      else behind = true;
+    }, 150);
+  });
 
   const element = h(
     "div",
@@ -147,7 +164,15 @@ export function ordersPage(context: AppContext): Page {
     ),
     cancelDialog.element,
   );
-  return { title: "Orders", element, dispose: () => window.clearInterval(timer) };
+  return {
+    title: "Orders",
+    element,
+    dispose: () => {
+      window.clearInterval(timer);
+      window.clearTimeout(soon);
+      stopListening();
+    },
+  };
 }
 
 function orderForm(context: AppContext, placed: (order: Order) => Promise<void>): HTMLFormElement {
