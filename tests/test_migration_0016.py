@@ -3,9 +3,8 @@ back what 0015 installed exactly, and an upgrade again."""
 
 from __future__ import annotations
 
-from ordersvc import db_functions
 from tests.test_migration_0012 import migrate, scratch_database
-from tests.test_migration_0015 import as_of, installed
+from tests.test_migration_0015 import AT_0014, as_of, installed
 
 __all__ = ["scratch_database"]  # the fixture
 
@@ -29,9 +28,10 @@ def test_up_down_and_up_again(scratch_database: str) -> None:
         assert "plan_cache_mode=force_generic_plan" in (now[name][1] or [])
     assert now["ordersvc_place_orders"][1] == ["enable_seqscan=off", "plan_cache_mode=force_generic_plan"]
     # The others are as 0014 froze them; the files match what the head installs.
-    for function in db_functions.FUNCTIONS:
-        if function.name not in CHANGED:
-            assert now[function.name] == as_of({}, function.name)
+    assert sorted(now) == AT_0014
+    for name in AT_0014:
+        if name not in CHANGED:
+            assert now[name] == as_of({}, name)
 
     migrate(url, BEFORE, down=True)
     back = installed(url)

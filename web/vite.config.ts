@@ -8,6 +8,13 @@ if (!Number.isInteger(quantity.minimum) || !Number.isInteger(quantity.maximum)) 
   throw new Error("openapi.json: OrderCreate.quantity has no integer minimum and maximum");
 }
 
+// Text lengths of a webhook endpoint, as `WebhookEndpointIn` states them.
+const endpoint = openapi.components.schemas.WebhookEndpointIn.properties;
+const webhookLimits = { url: endpoint.url.maxLength, description: endpoint.description.maxLength };
+if (!Number.isInteger(webhookLimits.url) || !Number.isInteger(webhookLimits.description)) {
+  throw new Error("openapi.json: WebhookEndpointIn.url and .description have no integer maxLength");
+}
+
 // The API reference (`/docs`): Swagger UI's own files from npm (swagger-ui-dist) and our start
 // script, copied next to the bundle so that the service serves them itself, without a CDN.
 const OUT_DIR = "../src/ordersvc/dashboard/static";
@@ -30,7 +37,10 @@ function apiReference(): Plugin {
 export default defineConfig({
   base: "/",
   plugins: [apiReference()],
-  define: { __ORDER_QUANTITY__: JSON.stringify({ minimum: quantity.minimum, maximum: quantity.maximum }) },
+  define: {
+    __ORDER_QUANTITY__: JSON.stringify({ minimum: quantity.minimum, maximum: quantity.maximum }),
+    __WEBHOOK_LIMITS__: JSON.stringify(webhookLimits),
+  },
   build: {
     outDir: OUT_DIR,
     emptyOutDir: true,

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     # Development only: endpoints on this machine (http:// and https:// to loopback addresses).
     # Every other private, loopback, link-local, multicast or metadata address is always refused.
     webhooks_allow_loopback: bool = False
+    # How long one live event stream lasts before the server ends it (the client reconnects with
+    # Last-Event-ID): below a proxy's read timeout, and short enough that a draining server is free.
+    events_stream_seconds: float = Field(default=300.0, ge=1, le=3600)
 
     # Connection pool per server process: at most pool_size + max_overflow connections; a request
     # waits up to pool_timeout seconds for one.

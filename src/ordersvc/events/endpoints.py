@@ -74,6 +74,7 @@ async def events_stream(
         last_event_id=last_event_id,
         still_allowed=still_allowed,
         disconnected=request.is_disconnected,
+        max_seconds=request.app.state.settings.events_stream_seconds,
     )
     first = await anext(frames)  # subscribes now: too many streams is a 429, not a broken stream
 

@@ -9,8 +9,9 @@ order path's commits; nor Redis, which would have to be told in the order's tran
 
 A stream starts with what the account missed since `Last-Event-ID` (at most RESUME_WINDOW back),
 sends a comment every HEARTBEAT_SECONDS, checks the caller's credentials again every
-RECHECK_SECONDS (a revoked key or ended session ends the stream), and ends after MAX_STREAM_SECONDS
-(the browser reconnects with `Last-Event-ID`, and a draining server is not held open)."""
+RECHECK_SECONDS (a revoked key or ended session ends the stream), and ends after `max_seconds`
+(`ORDERSVC_EVENTS_STREAM_SECONDS`, 5 minutes: the browser reconnects with `Last-Event-ID`, and a
+draining server is not held open)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ logger = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
 HEARTBEAT_SECONDS = 15.0
 RECHECK_SECONDS = 60.0
-MAX_STREAM_SECONDS = 300.0
 RESUME_WINDOW = timedelta(hours=1)
 RESUME_LIMIT = 1000
 RETRY_MS = 3000
@@ -148,6 +148,7 @@ async def stream(
     last_event_id: str | None,
     still_allowed: Callable[[], Awaitable[bool]],
     disconnected: Callable[[], Awaitable[bool]],
+    max_seconds: float,
 ) -> AsyncIterator[str]:
     """The frames of one stream. Subscribed before the backlog is read, so nothing committed in
     between is missed; what both hold is sent once."""
@@ -168,11 +169,12 @@ async def stream(
                 if (body := rendered.get(event.id)) is not None:
                     sent.add(event.id)
                     yield _frame(Rendered(event.id, event.type, events.dumps(body)))
-        while loop.time() - started < MAX_STREAM_SECONDS:
+        while loop.time() - started < max_seconds:
             try:
-                item = await asyncio.wait_for(subscription.queue.get(), timeout=HEARTBEAT_SECONDS)
+                left = max(0.0, started + max_seconds - loop.time())
+                item = await asyncio.wait_for(subscription.queue.get(), timeout=min(HEARTBEAT_SECONDS, left))
             except TimeoutError:
-                if await disconnected():
+                if loop.time() - started >= max_seconds or await disconnected():
                     return
                 yield ": heartbeat\n\n"
             else:

@@ -2,6 +2,7 @@ import { api, problemText, type Schemas } from "../api/client";
 import type { AppContext, Page } from "../app";
 import { fill, h, type Child } from "../dom";
 import { timeElement, usd } from "../format";
+import { WEBHOOK_DESCRIPTION_MAX_LENGTH, WEBHOOK_URL_MAX_LENGTH } from "../limits";
 import { copyButton, messageSlot } from "../ui";
 
 type Endpoint = Schemas["WebhookEndpointOut"];
@@ -31,7 +32,7 @@ export function webhooksPage(_context: AppContext): Page {
 function endpointsCard(): HTMLElement {
   const message = messageSlot();
   const list = h("div", { class: "stack", id: "webhook-endpoints" });
-  const url = h("input", { id: "webhook-url", name: "url", type: "url", required: true, placeholder: "https://example.com/hooks/ordersvc", autocomplete: "off" });
+  const url = h("input", { id: "webhook-url", name: "url", type: "url", required: true, placeholder: "https://example.com/hooks/ordersvc", autocomplete: "off", maxlength: WEBHOOK_URL_MAX_LENGTH });
   const boxes = EVENT_TYPES.map(({ type }) => h("input", { type: "checkbox", name: "event_types", value: type, id: `webhook-type-${type}` }));
   const types = h(
     "fieldset",
@@ -41,7 +42,7 @@ function endpointsCard(): HTMLElement {
       h("div", { class: "checkbox" }, boxes[i], h("label", { for: `webhook-type-${type}` }, h("code", null, type), " ", h("span", { class: "muted" }, help))),
     ),
   );
-  const description = h("input", { id: "webhook-description", name: "description", type: "text", maxlength: 500, autocomplete: "off" });
+  const description = h("input", { id: "webhook-description", name: "description", type: "text", maxlength: WEBHOOK_DESCRIPTION_MAX_LENGTH, autocomplete: "off" });
   const create = h("button", { type: "submit", class: "button primary", id: "create-webhook" }, "Add endpoint");
   const form = h(
     "form",
