@@ -116,6 +116,12 @@ def upgrade() -> None:
         ["endpoint_id", "id"],
         postgresql_where=sa.text("status = 'pending'"),
     )
+    op.create_index(
+        "ix_webhook_deliveries_resends",
+        "webhook_deliveries",
+        ["event_id"],
+        postgresql_where=sa.text("resend_of IS NOT NULL"),
+    )
     op.create_table(
         "webhook_attempts",
         sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),

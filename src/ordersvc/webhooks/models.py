@@ -60,6 +60,8 @@ class WebhookDelivery(SQLModel, table=True):
         sa.Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
         # Each endpoint's queue, in order.
         sa.Index("ix_webhook_deliveries_pending", "endpoint_id", "id", postgresql_where=sa.text("status = 'pending'")),
+        # Resends are younger than their events: the prune finds those whose event went.
+        sa.Index("ix_webhook_deliveries_resends", "event_id", postgresql_where=sa.text("resend_of IS NOT NULL")),
         sa.CheckConstraint("status IN ('pending', 'succeeded', 'failed')", name="delivery_status_is_known"),
     )
 

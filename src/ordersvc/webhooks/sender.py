@@ -14,10 +14,10 @@ which may hold the customer's own token."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 import time
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -79,20 +79,19 @@ class Sender:
         host = parts.hostname or ""
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
-            address = await addresses.resolve(host, port, allow_loopback=self.allow_loopback, resolver=self.resolver)
-        except addresses.AddressRefused as exc:
-            return done(None, None, str(exc))
-        pinned = f"[{address}]" if ":" in address else address
-        target = urlunsplit((parts.scheme, f"{pinned}:{port}", parts.path or "/", parts.query, ""))
-        request_headers = {
-            **headers,
-            "Host": _host_header(host, parts.port, parts.scheme),
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-        }
-        extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        try:
-            async with asyncio.timeout(TIMEOUT_SECONDS):
+            async with asyncio.timeout(TIMEOUT_SECONDS):  # from the look-up to the response's first 1 KB
+                address = await addresses.resolve(
+                    host, port, allow_loopback=self.allow_loopback, resolver=self.resolver
+                )
+                pinned = f"[{address}]" if ":" in address else address
+                target = urlunsplit((parts.scheme, f"{pinned}:{port}", parts.path or "/", parts.query, ""))
+                request_headers = {
+                    **headers,
+                    "Host": _host_header(host, parts.port, parts.scheme),
+                    "Content-Type": "application/json",
+                    "User-Agent": USER_AGENT,
+                }
+                extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
                 request = self._client.build_request(
                     "POST", target, headers=request_headers, content=body, extensions=extensions
                 )
@@ -105,41 +104,54 @@ class Sender:
                             break
                 finally:
                     await response.aclose()
+        except addresses.AddressRefused as exc:
+            logger.info("webhook delivery refused: %s", exc.detail)
+            return done(None, None, str(exc))
         except TimeoutError:
             return done(None, None, f"no answer within {TIMEOUT_SECONDS:g} seconds")
         except httpx.HTTPError as exc:
             return done(None, None, f"{type(exc).__name__}: {exc}"[:500])
+        except Exception as exc:  # whatever else sending raised is this attempt's failure, not the sender's
+            logger.warning("webhook delivery failed unexpectedly", exc_info=True)
+            return done(None, None, f"could not be sent ({type(exc).__name__})")
         text = bytes(kept[: webhooks.RESPONSE_KEPT_BYTES]).decode("utf-8", errors="replace")
         if 200 <= response.status_code < 300:
             return done(response.status_code, text, None)
         return done(response.status_code, text, f"HTTP {response.status_code}")
 
 
+async def _attempt(
+    keys: Keyring, sender: Sender, due: webhooks.Due, rendered: dict[str, Any] | None
+) -> webhooks.Outcome:
+    """One attempt at the head delivery: what it came to, whatever went wrong (a delivery that
+    cannot be sent is a failed attempt, retried and in the end failed, never a stuck queue)."""
+    if rendered is None:  # what it names was deleted (never happens to orders or payments)
+        return webhooks.Outcome(None, 0, None, "the event's object no longer exists")
+    try:
+        signers = webhooks.signing_secrets(keys, due.endpoint, utc_now())
+    except UnsealError:
+        signers = []
+    if not signers:  # sealed under a service secret key no longer configured
+        return webhooks.Outcome(None, 0, None, "the signing secret cannot be opened: rotate it")
+    body = events.dumps(rendered).encode()
+    headers = signing.headers(signers, rendered["id"], int(time.time()), body)
+    return await sender.post(due.endpoint.url, headers, body)
+
+
 async def _deliver_endpoint(
-    maker: async_sessionmaker[AsyncSession], settings: Settings, keys: Keyring, sender: Sender, endpoint_id: int
+    maker: async_sessionmaker[AsyncSession], settings: Settings, keys: Keyring, sender: Sender, lease: webhooks.Lease
 ) -> int:
     """The endpoint's due deliveries, in order, until one fails or the round's time is up."""
     sent = 0
     started = time.monotonic()
     try:
         while time.monotonic() - started < ENDPOINT_ROUND_SECONDS:
-            async with maker() as session:
-                due = await webhooks.head(session, endpoint_id=endpoint_id)
+            async with maker.begin() as session:
+                due = await webhooks.head(session, endpoint_id=lease.endpoint_id)
                 if due is None:
                     break
                 rendered = (await events.render(session, [due.event])).get(due.event.id)
-                try:
-                    signers = webhooks.signing_secrets(keys, due.endpoint, utc_now())
-                except UnsealError:
-                    signers = []
-            if rendered is None:  # what it names was deleted (never happens to orders or payments)
-                outcome = webhooks.Outcome(None, 0, None, "the event's object no longer exists")
-            elif not signers:  # sealed under a service secret key no longer configured
-                outcome = webhooks.Outcome(None, 0, None, "the signing secret cannot be opened: rotate it")
-            else:
-                body = events.dumps(rendered).encode()
-                headers = signing.headers(signers, rendered["id"], int(time.time()), body)
-                outcome = await sender.post(due.endpoint.url, headers, body)
+            outcome = await _attempt(keys, sender, due, rendered)
             async with maker.begin() as session:
                 recorded = await webhooks.record(
                     session,
@@ -164,29 +176,43 @@ async def _deliver_endpoint(
             sent += 1
     finally:
         async with maker.begin() as session:
-            await webhooks.release(session, endpoint_id=endpoint_id)
+            await webhooks.release(session, lease=lease)
     return sent
 
 
-async def run_round(maker: async_sessionmaker[AsyncSession], settings: Settings, keys: Keyring, sender: Sender) -> int:
-    """Dispatch, then deliver to every endpoint that has something due. Returns deliveries that succeeded."""
+async def _dispatch(maker: async_sessionmaker[AsyncSession]) -> None:
     for _ in range(DISPATCH_BATCHES):  # caught up, or another sender is dispatching
         async with maker.begin() as session:
             dispatched = await webhooks.dispatch(session, limit=DISPATCH_BATCH)
         if dispatched is None or dispatched.read < DISPATCH_BATCH:
             break
+
+
+async def _claim(maker: async_sessionmaker[AsyncSession], limit: int) -> list[webhooks.Lease]:
     async with maker.begin() as session:
-        endpoint_ids = await webhooks.claim_endpoints(session, limit=CONCURRENCY)
-    if not endpoint_ids:
+        return await webhooks.claim_endpoints(session, limit=limit)
+
+
+def _sent(task: asyncio.Task[int]) -> int:
+    if task.cancelled():
         return 0
-    results = await asyncio.gather(
-        *(_deliver_endpoint(maker, settings, keys, sender, endpoint_id) for endpoint_id in endpoint_ids),
-        return_exceptions=True,
-    )
-    for result in results:
-        if isinstance(result, BaseException):
-            logger.error("webhook delivery round failed", exc_info=result)
-    return sum(r for r in results if isinstance(r, int))
+    if (error := task.exception()) is not None:
+        logger.error("webhook delivery to an endpoint failed", exc_info=error)
+        return 0
+    return task.result()
+
+
+async def run_round(maker: async_sessionmaker[AsyncSession], settings: Settings, keys: Keyring, sender: Sender) -> int:
+    """Dispatch, then deliver to the endpoints that have something due (up to CONCURRENCY of
+    them), and wait for all. Returns deliveries that succeeded. (`ordersvc webhooks --once`
+    and tests; `run` keeps its slots filled instead.)"""
+    await _dispatch(maker)
+    leases = await _claim(maker, CONCURRENCY)
+    if not leases:
+        return 0
+    tasks = [asyncio.create_task(_deliver_endpoint(maker, settings, keys, sender, lease)) for lease in leases]
+    await asyncio.wait(tasks)
+    return sum(_sent(task) for task in tasks)
 
 
 # Events and deliveries past retention go once an hour.
@@ -200,26 +226,38 @@ async def run(
     *,
     resolver: addresses.Resolver = addresses.system_resolver,
 ) -> None:
-    """Until `stop` is set: a round every `webhooks_interval_seconds` (at once again after a
-    round that sent something)."""
+    """Until `stop` is set: CONCURRENCY endpoints delivered to at once, each slot filled again as
+    soon as its endpoint is done (a slow receiver holds one slot, not the round); a dispatch and
+    a claim every `webhooks_interval_seconds`, and whenever a slot frees up."""
     keys = keyring(settings)
     sender = Sender(allow_loopback=settings.webhooks_allow_loopback, resolver=resolver)
     loop = asyncio.get_running_loop()
     prune_at = loop.time()
+    busy: set[asyncio.Task[int]] = set()
     try:
         while not stop.is_set():
-            sent = 0
             try:
-                sent = await run_round(maker, settings, keys, sender)
+                await _dispatch(maker)
+                if free := CONCURRENCY - len(busy):
+                    for lease in await _claim(maker, free):
+                        busy.add(asyncio.create_task(_deliver_endpoint(maker, settings, keys, sender, lease)))
                 if loop.time() >= prune_at:
                     prune_at = loop.time() + PRUNE_INTERVAL_SECONDS
                     async with maker.begin() as session:
                         await webhooks.prune(session)
             except Exception:
                 logger.exception("webhook round failed; retrying")
-            if sent:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=settings.webhooks_interval_seconds)
+            stopping = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait(
+                {*busy, stopping}, timeout=settings.webhooks_interval_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            stopping.cancel()
+            for task in done - {stopping}:
+                busy.discard(task)
+                _sent(task)
     finally:
+        if busy:  # each releases its lease as it ends
+            for task in busy:
+                task.cancel()
+            await asyncio.wait(busy)
         await sender.aclose()

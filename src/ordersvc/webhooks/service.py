@@ -66,7 +66,10 @@ class InvalidEndpointUrl(InvalidParams):
 
 class DeliveryNotResendable(Conflict):
     code = "webhook_delivery_pending"
-    message = "This delivery is still being tried: it cannot be resent until it succeeds or fails."
+    message = (
+        "This delivery, or a resend of its event, is still being tried: it cannot be resent until that "
+        "succeeds or fails."
+    )
 
 
 def _seal(keys: Keyring, endpoint_public_id: str, secret: str) -> str:
@@ -291,6 +294,15 @@ async def resend(session: AsyncSession, *, account_id: int, endpoint_public_id: 
     )
     if view.delivery.status == DeliveryStatus.PENDING:
         raise DeliveryNotResendable()
+    queued_again = await session.scalar(
+        sa.select(sa.literal(True)).where(
+            col(WebhookDelivery.endpoint_id) == view.delivery.endpoint_id,
+            col(WebhookDelivery.event_id) == view.delivery.event_id,
+            col(WebhookDelivery.status) == DeliveryStatus.PENDING.value,
+        )
+    )
+    if queued_again:  # one resend of an event at a time
+        raise DeliveryNotResendable()
     again = WebhookDelivery(
         endpoint_id=view.delivery.endpoint_id,
         event_id=view.delivery.event_id,
@@ -379,47 +391,77 @@ class Due:
 
 
 LEASE = timedelta(seconds=60)
+# Endpoints of one account leased at once, by all senders together.
+PER_ACCOUNT = 4
 
 
-async def claim_endpoints(session: AsyncSession, *, limit: int) -> list[int]:
+@dataclass(frozen=True, slots=True)
+class Lease:
+    endpoint_id: int
+    until: datetime
+
+
+async def claim_endpoints(session: AsyncSession, *, limit: int, per_account: int = PER_ACCOUNT) -> list[Lease]:
     """Endpoints whose queue's head is due, leased to this sender (one sender per endpoint, so
-    each is delivered to in order); the lease runs out if the sender dies."""
+    each is delivered to in order; the lease runs out if the sender dies). The least recently
+    served first (a released lease is the time it was served), and at most `per_account` of one
+    account's endpoints leased at once, so that a customer whose receivers are slow takes a
+    share of the senders, not all of them."""
     result = await session.execute(
         sa.text(
-            "UPDATE webhook_endpoints w SET lease_until = clock_timestamp() + CAST(:lease AS interval)"
-            " WHERE w.id IN ("
-            "  SELECT e.id FROM webhook_endpoints e"
+            "WITH candidates AS ("
+            "  SELECT e.id, e.account_id, coalesce(e.lease_until, '-infinity') AS served, h.next_attempt_at"
+            "  FROM webhook_endpoints e"
             "  CROSS JOIN LATERAL (SELECT d.next_attempt_at FROM webhook_deliveries d"
             "                      WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.id LIMIT 1) h"
             "  WHERE e.enabled AND coalesce(e.lease_until, '-infinity') < clock_timestamp()"
             "    AND h.next_attempt_at <= clock_timestamp()"
-            "  ORDER BY h.next_attempt_at LIMIT :limit FOR UPDATE OF e SKIP LOCKED)"
-            " RETURNING w.id"
+            "  ORDER BY served, h.next_attempt_at LIMIT :scan FOR UPDATE OF e SKIP LOCKED"
+            "), ranked AS ("
+            "  SELECT c.id, c.served, c.next_attempt_at,"
+            "    row_number() OVER (PARTITION BY c.account_id ORDER BY c.served, c.next_attempt_at)"
+            "    + (SELECT count(*) FROM webhook_endpoints x"
+            "       WHERE x.account_id = c.account_id AND x.lease_until > clock_timestamp()) AS busy"
+            "  FROM candidates c"
+            ")"
+            " UPDATE webhook_endpoints w SET lease_until = clock_timestamp() + CAST(:lease AS interval)"
+            " FROM (SELECT id FROM ranked WHERE busy <= :per_account"
+            "       ORDER BY served, next_attempt_at LIMIT :limit) chosen"
+            " WHERE w.id = chosen.id"
+            " RETURNING w.id, w.lease_until"
         ),
-        {"lease": LEASE, "limit": limit},
+        {"lease": LEASE, "limit": limit, "scan": limit * 4, "per_account": per_account},
     )
-    return [row[0] for row in result]
+    return [Lease(row[0], row[1]) for row in result]
+
+
+EVENT_GONE = f"the event is past its {events.RETENTION_DAYS}-day retention"
 
 
 async def head(session: AsyncSession, *, endpoint_id: int) -> Due | None:
-    """The endpoint's next delivery, if it is due and the endpoint is still enabled."""
+    """The endpoint's next delivery, if it is due and the endpoint is still enabled. A delivery
+    whose event went (a resend of an event near the end of its retention) fails here, and the
+    next one is the head."""
     endpoint = await session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or not endpoint.enabled:
         return None
-    delivery = (
-        await session.execute(
-            sa.select(WebhookDelivery)
-            .where(col(WebhookDelivery.endpoint_id) == endpoint_id, col(WebhookDelivery.status) == "pending")
-            .order_by(col(WebhookDelivery.id))
-            .limit(1)
-        )
-    ).scalar_one_or_none()
-    if delivery is None or delivery.next_attempt_at is None or delivery.next_attempt_at > utc_now():
-        return None
-    event = await events.get_event(session, delivery.event_id)
-    if event is None:
-        return None
-    return Due(endpoint, delivery, event)
+    while True:
+        delivery = (
+            await session.execute(
+                sa.select(WebhookDelivery)
+                .where(col(WebhookDelivery.endpoint_id) == endpoint_id, col(WebhookDelivery.status) == "pending")
+                .order_by(col(WebhookDelivery.id))
+                .limit(1)
+            )
+        ).scalar_one_or_none()
+        if delivery is None or delivery.next_attempt_at is None or delivery.next_attempt_at > utc_now():
+            return None
+        event = await events.get_event(session, delivery.event_id)
+        if event is not None:
+            return Due(endpoint, delivery, event)
+        delivery.status = DeliveryStatus.FAILED.value
+        delivery.error = EVENT_GONE
+        await session.flush()
 
 
 def retry_delay(attempts: int, base_seconds: float) -> timedelta:
@@ -498,9 +540,13 @@ async def record(
     return Recorded(delivery.status, disabled)
 
 
-async def release(session: AsyncSession, *, endpoint_id: int) -> None:
+async def release(session: AsyncSession, *, lease: Lease) -> None:
+    """The endpoint free again, served now; only if the lease is still this sender's (one that ran
+    out may have gone to another sender meanwhile)."""
     await session.execute(
-        sa.update(WebhookEndpoint).where(col(WebhookEndpoint.id) == endpoint_id).values(lease_until=None)
+        sa.update(WebhookEndpoint)
+        .where(col(WebhookEndpoint.id) == lease.endpoint_id, col(WebhookEndpoint.lease_until) == lease.until)
+        .values(lease_until=sa.func.clock_timestamp())
     )
 
 
@@ -517,4 +563,13 @@ async def prune(session: AsyncSession, *, limit: int = 10_000) -> int:
             {"limit": limit, "days": timedelta(days=events.RETENTION_DAYS)},
         )
         gone += int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return gone
+    # Resends are younger than their events: those whose event went, with it.
+    result = await session.execute(
+        sa.text(
+            "DELETE FROM webhook_deliveries WHERE id IN (SELECT d.id FROM webhook_deliveries d"
+            " WHERE d.resend_of IS NOT NULL AND d.status <> 'pending'"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.id = d.event_id) LIMIT :limit)"
+        ),
+        {"limit": limit},
+    )
+    return gone + int(result.rowcount or 0)  # type: ignore[attr-defined]
