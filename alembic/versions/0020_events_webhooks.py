@@ -79,10 +79,17 @@ def upgrade() -> None:
         sa.Column("failing_since", sa.DateTime(timezone=True)),
         sa.Column("disabled_reason", sa.Text()),
         sa.Column("lease_until", sa.DateTime(timezone=True)),
+        sa.Column("due_at", sa.DateTime(timezone=True)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False, server_default=_now()),
     )
     op.create_index("ix_webhook_endpoints_account_id_id", "webhook_endpoints", ["account_id", "id"])
+    op.create_index(
+        "ix_webhook_endpoints_due",
+        "webhook_endpoints",
+        ["due_at"],
+        postgresql_where=sa.text("enabled AND due_at IS NOT NULL"),
+    )
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.BigInteger(), sa.Identity(), primary_key=True),

@@ -213,3 +213,29 @@ async def test_slow_receivers_of_one_account_do_not_hold_up_another(
 def test_the_lease_outlasts_an_endpoints_turn() -> None:
     turn = sender.ENDPOINT_ROUND_SECONDS + sender.TIMEOUT_SECONDS  # the last send may begin just before the end
     assert timedelta(seconds=turn) < webhooks.LEASE
+
+
+async def test_an_endpoint_a_race_left_without_due_at_is_found_again(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_customer: MakeCustomer,
+    receiver: Receiver,
+    deliver: Deliver,
+) -> None:
+    """`due_at` is what senders look up; a queue whose endpoint lost it (the narrow race that
+    `wake_forgotten` is for) waits until the sweep, then goes."""
+    customer = await make_customer()
+    endpoint = await create_endpoint(client, customer, receiver.url, event_types=["payment.created"])
+    (row,) = await endpoint_ids(sessionmaker, [endpoint["id"]])
+    await credit(sessionmaker, customer)
+    async with sessionmaker.begin() as session:
+        await webhooks.dispatch(session)
+        await session.execute(sa.text("UPDATE webhook_endpoints SET due_at = NULL WHERE id = :id"), {"id": row})
+    await deliver(rounds=3)
+    assert receiver.received == []  # not looked up
+    async with sessionmaker.begin() as session:
+        assert await webhooks.wake_forgotten(session) == 1
+    await deliver(lambda: len(receiver.received) >= 1)
+    assert len(receiver.received) == 1
+    async with sessionmaker() as session:  # given back with nothing queued: nothing due
+        assert await session.scalar(sa.text("SELECT due_at FROM webhook_endpoints WHERE id = :id"), {"id": row}) is None

@@ -96,6 +96,17 @@ async def get_event(session: AsyncSession, event_id: int) -> EventRow | None:
     return rows[0] if rows else None
 
 
+async def get_events(session: AsyncSession, event_ids: list[int]) -> list[EventRow]:
+    """Those of the events that still exist, in id order."""
+    if not event_ids:
+        return []
+    return _rows(
+        await session.execute(
+            sa.text(f"{_SELECT} WHERE e.id = ANY(CAST(:ids AS bigint[])) ORDER BY e.id"), {"ids": event_ids}
+        )
+    )
+
+
 async def last_id(session: AsyncSession) -> int:
     return int((await session.execute(sa.text("SELECT coalesce(max(id), 0) FROM events"))).scalar_one())
 

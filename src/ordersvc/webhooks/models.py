@@ -20,7 +20,11 @@ class DeliveryStatus(StrEnum):
 
 class WebhookEndpoint(SQLModel, table=True):
     __tablename__ = "webhook_endpoints"
-    __table_args__ = (sa.Index("ix_webhook_endpoints_account_id_id", "account_id", "id"),)
+    __table_args__ = (
+        sa.Index("ix_webhook_endpoints_account_id_id", "account_id", "id"),
+        # The senders' look-up: endpoints whose queue's head is due.
+        sa.Index("ix_webhook_endpoints_due", "due_at", postgresql_where=sa.text("enabled AND due_at IS NOT NULL")),
+    )
 
     id: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger, sa.Identity(), primary_key=True))
     public_id: str = Field(sa_column=sa.Column(sa.Text, nullable=False, unique=True))
@@ -40,6 +44,9 @@ class WebhookEndpoint(SQLModel, table=True):
     disabled_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text))
     # A sender delivering to it holds it until then (one sender per endpoint: in order).
     lease_until: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
+    # When the head of its queue is due (NULL: nothing queued). Set when deliveries are queued into
+    # an empty queue, and by the sender when it gives the endpoint back (`service.release`).
+    due_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True)))
     created_at: datetime | None = Field(default=None, sa_column=utc_column())
     updated_at: datetime | None = Field(default=None, sa_column=utc_column())
 

@@ -40,6 +40,8 @@ USER_AGENT = "ordersvc-webhooks/1"
 # (well inside the lease).
 CONCURRENCY = 16
 ENDPOINT_ROUND_SECONDS = 20.0
+# Deliveries of one endpoint read (and their events rendered) at a time.
+BATCH = 50
 # Events read per dispatch transaction, and at most so many transactions per round.
 DISPATCH_BATCH = 2000
 DISPATCH_BATCHES = 50
@@ -52,22 +54,63 @@ def _host_header(host: str, port: int | None, scheme: str) -> str:
 
 
 class Sender:
-    """Sends deliveries: one HTTP client (no connection reuse: each request goes to the address
-    checked for it, with the TLS name of its own host), no proxy from the environment."""
+    """Sends deliveries, with no proxy from the environment. Each endpoint's turn (`turn`) has an
+    HTTP client of its own: its connection is kept for that endpoint's next delivery, and goes to
+    the address checked for it, with the TLS name of its own host; no connection is shared
+    between endpoints."""
 
     def __init__(self, *, allow_loopback: bool, resolver: addresses.Resolver = addresses.system_resolver) -> None:
         self.allow_loopback = allow_loopback
         self.resolver = resolver
-        self._client = httpx.AsyncClient(
-            verify=ssl.create_default_context(),
-            trust_env=False,
-            follow_redirects=False,
-            timeout=httpx.Timeout(TIMEOUT_SECONDS),
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
+        self.tls = ssl.create_default_context()
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        return None
+
+    def turn(self) -> Turn:
+        return Turn(self)
+
+    async def post(self, url: str, headers: dict[str, str], body: bytes) -> webhooks.Outcome:
+        """One delivery on a connection of its own."""
+        async with self.turn() as turn:
+            return await turn.post(url, headers, body)
+
+
+class Turn:
+    """One endpoint's deliveries in a row: the host resolved (and checked) once, one connection."""
+
+    def __init__(self, sender: Sender) -> None:
+        self._sender = sender
+        self._origin: tuple[str, str, int] | None = None
+        self._address: str | None = None
+        self._client: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> Turn:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._forget()
+
+    async def _forget(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        self._origin = self._address = self._client = None
+
+    async def _connect(self, scheme: str, host: str, port: int) -> tuple[str, httpx.AsyncClient]:
+        if self._origin != (scheme, host, port) or self._address is None or self._client is None:
+            await self._forget()
+            address = await addresses.resolve(
+                host, port, allow_loopback=self._sender.allow_loopback, resolver=self._sender.resolver
+            )
+            self._client = httpx.AsyncClient(
+                verify=self._sender.tls,
+                trust_env=False,
+                follow_redirects=False,
+                timeout=httpx.Timeout(TIMEOUT_SECONDS),
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+            self._origin, self._address = (scheme, host, port), address
+        return self._address, self._client
 
     async def post(self, url: str, headers: dict[str, str], body: bytes) -> webhooks.Outcome:
         started = time.monotonic()
@@ -80,9 +123,7 @@ class Sender:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             async with asyncio.timeout(TIMEOUT_SECONDS):  # from the look-up to the response's first 1 KB
-                address = await addresses.resolve(
-                    host, port, allow_loopback=self.allow_loopback, resolver=self.resolver
-                )
+                address, client = await self._connect(parts.scheme, host, port)
                 pinned = f"[{address}]" if ":" in address else address
                 target = urlunsplit((parts.scheme, f"{pinned}:{port}", parts.path or "/", parts.query, ""))
                 request_headers = {
@@ -92,10 +133,10 @@ class Sender:
                     "User-Agent": USER_AGENT,
                 }
                 extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-                request = self._client.build_request(
+                request = client.build_request(
                     "POST", target, headers=request_headers, content=body, extensions=extensions
                 )
-                response = await self._client.send(request, stream=True)
+                response = await client.send(request, stream=True)
                 try:
                     kept = bytearray()
                     async for chunk in response.aiter_raw():
@@ -108,10 +149,13 @@ class Sender:
             logger.info("webhook delivery refused: %s", exc.detail)
             return done(None, None, str(exc))
         except TimeoutError:
+            await self._forget()
             return done(None, None, f"no answer within {TIMEOUT_SECONDS:g} seconds")
         except httpx.HTTPError as exc:
+            await self._forget()
             return done(None, None, f"{type(exc).__name__}: {exc}"[:500])
         except Exception as exc:  # whatever else sending raised is this attempt's failure, not the sender's
+            await self._forget()
             logger.warning("webhook delivery failed unexpectedly", exc_info=True)
             return done(None, None, f"could not be sent ({type(exc).__name__})")
         text = bytes(kept[: webhooks.RESPONSE_KEPT_BYTES]).decode("utf-8", errors="replace")
@@ -120,9 +164,7 @@ class Sender:
         return done(response.status_code, text, f"HTTP {response.status_code}")
 
 
-async def _attempt(
-    keys: Keyring, sender: Sender, due: webhooks.Due, rendered: dict[str, Any] | None
-) -> webhooks.Outcome:
+async def _attempt(keys: Keyring, turn: Turn, due: webhooks.Due, rendered: dict[str, Any] | None) -> webhooks.Outcome:
     """One attempt at the head delivery: what it came to, whatever went wrong (a delivery that
     cannot be sent is a failed attempt, retried and in the end failed, never a stuck queue)."""
     if rendered is None:  # what it names was deleted (never happens to orders or payments)
@@ -135,45 +177,50 @@ async def _attempt(
         return webhooks.Outcome(None, 0, None, "the signing secret cannot be opened: rotate it")
     body = events.dumps(rendered).encode()
     headers = signing.headers(signers, rendered["id"], int(time.time()), body)
-    return await sender.post(due.endpoint.url, headers, body)
+    return await turn.post(due.endpoint.url, headers, body)
 
 
 async def _deliver_endpoint(
     maker: async_sessionmaker[AsyncSession], settings: Settings, keys: Keyring, sender: Sender, lease: webhooks.Lease
 ) -> int:
-    """The endpoint's due deliveries, in order, until one fails or the round's time is up."""
+    """The endpoint's due deliveries, in order, until one fails or its turn's time is up; read
+    BATCH at a time, each recorded as it is sent."""
     sent = 0
     started = time.monotonic()
     try:
-        while time.monotonic() - started < ENDPOINT_ROUND_SECONDS:
-            async with maker.begin() as session:
-                due = await webhooks.head(session, endpoint_id=lease.endpoint_id)
-                if due is None:
+        async with sender.turn() as turn:
+            while time.monotonic() - started < ENDPOINT_ROUND_SECONDS:
+                async with maker.begin() as session:
+                    batch = await webhooks.due(session, endpoint_id=lease.endpoint_id, limit=BATCH)
+                    rendered = await events.render(session, [d.event for d in batch]) if batch else {}
+                if not batch:
                     break
-                rendered = (await events.render(session, [due.event])).get(due.event.id)
-            outcome = await _attempt(keys, sender, due, rendered)
-            async with maker.begin() as session:
-                recorded = await webhooks.record(
-                    session,
-                    delivery_id=due.delivery.id or 0,
-                    outcome=outcome,
-                    retry_base_seconds=settings.webhooks_retry_base_seconds,
-                )
-                if recorded is not None and recorded.endpoint_disabled:
-                    owner = await session.get(Account, due.endpoint.account_id)
-                    if owner is not None:
-                        await send_account_message(session, settings, owner.email, "webhook_disabled")
-            if recorded is None:
-                break
-            if not outcome.succeeded:
-                logger.info(
-                    "webhook delivery %s to endpoint %s failed: %s",
-                    due.delivery.id,
-                    due.endpoint.public_id,
-                    outcome.error,
-                )
-                break
-            sent += 1
+                for item in batch:
+                    outcome = await _attempt(keys, turn, item, rendered.get(item.event.id))
+                    async with maker.begin() as session:
+                        recorded = await webhooks.record(
+                            session,
+                            delivery_id=item.delivery.id or 0,
+                            outcome=outcome,
+                            retry_base_seconds=settings.webhooks_retry_base_seconds,
+                        )
+                        if recorded is not None and recorded.endpoint_disabled:
+                            owner = await session.get(Account, item.endpoint.account_id)
+                            if owner is not None:
+                                await send_account_message(session, settings, owner.email, "webhook_disabled")
+                    if recorded is None:
+                        return sent
+                    if not outcome.succeeded:
+                        logger.info(
+                            "webhook delivery %s to endpoint %s failed: %s",
+                            item.delivery.id,
+                            item.endpoint.public_id,
+                            outcome.error,
+                        )
+                        return sent
+                    sent += 1
+                    if time.monotonic() - started >= ENDPOINT_ROUND_SECONDS:
+                        return sent
     finally:
         async with maker.begin() as session:
             await webhooks.release(session, lease=lease)
@@ -215,8 +262,11 @@ async def run_round(maker: async_sessionmaker[AsyncSession], settings: Settings,
     return sum(_sent(task) for task in tasks)
 
 
-# Events and deliveries past retention go once an hour.
+# Events and deliveries past retention go once an hour; endpoints a race left without `due_at`
+# are looked for every half minute; rounds are at least 50 ms apart.
 PRUNE_INTERVAL_SECONDS = 3600.0
+WAKE_INTERVAL_SECONDS = 30.0
+MIN_ROUND_SECONDS = 0.05
 
 
 async def run(
@@ -232,15 +282,23 @@ async def run(
     keys = keyring(settings)
     sender = Sender(allow_loopback=settings.webhooks_allow_loopback, resolver=resolver)
     loop = asyncio.get_running_loop()
-    prune_at = loop.time()
+    prune_at = wake_at = loop.time()
+    last_round = prune_at - MIN_ROUND_SECONDS
     busy: set[asyncio.Task[int]] = set()
     try:
         while not stop.is_set():
+            # At most one dispatch and claim per MIN_ROUND_SECONDS, however often slots free up.
+            await asyncio.sleep(max(0.0, last_round + MIN_ROUND_SECONDS - loop.time()))
+            last_round = loop.time()
             try:
                 await _dispatch(maker)
                 if free := CONCURRENCY - len(busy):
                     for lease in await _claim(maker, free):
                         busy.add(asyncio.create_task(_deliver_endpoint(maker, settings, keys, sender, lease)))
+                if loop.time() >= wake_at:
+                    wake_at = loop.time() + WAKE_INTERVAL_SECONDS
+                    async with maker.begin() as session:
+                        await webhooks.wake_forgotten(session)
                 if loop.time() >= prune_at:
                     prune_at = loop.time() + PRUNE_INTERVAL_SECONDS
                     async with maker.begin() as session:

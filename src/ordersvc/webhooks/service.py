@@ -310,6 +310,7 @@ async def resend(session: AsyncSession, *, account_id: int, endpoint_public_id: 
     )
     session.add(again)
     await session.flush()
+    await _wake(session, view.delivery.endpoint_id)
     await session.refresh(again)
     return DeliveryView(again, view.event_type, [])
 
@@ -329,7 +330,19 @@ async def resend_failed(session: AsyncSession, *, account_id: int, endpoint_publ
         ),
         {"endpoint": endpoint.id},
     )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    resent = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if resent:
+        assert endpoint.id is not None
+        await _wake(session, endpoint.id)
+    return resent
+
+
+async def _wake(session: AsyncSession, endpoint_id: int) -> None:
+    """Deliveries were queued at the end of the endpoint's queue: due now if it was empty."""
+    await session.execute(
+        sa.text("UPDATE webhook_endpoints SET due_at = coalesce(due_at, clock_timestamp()) WHERE id = :id"),
+        {"id": endpoint_id},
+    )
 
 
 # The dispatch: events to deliveries.
@@ -357,19 +370,33 @@ async def dispatch(session: AsyncSession, *, limit: int = 1000) -> Dispatched | 
     read = await tail.read(session, limit=limit)
     queued = 0
     if read:
-        result = await session.execute(
-            sa.text(
-                "INSERT INTO webhook_deliveries (endpoint_id, event_id)"
-                " SELECT w.id, e.id FROM unnest(CAST(:ids AS bigint[])) AS u(id)"
-                " JOIN events e ON e.id = u.id"
-                " JOIN webhook_endpoints w ON w.account_id = e.account_id AND w.enabled"
-                "  AND (w.event_types IS NULL OR e.type = ANY (w.event_types)) AND w.created_at <= e.created_at"
-                " ORDER BY e.id, w.id"
-                " ON CONFLICT (endpoint_id, event_id) WHERE resend_of IS NULL DO NOTHING"
-            ),
-            {"ids": [e.id for e in read]},
+        # Queued, and the endpoints told (`due_at`): those whose queue was empty, and those a
+        # sender holds (so that its `release`, which waits for this row lock, sees these rows).
+        queued = int(
+            (
+                await session.execute(
+                    sa.text(
+                        "WITH queued AS ("
+                        "  INSERT INTO webhook_deliveries (endpoint_id, event_id)"
+                        "  SELECT w.id, e.id FROM unnest(CAST(:ids AS bigint[])) AS u(id)"
+                        "  JOIN events e ON e.id = u.id"
+                        "  JOIN webhook_endpoints w ON w.account_id = e.account_id AND w.enabled"
+                        "   AND (w.event_types IS NULL OR e.type = ANY (w.event_types))"
+                        "   AND w.created_at <= e.created_at"
+                        "  ORDER BY e.id, w.id"
+                        "  ON CONFLICT (endpoint_id, event_id) WHERE resend_of IS NULL DO NOTHING"
+                        "  RETURNING endpoint_id"
+                        "), woken AS ("
+                        "  UPDATE webhook_endpoints w SET due_at = coalesce(w.due_at, clock_timestamp())"
+                        "  WHERE w.id IN (SELECT endpoint_id FROM queued)"
+                        "    AND (w.due_at IS NULL OR w.lease_until > clock_timestamp())"
+                        ")"
+                        " SELECT count(*) FROM queued"
+                    ),
+                    {"ids": [e.id for e in read]},
+                )
+            ).scalar_one()
         )
-        queued = int(result.rowcount or 0)  # type: ignore[attr-defined]
     gaps = sorted(tail.gaps.items())
     state.after = tail.after
     state.gaps = [g for g, _ in gaps]
@@ -410,23 +437,21 @@ async def claim_endpoints(session: AsyncSession, *, limit: int, per_account: int
     result = await session.execute(
         sa.text(
             "WITH candidates AS ("
-            "  SELECT e.id, e.account_id, coalesce(e.lease_until, '-infinity') AS served, h.next_attempt_at"
+            "  SELECT e.id, e.account_id, coalesce(e.lease_until, '-infinity') AS served, e.due_at"
             "  FROM webhook_endpoints e"
-            "  CROSS JOIN LATERAL (SELECT d.next_attempt_at FROM webhook_deliveries d"
-            "                      WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.id LIMIT 1) h"
-            "  WHERE e.enabled AND coalesce(e.lease_until, '-infinity') < clock_timestamp()"
-            "    AND h.next_attempt_at <= clock_timestamp()"
-            "  ORDER BY served, h.next_attempt_at LIMIT :scan FOR UPDATE OF e SKIP LOCKED"
+            "  WHERE e.enabled AND e.due_at <= clock_timestamp()"
+            "    AND coalesce(e.lease_until, '-infinity') < clock_timestamp()"
+            "  ORDER BY served, e.due_at LIMIT :scan FOR UPDATE SKIP LOCKED"
             "), ranked AS ("
-            "  SELECT c.id, c.served, c.next_attempt_at,"
-            "    row_number() OVER (PARTITION BY c.account_id ORDER BY c.served, c.next_attempt_at)"
+            "  SELECT c.id, c.served, c.due_at,"
+            "    row_number() OVER (PARTITION BY c.account_id ORDER BY c.served, c.due_at)"
             "    + (SELECT count(*) FROM webhook_endpoints x"
             "       WHERE x.account_id = c.account_id AND x.lease_until > clock_timestamp()) AS busy"
             "  FROM candidates c"
             ")"
             " UPDATE webhook_endpoints w SET lease_until = clock_timestamp() + CAST(:lease AS interval)"
             " FROM (SELECT id FROM ranked WHERE busy <= :per_account"
-            "       ORDER BY served, next_attempt_at LIMIT :limit) chosen"
+            "       ORDER BY served, due_at LIMIT :limit) chosen"
             " WHERE w.id = chosen.id"
             " RETURNING w.id, w.lease_until"
         ),
@@ -438,29 +463,36 @@ async def claim_endpoints(session: AsyncSession, *, limit: int, per_account: int
 EVENT_GONE = f"the event is past its {events.RETENTION_DAYS}-day retention"
 
 
-async def head(session: AsyncSession, *, endpoint_id: int) -> Due | None:
-    """The endpoint's next delivery, if it is due and the endpoint is still enabled. A delivery
-    whose event went (a resend of an event near the end of its retention) fails here, and the
-    next one is the head."""
+async def due(session: AsyncSession, *, endpoint_id: int, limit: int) -> list[Due]:
+    """The endpoint's next deliveries, in order, from its queue's head if that is due (and the
+    endpoint is still enabled): at most `limit`, each with its event. A delivery whose event went
+    (a resend of an event near the end of its retention) fails here, and the queue goes on."""
     endpoint = await session.get(WebhookEndpoint, endpoint_id)
     if endpoint is None or not endpoint.enabled:
-        return None
+        return []
     while True:
-        delivery = (
-            await session.execute(
-                sa.select(WebhookDelivery)
-                .where(col(WebhookDelivery.endpoint_id) == endpoint_id, col(WebhookDelivery.status) == "pending")
-                .order_by(col(WebhookDelivery.id))
-                .limit(1)
-            )
-        ).scalar_one_or_none()
-        if delivery is None or delivery.next_attempt_at is None or delivery.next_attempt_at > utc_now():
-            return None
-        event = await events.get_event(session, delivery.event_id)
-        if event is not None:
-            return Due(endpoint, delivery, event)
-        delivery.status = DeliveryStatus.FAILED.value
-        delivery.error = EVENT_GONE
+        queued = list(
+            (
+                await session.execute(
+                    sa.select(WebhookDelivery)
+                    .where(col(WebhookDelivery.endpoint_id) == endpoint_id, col(WebhookDelivery.status) == "pending")
+                    .order_by(col(WebhookDelivery.id))
+                    .limit(limit)
+                )
+            ).scalars()
+        )
+        now = utc_now()
+        if not queued or queued[0].next_attempt_at is None or queued[0].next_attempt_at > now:
+            return []
+        found = {e.id: e for e in await events.get_events(session, [d.event_id for d in queued])}
+        gone = [d for d in queued if d.event_id not in found]
+        if not gone:
+            return [
+                Due(endpoint, d, found[d.event_id]) for d in queued if d.next_attempt_at and d.next_attempt_at <= now
+            ]
+        for delivery in gone:
+            delivery.status = DeliveryStatus.FAILED.value
+            delivery.error = EVENT_GONE
         await session.flush()
 
 
@@ -496,11 +528,15 @@ async def record(
     (RETRY_PERIOD after its first attempt) failed; the endpoint is healthy again, or failing
     since its first failure, or (FAILING_PERIOD later) disabled. None if the delivery or its
     endpoint is gone (deleted meanwhile)."""
-    delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True)
-    if delivery is None:
-        return None
-    endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id, with_for_update=True)
-    if endpoint is None:
+    if outcome.succeeded:
+        return await _record_success(session, delivery_id=delivery_id, outcome=outcome)
+    # The endpoint's row first, then the delivery's, as deleting an endpoint locks them.
+    endpoint_id = await session.scalar(
+        sa.select(col(WebhookDelivery.endpoint_id)).where(col(WebhookDelivery.id) == delivery_id)
+    )
+    endpoint = await session.get(WebhookEndpoint, endpoint_id, with_for_update=True) if endpoint_id else None
+    delivery = await session.get(WebhookDelivery, delivery_id, with_for_update=True) if endpoint else None
+    if endpoint is None or delivery is None:
         return None
     now = utc_now()
     session.add(
@@ -522,32 +558,89 @@ async def record(
     delivery.response_body = outcome.response_body
     delivery.error = outcome.error
     disabled = False
-    if outcome.succeeded:
-        delivery.status = DeliveryStatus.SUCCEEDED.value
-        endpoint.failing_since = None
+    # A failure (a success took `_record_success`).
+    if first_attempt is not None and now - first_attempt >= RETRY_PERIOD:
+        delivery.status = DeliveryStatus.FAILED.value
     else:
-        if first_attempt is not None and now - first_attempt >= RETRY_PERIOD:
-            delivery.status = DeliveryStatus.FAILED.value
-        else:
-            delivery.next_attempt_at = now + retry_delay(delivery.attempts, retry_base_seconds)
-        endpoint.failing_since = endpoint.failing_since or now
-        if endpoint.enabled and now - endpoint.failing_since >= FAILING_PERIOD:
-            endpoint.enabled = False
-            endpoint.disabled_reason = f"every delivery failed for {FAILING_PERIOD.days} days"
-            endpoint.updated_at = now
-            disabled = True
+        delivery.next_attempt_at = now + retry_delay(delivery.attempts, retry_base_seconds)
+    endpoint.failing_since = endpoint.failing_since or now
+    if endpoint.enabled and now - endpoint.failing_since >= FAILING_PERIOD:
+        endpoint.enabled = False
+        endpoint.disabled_reason = f"every delivery failed for {FAILING_PERIOD.days} days"
+        endpoint.updated_at = now
+        disabled = True
     await session.flush()
     return Recorded(delivery.status, disabled)
+
+
+async def _record_success(session: AsyncSession, *, delivery_id: int, outcome: Outcome) -> Recorded | None:
+    """A success in one statement: the attempt, the delivery done, the endpoint healthy again."""
+    done = (
+        await session.execute(
+            sa.text(
+                "WITH d AS ("
+                "  UPDATE webhook_deliveries SET status = 'succeeded', attempts = attempts + 1,"
+                "   last_attempt_at = clock_timestamp(), response_status = :status, duration_ms = :ms,"
+                "   response_body = :body, error = NULL"
+                "  WHERE id = :id AND status = 'pending' RETURNING id, endpoint_id"
+                "), a AS ("
+                "  INSERT INTO webhook_attempts (delivery_id, response_status, duration_ms, response_body)"
+                "  SELECT id, :status, :ms, :body FROM d"
+                "), e AS ("
+                "  UPDATE webhook_endpoints SET failing_since = NULL"
+                "  WHERE id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL"
+                ")"
+                " SELECT count(*) FROM d"
+            ),
+            {
+                "id": delivery_id,
+                "status": outcome.response_status,
+                "ms": outcome.duration_ms,
+                "body": outcome.response_body,
+            },
+        )
+    ).scalar_one()
+    return Recorded(DeliveryStatus.SUCCEEDED.value, False) if done else None
 
 
 async def release(session: AsyncSession, *, lease: Lease) -> None:
     """The endpoint free again, served now; only if the lease is still this sender's (one that ran
     out may have gone to another sender meanwhile)."""
-    await session.execute(
-        sa.update(WebhookEndpoint)
+    held = await session.scalar(
+        sa.select(col(WebhookEndpoint.id))
         .where(col(WebhookEndpoint.id) == lease.endpoint_id, col(WebhookEndpoint.lease_until) == lease.until)
-        .values(lease_until=sa.func.clock_timestamp())
+        .with_for_update()
     )
+    if held is None:
+        return
+    # A statement of its own, after the lock: it sees every delivery queued by a dispatch that
+    # held the row (the dispatch locks the rows of held endpoints it queues to).
+    await session.execute(
+        sa.text(
+            "UPDATE webhook_endpoints SET lease_until = clock_timestamp(), due_at = ("
+            "  SELECT d.next_attempt_at FROM webhook_deliveries d"
+            "  WHERE d.endpoint_id = :id AND d.status = 'pending' ORDER BY d.id LIMIT 1)"
+            " WHERE id = :id"
+        ),
+        {"id": lease.endpoint_id},
+    )
+
+
+async def wake_forgotten(session: AsyncSession) -> int:
+    """Endpoints with deliveries queued but no `due_at`: a dispatch that committed while a sender
+    that had just served the endpoint was giving it back (a narrow race) leaves one so. Run now
+    and then by `run`; returns how many it set."""
+    result = await session.execute(
+        sa.text(
+            "UPDATE webhook_endpoints w SET due_at = h.next_attempt_at"
+            " FROM webhook_endpoints e CROSS JOIN LATERAL ("
+            "  SELECT d.next_attempt_at FROM webhook_deliveries d"
+            "  WHERE d.endpoint_id = e.id AND d.status = 'pending' ORDER BY d.id LIMIT 1) h"
+            " WHERE w.id = e.id AND e.enabled AND e.due_at IS NULL"
+            "   AND coalesce(e.lease_until, '-infinity') < clock_timestamp()"
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 async def prune(session: AsyncSession, *, limit: int = 10_000) -> int:
