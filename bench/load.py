@@ -79,9 +79,13 @@ class RssWatch:
         return self.peak
 
 
-def serve(url: str, workers: int, port: int, log: Path) -> subprocess.Popen[bytes]:
+def serve(url: str, workers: int, port: int, log: Path, *, webhooks: bool = False) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        # The webhook sender runs in each worker, as by default; with --webhook-endpoints it delivers
+        # to the local sink (loopback allowed), else it only follows the events.
+        "ORDERSVC_WEBHOOKS_IN_SERVE": "true",
+        "ORDERSVC_WEBHOOKS_ALLOW_LOOPBACK": "true" if webhooks else "false",
         "DATABASE_URL": url,
         "ORDERSVC_RATE_LIMIT_PER_SECOND": "0",  # the benchmark is a few clients hammering their keys
         "ORDERSVC_MAILER_IN_SERVE": "false",  # the outbox just grows
@@ -236,6 +240,35 @@ def verdict(row: Row) -> str:
     return "pass" if not row.misses else "FAIL: " + ", ".join(row.misses)
 
 
+def subscribe_endpoints(port: int, keys: list[str], per_account: int, sink_port: int) -> int:
+    """`per_account` endpoints for each key's account, every event type, through the REST API."""
+    import httpx
+
+    async def subscribe() -> int:
+        limits = httpx.Limits(max_connections=16)
+        timeout = httpx.Timeout(30, pool=None)  # thousands queue for 16 connections
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=timeout) as client:
+
+            async def one(key: str, n: int) -> None:
+                answer = await client.post("/v1/webhook-endpoints", headers={"X-API-Key": key},
+                                           json={"url": f"http://127.0.0.1:{sink_port}/hooks/{n}"})  # fmt: skip
+                answer.raise_for_status()
+
+            await asyncio.gather(*(one(k, n) for k in keys for n in range(per_account)))
+        return len(keys) * per_account
+
+    return asyncio.run(subscribe())
+
+
+def webhook_backlog(url: str, received: int, seconds: float) -> dict[str, float]:
+    """What the sender did during the run: deliveries the sink received (per second), and those
+    left to send (dispatched and pending; events not yet dispatched)."""
+    pending = int(seeding.psql(url, "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"))
+    undispatched = int(seeding.psql(url, "SELECT count(*) FROM events WHERE id > (SELECT after FROM webhook_dispatch)"))
+    return {"received": received, "received_per_second": round(received / seconds, 1), "pending": pending,
+            "events_not_dispatched": undispatched, "seconds": round(seconds, 1)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each measured order row")
@@ -252,6 +285,11 @@ def main() -> None:
         "--only", action="append", metavar="PATTERN",
         help="run only rows whose id matches (fnmatch, repeatable): legacy-confirmed, rest-hot-key-new, "
              "legacy-1client, read-rest-orders-big, 'legacy-*', '*-new' ... (the ceiling always runs)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--webhook-endpoints", type=int, default=0, metavar="N",
+        help="subscribe N webhook endpoints (every event type) per account, delivered to a local sink by the"
+             " sender inside serve (issue 18); 0: no endpoints, no sender",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, default=HERE / "results-latest.json", help="write the results here")
     args = parser.parse_args()
@@ -293,8 +331,20 @@ def main() -> None:
 
     port = 18000 + os.getpid() % 1000
     log = work / "serve.log"
-    server = serve(url, args.workers, port, log)
+    sink: subprocess.Popen[str] | None = None
+    if args.webhook_endpoints:
+        sink_port = port + 1000
+        sink = subprocess.Popen([sys.executable, str(HERE / "httpsink.py"), str(sink_port)], stdout=subprocess.PIPE,
+                                text=True)  # fmt: skip
+    server = serve(url, args.workers, port, log, webhooks=bool(args.webhook_endpoints))
+    if args.webhook_endpoints:
+        subscribed = subscribe_endpoints(
+            port, [seeded.hot_key, *seeded.spread_keys], args.webhook_endpoints, port + 1000
+        )
+        print(f"subscribed {subscribed:,} webhook endpoints ({args.webhook_endpoints} per account) to a local sink",
+              flush=True)  # fmt: skip
     watch = RssWatch(server.pid)
+    webhooks_began = time.monotonic()
     order_rows: list[Row] = []
     read_rows: list[Row] = []
     asked: dict[str, int] | None = None
@@ -356,8 +406,15 @@ def main() -> None:
                 print(f"  {row.id}: p50 {row.p50_ms:.2f} ms p99 {row.p99_ms:.2f} ms", flush=True)
     finally:
         peaks = watch.stop()
+        webhooks_seconds = time.monotonic() - webhooks_began
         server.terminate()
         server.wait(timeout=30)
+    webhook_figures = None
+    if sink is not None:
+        sink.terminate()
+        received = int((sink.communicate(timeout=30)[0] or "0").strip() or 0)
+        webhook_figures = webhook_backlog(url, received, webhooks_seconds)
+        print(f"webhooks: {webhook_figures}", flush=True)
     rss = sorted(round(peak / 2**20) for pid, peak in peaks.items() if pid != server.pid)
     worker_rss = max(rss, default=0)
 
@@ -421,6 +478,8 @@ def main() -> None:
         "reads": [asdict(r) for r in read_rows],
         "worker_rss_mb": {"max": worker_rss, "per_worker": rss},
         "targets_missed": missed,
+        "webhook_endpoints_per_account": args.webhook_endpoints,
+        "webhooks": webhook_figures,
     }  # fmt: skip
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"results: {args.json}")

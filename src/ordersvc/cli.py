@@ -127,16 +127,32 @@ def serve(
     }
     if settings.forwarded_allow_ips is not None:  # else uvicorn's FORWARDED_ALLOW_IPS or loopback
         options["forwarded_allow_ips"] = settings.forwarded_allow_ips
-    if workers == 1 or not http.reuse_port_available():
-        uvicorn.run("ordersvc.main:app_factory", **options)  # type: ignore[arg-type]
-        return
-    # Each worker listens on a socket of its own (SO_REUSEPORT): the kernel balances connections.
-    config = uvicorn.Config("ordersvc.main:app_factory", **options)  # type: ignore[arg-type]
+    # The webhook sender: a process of its own beside the workers, at a lower CPU priority
+    # (ops/background.py), not a task in each worker.
+    sender = None
+    if settings.webhooks_in_serve:
+        from ordersvc.ops.background import BackgroundCommand
+
+        sender = BackgroundCommand(["webhooks", "--beside-serve"])
+        os.environ["ORDERSVC_WEBHOOKS_IN_SERVE"] = "false"  # the workers leave sending to it
     try:
-        http.check_port_free(config.host, config.port)
-    except OSError as exc:
-        raise fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
-    http.run_workers(config)
+        if workers == 1 or not http.reuse_port_available():
+            if sender is not None:
+                sender.start()
+            uvicorn.run("ordersvc.main:app_factory", **options)  # type: ignore[arg-type]
+            return
+        # Each worker listens on a socket of its own (SO_REUSEPORT): the kernel balances connections.
+        config = uvicorn.Config("ordersvc.main:app_factory", **options)  # type: ignore[arg-type]
+        try:
+            http.check_port_free(config.host, config.port)
+        except OSError as exc:
+            raise fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+        if sender is not None:
+            sender.start()
+        http.run_workers(config)
+    finally:
+        if sender is not None:
+            sender.stop()
 
 
 @app.command()

@@ -201,3 +201,56 @@ async def test_a_killed_sender_loses_nothing(
         seen.setdefault(attempt.headers["webhook-id"], event["data"]["id"])
     assert list(seen.values()) == [p["id"] for p in placed]  # each once after dedup, in order
     assert len(receiver.received) <= 9  # at most the one in flight at the kill came twice
+
+
+def _sender_children(serve_pid: int) -> list[Any]:
+    import psutil
+
+    return [
+        child
+        for child in psutil.Process(serve_pid).children(recursive=True)
+        if "webhooks" in child.cmdline() and "--beside-serve" in child.cmdline()
+    ]
+
+
+async def test_serve_sends_from_a_process_of_its_own_at_a_lower_priority(
+    make_customer: MakeCustomer, receiver: Receiver, tmp_path: Any
+) -> None:
+    """`serve` (two workers) runs the sender as one niced child process: a delivery arrives, the
+    child runs at niceness 10, is started again if it dies, and goes when `serve` is killed."""
+    import psutil
+
+    from ordersvc.ops.background import NICENESS
+    from tests.support import serve
+
+    customer = await make_customer(balance="10.00")
+    env = {
+        **os.environ,
+        "ORDERSVC_WEBHOOKS_IN_SERVE": "true",
+        "ORDERSVC_WEBHOOKS_ALLOW_LOOPBACK": "true",
+        "ORDERSVC_WEBHOOKS_INTERVAL_SECONDS": "0.2",
+    }
+    with serve(tmp_path, env=env, extra=("--workers", "2")) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+            await create_endpoint(client, customer, receiver.url, event_types=["order.created"])
+            placed = await place(client, customer, unique_email("to"))
+            deadline = time.monotonic() + 30
+            while not receiver.received and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+        assert receiver.received
+        assert receiver.received[0].event["data"]["id"] == placed["id"]
+        (child,) = _sender_children(server.process.pid)
+        assert child.nice() == NICENESS
+        child.kill()  # it dies: serve starts another
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            again = _sender_children(server.process.pid)
+            if again and again[0].pid != child.pid:
+                break
+            await asyncio.sleep(0.2)
+        (replacement,) = _sender_children(server.process.pid)
+        assert replacement.pid != child.pid
+        server.process.send_signal(signal.SIGKILL)  # serve dies without cleaning up
+        server.process.wait(timeout=10)
+        gone = psutil.wait_procs([replacement], timeout=15)[0]
+        assert [p.pid for p in gone] == [replacement.pid]

@@ -11,6 +11,9 @@ from ordersvc.cli_support import database_url, settings_or_fail
 
 def webhooks_command(
     once: Annotated[bool, typer.Option("--once", help="One round, then exit.")] = False,
+    beside_serve: Annotated[
+        bool, typer.Option("--beside-serve", hidden=True, help="Started by serve: lower priority, ends with it.")
+    ] = False,
 ) -> None:
     """Send customers' webhook deliveries: dispatch new events, send what is due in order per
     endpoint, retry failures with backoff; runs until interrupted. Any number may run beside
@@ -22,6 +25,10 @@ def webhooks_command(
     from ordersvc.keyring import keyring
     from ordersvc.webhooks import sender
 
+    if beside_serve:
+        from ordersvc.ops.background import lower_priority_and_follow_parent
+
+        lower_priority_and_follow_parent()
     url = database_url()
     settings = settings_or_fail()
 
