@@ -19,9 +19,10 @@ from typer._click.exceptions import ClickException, UsageError
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    import asyncio
     from datetime import datetime
 
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from ordersvc.config import Settings
     from ordersvc.errors import ServiceError
@@ -135,6 +136,35 @@ def database_url() -> str:
     url = db.resolve_database_url(settings_or_fail())
     db.ensure_schema(url)
     return url
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM, for a command that runs until it is told to stop (in the
+    running event loop)."""
+    import asyncio
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def with_database(url: str, settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+    """Run `work` with a session factory on its own engine, disposed of when it ends."""
+    import asyncio
+
+    from ordersvc import db
+
+    async def main() -> T:
+        engine = db.create_engine(url, settings)
+        try:
+            return await work(db.create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
 
 
 def in_transaction(work: Callable[[AsyncSession], Awaitable[T]]) -> T:

@@ -15,10 +15,12 @@ from ordersvc.cli_support import (
     iso,
     json_output,
     settings_or_fail,
+    stop_on_signals,
+    with_database,
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from ordersvc.outbox.models import OutboxMessage
 
@@ -98,36 +100,23 @@ def mailer_command(
 ) -> None:
     """Send due consent messages over SMTP_URL (with retries), mail held-back requests and
     expire unanswered ones; runs until interrupted."""
-    import asyncio
-    import signal
-
-    from ordersvc import db
     from ordersvc.outbox import mailer
 
     url = database_url()
     settings = settings_or_fail()
 
-    async def main() -> None:
-        engine = db.create_engine(url, settings)
-        maker = db.create_sessionmaker(engine)
-        try:
-            if once:
-                await mailer.housekeeping(maker, settings)
-                if settings.smtp_url:
-                    sent = await mailer.send_due(
-                        maker, mailer.smtp_sender(settings.smtp_url), settings.mail_from, settings=settings
-                    )
-                    typer.echo(f"{sent} messages sent")
-                return
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await mailer.run(maker, settings, stop)
-        finally:
-            await engine.dispose()
+    async def main(maker: async_sessionmaker[AsyncSession]) -> None:
+        if once:
+            await mailer.housekeeping(maker, settings)
+            if settings.smtp_url:
+                sent = await mailer.send_due(
+                    maker, mailer.smtp_sender(settings.smtp_url), settings.mail_from, settings=settings
+                )
+                typer.echo(f"{sent} messages sent")
+            return
+        await mailer.run(maker, settings, stop_on_signals())
 
-    asyncio.run(main())
+    with_database(url, settings, main)
 
 
 def _message(m: OutboxMessage, full: bool) -> dict[str, object]:

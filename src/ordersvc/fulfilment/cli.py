@@ -58,8 +58,8 @@ def worker_command(
     """Run the reference worker: claim, heartbeat, report, complete or fail; the handler
     delivers."""
     import asyncio
-    import signal
 
+    from ordersvc.cli_support import stop_on_signals
     from ordersvc.fulfilment import runtime
 
     if not token:
@@ -70,12 +70,8 @@ def worker_command(
         raise fail(str(exc)) from None
 
     async def main() -> dict[str, str]:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
         return await runtime.run(
-            base_url=url, token=token, handler=work, batch=batch, lease_seconds=lease, once=once, stop=stop
+            base_url=url, token=token, handler=work, batch=batch, lease_seconds=lease, once=once, stop=stop_on_signals()
         )
 
     for order_id, outcome in asyncio.run(main()).items():

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ordersvc.cli_support import database_url, settings_or_fail
+from ordersvc.cli_support import database_url, settings_or_fail, stop_on_signals, with_database
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 def webhooks_command(
@@ -18,10 +21,6 @@ def webhooks_command(
     """Send customers' webhook deliveries: dispatch new events, send what is due in order per
     endpoint, retry failures with backoff; runs until interrupted. Any number may run beside
     `serve` (set ORDERSVC_WEBHOOKS_IN_SERVE=false to send from these alone)."""
-    import asyncio
-    import signal
-
-    from ordersvc import db
     from ordersvc.keyring import keyring
     from ordersvc.webhooks import sender
 
@@ -32,24 +31,15 @@ def webhooks_command(
     url = database_url()
     settings = settings_or_fail()
 
-    async def main() -> None:
-        engine = db.create_engine(url, settings)
-        maker = db.create_sessionmaker(engine)
-        try:
-            if once:
-                client = sender.Sender(allow_loopback=settings.webhooks_allow_loopback)
-                try:
-                    sent = await sender.run_round(maker, settings, keyring(settings), client)
-                finally:
-                    await client.aclose()
-                typer.echo(f"{sent} deliveries succeeded")
-                return
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await sender.run(maker, settings, stop)
-        finally:
-            await engine.dispose()
+    async def main(maker: async_sessionmaker[AsyncSession]) -> None:
+        if once:
+            client = sender.Sender(allow_loopback=settings.webhooks_allow_loopback)
+            try:
+                sent = await sender.run_round(maker, settings, keyring(settings), client)
+            finally:
+                await client.aclose()
+            typer.echo(f"{sent} deliveries succeeded")
+            return
+        await sender.run(maker, settings, stop_on_signals())
 
-    asyncio.run(main())
+    with_database(url, settings, main)
