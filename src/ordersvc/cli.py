@@ -135,6 +135,7 @@ def serve(
 
         sender = BackgroundCommand(["webhooks", "--beside-serve"])
         os.environ["ORDERSVC_WEBHOOKS_IN_SERVE"] = "false"  # the workers leave sending to it
+        get_settings.cache_clear()  # (one worker: the app is made in this process)
     try:
         if workers == 1 or not http.reuse_port_available():
             if sender is not None:

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import httpx
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -213,10 +214,11 @@ def _sender_children(serve_pid: int) -> list[Any]:
     ]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
 async def test_serve_sends_from_a_process_of_its_own_at_a_lower_priority(
-    make_customer: MakeCustomer, receiver: Receiver, tmp_path: Any
+    make_customer: MakeCustomer, receiver: Receiver, tmp_path: Any, workers: str
 ) -> None:
-    """`serve` (two workers) runs the sender as one niced child process: a delivery arrives, the
+    """`serve` (one worker or two) runs the sender as one niced child process: a delivery arrives, the
     child runs at niceness 10, is started again if it dies, and goes when `serve` is killed."""
     import psutil
 
@@ -230,7 +232,7 @@ async def test_serve_sends_from_a_process_of_its_own_at_a_lower_priority(
         "ORDERSVC_WEBHOOKS_ALLOW_LOOPBACK": "true",
         "ORDERSVC_WEBHOOKS_INTERVAL_SECONDS": "0.2",
     }
-    with serve(tmp_path, env=env, extra=("--workers", "2")) as server:
+    with serve(tmp_path, env=env, extra=("--workers", workers)) as server:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
             await create_endpoint(client, customer, receiver.url, event_types=["order.created"])
             placed = await place(client, customer, unique_email("to"))

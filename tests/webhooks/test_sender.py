@@ -239,3 +239,31 @@ async def test_an_endpoint_a_race_left_without_due_at_is_found_again(
     assert len(receiver.received) == 1
     async with sessionmaker() as session:  # given back with nothing queued: nothing due
         assert await session.scalar(sa.text("SELECT due_at FROM webhook_endpoints WHERE id = :id"), {"id": row}) is None
+
+
+async def test_an_endpoint_disabled_during_its_turn_gets_nothing_more(
+    client: httpx.AsyncClient,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    make_customer: MakeCustomer,
+    receiver: Receiver,
+    deliver: Deliver,
+) -> None:
+    """A turn reads 50 deliveries at a time; a PATCH that disables the endpoint (or moves it) ends
+    the turn after the delivery in flight."""
+    customer = await make_customer()
+    endpoint = await create_endpoint(client, customer, receiver.url, event_types=["payment.created"])
+    for _ in range(6):
+        await credit(sessionmaker, customer)
+    receiver.delay = 0.5
+    sending = asyncio.create_task(deliver(rounds=1))
+    deadline = time.monotonic() + 20
+    while not receiver.received and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    patched = await client.patch(
+        f"/v1/webhook-endpoints/{endpoint['id']}", json={"enabled": False}, headers=key(customer)
+    )
+    assert patched.status_code == 200
+    await sending
+    assert 1 <= len(receiver.received) <= 2  # the one in flight when it was disabled, at most one more
+    listed = await deliveries(client, customer, endpoint["id"])
+    assert sum(d["status"] == "pending" for d in listed) >= 4

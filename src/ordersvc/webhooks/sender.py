@@ -203,6 +203,7 @@ async def _deliver_endpoint(
                             delivery_id=item.delivery.id or 0,
                             outcome=outcome,
                             retry_base_seconds=settings.webhooks_retry_base_seconds,
+                            url=item.endpoint.url,
                         )
                         if recorded is not None and recorded.endpoint_disabled:
                             owner = await session.get(Account, item.endpoint.account_id)
@@ -219,7 +220,7 @@ async def _deliver_endpoint(
                         )
                         return sent
                     sent += 1
-                    if time.monotonic() - started >= ENDPOINT_ROUND_SECONDS:
+                    if not recorded.unchanged or time.monotonic() - started >= ENDPOINT_ROUND_SECONDS:
                         return sent
     finally:
         async with maker.begin() as session:

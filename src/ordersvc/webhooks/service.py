@@ -519,17 +519,20 @@ class Outcome:
 class Recorded:
     delivery_status: str
     endpoint_disabled: bool  # this failure ended the failing period: the endpoint is now disabled
+    # After a success: the endpoint is still enabled and at the same URL (else its turn ends, and
+    # the next delivery goes as it now stands).
+    unchanged: bool = True
 
 
 async def record(
-    session: AsyncSession, *, delivery_id: int, outcome: Outcome, retry_base_seconds: float
+    session: AsyncSession, *, delivery_id: int, outcome: Outcome, retry_base_seconds: float, url: str
 ) -> Recorded | None:
     """The attempt, and what follows from it: the delivery succeeded, or is retried later, or
     (RETRY_PERIOD after its first attempt) failed; the endpoint is healthy again, or failing
     since its first failure, or (FAILING_PERIOD later) disabled. None if the delivery or its
     endpoint is gone (deleted meanwhile)."""
     if outcome.succeeded:
-        return await _record_success(session, delivery_id=delivery_id, outcome=outcome)
+        return await _record_success(session, delivery_id=delivery_id, outcome=outcome, url=url)
     # The endpoint's row first, then the delivery's, as deleting an endpoint locks them.
     endpoint_id = await session.scalar(
         sa.select(col(WebhookDelivery.endpoint_id)).where(col(WebhookDelivery.id) == delivery_id)
@@ -573,9 +576,10 @@ async def record(
     return Recorded(delivery.status, disabled)
 
 
-async def _record_success(session: AsyncSession, *, delivery_id: int, outcome: Outcome) -> Recorded | None:
-    """A success in one statement: the attempt, the delivery done, the endpoint healthy again."""
-    done = (
+async def _record_success(session: AsyncSession, *, delivery_id: int, outcome: Outcome, url: str) -> Recorded | None:
+    """A success in one statement: the attempt, the delivery done, the endpoint healthy again;
+    and whether the endpoint is still enabled, at the URL the delivery went to."""
+    unchanged = (
         await session.execute(
             sa.text(
                 "WITH d AS ("
@@ -590,17 +594,18 @@ async def _record_success(session: AsyncSession, *, delivery_id: int, outcome: O
                 "  UPDATE webhook_endpoints SET failing_since = NULL"
                 "  WHERE id = (SELECT endpoint_id FROM d) AND failing_since IS NOT NULL"
                 ")"
-                " SELECT count(*) FROM d"
+                " SELECT w.enabled AND w.url = :url FROM d JOIN webhook_endpoints w ON w.id = d.endpoint_id"
             ),
             {
                 "id": delivery_id,
                 "status": outcome.response_status,
                 "ms": outcome.duration_ms,
                 "body": outcome.response_body,
+                "url": url,
             },
         )
-    ).scalar_one()
-    return Recorded(DeliveryStatus.SUCCEEDED.value, False) if done else None
+    ).scalar_one_or_none()
+    return Recorded(DeliveryStatus.SUCCEEDED.value, False, unchanged=bool(unchanged)) if unchanged is not None else None
 
 
 async def release(session: AsyncSession, *, lease: Lease) -> None:
