@@ -338,9 +338,15 @@ def main() -> None:
                                 text=True)  # fmt: skip
     server = serve(url, args.workers, port, log, webhooks=bool(args.webhook_endpoints))
     if args.webhook_endpoints:
-        subscribed = subscribe_endpoints(
-            port, [seeded.hot_key, *seeded.spread_keys], args.webhook_endpoints, port + 1000
-        )
+        try:
+            subscribed = subscribe_endpoints(
+                port, [seeded.hot_key, *seeded.spread_keys], args.webhook_endpoints, port + 1000
+            )
+        except BaseException:  # the server and the sink go with the run
+            server.terminate()
+            if sink is not None:
+                sink.terminate()
+            raise
         print(f"subscribed {subscribed:,} webhook endpoints ({args.webhook_endpoints} per account) to a local sink",
               flush=True)  # fmt: skip
     watch = RssWatch(server.pid)
