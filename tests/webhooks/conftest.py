@@ -127,14 +127,11 @@ def deliver(sessionmaker: async_sessionmaker[AsyncSession]) -> Deliver:
         chosen = settings or sender_settings()
         client = sender.Sender(allow_loopback=chosen.webhooks_allow_loopback, resolver=resolver)
         total = 0
-        try:
-            for _ in range(rounds):
-                total += await sender.run_round(sessionmaker, chosen, keyring(chosen), client)
-                if until is not None and until():
-                    break
-                await asyncio.sleep(0.06)
-        finally:
-            await client.aclose()
+        for _ in range(rounds):
+            total += await sender.run_round(sessionmaker, chosen, keyring(chosen), client)
+            if until is not None and until():
+                break
+            await asyncio.sleep(0.06)
         return total
 
     return run

@@ -34,10 +34,7 @@ def webhooks_command(
     async def main(maker: async_sessionmaker[AsyncSession]) -> None:
         if once:
             client = sender.Sender(allow_loopback=settings.webhooks_allow_loopback)
-            try:
-                sent = await sender.run_round(maker, settings, keyring(settings), client)
-            finally:
-                await client.aclose()
+            sent = await sender.run_round(maker, settings, keyring(settings), client)
             typer.echo(f"{sent} deliveries succeeded")
             return
         await sender.run(maker, settings, stop_on_signals())

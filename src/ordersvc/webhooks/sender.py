@@ -67,9 +67,6 @@ class Sender:
         self.resolver = resolver
         self.tls = ssl.create_default_context()
 
-    async def aclose(self) -> None:
-        return None
-
     def turn(self) -> Turn:
         return Turn(self)
 
@@ -322,4 +319,3 @@ async def run(
             for task in busy:
                 task.cancel()
             await asyncio.wait(busy)
-        await sender.aclose()
