@@ -18,6 +18,7 @@ OPERATIONS = {
     ("get", "/v1/orders"): "orders_list",
     ("get", "/v1/orders/{order_id}"): "orders_get",
     ("post", "/v1/orders/{order_id}/cancel"): "orders_cancel",
+    ("post", "/v1/orders/batch"): "orders_batch",
     ("get", "/v1/orders/{order_id}/events"): "orders_events",
     ("get", "/v1/payments"): "payments_list",
     ("get", "/v1/balance"): "balance_get",
@@ -184,6 +185,12 @@ class TestDocument:
                 **head, **outage, **change,
                 "404": ["not_found"], "409": ["idempotency_conflict", "order_not_cancelable"],
                 "422": ["invalid_idempotency_key", "validation_error"],
+            },
+            # Every line's own refusal is in the 200 answer; only the whole request's are statuses.
+            "orders_batch": {
+                **head, **outage, **change, **json_body,
+                "409": ["idempotency_conflict"],
+                "422": ["validation_error", "invalid_text", "invalid_batch", "invalid_idempotency_key"],
             },
             "coupons_redeem": {
                 **head, **outage, **change, **json_body,

@@ -22,6 +22,7 @@ FILES = (
     "ledger/sql/ordersvc_post_payments.sql",
     "events/sql/ordersvc_emit_order_events.sql",
     "events/sql/ordersvc_emit_order_progress.sql",
+    "orders/sql/ordersvc_order_refund.sql",
     "orders/sql/ordersvc_end_order.sql",
     "consent/sql/ordersvc_expire_consent.sql",
     "consent/sql/ordersvc_ask_consents.sql",

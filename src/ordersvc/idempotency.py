@@ -27,8 +27,8 @@ import sqlalchemy as sa
 from fastapi import Header, Response
 from pydantic import BaseModel
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import Field, SQLModel
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlmodel import Field, SQLModel, col
 
 from ordersvc.errors import Conflict, InvalidParams
 from ordersvc.keyring import Keyring, Purpose, UnsealError
@@ -153,6 +153,49 @@ async def once(
         body = keyed.sealed_with.seal(Purpose.REPLAY, body.encode(), context=_context(keyed))
     await session.execute(sa.update(RequestReplay).filter_by(**where).values(status_code=status_code, body=body))
     return Answer(value, status_code, replayed=False)
+
+
+async def reserve(engine: AsyncEngine, keyed: Keyed) -> str | None:
+    """For work that commits in statements of its own, not in one transaction with its key (a
+    mass order's orders): the key recorded and committed before the work starts. None: do the
+    work (the key is new, or its first request did not finish; the work must then be
+    idempotent itself, as a mass order's lines are); else the body of the answer stored. The
+    key used with another request: IdempotencyConflict. Nothing is held while the work runs."""
+    assert keyed.key is not None
+    assert keyed.sealed_with is None
+    check_key(keyed.key)
+    where = {"account_id": keyed.account_id, "operation": keyed.operation, "key": keyed.key}
+    async with AsyncSession(engine) as session, session.begin():
+        inserted = await session.execute(
+            pg_insert(RequestReplay)
+            .values(**where, fingerprint=keyed.fingerprint)
+            .on_conflict_do_nothing()
+            .returning(sa.literal(1))
+        )
+        if inserted.first() is not None:
+            return None
+        found = await session.execute(
+            sa.select(col(RequestReplay.fingerprint), col(RequestReplay.body)).filter_by(**where)
+        )
+        row = found.first()
+    if row is None:  # pruned since (a day old): as good as new
+        return None
+    fingerprint, body = row
+    if fingerprint != keyed.fingerprint:
+        raise IdempotencyConflict()
+    return str(body) if body is not None else None
+
+
+async def record(engine: AsyncEngine, keyed: Keyed, body: str) -> None:
+    """The answer of work whose key `reserve` recorded; the first answer stays."""
+    where = {"account_id": keyed.account_id, "operation": keyed.operation, "key": keyed.key}
+    async with AsyncSession(engine) as session, session.begin():
+        await session.execute(
+            sa.update(RequestReplay)
+            .filter_by(**where)
+            .where(sa.column("body").is_(None))
+            .values(status_code=200, body=body)
+        )
 
 
 def _replay(row: RequestReplay, keyed: Keyed, model: type[M]) -> Answer[M]:

@@ -39,6 +39,7 @@ from ordersvc.ops.middleware import HeadAsGetMiddleware, RequestContextMiddlewar
 from ordersvc.ops.ratelimit import create_rate_limiter
 from ordersvc.orders.endpoints import router as orders_router
 from ordersvc.outbox import mailer
+from ordersvc.panel.endpoint import router as panel_router
 from ordersvc.problem_pages import router as problem_pages_router
 from ordersvc.problems import install_problem_handlers
 from ordersvc.webhooks import sender as webhook_sender
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         legacy_router,
         orders_router,
+        panel_router,
         ledger_router,
         deposits_router,
         coupons_router,

@@ -110,6 +110,12 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "invalid_quantity": ProblemType(
         422, "Quantity out of range", "An order's quantity is a whole number from 500 to 50000."
     ),
+    "invalid_batch": ProblemType(
+        422,
+        "Wrong number of lines in a mass order",
+        "`POST /v1/orders/batch` takes 1 to 100 lines; send more as several batches (each with its own "
+        "Idempotency-Key).",
+    ),
     "invalid_amount": ProblemType(422, "Invalid amount", "A USD amount with at most three decimals, above zero."),
     "recipient_opted_out": ProblemType(
         409,
@@ -344,8 +350,18 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
 
 REQUEST_ID_STATE = "request_id"  # where the request's id is kept in the ASGI scope's state
 
-# Codes that only the legacy action API answers (as `{"error": ...}`), never a REST route.
-LEGACY_ONLY = frozenset({"unknown_action", "incorrect_order_id"})
+# Codes that only the legacy action API and the panel API v2 answer (as `{"error": ...}`), never
+# a REST route.
+LEGACY_ONLY = frozenset(
+    {
+        "unknown_action",
+        "incorrect_order_id",
+        "incorrect_request",
+        "incorrect_service_id",
+        "refill_disabled",
+        "incorrect_refill_id",
+    }
+)
 
 
 def problem_type_path(code: str, root_path: str = "") -> str:

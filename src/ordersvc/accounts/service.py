@@ -107,8 +107,15 @@ async def check_caller(engine: AsyncEngine, caller: Caller) -> None:
     """InvalidApiKey unless the caller is valid (`repository.CALLER_ACCOUNT`: an active key of an
     enabled account, or an account already authenticated): for a use case that checks its
     caller in its own statement and refuses a request before sending it, the key's refusal first."""
-    if (await repository.fetch_as(engine, caller, _CALLER))[0][0] is None:
+    await caller_account_id(engine, caller)
+
+
+async def caller_account_id(engine: AsyncEngine, caller: Caller) -> int:
+    """The caller's account (`check_caller`'s rule), or InvalidApiKey."""
+    account_id = (await repository.fetch_as(engine, caller, _CALLER))[0][0]
+    if account_id is None:
         raise InvalidApiKey()
+    return int(account_id)
 
 
 _CALLER = f"SELECT {repository.CALLER_ACCOUNT}"

@@ -34,6 +34,8 @@ from ordersvc.orders import service as orders
 from ordersvc.orders.errors import OrderNotFound, RecipientOptedOut
 from ordersvc.orders.schemas import (
     ORDER_ID_PATTERN,
+    OrderBatchCreate,
+    OrderBatchOut,
     OrderCancellation,
     OrderCreate,
     OrderEventList,
@@ -157,6 +159,58 @@ router.add_api_route(
     methods=["POST"],
     route_class_override=OrderCreateRoute,
 )
+
+
+@router.post(
+    "/orders/batch",
+    operation_id="orders_batch",
+    summary="Place a mass order",
+    responses={
+        200: {
+            "description": "Each line's order or problem, in order; or (with `Idempotent-Replayed: true`) the answer "
+            "an earlier request with the same Idempotency-Key got.",
+            "headers": idempotency.REPLAYED_RESPONSE_HEADER,
+        },
+        **problem_responses(
+            orders.InvalidBatch,
+            idempotency.InvalidIdempotencyKey,
+            idempotency.IdempotencyConflict,
+        ),
+    },
+)
+async def orders_batch(
+    body: OrderBatchCreate,
+    request: Request,
+    credentials: CredentialsDep,
+    response: Response,
+    idempotency_key: idempotency.IdempotencyKeyHeader = None,
+) -> OrderBatchOut:
+    """Place up to 100 orders at once. Each line is decided alone, in the given order, as if sent
+    one by one to `POST /v1/orders`: a line the balance no longer covers is refused
+    (`insufficient_balance`) and the next, cheaper one may still be placed. The answer is 200 with
+    every line's order or problem; only a problem of the whole request (the key, the number of
+    lines, the batch's Idempotency-Key) is an error status.
+
+    Send an `Idempotency-Key`: a retry of the same batch gets the first answer again, refusals
+    included, and never places a line twice, even after a failure midway (a 503 means some lines
+    may be placed: retry with the same key to learn which). Each line may also carry its own
+    `idempotency_key`."""
+    caller = await caller_of(request, credentials)
+    lines = [orders.OrderLine(line.email, line.quantity, line.idempotency_key) for line in body.orders]
+    try:
+        placed = await orders.place_batch(
+            request.app.state.engine,
+            request.app.state.settings,
+            caller=caller,
+            lines=lines,
+            idempotency_key=idempotency_key,
+            deadline=statement_deadline(request),
+        )
+    except InvalidApiKey:
+        raise InvalidApiKey(UNAUTHORIZED_DETAIL) from None
+    if placed.replayed:
+        response.headers[idempotency.REPLAYED_HEADER] = "true"
+    return OrderBatchOut.of(placed)
 
 
 @router.get(

@@ -171,3 +171,14 @@ async def orders_by_ids(session: AsyncSession, *, account_id: int, public_ids: l
     """The account's orders among these ids (unknown and other accounts' ids are absent)."""
     wanted = [i for i in public_ids if _PUBLIC_ID.fullmatch(i)]
     return await repository.orders_by_public_ids(session, account_id, wanted) if wanted else {}
+
+
+async def orders_with_charges(
+    session: AsyncSession, *, account_id: int, public_ids: list[str]
+) -> dict[str, tuple[Order, int]]:
+    """`orders_by_ids`, each order with what it cost in mills: its price while it is open, less
+    the refund its ending paid (the panel API's `charge`)."""
+    wanted = [i for i in public_ids if _PUBLIC_ID.fullmatch(i)]
+    if not wanted:
+        return {}
+    return await repository.orders_with_charges(session, account_id, wanted, [s.value for s in ENDINGS])

@@ -156,6 +156,17 @@ async def orders_by_public_ids(session: AsyncSession, account_id: int, public_id
     return {order.public_id: order for order in (await session.execute(stmt)).scalars().all()}
 
 
+async def orders_with_charges(
+    session: AsyncSession, account_id: int, public_ids: list[str], endings: list[str]
+) -> dict[str, tuple[Order, int]]:
+    """The account's orders among these ids, each with what it cost: its price, less the refund
+    of its undelivered share (`ordersvc_order_refund`) once it is in one of `endings`."""
+    refund = sa.func.ordersvc_order_refund(col(Order.price_mills), col(Order.quantity), col(Order.delivered))
+    charged = col(Order.price_mills) - sa.case((col(Order.status).in_(endings), refund), else_=0)
+    stmt = sa.select(Order, charged).where(col(Order.account_id) == account_id, col(Order.public_id).in_(public_ids))
+    return {order.public_id: (order, int(mills)) for order, mills in (await session.execute(stmt)).all()}
+
+
 async def orders_by_ids(session: AsyncSession, order_ids: list[int]) -> dict[int, Order]:
     if not order_ids:
         return {}

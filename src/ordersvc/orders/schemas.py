@@ -6,13 +6,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictInt
 
+from ordersvc.errors import ServiceError
 from ordersvc.money import format_usd
 from ordersvc.orders import lifecycle, models
 from ordersvc.orders.models import MAX_QUANTITY, MIN_QUANTITY, PUBLIC_ID_PATTERN, Order, OrderEvent
 from ordersvc.schemas import MoneyStr
 
 if TYPE_CHECKING:
-    from ordersvc.orders.service import NewOrder
+    from ordersvc.orders.service import NewOrder, PlacedBatch
 
 ORDER_ID_PATTERN = PUBLIC_ID_PATTERN
 
@@ -52,6 +53,120 @@ class OrderCreate(BaseModel):
         description=f"{MIN_QUANTITY} to {MAX_QUANTITY}. The price is quantity / 1000 USD, debited at once.",
         json_schema_extra={"minimum": MIN_QUANTITY, "maximum": MAX_QUANTITY},
     )
+
+
+class OrderBatchLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=254, description="The target mailbox.", json_schema_extra={"format": "email"})
+    quantity: StrictInt = Field(
+        description=f"{MIN_QUANTITY} to {MAX_QUANTITY}; out of range, the line is refused with "
+        "`invalid_quantity` (the others are still placed).",
+        json_schema_extra={"minimum": MIN_QUANTITY, "maximum": MAX_QUANTITY},
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        max_length=255,
+        description="This line's own key, as the `Idempotency-Key` of `POST /v1/orders` (the same keys: a "
+        "line and a single order with one key are one order).",
+    )
+
+
+class OrderBatchCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "orders": [
+                        {"email": "billgates@microsoft.com", "quantity": 10000},
+                        {"email": "someone@example.com", "quantity": 500},
+                    ]
+                }
+            ]
+        },
+    )
+
+    # The count is checked by the service (code `invalid_batch`), and documented here.
+    orders: list[OrderBatchLine] = Field(
+        description="1 to 100 lines, each decided alone, in this order, as if sent one by one.",
+        json_schema_extra={"minItems": 1, "maxItems": 100},
+    )
+
+
+class LineProblem(BaseModel):
+    code: str = Field(
+        description="`invalid_email`, `invalid_quantity`, `invalid_idempotency_key`, `idempotency_conflict`, "
+        "`recipient_opted_out` or `insufficient_balance`: the codes `POST /v1/orders` answers with."
+    )
+    message: str
+
+
+class OrderBatchResult(BaseModel):
+    line: int = Field(ge=1, description="The line's position in the request, from 1.")
+    order: OrderOut | None = Field(description="The line's order; null when the line was refused.")
+    replayed: bool = Field(description="`true` when the line's idempotency key had placed this order before.")
+    problem: LineProblem | None = Field(description="Why the line was refused; null when it has an order.")
+
+
+class OrderBatchOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "results": [
+                        {
+                            "line": 1,
+                            "order": {
+                                "id": "A7E17A3E",
+                                "email": "billgates@microsoft.com",
+                                "quantity": 10000,
+                                "price": "10.00",
+                                "status": "awaiting_confirmation",
+                                "progress": 0,
+                                "created": "2026-01-22T10:00:00Z",
+                                "cancelable": True,
+                            },
+                            "replayed": False,
+                            "problem": None,
+                        },
+                        {
+                            "line": 2,
+                            "order": None,
+                            "replayed": False,
+                            "problem": {"code": "insufficient_balance", "message": "Insufficient balance."},
+                        },
+                    ],
+                    "placed": 1,
+                    "refused": 1,
+                    "charged": "10.00",
+                }
+            ]
+        }
+    )
+
+    results: list[OrderBatchResult] = Field(description="One per line, in the request's order.")
+    placed: int = Field(description="Lines with an order (placed now or replayed).")
+    refused: int = Field(description="Lines with a problem.")
+    charged: MoneyStr = Field(
+        description="What the orders placed by this request debited (a replayed line is not charged again)."
+    )
+
+    @classmethod
+    def of(cls, batch: PlacedBatch) -> OrderBatchOut:
+        results: list[OrderBatchResult] = []
+        charged = 0
+        for line, outcome in enumerate(batch.lines, start=1):
+            if isinstance(outcome, ServiceError):
+                problem = LineProblem(code=outcome.code, message=outcome.message)
+                results.append(OrderBatchResult(line=line, order=None, replayed=False, problem=problem))
+                continue
+            if not outcome.replayed:
+                charged += outcome.order.price_mills
+            order = OrderOut.of(outcome.order)
+            results.append(OrderBatchResult(line=line, order=order, replayed=outcome.replayed, problem=None))
+        refused = sum(1 for r in results if r.problem is not None)
+        return cls(results=results, placed=len(results) - refused, refused=refused, charged=format_usd(charged))
 
 
 class OrderOut(BaseModel):

@@ -3,9 +3,12 @@ What happens to an order after it is placed is `lifecycle`."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,8 +23,8 @@ from ordersvc.accounts.callers import AccountCaller, ApiKeyCaller, Caller, calle
 from ordersvc.accounts.service import API_KEYS
 from ordersvc.bearer_tokens import hash_token, prefix_of
 from ordersvc.config import Settings
-from ordersvc.emails import normalize_email
-from ordersvc.errors import InvalidApiKey, ServiceError
+from ordersvc.emails import InvalidEmail, normalize_email
+from ordersvc.errors import InvalidApiKey, InvalidParams, ServiceError
 from ordersvc.ledger.service import InsufficientBalance
 from ordersvc.ops import metrics
 from ordersvc.orders import repository
@@ -48,6 +51,14 @@ class InvalidQuantity(ServiceError):
     code = "invalid_quantity"
     message = f"Invalid quantity. Range is {MIN_QUANTITY}-{MAX_QUANTITY}."
     field = "quantity"
+
+
+class QuantityTooSmall(InvalidQuantity):
+    """Below `MIN_QUANTITY`: the same refusal, told apart for the panel API's words."""
+
+
+class QuantityTooLarge(InvalidQuantity):
+    """Above `MAX_QUANTITY`."""
 
 
 def price_mills(quantity: int) -> int:
@@ -129,21 +140,188 @@ async def place(
     (`db.LockWaitTimedOut`, nothing written): a statement that commits itself may not be
     cancelled, or a client could be told "not completed" about a placed order."""
     try:
-        target = normalize_email(email)
-        if not MIN_QUANTITY <= quantity <= MAX_QUANTITY:
-            raise InvalidQuantity()
-        if idempotency_key is not None:
-            idempotency.check_key(idempotency_key)
+        target, fingerprint = _checked(email, quantity, idempotency_key)
     except ServiceError:
         await accounts.check_caller(engine, caller)  # an invalid key is refused first
         raise
     if isinstance(caller, ApiKeyCaller) and not API_KEYS.well_formed(caller.key):
         raise InvalidApiKey()
-    timing = ConsentTiming(
+    return await _send(engine, _timing(settings), caller, target, quantity, idempotency_key, fingerprint, deadline)
+
+
+MAX_BATCH_LINES = 100
+BATCH_OPERATION = "orders_batch"  # the batch's Idempotency-Key, among the REST operations' keys
+
+
+class InvalidBatch(InvalidParams):
+    code = "invalid_batch"
+    message = f"A mass order has 1 to {MAX_BATCH_LINES} lines."
+    field = "orders"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    """One line of a mass order, as the client sent it."""
+
+    email: str
+    quantity: int
+    idempotency_key: str | None = None
+
+
+LineOutcome = PlacedOrder | ServiceError
+"""A line's order (placed now, or replayed by its key), or why it was refused."""
+
+LINE_PROBLEMS: dict[str, type[ServiceError]] = {
+    problem.code: problem
+    for problem in (
+        InvalidEmail,
+        InvalidQuantity,
+        idempotency.InvalidIdempotencyKey,
+        idempotency.IdempotencyConflict,
+        RecipientOptedOut,
+        InsufficientBalance,
+    )
+}
+"""The refusals that are a line's own; anything else fails the whole request."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlacedBatch:
+    lines: list[LineOutcome]  # one per line, in the lines' order
+    replayed: bool  # True: the answer an earlier request with the same batch key got
+
+
+async def place_batch(
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    caller: Caller,
+    lines: Sequence[OrderLine],
+    idempotency_key: str | None = None,
+    deadline: float | None = None,
+) -> PlacedBatch:
+    """A mass order: every line decided alone, in the given order, as if sent one by one to
+    `place` (the same checks, the same statement, the same answers), and each line's outcome.
+
+    The caller is checked once, first (InvalidApiKey for the whole batch), then the number of
+    lines (1 to 100, `InvalidBatch`). The lines go to the order statement together, so they ride
+    its group commit (`batching`: up to 64 orders per statement, the rest in the next one, in
+    order), not a transaction each.
+
+    `idempotency_key` (the batch's): the same batch again gets the first answer, refusals
+    included; another batch under the key is IdempotencyConflict. The key is recorded before the
+    lines are sent and the answer after, and each line without a key of its own is placed under
+    one derived from the batch's (`_line_key`): a retry after a failure midway (the database
+    gone: the request fails, and the lines placed before it stay placed) places each line at
+    most once, and then stores the answer. A line's own `idempotency_key` works as `place`'s."""
+    account_id = await accounts.caller_account_id(engine, caller)
+    if not 1 <= len(lines) <= MAX_BATCH_LINES:
+        raise InvalidBatch()
+    keyed = None
+    if idempotency_key is not None:
+        request = [[line.email, line.quantity, line.idempotency_key] for line in lines]
+        keyed = idempotency.Keyed(account_id, BATCH_OPERATION, idempotency_key, idempotency.fingerprint(lines=request))
+        stored = await idempotency.reserve(engine, keyed)
+        if stored is not None:
+            return PlacedBatch(_decode_lines(account_id, stored), replayed=True)
+    timing, account = _timing(settings), AccountCaller(account_id)
+
+    async def place_line(index: int, line: OrderLine) -> PlacedOrder:
+        key = line.idempotency_key
+        if key is None and idempotency_key is not None:
+            key = _line_key(idempotency_key, index)
+        target, fingerprint = _checked(line.email, line.quantity, key)
+        return await _send(engine, timing, account, target, line.quantity, key, fingerprint, deadline)
+
+    # Tasks start in creation order and each queues its order before its first wait: the
+    # statement gets the lines in the given order.
+    outcomes = await asyncio.gather(*(place_line(i, line) for i, line in enumerate(lines)), return_exceptions=True)
+    results: list[LineOutcome] = []
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException) and not isinstance(outcome, tuple(LINE_PROBLEMS.values())):
+            raise outcome
+        results.append(outcome if isinstance(outcome, PlacedOrder) else _problem(outcome))
+    if keyed is not None:
+        await idempotency.record(engine, keyed, _encode_lines(results))
+    return PlacedBatch(results, replayed=False)
+
+
+def _problem(error: BaseException) -> ServiceError:
+    assert isinstance(error, ServiceError)
+    return error
+
+
+def _line_key(batch_key: str, index: int) -> str:
+    """The idempotency key of a keyed batch's line that has none of its own (printable, at most
+    `idempotency.MAX_KEY_LENGTH`): a client's own keys never take this form by chance."""
+    return f"batch:{hashlib.sha256(batch_key.encode()).hexdigest()[:40]}:{index}"
+
+
+def _encode_lines(results: list[LineOutcome]) -> str:
+    encoded: list[dict[str, Any]] = []
+    for result in results:
+        if isinstance(result, ServiceError):
+            encoded.append({"problem": result.code})
+            continue
+        order = result.order
+        fields = {
+            "id": order.id,
+            "public_id": order.public_id,
+            "email": order.email,
+            "quantity": order.quantity,
+            "price_mills": order.price_mills,
+            "status": order.status,
+            "progress": order.progress,
+            "created_at": order.created_at.isoformat(),
+        }
+        encoded.append({"order": fields, "replayed": result.replayed})
+    return json.dumps(encoded)
+
+
+def _decode_lines(account_id: int, body: str) -> list[LineOutcome]:
+    results: list[LineOutcome] = []
+    for item in json.loads(body):
+        if "problem" in item:
+            results.append(LINE_PROBLEMS[item["problem"]]())
+            continue
+        fields = item["order"]
+        results.append(PlacedOrder(_from_snapshot(account_id, fields["id"], fields), replayed=item["replayed"]))
+    return results
+
+
+def _checked(email: str, quantity: int, idempotency_key: str | None) -> tuple[str, bytes | None]:
+    """The order's own checks, in the contract's order (the email, the quantity, the key's form):
+    the normalized address, and the fingerprint a repeat of the key must match."""
+    target = normalize_email(email)
+    if quantity < MIN_QUANTITY:
+        raise QuantityTooSmall()
+    if quantity > MAX_QUANTITY:
+        raise QuantityTooLarge()
+    if idempotency_key is None:
+        return target, None
+    idempotency.check_key(idempotency_key)
+    return target, idempotency.fingerprint(email=target, quantity=quantity)
+
+
+def _timing(settings: Settings) -> ConsentTiming:
+    return ConsentTiming(
         mail_interval=timedelta(hours=settings.consent_mail_interval_hours),
         link_lifetime=timedelta(hours=settings.consent_link_hours),
     )
-    fingerprint = None if idempotency_key is None else idempotency.fingerprint(email=target, quantity=quantity)
+
+
+async def _send(
+    engine: AsyncEngine,
+    timing: ConsentTiming,
+    caller: Caller,
+    target: str,
+    quantity: int,
+    idempotency_key: str | None,
+    fingerprint: bytes | None,
+    deadline: float | None,
+) -> PlacedOrder:
+    """One checked order through the order statement (`batching`), with a new public id while
+    the one drawn is taken."""
     for _ in range(_PUBLIC_ID_ATTEMPTS):
         public_id = new_public_id()
         request = OrderRequest(

@@ -1,7 +1,6 @@
 -- An order ends (`canceled` before work, `partial`, `completed`): its status, the transition in
--- its history, and the refund of the undelivered share of its price, rounded down to the mill
--- (price x (quantity - delivered) / quantity: charge and refunds never return more than was
--- paid), as a `refund` payment through the ledger. The caller holds the order's row lock and has
+-- its history, and the refund of the undelivered share of its price (`ordersvc_order_refund`),
+-- as a `refund` payment through the ledger. The caller holds the order's row lock and has
 -- checked the transition (`orders.lifecycle`). Returns the refund in mills.
 -- Its statements are planned once per connection, not at each call (`plan_cache_mode`: a
 -- plan for the given values costs more than running the statement; the look-ups go by key).
@@ -17,7 +16,7 @@ BEGIN
     UPDATE orders o SET status = p_to_status WHERE o.id = p_order_id;
     INSERT INTO order_events (order_id, from_status, to_status, reason)
         VALUES (p_order_id, v_order.status, p_to_status, p_reason);
-    v_refund := v_order.price_mills * (v_order.quantity - v_order.delivered) / v_order.quantity;
+    v_refund := ordersvc_order_refund(v_order.price_mills, v_order.quantity, v_order.delivered);
     IF v_refund > 0 THEN
         PERFORM ordersvc_post_payments(ARRAY[v_order.account_id], ARRAY['refund'], ARRAY[v_refund], ARRAY[v_order.email],
                                       ARRAY[p_order_id], ARRAY[NULL::text], ARRAY[NULL::bigint], ARRAY[NULL::text]);
