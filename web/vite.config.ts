@@ -15,6 +15,12 @@ if (!Number.isInteger(webhookLimits.url) || !Number.isInteger(webhookLimits.desc
   throw new Error("openapi.json: WebhookEndpointIn.url and .description have no integer maxLength");
 }
 
+// Lines per mass order request, as `OrderBatchCreate.orders` states it.
+const batchLines: number | undefined = openapi.components.schemas.OrderBatchCreate.properties.orders.maxItems;
+if (!Number.isInteger(batchLines)) {
+  throw new Error("openapi.json: OrderBatchCreate.orders has no integer maxItems");
+}
+
 // The API reference (`/docs`): Swagger UI's own files from npm (swagger-ui-dist) and our start
 // script, copied next to the bundle so that the service serves them itself, without a CDN.
 const OUT_DIR = "../src/ordersvc/dashboard/static";
@@ -40,6 +46,7 @@ export default defineConfig({
   define: {
     __ORDER_QUANTITY__: JSON.stringify({ minimum: quantity.minimum, maximum: quantity.maximum }),
     __WEBHOOK_LIMITS__: JSON.stringify(webhookLimits),
+    __BATCH_LINES__: JSON.stringify(batchLines),
   },
   build: {
     outDir: OUT_DIR,

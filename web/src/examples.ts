@@ -157,6 +157,33 @@ export const REST_EXAMPLES: Example[] = [
   { id: "rest-typescript", label: "TypeScript", language: "typescript", template: `${REST_TYPESCRIPT}\n` },
 ];
 
+const PANEL_CURL = `curl -sS -X POST __BASE__/api/v2 \\
+  --data-urlencode "key=__APIKEY__" -d action=add -d service=1 \\
+  --data-urlencode "link=billgates@microsoft.com" -d quantity=10000
+# {"order":2816571966}`;
+
+const PANEL_PHP = `<?php
+// The panel API v2 client class you already use: only its URL and key change.
+$api = new Api();
+$api->api_url = '__BASE__/api/v2';
+$api->api_key = '__APIKEY__';
+$order = $api->order(['service' => 1, 'link' => 'billgates@microsoft.com', 'quantity' => 10000]);
+$status = $api->status($order->order);  // charge, start_count, status, remains, currency
+$balance = $api->balance();             // {"balance": "...", "currency": "USD"}`;
+
+const PANEL_PYTHON = `import requests
+
+API = "__BASE__/api/v2"
+order = requests.post(API, data={"key": "__APIKEY__", "action": "add", "service": 1,
+                                 "link": "billgates@microsoft.com", "quantity": 10000}).json()
+print(requests.post(API, data={"key": "__APIKEY__", "action": "status", "order": order["order"]}).json())`;
+
+export const PANEL_EXAMPLES: Example[] = [
+  { id: "panel-curl", label: "curl", language: "shell", template: `${PANEL_CURL}\n` },
+  { id: "panel-php", label: "PHP", language: "php", template: `${PANEL_PHP}\n` },
+  { id: "panel-python", label: "Python", language: "python", template: `${PANEL_PYTHON}\n` },
+];
+
 /** The legacy endpoint URL carries the key: the seed's clients never send it themselves. */
 export function endpointUrl(origin: string, key: string): string {
   return `${origin}/api?key=${encodeURIComponent(key)}`;

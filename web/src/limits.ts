@@ -16,3 +16,8 @@ declare const __WEBHOOK_LIMITS__: { readonly url: number; readonly description: 
 
 export const WEBHOOK_URL_MAX_LENGTH: number = __WEBHOOK_LIMITS__.url;
 export const WEBHOOK_DESCRIPTION_MAX_LENGTH: number = __WEBHOOK_LIMITS__.description;
+
+declare const __BATCH_LINES__: number;
+
+/** Lines per `POST /v1/orders/batch`: `OrderBatchCreate.orders`' `maxItems`. */
+export const BATCH_LINES: number = __BATCH_LINES__;

@@ -6,6 +6,7 @@ import { exactTitle, usd } from "./format";
 import * as live from "./live";
 import { apiPage } from "./views/apipage";
 import { depositsPage } from "./views/deposits";
+import { massOrderPage } from "./views/massorder";
 import { ordersPage } from "./views/orders";
 import { paymentsPage } from "./views/payments";
 import { publicPage } from "./views/publicpages";
@@ -15,6 +16,7 @@ import { logo, signInPage } from "./views/signin";
 
 const ROUTES: { path: string; label: string; page: (context: AppContext) => Page }[] = [
   { path: "orders", label: "Orders", page: ordersPage },
+  { path: "mass-order", label: "Mass order", page: massOrderPage },
   { path: "deposits", label: "Deposits", page: () => depositsPage() },
   { path: "payments", label: "Payments", page: paymentsPage },
   { path: "webhooks", label: "Webhooks", page: webhooksPage },

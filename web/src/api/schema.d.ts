@@ -35,6 +35,35 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/orders/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Place a mass order
+         * @description Place up to 100 orders at once. Each line is decided alone, in the given order, as if sent
+         *     one by one to `POST /v1/orders`: a line the balance no longer covers is refused
+         *     (`insufficient_balance`) and the next, cheaper one may still be placed. The answer is 200 with
+         *     every line's order or problem; only a problem of the whole request (the key, the number of
+         *     lines, the batch's Idempotency-Key) is an error status.
+         *
+         *     Send an `Idempotency-Key`: a retry of the same batch gets the first answer again, refusals
+         *     included, and never places a line twice, even after a failure midway (a 503 means some lines
+         *     may be placed: retry with the same key to learn which). Each line may also carry its own
+         *     `idempotency_key`.
+         */
+        post: operations["orders_batch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/orders/export": {
         parameters: {
             query?: never;
@@ -3070,6 +3099,16 @@ export interface components {
              */
             lease_seconds: number;
         };
+        /** LineProblem */
+        LineProblem: {
+            /**
+             * Code
+             * @description `invalid_email`, `invalid_quantity`, `invalid_idempotency_key`, `idempotency_conflict`, `recipient_opted_out` or `insufficient_balance`: the codes `POST /v1/orders` answers with.
+             */
+            code: string;
+            /** Message */
+            message: string;
+        };
         /**
          * LoginIn
          * @example {
@@ -3234,6 +3273,121 @@ export interface components {
             role?: components["schemas"]["OperatorRole"];
             /** Disabled */
             disabled?: boolean;
+        };
+        /**
+         * OrderBatchCreate
+         * @example {
+         *       "orders": [
+         *         {
+         *           "email": "billgates@microsoft.com",
+         *           "quantity": 10000
+         *         },
+         *         {
+         *           "email": "someone@example.com",
+         *           "quantity": 500
+         *         }
+         *       ]
+         *     }
+         */
+        OrderBatchCreate: {
+            /**
+             * Orders
+             * @description 1 to 100 lines, each decided alone, in this order, as if sent one by one.
+             */
+            orders: components["schemas"]["OrderBatchLine"][];
+        };
+        /** OrderBatchLine */
+        OrderBatchLine: {
+            /**
+             * Email
+             * Format: email
+             * @description The target mailbox.
+             */
+            email: string;
+            /**
+             * Quantity
+             * @description 500 to 50000; out of range, the line is refused with `invalid_quantity` (the others are still placed).
+             */
+            quantity: number;
+            /**
+             * Idempotency Key
+             * @description This line's own key, as the `Idempotency-Key` of `POST /v1/orders` (the same keys: a line and a single order with one key are one order).
+             */
+            idempotency_key?: string;
+        };
+        /**
+         * OrderBatchOut
+         * @example {
+         *       "charged": "10.00",
+         *       "placed": 1,
+         *       "refused": 1,
+         *       "results": [
+         *         {
+         *           "line": 1,
+         *           "order": {
+         *             "cancelable": true,
+         *             "created": "2026-01-22T10:00:00Z",
+         *             "email": "billgates@microsoft.com",
+         *             "id": "A7E17A3E",
+         *             "price": "10.00",
+         *             "progress": 0,
+         *             "quantity": 10000,
+         *             "status": "awaiting_confirmation"
+         *           },
+         *           "replayed": false,
+         *           "problem": null
+         *         },
+         *         {
+         *           "line": 2,
+         *           "problem": {
+         *             "code": "insufficient_balance",
+         *             "message": "Insufficient balance."
+         *           },
+         *           "replayed": false,
+         *           "order": null
+         *         }
+         *       ]
+         *     }
+         */
+        OrderBatchOut: {
+            /**
+             * Results
+             * @description One per line, in the request's order.
+             */
+            results: components["schemas"]["OrderBatchResult"][];
+            /**
+             * Placed
+             * @description Lines with an order (placed now or replayed).
+             */
+            placed: number;
+            /**
+             * Refused
+             * @description Lines with a problem.
+             */
+            refused: number;
+            /**
+             * Charged
+             * @description What the orders placed by this request debited (a replayed line is not charged again).
+             * @example 125.50
+             */
+            charged: string;
+        };
+        /** OrderBatchResult */
+        OrderBatchResult: {
+            /**
+             * Line
+             * @description The line's position in the request, from 1.
+             */
+            line: number;
+            /** @description The line's order; null when the line was refused. */
+            order: components["schemas"]["OrderOut"] | null;
+            /**
+             * Replayed
+             * @description `true` when the line's idempotency key had placed this order before.
+             */
+            replayed: boolean;
+            /** @description Why the line was refused; null when it has an order. */
+            problem: components["schemas"]["LineProblem"] | null;
         };
         /**
          * OrderCancellation
@@ -4551,7 +4705,7 @@ export interface components {
          * @description Every problem `code`; `GET /problems/{code}` explains each one.
          * @enum {string}
          */
-        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "consent_not_waiting" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "customer_not_found" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "exports_busy" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_operator_link" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_role" | "invalid_text" | "invalid_threshold" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "invalid_webhook_url" | "last_admin" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "operator_exists" | "operator_not_found" | "operator_role_forbidden" | "operator_session_required" | "operator_sign_in_failed" | "opt_out_is_final" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "reason_required" | "recipient_opted_out" | "service_unavailable" | "streams_busy" | "timeout" | "too_many_attempts" | "too_many_exports" | "too_many_streams" | "too_many_webhook_endpoints" | "totp_already_enabled" | "totp_already_enrolled" | "totp_enrolment_required" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "webhook_delivery_not_found" | "webhook_delivery_pending" | "webhook_endpoint_not_found" | "worker_exists" | "wrong_password";
+        ErrorCode: "account_disabled" | "account_exists" | "bad_signature" | "body_too_large" | "consent_closed" | "consent_not_waiting" | "coupon_already_redeemed" | "coupon_disabled" | "coupon_exhausted" | "coupon_exists" | "coupon_expired" | "coupon_not_found" | "csrf_failed" | "customer_not_found" | "deposit_not_unmatched" | "email_not_verified" | "expired_token" | "exports_busy" | "http_error" | "idempotency_conflict" | "insufficient_balance" | "internal_error" | "invalid_address" | "invalid_amount" | "invalid_batch" | "invalid_bonus_tier" | "invalid_coupon_code" | "invalid_credentials" | "invalid_cursor" | "invalid_email" | "invalid_idempotency_key" | "invalid_operator_link" | "invalid_params" | "invalid_payload" | "invalid_progress" | "invalid_quantity" | "invalid_recycle_period" | "invalid_role" | "invalid_text" | "invalid_threshold" | "invalid_token" | "invalid_totp_code" | "invalid_tx_hash" | "invalid_webhook_url" | "last_admin" | "lease_not_held" | "method_not_allowed" | "no_address_available" | "no_deposit_address" | "not_found" | "operator_exists" | "operator_not_found" | "operator_role_forbidden" | "operator_session_required" | "operator_sign_in_failed" | "opt_out_is_final" | "order_not_cancelable" | "password_not_expected" | "password_not_set" | "password_required" | "processor_not_configured" | "processor_unavailable" | "rate_limited" | "reason_required" | "recipient_opted_out" | "service_unavailable" | "streams_busy" | "timeout" | "too_many_attempts" | "too_many_exports" | "too_many_streams" | "too_many_webhook_endpoints" | "totp_already_enabled" | "totp_already_enrolled" | "totp_enrolment_required" | "totp_not_started" | "totp_required" | "transfer_already_credited" | "unauthorized" | "unknown_network" | "unsupported_media_type" | "validation_error" | "weak_password" | "webhook_delivery_not_found" | "webhook_delivery_pending" | "webhook_endpoint_not_found" | "worker_exists" | "wrong_password";
     };
     responses: never;
     parameters: never;
@@ -4826,6 +4980,186 @@ export interface operations {
              *     - `invalid_text`: Text not accepted.
              *     - `invalid_email`: Invalid email address.
              *     - `invalid_quantity`: Quantity out of range.
+             *     - `invalid_idempotency_key`: Invalid idempotency key.
+             */
+            422: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `rate_limited`: Rate limit reached. */
+            429: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `service_unavailable`: Temporarily unavailable.
+             *     - `timeout`: Request took too long.
+             */
+            503: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "Retry-After": components["headers"]["Retry-After"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    orders_batch: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Any unique string (a UUID is ideal). Retrying with the same key and request returns the first answer (with `Idempotent-Replayed: true`) without doing the work twice; the same key with another request is 409 `idempotency_conflict`. Keys belong to your account and this operation, and are kept at least 24 hours. A refused request leaves its key unused. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OrderBatchCreate"];
+            };
+        };
+        responses: {
+            /** @description Each line's order or problem, in order; or (with `Idempotent-Replayed: true`) the answer an earlier request with the same Idempotency-Key got. */
+            200: {
+                headers: {
+                    /** @description `true` when this answer replays an earlier request's (the same Idempotency-Key). */
+                    "Idempotent-Replayed"?: "true";
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "charged": "10.00",
+                     *       "placed": 1,
+                     *       "refused": 1,
+                     *       "results": [
+                     *         {
+                     *           "line": 1,
+                     *           "order": {
+                     *             "cancelable": true,
+                     *             "created": "2026-01-22T10:00:00Z",
+                     *             "email": "billgates@microsoft.com",
+                     *             "id": "A7E17A3E",
+                     *             "price": "10.00",
+                     *             "progress": 0,
+                     *             "quantity": 10000,
+                     *             "status": "awaiting_confirmation"
+                     *           },
+                     *           "replayed": false,
+                     *           "problem": null
+                     *         },
+                     *         {
+                     *           "line": 2,
+                     *           "problem": {
+                     *             "code": "insufficient_balance",
+                     *             "message": "Insufficient balance."
+                     *           },
+                     *           "replayed": false,
+                     *           "order": null
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": components["schemas"]["OrderBatchOut"];
+                };
+            };
+            /** @description - `invalid_text`: Text not accepted. */
+            400: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unauthorized`: Missing or invalid credentials. */
+            401: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `csrf_failed`: CSRF token missing or wrong. */
+            403: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `idempotency_conflict`: Idempotency key reused. */
+            409: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `body_too_large`: Request body too large. */
+            413: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description - `unsupported_media_type`: Body is not JSON. */
+            415: {
+                headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /**
+             * @description - `validation_error`: Request not valid.
+             *     - `invalid_text`: Text not accepted.
+             *     - `invalid_batch`: Wrong number of lines in a mass order.
              *     - `invalid_idempotency_key`: Invalid idempotency key.
              */
             422: {

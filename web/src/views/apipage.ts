@@ -1,6 +1,6 @@
 import type { AppContext, Page } from "../app";
 import { h } from "../dom";
-import { endpointUrl, type Example, EXAMPLES, fillExample, REST_EXAMPLES } from "../examples";
+import { endpointUrl, type Example, EXAMPLES, fillExample, PANEL_EXAMPLES, REST_EXAMPLES } from "../examples";
 import { QUANTITY_ERROR } from "../limits";
 import { copyButton, onArrowKeys } from "../ui";
 
@@ -46,6 +46,8 @@ export function apiPage(context: AppContext): Page {
   const endpoint = endpointUrl(base, key);
   const rest = exampleTabs(REST_EXAMPLES, "REST examples", "rest-example", (t) => fillExample(t, key, endpoint, base));
   const legacy = exampleTabs(EXAMPLES, "Legacy examples", "example", (t) => fillExample(t, key, endpoint, base));
+  const panel = exampleTabs(PANEL_EXAMPLES, "Panel API v2 examples", "panel-example", (t) => fillExample(t, key, endpoint, base));
+  const panelEndpoint = `${base}/api/v2`;
 
   const element = h(
     "div",
@@ -104,6 +106,33 @@ export function apiPage(context: AppContext): Page {
         { class: "error-list" },
         ERRORS.map((message) => h("li", null, h("code", null, JSON.stringify({ error: message })))),
       ),
+    ),
+    h(
+      "section",
+      { class: "card", "aria-labelledby": "panel-title" },
+      h("div", { class: "card-head" }, h("h2", { id: "panel-title" }, "Panel API v2: for reseller panels"), copyButton(() => panel.code.textContent ?? "", "Copy the panel API example")),
+      h(
+        "p",
+        null,
+        "The API v2 dialect that reseller panels share: point your existing client at this URL, with your key as the ",
+        h("code", null, "key"),
+        " form field. Our one service is ",
+        h("code", null, "service=1"),
+        " and ",
+        h("code", null, "link"),
+        " is the recipient's email; order ids are numbers (the 8-hex order id read as a number: ",
+        h("code", null, "A7E17A3E"),
+        " is ",
+        h("code", null, "2816571966"),
+        "). Actions: ",
+        ...["services", "add", "status", "cancel", "balance", "refill", "refill_status"].flatMap((action, i) => [i > 0 ? ", " : "", h("code", null, action)]),
+        ". Errors are HTTP 200 with an ",
+        h("code", null, "error"),
+        " field, as the dialect has them.",
+      ),
+      h("div", { class: "endpoint" }, h("code", { id: "panel-endpoint-url" }, panelEndpoint), copyButton(() => panelEndpoint, "Copy the panel API URL")),
+      panel.tabs,
+      panel.code,
     ),
     h(
       "section",
