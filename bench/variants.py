@@ -7,14 +7,18 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlencode
 
 import httpload
 from seeding import RECIPIENT, Seeded, asked_address
 
 QUANTITY = 500  # 0.5 USD
 
-Api = Literal["legacy", "rest"]
-APIS: tuple[Api, ...] = ("legacy", "rest")
+Api = Literal["legacy", "rest", "panel", "batch"]
+APIS: tuple[Api, ...] = ("legacy", "rest")  # every variant's rows
+# `panel`: the panel API v2's `add` (a form post to /api/v2); `batch`: POST /v1/orders/batch with
+# 100 lines of the variant per request (a batch Idempotency-Key for the idempotent variants).
+BATCH_LINES = 100
 
 
 @dataclass(frozen=True)
@@ -25,21 +29,36 @@ class Variant:
     idempotent: bool  # a unique `request_id` (legacy) or `Idempotency-Key` (REST) on every order
     hot: bool  # every connection on one account instead of 1,000
     spread_twin: str | None = None  # a hot variant: the same variant on spread accounts
+    more_apis: tuple[Api, ...] = ()  # rows beyond legacy and REST
+
+
+def apis_of(variant: Variant) -> tuple[Api, ...]:
+    return (*APIS, *variant.more_apis)
+
+
+def orders_per_request(api: Api) -> int:
+    return BATCH_LINES if api == "batch" else 1
 
 
 VARIANTS = (
     Variant("confirmed", "recipient confirmed, no idempotency key", "confirmed", False, False),
     Variant("hot", "one hot account, recipient confirmed", "confirmed", False, True, "confirmed"),
     Variant("asked", "recipient asked, not yet confirmed", "asked", False, False),
-    Variant("new", "a new recipient on every order", "new", False, False),
+    Variant("new", "a new recipient on every order", "new", False, False, more_apis=("panel", "batch")),
     Variant("key", "with an idempotency key, recipient confirmed", "confirmed", True, False),
-    Variant("key-new", "an idempotency key and a new recipient", "new", True, False),
+    Variant("key-new", "an idempotency key and a new recipient", "new", True, False, more_apis=("panel", "batch")),
     Variant("hot-key-new", "one hot account, an idempotency key and a new recipient", "new", True, True, "key-new"),
 )
 ONE_CLIENT = Variant("1client", "one client, recipient confirmed, no idempotency key", "confirmed", False, False)
 
 
 def order_request(api: Api, key: str, email: str, request_id: str | None) -> bytes:
+    if api == "panel":
+        fields = {"key": key, "action": "add", "service": "1", "link": email, "quantity": str(QUANTITY)}
+        if request_id is not None:
+            fields["request_id"] = request_id
+        form = urlencode(fields, safe="@").encode()  # the placeholders stay as they are
+        return httpload.request("POST", "/api/v2", body=form, content_type="application/x-www-form-urlencoded")
     if api == "legacy":
         body = {"action": "order", "key": key, "email": email, "quantity": QUANTITY}
         if request_id is not None:
@@ -59,6 +78,8 @@ def order_requests(api: Api, variant: Variant, seeded: Seeded, tag: str) -> Call
         if variant.hot
         else list(zip(seeded.spread_keys, seeded.spread_ids, strict=True))
     )
+    if api == "batch":
+        return batch_requests(variant, accounts, tag)
     if variant.recipient == "confirmed" and not variant.idempotent:
         fixed = [order_request(api, key, RECIPIENT, None) for key, _ in accounts]  # built once: a cheap generator
         return lambda n: fixed[n % len(fixed)]
@@ -80,6 +101,25 @@ def order_requests(api: Api, variant: Variant, seeded: Seeded, tag: str) -> Call
     return make
 
 
+def batch_requests(variant: Variant, accounts: list[tuple[str, int]], tag: str) -> Callable[[int], bytes]:
+    """Request n: 100 lines of the variant from account n mod 1,000 (line i to
+    `new-<tag>-<n>-<i>@example.com` for a new recipient)."""
+
+    def make(n: int) -> bytes:
+        key, account_id = accounts[n % len(accounts)]
+        if variant.recipient == "new":
+            emails = [f"new-{tag}-{n}-{i}@example.com" for i in range(BATCH_LINES)]
+        else:
+            emails = [RECIPIENT if variant.recipient == "confirmed" else asked_address(account_id)] * BATCH_LINES
+        body = json.dumps({"orders": [{"email": e, "quantity": QUANTITY} for e in emails]}, separators=(",", ":"))
+        headers = {"Authorization": f"Bearer {key}"}
+        if variant.idempotent:
+            headers["Idempotency-Key"] = f"{tag}-{n}"
+        return httpload.request("POST", "/v1/orders/batch", body=body.encode(), headers=headers)
+
+    return make
+
+
 def always(request: bytes) -> Callable[[int], bytes]:
     """make_request for a run that sends the same request every time."""
     return lambda n: request
@@ -93,7 +133,22 @@ def _json(body: bytes) -> object:
 
 
 def order_placed(api: Api) -> Callable[[int, bytes], bool]:
-    """A placed order, read from the body: a legacy refusal is HTTP 200 with `{"error": ...}`."""
+    """A placed order, read from the body: a legacy or panel refusal is HTTP 200 with
+    `{"error": ...}`; a batch counts when every one of its lines has an order."""
+    if api == "panel":
+
+        def panel(status: int, body: bytes) -> bool:
+            answer = _json(body)
+            return status == 200 and isinstance(answer, dict) and type(answer.get("order")) is int
+
+        return panel
+    if api == "batch":
+
+        def batch(status: int, body: bytes) -> bool:
+            answer = _json(body)
+            return status == 200 and isinstance(answer, dict) and answer.get("placed") == BATCH_LINES
+
+        return batch
     if api == "legacy":
 
         def legacy(status: int, body: bytes) -> bool:

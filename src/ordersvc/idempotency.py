@@ -155,12 +155,21 @@ async def once(
     return Answer(value, status_code, replayed=False)
 
 
-async def reserve(engine: AsyncEngine, keyed: Keyed) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A key recorded for work that commits outside its transaction (`reserve`)."""
+
+    answer: str | None  # the answer stored: replay it; None: do the work
+    since: datetime  # when the key was recorded: the same for every request under this record
+
+
+async def reserve(engine: AsyncEngine, keyed: Keyed) -> Reservation:
     """For work that commits in statements of its own, not in one transaction with its key (a
-    mass order's orders): the key recorded and committed before the work starts. None: do the
-    work (the key is new, or its first request did not finish; the work must then be
-    idempotent itself, as a mass order's lines are); else the body of the answer stored. The
-    key used with another request: IdempotencyConflict. Nothing is held while the work runs."""
+    mass order's orders): the key recorded and committed before the work starts. No answer: do
+    the work (the key is new, or its first request did not finish, or one is running now; the
+    work must then be idempotent itself, as a mass order's lines are, keyed by `since`); else the
+    body of the answer stored. The key used with another request: IdempotencyConflict. Nothing
+    is held while the work runs."""
     assert keyed.key is not None
     assert keyed.sealed_with is None
     check_key(keyed.key)
@@ -170,20 +179,24 @@ async def reserve(engine: AsyncEngine, keyed: Keyed) -> str | None:
             pg_insert(RequestReplay)
             .values(**where, fingerprint=keyed.fingerprint)
             .on_conflict_do_nothing()
-            .returning(sa.literal(1))
+            .returning(col(RequestReplay.created_at))
         )
-        if inserted.first() is not None:
-            return None
+        created = inserted.scalar()
+        if created is not None:
+            return Reservation(None, created)
         found = await session.execute(
-            sa.select(col(RequestReplay.fingerprint), col(RequestReplay.body)).filter_by(**where)
+            sa.select(col(RequestReplay.fingerprint), col(RequestReplay.body), col(RequestReplay.created_at)).filter_by(
+                **where
+            )
         )
         row = found.first()
-    if row is None:  # pruned since (a day old): as good as new
-        return None
-    fingerprint, body = row
+    if row is None:  # pruned (a day old) between the two statements: try again
+        return await reserve(engine, keyed)
+    fingerprint, body, since = row
     if fingerprint != keyed.fingerprint:
         raise IdempotencyConflict()
-    return str(body) if body is not None else None
+    assert since is not None  # NOT NULL
+    return Reservation(None if body is None else str(body), since)
 
 
 async def record(engine: AsyncEngine, keyed: Keyed, body: str) -> None:

@@ -116,6 +116,13 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         "`POST /v1/orders/batch` takes 1 to 100 lines; send more as several batches (each with its own "
         "Idempotency-Key).",
     ),
+    "line_not_decided": ProblemType(
+        503,
+        "A line of a mass order was not decided",
+        "In the answer of `POST /v1/orders/batch`, beside lines that have orders: the service was unavailable "
+        "for this line. Send the batch again with the same Idempotency-Key (or the line with its own "
+        "`idempotency_key`): the lines placed are replayed, never placed twice, and this one is decided.",
+    ),
     "invalid_amount": ProblemType(422, "Invalid amount", "A USD amount with at most three decimals, above zero."),
     "recipient_opted_out": ProblemType(
         409,

@@ -98,7 +98,7 @@ class TestMassOrder:
         async with page.expect_download() as download_info:
             await page.get_by_role("button", name="Download results (CSV)").click()
         download = await download_info.value
-        rows_csv = list(csv.DictReader(io.StringIO(Path(await download.path()).read_text(encoding="utf-8"))))
+        rows_csv = list(csv.DictReader(io.StringIO(Path(await download.path()).read_text(encoding="utf-8-sig"))))
         assert [(r["line"], r["email"], r["outcome"], r["problem"]) for r in rows_csv] == [
             ("1", a, "placed", ""),
             ("3", b, "placed", ""),
@@ -131,3 +131,39 @@ class TestMassOrder:
         await expect(page.locator("#mass-result")).to_have_text("150 placed, 0 refused, 75.00 USD debited.")
         assert await emails_ordered(sessionmaker, customer.account_id) == emails
         assert await snapshot(sessionmaker, customer) == ("25.00", 151, 150)
+
+    async def test_a_lost_batch_placed_again_is_never_placed_twice(
+        self,
+        page: Any,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+    ) -> None:
+        """The second of two batches loses its connection: the page says so, and "Place again"
+        (even after previewing the same lines again) replays the first batch and places the rest."""
+        from playwright.async_api import expect
+
+        customer = await make_customer(balance="100")
+        emails = [unique_email(f"lost{i}") for i in range(130)]
+        sent = 0
+
+        async def lose_the_second(route: Any) -> None:
+            nonlocal sent
+            sent += 1
+            if sent == 2:
+                await route.abort("connectionreset")
+            else:
+                await route.continue_()
+
+        await page.route("**/v1/orders/batch", lose_the_second)
+        await sign_in(page, customer.api_key)
+        await page.goto("/#/mass-order")
+        await page.get_by_label("Lines").fill("".join(f"{e} 500\n" for e in emails))
+        await page.get_by_role("button", name="Preview").click()
+        await page.get_by_role("button", name="Place 130 orders").click()
+        await expect(page.get_by_role("alert")).to_contain_text("Stopped:")
+        assert len(await emails_ordered(sessionmaker, customer.account_id)) == 100
+        await page.get_by_role("button", name="Preview").click()  # the same lines: the same keys
+        await page.get_by_role("button", name="Place 130 orders").click()
+        await expect(page.locator("#mass-result")).to_have_text("130 placed, 0 refused, 65.00 USD debited.")
+        assert await emails_ordered(sessionmaker, customer.account_id) == emails
+        assert await snapshot(sessionmaker, customer) == ("35.00", 131, 130)

@@ -66,6 +66,33 @@ class TestInProcess:
         assert answers[2].status_code == 200
         assert answers[2].headers["Retry-After"] == "2"
 
+    async def test_a_mass_order_takes_a_token_per_line(
+        self, database_url: str, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        """A batch of 100 orders is 100 orders' worth of the limit (at most the burst): one token
+        per request would let a key place, and ask consent of, 100 times its limit."""
+        customer = await make_customer(balance="50")
+        lines = [{"email": f"r{i}@example.com", "quantity": 500} for i in range(5)]
+        async with app_client(rate_limit_per_second=0.1, rate_limit_burst=8) as (_, client):
+            first = await client.post("/v1/orders/batch", json={"orders": lines}, headers=auth(customer))
+            second = await client.post("/v1/orders/batch", json={"orders": lines}, headers=auth(customer))
+            single = await client.post(
+                "/v1/orders", json={"email": "a@example.com", "quantity": 500}, headers=auth(customer)
+            )
+            big = [{"email": f"b{i}@example.com", "quantity": 500} for i in range(20)]
+        assert first.status_code == 200
+        assert rate_limit_remaining(first) == "3"  # 8 - 5
+        assert second.status_code == 429  # 3 tokens left, 5 lines
+        assert single.status_code == 201  # what is left still serves single orders
+        assert await snapshot(sessionmaker, customer) == ("47.00", 7, 6)
+        # A batch larger than the burst takes the whole (full) bucket, and passes.
+        async with app_client(rate_limit_per_second=0.1, rate_limit_burst=8) as (_, client):
+            whole = await client.post("/v1/orders/batch", json={"orders": big}, headers=auth(customer))
+            after = await client.get("/v1/balance", headers=auth(customer))
+        assert whole.status_code == 200
+        assert whole.json()["placed"] == 20
+        assert after.status_code == 429
+
     async def test_the_bucket_refills(self, database_url: str, make_customer: MakeCustomer) -> None:
         customer = await make_customer()
         async with app_client(rate_limit_per_second=2, rate_limit_burst=1) as (_, client):

@@ -224,22 +224,24 @@ class TestBatchKey:
         answers = await asyncio.gather(
             *(batch(client, customer, lines, **{"Idempotency-Key": "race-1"}) for _ in range(8))
         )
-        ids = {tuple(r["order"]["id"] for r in a.json()["results"]) for a in answers}
-        assert len(ids) == 1  # every answer names the same 30 orders
+        assert all(a.status_code == 200 for a in answers)
+        bodies = [a.json() for a in answers]
+        assert all(b == bodies[0] for b in bodies)  # the same 30 orders, all this batch's: 15.00 charged
+        assert bodies[0]["charged"] == "15.00"
         assert await snapshot(sessionmaker, customer) == ("85.00", 31, 30)
 
-    async def test_a_retry_after_a_failure_midway_places_the_rest_once(
+    async def test_a_failure_midway_tells_which_lines_and_a_retry_places_the_rest_once(
         self,
+        client: httpx.AsyncClient,
         make_customer: MakeCustomer,
         sessionmaker: async_sessionmaker[AsyncSession],
-        app: FastAPI,
         monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        """The first attempt places line 1 and dies (the database gone) before the others: the
-        key is recorded, the answer is not. The retry replays line 1 and places the rest."""
+        """Line 1 is placed, then the database goes away: the answer is 200 with line 1's order
+        and the other lines `line_not_decided` (a 503 would hide the order placed), and is not
+        recorded. The retry with the same key places lines 2 and 3, and line 1 once."""
         customer = await make_customer(balance="10")
-        engine, settings = app.state.engine, app.state.settings
-        lines = [OrderLine(f"m{i}@example.com", 500) for i in range(3)]
+        lines = [{"email": f"m{i}@example.com", "quantity": 500} for i in range(3)]
         real_send = orders._send
         calls = 0
 
@@ -251,22 +253,52 @@ class TestBatchKey:
             return await real_send(*args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(orders, "_send", dying_send)
-        with pytest.raises(ConnectionResetError):
-            await orders.place_batch(
-                engine, settings, caller=_account(customer), lines=lines[:1] + lines[1:], idempotency_key="midway"
-            )
+        first = await batch(client, customer, lines, **{"Idempotency-Key": "midway"})
+        assert outcomes(first) == ["placed", "line_not_decided", "line_not_decided"]
         monkeypatch.setattr(orders, "_send", real_send)
         assert await snapshot(sessionmaker, customer) == ("9.50", 2, 1)
-        retried = await orders.place_batch(
-            engine, settings, caller=_account(customer), lines=lines, idempotency_key="midway"
-        )
-        assert not retried.replayed
-        assert [isinstance(r, orders.PlacedOrder) and r.replayed for r in retried.lines] == [True, False, False]
+        retried = await batch(client, customer, lines, **{"Idempotency-Key": "midway"})
+        assert outcomes(retried) == ["placed", "placed", "placed"]  # line 1 is this batch's, placed once
+        assert retried.json()["results"][0]["order"] == first.json()["results"][0]["order"]
+        assert retried.json()["charged"] == "1.50"
         assert await snapshot(sessionmaker, customer) == ("8.50", 4, 3)
-        replay = await orders.place_batch(
-            engine, settings, caller=_account(customer), lines=lines, idempotency_key="midway"
-        )
-        assert replay.replayed
+        replay = await batch(client, customer, lines, **{"Idempotency-Key": "midway"})
+        assert replay.headers["Idempotent-Replayed"] == "true"
+        assert replay.json() == retried.json()
+
+    async def test_a_failure_before_any_order_fails_the_request(
+        self,
+        app: FastAPI,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        customer = await make_customer(balance="10")
+
+        async def down(*args: object, **kwargs: object) -> object:
+            raise ConnectionResetError("the database went away")
+
+        monkeypatch.setattr(orders, "_send", down)
+        lines = [OrderLine("x@example.com", 500), OrderLine("bad", 500)]
+        with pytest.raises(ConnectionResetError):
+            await orders.place_batch(app.state.engine, app.state.settings, caller=_account(customer), lines=lines)
+        assert await snapshot(sessionmaker, customer) == ("10.00", 1, 0)
+
+    async def test_a_key_reused_after_its_record_is_pruned_is_a_new_batch(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        customer = await make_customer(balance="10")
+        lines = [{"email": "daily@example.com", "quantity": 500}]
+        first = await batch(client, customer, lines, **{"Idempotency-Key": "daily-run"})
+        async with sessionmaker.begin() as session:  # a day later, as prune_replays does
+            await session.execute(
+                sa.text("DELETE FROM request_replays WHERE account_id = :a AND key = 'daily-run'"),
+                {"a": customer.account_id},
+            )
+        second = await batch(client, customer, lines, **{"Idempotency-Key": "daily-run"})
+        assert outcomes(second) == ["placed"]
+        assert second.json()["results"][0]["order"]["id"] != first.json()["results"][0]["order"]["id"]
+        assert await snapshot(sessionmaker, customer) == ("9.00", 3, 2)
 
 
 def _account(customer: Customer) -> orders.AccountCaller:

@@ -181,7 +181,8 @@ class TestRefusals:
             ({"action": "add", "service": 1, "link": "nope", "quantity": 500}, "Incorrect link"),
             ({"action": "add", "service": 1, "quantity": 500}, "Incorrect link"),
             ({"action": "add", "service": 1, "link": "a@example.com", "quantity": 499}, TOO_FEW),
-            ({"action": "add", "service": 1, "link": "a@example.com", "quantity": "x"}, TOO_FEW),
+            ({"action": "add", "service": 1, "link": "a@example.com", "quantity": "x"}, "Incorrect quantity"),
+            ({"action": "add", "service": 1, "link": "a@example.com", "quantity": "1000.5"}, "Incorrect quantity"),
             ({"action": "add", "service": 1, "link": "a@example.com", "quantity": 50001}, TOO_MANY),
             ({"action": "add", "service": 1, "link": "a@example.com", "quantity": 6000}, "Not enough funds on balance"),
             ({"action": "add", "service": 1, "link": "a@example.com", "quantity": 500, "request_id": ""},
@@ -206,6 +207,43 @@ class TestRefusals:
         customer = await make_customer(balance="5")
         response = await v2(client, customer, **fields)
         assert response.content == ('{"error":"' + error + '"}').encode()
+        assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
+
+    @pytest.mark.parametrize("order", [[1], {"a": 1}, [], None, True, 1.5])
+    async def test_status_of_an_odd_order_value(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, order: object
+    ) -> None:
+        customer = await make_customer()
+        response = await client.post("/api/v2", json={"key": customer.api_key, "action": "status", "order": order})
+        assert response.status_code == 200
+        assert response.json()["error"] in ("Incorrect order ID", "Incorrect request")
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"action": "add", "service": [1], "link": "a@example.com", "quantity": 500},
+            {"action": "add", "service": 1, "link": ["a@example.com"], "quantity": 500},
+            {"action": "add", "service": 1, "link": {"a": 1}, "quantity": {"b": 2}},
+            {"action": "add", "service": 1, "link": "a@example.com", "quantity": 500, "request_id": [1]},
+            {"action": "cancel", "orders": [1, 2]},
+            {"action": "cancel", "order": {"a": 1}},
+            {"action": "status", "orders": {"a": 1}},
+            {"action": "refill", "orders": [1]},
+            {"action": "refill_status", "refills": {"a": 1}},
+            {"action": ["status"]},
+        ],
+    )
+    async def test_every_action_with_odd_json_types(
+        self,
+        client: httpx.AsyncClient,
+        make_customer: MakeCustomer,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        fields: dict[str, object],
+    ) -> None:
+        customer = await make_customer(balance="5")
+        response = await client.post("/api/v2", json={"key": customer.api_key, **fields})
+        assert response.status_code == 200
+        assert set(response.json()) == {"error"}
         assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
 
     async def test_opted_out_recipient(

@@ -19,8 +19,11 @@ function unquote(field: string): string {
   return field.replace(/^"(.*)"$/, "$1").trim();
 }
 
+/** What a header row names its first column. */
+const HEADER = /^(e-?mail( address)?|recipient|target|link|address)$/i;
+
 /** One entry per non-empty line; a first line that names its columns (`email,quantity`) is a
- * header and skipped. */
+ * header and skipped (any other line, however malformed, is a line: the preview shows it). */
 export function parseMassLines(text: string): MassLine[] {
   const lines: MassLine[] = [];
   text.split(/\r\n|\r|\n/).forEach((raw, index) => {
@@ -28,7 +31,7 @@ export function parseMassLines(text: string): MassLine[] {
     if (trimmed === "") return;
     const fields = trimmed.split(SEPARATOR).map(unquote).filter((f) => f !== "");
     const [email = "", quantity = ""] = fields;
-    if (lines.length === 0 && !email.includes("@") && !/^\d+$/.test(quantity)) return; // a header
+    if (lines.length === 0 && HEADER.test(email)) return; // a header
     lines.push({ number: index + 1, email, quantity, unreadable: fields.length !== 2 || undefined });
   });
   return lines;
@@ -41,8 +44,9 @@ function csvCell(value: string | number): string {
   return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }
 
+/** CSV with a byte order mark, so that spreadsheets read it as UTF-8. */
 export function toCsv(header: string[], rows: (string | number)[][]): string {
-  return [header, ...rows].map((row) => row.map(csvCell).join(",")).join("\r\n") + "\r\n";
+  return "\ufeff" + [header, ...rows].map((row) => row.map(csvCell).join(",")).join("\r\n") + "\r\n";
 }
 
 /** An exact API amount ("10.50", "1.234") in mills, on the digits: never through a float. */

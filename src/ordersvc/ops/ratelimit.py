@@ -59,20 +59,23 @@ class RateLimited(ServiceError):
 
 
 class RateLimiter(Protocol):
-    async def take(self, bucket: str) -> Decision | None:
-        """The bucket's decision; None when it cannot be told (the request is let through)."""
+    burst: int
+
+    async def take(self, bucket: str, cost: int = 1) -> Decision | None:
+        """The bucket's decision on taking `cost` tokens (all of them, or none); None when it
+        cannot be told (the request is let through)."""
         ...
 
     async def close(self) -> None: ...
 
 
-def _decide(tokens: float, allowed: bool, burst: int, rate: float) -> Decision:
+def _decide(tokens: float, allowed: bool, burst: int, rate: float, cost: int = 1) -> Decision:
     return Decision(
         allowed=allowed,
         limit=burst,
         remaining=max(0, math.floor(tokens)),
         reset_seconds=math.ceil(max(0.0, burst - tokens) / rate),
-        retry_after_seconds=0 if allowed else max(1, math.ceil((1 - tokens) / rate)),
+        retry_after_seconds=0 if allowed else max(1, math.ceil((cost - tokens) / rate)),
         window_seconds=math.ceil(burst / rate),
     )
 
@@ -85,18 +88,18 @@ class MemoryRateLimiter:
         self.rate, self.burst = rate, burst
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
-    async def take(self, bucket: str) -> Decision:
+    async def take(self, bucket: str, cost: int = 1) -> Decision:
         # No await between reading and writing the bucket: atomic within the event loop.
         now = time.monotonic()
         tokens, updated = self._buckets.pop(bucket, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - updated) * self.rate)
-        allowed = tokens >= 1.0
+        allowed = tokens >= cost
         if allowed:
-            tokens -= 1.0
+            tokens -= cost
         self._buckets[bucket] = (tokens, now)
         if len(self._buckets) > MAX_BUCKETS_IN_MEMORY:
             self._buckets.popitem(last=False)
-        return _decide(tokens, allowed, self.burst, self.rate)
+        return _decide(tokens, allowed, self.burst, self.rate, cost)
 
     async def close(self) -> None:
         return None
@@ -107,6 +110,7 @@ class MemoryRateLimiter:
 _TAKE = """
 local burst = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
@@ -114,8 +118,8 @@ local tokens = tonumber(state[1]) or burst
 local updated = tonumber(state[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
 local allowed = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= cost then
+  tokens = tokens - cost
   allowed = 1
 end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
@@ -137,15 +141,15 @@ class RedisRateLimiter:
         )
         self._take = self._redis.register_script(_TAKE)
 
-    async def take(self, bucket: str) -> Decision | None:
+    async def take(self, bucket: str, cost: int = 1) -> Decision | None:
         from redis.exceptions import RedisError
 
         try:
-            allowed, tokens = await self._take(keys=[self.prefix + bucket], args=[self.burst, self.rate])
+            allowed, tokens = await self._take(keys=[self.prefix + bucket], args=[self.burst, self.rate, cost])
         except (RedisError, OSError) as exc:
             logger.warning("rate limit store unreachable, request allowed: %s", exc.__class__.__name__)
             return None
-        return _decide(float(tokens), bool(allowed), self.burst, self.rate)
+        return _decide(float(tokens), bool(allowed), self.burst, self.rate, cost)
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -221,3 +225,23 @@ async def enforce(request: Request, bucket: str) -> None:
         metrics.RATE_LIMITED.inc()
         raise RateLimited()
     request.state.rate_limit_bucket = bucket
+
+
+async def take_more(request: Request, count: int) -> None:
+    """For a request that does the work of `count` + 1 requests (a mass order's lines): `count`
+    more tokens of the bucket its first one came from, all or none (RateLimited), at most the
+    bucket's burst, so that a request larger than the burst still passes on a full bucket."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    bucket: str | None = getattr(request.state, "rate_limit_bucket", None)
+    if limiter is None or bucket is None or count <= 0:
+        return
+    extra = min(count, limiter.burst - 1)
+    if extra <= 0:
+        return
+    decision = await limiter.take(bucket, extra)
+    if decision is None:
+        return
+    request.state.rate_limit = decision
+    if not decision.allowed:
+        metrics.RATE_LIMITED.inc()
+        raise RateLimited()

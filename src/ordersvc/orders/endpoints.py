@@ -28,6 +28,7 @@ from ordersvc.emails import InvalidEmail
 from ordersvc.errors import InvalidApiKey, InvalidParams
 from ordersvc.ledger.service import InsufficientBalance
 from ordersvc.money import format_usd
+from ordersvc.ops import ratelimit
 from ordersvc.ops.client_text import GuardedRoute
 from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
@@ -197,6 +198,7 @@ async def orders_batch(
     `idempotency_key`."""
     caller = await caller_of(request, credentials)
     lines = [orders.OrderLine(line.email, line.quantity, line.idempotency_key) for line in body.orders]
+    await ratelimit.take_more(request, len(lines) - 1)  # a line is an order: one token each
     try:
         placed = await orders.place_batch(
             request.app.state.engine,

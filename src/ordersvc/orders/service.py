@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
@@ -42,6 +43,7 @@ from ordersvc.pagination import (
 )
 
 _PUBLIC_ID_ATTEMPTS = 10
+logger = logging.getLogger(__name__)
 
 __all__ = ["OrderFilters", "OrderNotFound", "RecipientOptedOut"]
 
@@ -182,7 +184,20 @@ LINE_PROBLEMS: dict[str, type[ServiceError]] = {
         InsufficientBalance,
     )
 }
-"""The refusals that are a line's own; anything else fails the whole request."""
+"""The refusals that are a line's own."""
+LINE_PROBLEM_TYPES = tuple(LINE_PROBLEMS.values())
+
+
+class LineNotDecided(ServiceError):
+    """A mass order's line whose statement failed (the database unreachable, a lock waited for
+    too long) while other lines have orders."""
+
+    status = 503
+    code = "line_not_decided"
+    message = (
+        "This line was not decided: the service was unavailable. Send the batch again with the same "
+        "Idempotency-Key (or the line with its own idempotency key) to decide it without placing anything twice."
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,40 +236,56 @@ async def place_batch(
     if idempotency_key is not None:
         request = [[line.email, line.quantity, line.idempotency_key] for line in lines]
         keyed = idempotency.Keyed(account_id, BATCH_OPERATION, idempotency_key, idempotency.fingerprint(lines=request))
-        stored = await idempotency.reserve(engine, keyed)
-        if stored is not None:
-            return PlacedBatch(_decode_lines(account_id, stored), replayed=True)
+        reservation = await idempotency.reserve(engine, keyed)
+        if reservation.answer is not None:
+            return PlacedBatch(_decode_lines(account_id, reservation.answer), replayed=True)
+        derived = _line_keys(idempotency_key, reservation.since, len(lines))
     timing, account = _timing(settings), AccountCaller(account_id)
 
     async def place_line(index: int, line: OrderLine) -> PlacedOrder:
-        key = line.idempotency_key
-        if key is None and idempotency_key is not None:
-            key = _line_key(idempotency_key, index)
+        key = line.idempotency_key if line.idempotency_key is not None or keyed is None else derived[index]
         target, fingerprint = _checked(line.email, line.quantity, key)
-        return await _send(engine, timing, account, target, line.quantity, key, fingerprint, deadline)
+        placed = await _send(engine, timing, account, target, line.quantity, key, fingerprint, deadline)
+        if line.idempotency_key is None and placed.replayed:
+            # Placed under the batch's own key, by an attempt of this batch whose answer was never
+            # recorded: this batch's order, not an earlier one's.
+            return PlacedOrder(placed.order, replayed=False)
+        return placed
 
     # Tasks start in creation order and each queues its order before its first wait: the
     # statement gets the lines in the given order.
     outcomes = await asyncio.gather(*(place_line(i, line) for i, line in enumerate(lines)), return_exceptions=True)
     results: list[LineOutcome] = []
+    undecided: list[Exception] = []
     for outcome in outcomes:
-        if isinstance(outcome, BaseException) and not isinstance(outcome, tuple(LINE_PROBLEMS.values())):
-            raise outcome
-        results.append(outcome if isinstance(outcome, PlacedOrder) else _problem(outcome))
+        if isinstance(outcome, PlacedOrder) or isinstance(outcome, LINE_PROBLEM_TYPES):  # noqa: SIM101
+            results.append(outcome)
+        elif isinstance(outcome, Exception):
+            undecided.append(outcome)
+            results.append(LineNotDecided())
+        else:
+            raise outcome  # cancelled: the request is gone
+    if undecided:
+        if not any(isinstance(result, PlacedOrder) for result in results):
+            raise undecided[0]  # no line has an order: the request failed, as a single order's would
+        # Some lines have orders, so failing the request would hide them: the answer says which
+        # lines are not decided, and is not recorded, so that a retry decides them.
+        logger.warning(
+            "mass order: %d of %d lines not decided (%s)", len(undecided), len(lines), type(undecided[0]).__name__
+        )
+        return PlacedBatch(results, replayed=False)
     if keyed is not None:
         await idempotency.record(engine, keyed, _encode_lines(results))
     return PlacedBatch(results, replayed=False)
 
 
-def _problem(error: BaseException) -> ServiceError:
-    assert isinstance(error, ServiceError)
-    return error
-
-
-def _line_key(batch_key: str, index: int) -> str:
-    """The idempotency key of a keyed batch's line that has none of its own (printable, at most
-    `idempotency.MAX_KEY_LENGTH`): a client's own keys never take this form by chance."""
-    return f"batch:{hashlib.sha256(batch_key.encode()).hexdigest()[:40]}:{index}"
+def _line_keys(batch_key: str, since: datetime, count: int) -> list[str]:
+    """The idempotency keys of a keyed batch's lines that have none of their own (printable, at
+    most `idempotency.MAX_KEY_LENGTH`), tied to the batch key's record (`since`): every attempt
+    under that record uses the same, and the same key reused once the record is gone (after a
+    day) is a new batch."""
+    digest = hashlib.sha256(f"{batch_key}\n{since.isoformat()}".encode()).hexdigest()[:40]
+    return [f"batch:{digest}:{index}" for index in range(count)]
 
 
 def _encode_lines(results: list[LineOutcome]) -> str:

@@ -3,6 +3,7 @@ No rule lives here: each refusal is the service's, in the dialect's words (`erro
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from fastapi import Request
@@ -18,6 +19,7 @@ from ordersvc.legacy.params import as_int
 from ordersvc.legacy.render import JsonValue
 from ordersvc.money import format_usd
 from ordersvc.ops import ratelimit
+from ordersvc.ops.dberrors import is_database_unavailable
 from ordersvc.orders import lifecycle
 from ordersvc.orders import service as orders
 from ordersvc.orders.errors import OrderNotFound
@@ -95,13 +97,14 @@ async def add(request: Request, key: object, body: dict[str, Any]) -> Response:
         raise IncorrectServiceId()
     if not isinstance(request_id, str | None):
         raise IncorrectRequest()
+    if quantity is None:  # not a whole number: no order has it
+        raise orders.InvalidQuantity()
     placed = await orders.place(
         request.app.state.engine,
         request.app.state.settings,
         caller=caller,
         email=link if isinstance(link, str) else "",
-        # Not an integer: a quantity no order has, refused as the service refuses any other.
-        quantity=quantity if quantity is not None else 0,
+        quantity=quantity,
         idempotency_key=request_id,
         deadline=statement_deadline(request),
     )
@@ -126,6 +129,8 @@ async def status(request: Request, key: object, body: dict[str, Any]) -> Respons
     ids = _ids(body, "orders") if single is None else [single]
     if ids is None or (single is None) == (several is None):
         raise IncorrectRequest()
+    if single is not None and not isinstance(single, str | int | Decimal):  # a list, an object
+        raise IncorrectOrderId()
     wanted = {raw: public_id_of(raw) for raw in ids}
     async with request.app.state.sessionmaker() as session:
         found = await lifecycle.orders_with_charges(
@@ -156,6 +161,10 @@ async def _cancel_one(request: Request, account_id: int, raw: str) -> JsonValue:
     return 1
 
 
+def _unavailable(error: Exception) -> bool:
+    return isinstance(error, TimeoutError) or is_database_unavailable(error)
+
+
 async def cancel(request: Request, key: object, body: dict[str, Any]) -> Response:
     """`orders=1,2` (up to 100) -> `[{"order": 1, "cancel": 1}, {"order": 2, "cancel": {"error":
     "..."}}]`: each order canceled alone, in its own transaction (as `POST /v1/orders/{id}/cancel`)."""
@@ -167,9 +176,21 @@ async def cancel(request: Request, key: object, body: dict[str, Any]) -> Respons
         ids = [str(single)]
     if ids is None:
         raise IncorrectRequest()
-    results: list[JsonValue] = [
-        {"order": _as_number(raw), "cancel": await _cancel_one(request, account.id, raw)} for raw in ids
-    ]
+    results: list[JsonValue] = []
+    outage: JsonValue | None = None
+    for raw in ids:
+        # Each cancel commits alone: an outage midway is told in the slots it reached, not as
+        # one error that would hide the cancels already made.
+        if outage is None:
+            try:
+                outcome = await _cancel_one(request, account.id, raw)
+            except Exception as exc:
+                if not _unavailable(exc):
+                    raise
+                outcome = outage = {"error": text(exc)}
+        else:
+            outcome = outage
+        results.append({"order": _as_number(raw), "cancel": outcome})
     return answer(results)
 
 

@@ -57,9 +57,12 @@ export function massOrderPage(context: AppContext): Page {
   const preview = h("div", { class: "mass-preview" });
   const outcome = h("div", { class: "mass-outcome" });
   let checked: Checked[] = [];
-  // One idempotency key per batch of the preview: pressing Place again after a lost answer
-  // replays what was placed instead of placing it twice. A new preview is a new mass order.
+  // One idempotency key per batch: pressing Place again after a lost answer, or previewing the
+  // same lines again first, replays what was placed instead of placing it twice. Changed lines,
+  // or the same lines once they were all placed, are a new mass order with new keys.
   let keys: string[] = [];
+  let nonce = newIdempotencyKey();
+  let nonceFor: string | null = null;
 
   file.addEventListener("change", async () => {
     const chosen = file.files?.[0];
@@ -85,7 +88,11 @@ export function massOrderPage(context: AppContext): Page {
     }
     checked = parsed.map(check);
     const ready = checked.filter((l) => !l.error);
-    keys = chunks(ready, BATCH_LINES).map(() => newIdempotencyKey());
+    if (nonceFor !== lines.value) {
+      nonce = newIdempotencyKey();
+      nonceFor = lines.value;
+    }
+    keys = chunks(ready, BATCH_LINES).map((_, index) => `mass-${nonce}-${index}`);
     const totalMills = ready.reduce((sum, l) => sum + (l.priceMills ?? 0), 0);
     const balance = context.balance();
     const balanceMills = balance === null ? null : amountToMills(balance);
@@ -166,12 +173,15 @@ export function massOrderPage(context: AppContext): Page {
         break;
       }
     }
+    const undecided = [...results.values()].some((r) => r.problem?.code === "line_not_decided");
+    if (!failure && undecided) failure = "some lines were not decided (the service was unavailable).";
     void context.refreshBalance();
     showOutcome(checked.map((line) => ({ line, result: results.get(line) })), charged, failure);
     if (failure) {
       button.disabled = false;
       button.textContent = "Place again";
     } else {
+      nonceFor = null; // done: the same lines again are another mass order
       fill(preview);
     }
   };
@@ -180,7 +190,7 @@ export function massOrderPage(context: AppContext): Page {
     const placed = outcomes.filter((o) => o.result?.order);
     const refused = outcomes.filter((o) => o.result?.problem);
     const outcomeText = (o: Outcome): string =>
-      o.result?.order ? `Placed (${o.result.order.status.replace("_", " ")})` : o.result?.problem ? `Refused: ${o.result.problem.message}` : o.line.error ? `Not sent: ${o.line.error}` : "Not placed yet";
+      o.result?.order ? `Placed (${o.result.order.status.replace("_", " ")})` : o.result?.problem?.code === "line_not_decided" ? "Not decided yet" : o.result?.problem ? `Refused: ${o.result.problem.message}` : o.line.error ? `Not sent: ${o.line.error}` : "Not placed yet";
     const download = h("button", { type: "button", class: "button small ghost" }, "Download results (CSV)");
     download.addEventListener("click", () => {
       const csv = toCsv(
