@@ -93,6 +93,24 @@ class TestInProcess:
         assert whole.json()["placed"] == 20
         assert after.status_code == 429
 
+    async def test_the_panel_api_answers_too_many_requests_in_its_dialect(
+        self, database_url: str, make_customer: MakeCustomer, sessionmaker
+    ) -> None:
+        customer = await make_customer(balance="5")
+        add = {"key": customer.api_key, "action": "add", "service": "1", "link": "a@example.com", "quantity": "500"}
+        async with app_client(rate_limit_per_second=0.5, rate_limit_burst=2) as (_, client):
+            answers = [
+                await client.post("/api/v2", data={"key": customer.api_key, "action": "balance"}),
+                await client.post("/api/v2", data=add),
+                await client.post("/api/v2", data=add),
+                await client.post("/api/v2", data={"key": customer.api_key, "action": "status", "order": "1"}),
+            ]
+        assert [a.status_code for a in answers] == [200, 200, 200, 200]
+        assert answers[0].json() == {"balance": "5.00", "currency": "USD"}
+        assert isinstance(answers[1].json()["order"], int)
+        assert [a.json() for a in answers[2:]] == [{"error": "Too many requests."}] * 2
+        assert await snapshot(sessionmaker, customer) == ("4.50", 2, 1)
+
     async def test_the_bucket_refills(self, database_url: str, make_customer: MakeCustomer) -> None:
         customer = await make_customer()
         async with app_client(rate_limit_per_second=2, rate_limit_burst=1) as (_, client):
