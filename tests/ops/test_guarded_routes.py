@@ -17,15 +17,17 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from ordersvc.config import Settings
 from ordersvc.legacy.endpoint import LegacyRoute
+from ordersvc.panel.endpoint import PanelRoute
 from ordersvc.main import create_app
 from ordersvc.ops.client_text import CleanedBodyRoute, GuardedRoute, UnacceptableTextFallback
 from ordersvc.orders import endpoints as order_endpoints
 from tests.conftest import MakeCustomer
 from tests.orders.test_endpoints import auth
 
-# The legacy contract answers every refusal itself (HTTP 200 `{"error": ...}`), and its parser
-# replaces unstorable values (legacy/params.py): its route class is not the guard, on purpose.
-READS_ITS_OWN_TEXT: tuple[type[APIRoute], ...] = (LegacyRoute,)
+# The legacy contract and the panel API v2 answer every refusal themselves (HTTP 200
+# `{"error": ...}`), and their parser replaces unstorable values (legacy/params.py): their route
+# classes are not the guard, on purpose.
+READS_ITS_OWN_TEXT: tuple[type[APIRoute], ...] = (LegacyRoute, PanelRoute)
 
 JSON = {"Content-Type": "application/json"}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -32,9 +32,18 @@ class UnknownAction(ServiceError):
     message = "Unknown action."
 
 
-class LegacyRoute(APIRoute):
-    """Renders service errors as HTTP 200 `{"error": "..."}`, after the request's transaction has
-    rolled back."""
+class ErrorBodyRoute(APIRoute):
+    """Renders service errors and database outages as HTTP 200 `{"error": "..."}` (old clients
+    read every answer as JSON), after the request's transaction has rolled back: the legacy API's
+    route, and the panel API's (`panel.endpoint`) with words of its own (`error_text`)."""
+
+    api_name: ClassVar[str] = "legacy"
+
+    def error_text(self, error: Exception) -> str | None:
+        """The words of a refusal or an outage; None for anything else (a bug: it is raised)."""
+        if isinstance(error, ServiceError):
+            return error.message
+        return UNAVAILABLE_MESSAGE if is_database_unavailable(error) else None
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -42,15 +51,18 @@ class LegacyRoute(APIRoute):
         async def handle(request: Request) -> Response:
             try:
                 return await handler(request)
-            except ServiceError as exc:
-                return render.error(exc.message)
             except Exception as exc:
-                if not is_database_unavailable(exc):
+                words = self.error_text(exc)
+                if words is None:
                     raise
-                logger.warning("database unavailable on the legacy API: %s", exc.__class__.__name__)
-                return render.error(UNAVAILABLE_MESSAGE)
+                if not isinstance(exc, ServiceError):
+                    logger.warning("database unavailable on the %s API: %s", self.api_name, exc.__class__.__name__)
+                return render.error(words)
 
         return handle
+
+
+LegacyRoute = ErrorBodyRoute
 
 
 router = APIRouter(route_class=LegacyRoute)

@@ -220,11 +220,16 @@ async def enforce(request: Request, bucket: str) -> None:
     decision = await limiter.take(bucket)
     if decision is None:
         return
+    _decided(request, decision)
+    request.state.rate_limit_bucket = bucket
+
+
+def _decided(request: Request, decision: Decision) -> None:
+    """The decision in the request's state, for the headers; RateLimited if it refuses."""
     request.state.rate_limit = decision
     if not decision.allowed:
         metrics.RATE_LIMITED.inc()
         raise RateLimited()
-    request.state.rate_limit_bucket = bucket
 
 
 async def take_more(request: Request, count: int) -> None:
@@ -239,9 +244,5 @@ async def take_more(request: Request, count: int) -> None:
     if extra <= 0:
         return
     decision = await limiter.take(bucket, extra)
-    if decision is None:
-        return
-    request.state.rate_limit = decision
-    if not decision.allowed:
-        metrics.RATE_LIMITED.inc()
-        raise RateLimited()
+    if decision is not None:
+        _decided(request, decision)

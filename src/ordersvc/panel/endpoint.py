@@ -8,23 +8,20 @@ key is read from the body only (never from the URL, which proxies log)."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from fastapi.routing import APIRoute
 
 from ordersvc.bodies import read_body
 from ordersvc.errors import ServiceError
+from ordersvc.legacy.endpoint import ErrorBodyRoute
 from ordersvc.legacy.params import parse_body
 from ordersvc.ops.dberrors import is_database_unavailable
 from ordersvc.panel import actions
 from ordersvc.panel.errors import IncorrectRequest, text
 from ordersvc.panel.wire import answer
-
-logger = logging.getLogger(__name__)
 
 PANEL_PATHS = ("/api/v2", "/api/v2/")
 WRONG_METHODS = ["GET", "PUT", "DELETE", "PATCH"]
@@ -41,24 +38,16 @@ ACTIONS: dict[str, Action] = {
 }
 
 
-class PanelRoute(APIRoute):
+class PanelRoute(ErrorBodyRoute):
     """Every refusal as HTTP 200 `{"error": "..."}` in the dialect's words; a database outage
-    too (the words every other API uses for it)."""
+    or a lock waited for too long too (the words every other API uses for it)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    api_name = "panel"
 
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except Exception as exc:
-                if not isinstance(exc, ServiceError | TimeoutError) and not is_database_unavailable(exc):
-                    raise
-                if not isinstance(exc, ServiceError):
-                    logger.warning("database unavailable on the panel API: %s", exc.__class__.__name__)
-                return answer({"error": text(exc)})
-
-        return handle
+    def error_text(self, error: Exception) -> str | None:
+        if isinstance(error, ServiceError | TimeoutError) or is_database_unavailable(error):
+            return text(error)
+        return None
 
 
 router = APIRouter(route_class=PanelRoute)
