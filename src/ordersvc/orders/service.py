@@ -223,16 +223,22 @@ async def place_batch(
     its group commit (`batching`: up to 64 orders per statement, the rest in the next one, in
     order), not a transaction each.
 
+    A line whose statement fails (the database gone, a lock waited for too long) is
+    `LineNotDecided` when other lines have orders: failing the request would hide them. When no
+    line has an order, the request fails with that error, as a single order would.
+
     `idempotency_key` (the batch's): the same batch again gets the first answer, refusals
     included; another batch under the key is IdempotencyConflict. The key is recorded before the
-    lines are sent and the answer after, and each line without a key of its own is placed under
-    one derived from the batch's (`_line_key`): a retry after a failure midway (the database
-    gone: the request fails, and the lines placed before it stay placed) places each line at
-    most once, and then stores the answer. A line's own `idempotency_key` works as `place`'s."""
+    lines are sent and the answer after, once every line is decided. Each line without a key of
+    its own is placed under one derived from the key's record (`_line_keys`), so a retry after a
+    failure midway, or a concurrent duplicate, places each line at most once; such a line is
+    this batch's order (`replayed` False) however many attempts it took. A line's own
+    `idempotency_key` works as `place`'s."""
     account_id = await accounts.caller_account_id(engine, caller)
     if not 1 <= len(lines) <= MAX_BATCH_LINES:
         raise InvalidBatch()
     keyed = None
+    derived: list[str] = []  # the lines' keys under the batch's key
     if idempotency_key is not None:
         request = [[line.email, line.quantity, line.idempotency_key] for line in lines]
         keyed = idempotency.Keyed(account_id, BATCH_OPERATION, idempotency_key, idempotency.fingerprint(lines=request))
