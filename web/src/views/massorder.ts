@@ -49,7 +49,7 @@ export function massOrderPage(context: AppContext): Page {
     name: "lines",
     rows: 8,
     spellcheck: false,
-    placeholder: "alice@example.com 1000\nbob@example.com|2500\ncarol@example.com,500",
+    placeholder: "alice@example.com 1000\nbob@example.com|2500\ncarol@example.com,750",
     "aria-describedby": "mass-lines-help",
   });
   const file = h("input", { id: "mass-file", type: "file", accept: ".csv,text/csv,text/plain" });
