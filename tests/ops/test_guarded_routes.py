@@ -17,10 +17,10 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from ordersvc.config import Settings
 from ordersvc.legacy.endpoint import LegacyRoute
-from ordersvc.panel.endpoint import PanelRoute
 from ordersvc.main import create_app
 from ordersvc.ops.client_text import CleanedBodyRoute, GuardedRoute, UnacceptableTextFallback
 from ordersvc.orders import endpoints as order_endpoints
+from ordersvc.panel.endpoint import PanelRoute
 from tests.conftest import MakeCustomer
 from tests.orders.test_endpoints import auth
 
