@@ -136,6 +136,9 @@ class Row:
     ceiling_now: float | None = None  # pgbench just before and just after the row (the mean), at the sweep's best
     spread_ceiling_now: float | None = None  # a hot row: the spread ceiling too, before and after it (the mean)
     ceiling_around: list[tuple[float, float]] | None = None  # (ceiling, spread ceiling) before, and after
+    # A hot row: its spread twin measured again just before it and just after it (orders/s), so
+    # that the two are compared in the same minutes, by their own rates.
+    twin_around: list[float] | None = None
     x_order_p50: float | None = None  # reads: p50 against the p50 of the orders sent in turn with them
     order_p50_ms: float | None = None  # reads: the p50 of those orders
     first_failure: str = ""
@@ -148,6 +151,9 @@ class Row:
             result.ok_total, result.failures_total, result.timeouts_total,
             first_failure=result.first_failure.decode(errors="replace"),
         )  # fmt: skip
+
+
+TWINS = {variant.id: variant for variant in VARIANTS}
 
 
 def order_row_id(api: Api, variant: Variant) -> str:
@@ -240,10 +246,10 @@ def judge_order_row(row: Row, variant: Variant, spread_rates: dict[str, float]) 
     written = row.rows_written
     if written is None or not row.placed_bodies <= written <= row.placed_bodies + row.unanswered_total:
         row.misses.append(f"rows written {written} != placed {row.placed_bodies}")
-    # Against its twin, each over the spread ceiling of its own moment (the machine drifts between
-    # rows); the raw rates are in the table beside.
-    twin = spread_rates.get(f"{row.api}-{variant.spread_twin}") if variant.spread_twin else None
-    if twin is not None and row.spread_ceiling_now and row.rate / row.spread_ceiling_now < twin:
+    # Against its twin measured just before and just after it, by their own rates (the mean of the
+    # two cancels a drift of the machine over the three): pgbench's drift between rows, a different
+    # workload's, moved the two apart by more than they differ.
+    if row.twin_around and row.rate < sum(row.twin_around) / len(row.twin_around):
         row.misses.append(f"slower than {variant.spread_twin}")
 
 
@@ -388,10 +394,21 @@ def main() -> None:
                 # The ceiling again just before the row and just after it (the sweep's best client
                 # count): this machine's speed drifts by a quarter within one run, and a row is judged
                 # against the mean of its two neighbours, the machine's speed of its own moment.
-                row_ceiling = ceiling_now(url, variant, spread, hot, ceil_spread, ceil_hot, args.row_ceiling_seconds)
                 connections = args.clients if api != "batch" else max(1, args.clients // BATCH_CONNECTIONS_SHARE)
+                # A hot row's spread twin again just before it and just after it, outside its ceiling's
+                # pgbench runs: the two compared by their own rates, in the same minutes.
+                twin = TWINS.get(variant.spread_twin or "")
+                twin_rates: list[float] = []
+                if twin is not None:
+                    twin_rates.append(measure_orders(url, port, api, twin, seeded, connections=connections,
+                                                     seconds=args.seconds).rate)  # fmt: skip
+                row_ceiling = ceiling_now(url, variant, spread, hot, ceil_spread, ceil_hot, args.row_ceiling_seconds)
                 row = measure_orders(url, port, api, variant, seeded, connections=connections, seconds=args.seconds)
                 after = ceiling_now(url, variant, spread, hot, ceil_spread, ceil_hot, args.row_ceiling_seconds)
+                if twin is not None:
+                    twin_rates.append(measure_orders(url, port, api, twin, seeded, connections=connections,
+                                                     seconds=args.seconds).rate)  # fmt: skip
+                    row.twin_around = twin_rates
                 row.ceiling_around = [row_ceiling, after]
                 now, spread_now = ((a + b) / 2 for a, b in zip(row_ceiling, after, strict=True))
                 row.ceiling_now, row.spread_ceiling_now = now, spread_now
@@ -399,7 +416,9 @@ def main() -> None:
                 order_rows.append(row)
                 print(f"  {row.id}: {row.rate:,.0f}/s p50 {row.p50_ms:.1f} ms p99 {row.p99_ms:.1f} ms"
                       f" x{row.x_ceiling:.2f} (ceiling now {now:,.0f}"
-                      + (f", spread ceiling now {spread_now:,.0f}" if variant.hot else "") + f") failed {row.failed}"
+                      + (f", spread ceiling now {spread_now:,.0f}" if variant.hot else "")
+                      + (f", {variant.spread_twin} just before and after {twin_rates[0]:,.0f}, {twin_rates[1]:,.0f}/s"
+                         if row.twin_around else "") + f") failed {row.failed}"
                       f" (whole run {row.failed_total}, unanswered"
                       f" {row.unanswered_total}) rows written {row.rows_written}, placed {row.placed_bodies}"
                       + (f" first failure {row.first_failure!r}" if row.failed else ""), flush=True)  # fmt: skip
