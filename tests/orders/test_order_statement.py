@@ -18,6 +18,7 @@ from ordersvc.accounts.callers import ApiKeyCaller
 from ordersvc.consent import service as consent
 from ordersvc.emails import normalize_email
 from ordersvc.ledger import service as ledger
+from ordersvc.ledger.models import PaymentKind
 from ordersvc.ops import ratelimit
 from ordersvc.orders import batching
 from ordersvc.orders import service as orders
@@ -327,6 +328,93 @@ class TestLimits:
         assert (rest.status_code, rest.json()["code"]) == (503, "timeout")
         assert rest.headers["retry-after"] == "1"
         assert await snapshot(sessionmaker, customer) == ("5.00", 1, 0)
+
+
+class TestAccountRowLockedLast:
+    """Without an expiry to run, the statement reads the balance without a lock, writes the order,
+    and locks the account row only for the debit. A balance debited meanwhile below what the
+    statement decided on fails it (`OSBAL`, nothing written), and it goes again locking first."""
+
+    async def debit_while_the_order_waits(
+        self,
+        client: httpx.AsyncClient,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        customer: Customer,
+        to: str,
+        debit_mills: int,
+        request: dict[str, object],
+    ) -> httpx.Response:
+        """Hold the account row with a debit (as any balance move does), send the order, and
+        commit the debit once the order's statement waits for the row."""
+        async with sessionmaker() as session, session.begin():
+            await ledger.post_payment(
+                session, account_id=customer.account_id, kind=PaymentKind.DEBIT, amount_mills=-debit_mills,
+                description="a concurrent debit",
+            )  # fmt: skip
+            answer = asyncio.create_task(call(client, customer.api_key, request))
+            for _ in range(500):
+                async with sessionmaker() as watcher:
+                    waiting = (
+                        await watcher.execute(
+                            sa.text(
+                                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                                " AND query LIKE '%ordersvc_place_orders%'"
+                            )
+                        )
+                    ).scalar_one()
+                if waiting:
+                    break
+                await asyncio.sleep(0.01)
+            assert waiting == 1, "the order statement never waited for the account row"
+        return await answer
+
+    async def test_a_balance_debited_below_the_order_meanwhile_refuses_it_and_writes_nothing(
+        self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession], statements
+    ) -> None:
+        customer, to = await confirmed("1")
+        request = {**order(to, 500), "request_id": "lock-last-1"}
+        answer = await self.debit_while_the_order_waits(client, sessionmaker, customer, to, 600, request)
+        assert (answer.status_code, answer.text) == (200, '{"error":"Insufficient balance."}')
+        assert statements == [1, 1]  # the first statement failed on the moved balance; the second locked first
+        # The credit and the debit; no order, no debit of one, no idempotency record.
+        assert await snapshot(sessionmaker, customer) == ("0.40", 2, 0)
+        async with sessionmaker() as session:
+            keys = await session.execute(
+                sa.text("SELECT count(*) FROM idempotency_keys WHERE account_id = :id"), {"id": customer.account_id}
+            )
+            assert keys.scalar_one() == 0
+            assert await ledger.verify(session) == []
+
+    async def test_a_balance_that_still_covers_the_order_is_debited_in_the_same_statement(
+        self, client: httpx.AsyncClient, confirmed, sessionmaker: async_sessionmaker[AsyncSession], statements
+    ) -> None:
+        customer, to = await confirmed("1")
+        answer = await self.debit_while_the_order_waits(client, sessionmaker, customer, to, 400, order(to, 500))
+        assert answer.status_code == 200
+        assert "order" in answer.json()
+        assert statements == [1]
+        assert await snapshot(sessionmaker, customer) == ("0.10", 3, 1)
+
+    async def test_a_new_recipients_order_refused_so_leaves_no_consent_request_and_no_message(
+        self, client: httpx.AsyncClient, make_customer: MakeCustomer, sessionmaker: async_sessionmaker[AsyncSession],
+        statements,
+    ) -> None:  # fmt: skip
+        customer = await make_customer(balance="1")
+        to = unique_email("never-asked")
+        answer = await self.debit_while_the_order_waits(client, sessionmaker, customer, to, 900, order(to, 500))
+        assert (answer.status_code, answer.text) == (200, '{"error":"Insufficient balance."}')
+        assert statements == [1, 1]
+        async with sessionmaker() as session:
+            written = await session.execute(
+                sa.text(
+                    "SELECT (SELECT count(*) FROM recipient_consents WHERE account_id = :id),"
+                    " (SELECT count(*) FROM outbox WHERE to_email = ordersvc_mailbox_key(:to)),"
+                    " (SELECT count(*) FROM recipient_mailboxes WHERE email = ordersvc_mailbox_key(:to))"
+                ),
+                {"id": customer.account_id, "to": to},
+            )
+            assert tuple(written.one()) == (0, 0, 0)
+        assert await snapshot(sessionmaker, customer) == ("0.10", 2, 0)
 
 
 def test_the_bucket_of_a_key_names_its_prefix_and_not_its_secret() -> None:

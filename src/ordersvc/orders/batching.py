@@ -29,8 +29,11 @@ ORDERS_PUBLIC_ID_KEY = "orders_public_id_key"  # the unique constraint on orders
 
 _PLACE_ORDERS = (
     "SELECT idx, outcome, account_id, order_id, order_status, created_at, snapshot"
-    " FROM ordersvc_place_orders($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " FROM ordersvc_place_orders($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 )
+# The statement read a balance without a lock and found it moved below its debits by the time it
+# locked the row (a concurrent debit): it wrote nothing, and goes again locking the rows first.
+BALANCE_MOVED = "OSBAL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +143,19 @@ class OrderBatcher:
             orders = [o for o, _ in batch]
             loop = asyncio.get_running_loop()
 
+            lock_first = False
+
             def arguments() -> tuple[object, ...]:
                 # The lock timeout is what is left once a pooled connection is in hand.
-                return _arguments(orders, loop.time(), timing)
+                return _arguments(orders, loop.time(), timing, lock_first=lock_first)
 
-            rows = await db.fetch_autocommit(engine, _PLACE_ORDERS, late=arguments)
+            try:
+                rows = await db.fetch_autocommit(engine, _PLACE_ORDERS, late=arguments)
+            except asyncpg.PostgresError as exc:
+                if exc.sqlstate != BALANCE_MOVED:
+                    raise
+                lock_first = True
+                rows = await db.fetch_autocommit(engine, _PLACE_ORDERS, late=arguments)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != ORDERS_PUBLIC_ID_KEY:
                 raise
@@ -178,7 +189,9 @@ def _caller(order: OrderRequest) -> str | int | None:
     return order.prefix if order.prefix is not None else order.account_id
 
 
-def _arguments(orders: list[OrderRequest], now: float, timing: ConsentTiming) -> tuple[object, ...]:
+def _arguments(
+    orders: list[OrderRequest], now: float, timing: ConsentTiming, *, lock_first: bool = False
+) -> tuple[object, ...]:
     deadlines = [o.deadline for o in orders if o.deadline is not None]
     # The statement waits for a lock no longer than its most hurried order has left.
     lock_timeout_ms = max(1, int((min(deadlines) - now) * 1000)) if deadlines else None
@@ -195,6 +208,7 @@ def _arguments(orders: list[OrderRequest], now: float, timing: ConsentTiming) ->
         lock_timeout_ms,
         timing.mail_interval,
         timing.link_lifetime,
+        lock_first,
     )
 
 

@@ -36,6 +36,18 @@
 -- mailbox rows of the messages queued (in address order). Only order statements take the key
 -- locks, and they take them before any row.
 --
+-- The account rows are held for as short a time as the rule allows: two statements of one
+-- account (a hot account's, from two server processes) take its row in turn, and the second
+-- waits for the first one's commit. Without an expiry to run, the balances are read without a
+-- lock, the orders decided on them, and the orders, their events, the idempotency records and
+-- the consent rows' changes written; only then are the account rows locked (in id order), each
+-- balance checked to cover this statement's debits of it, and the debits and the messages
+-- written. A balance that moved below them meanwhile (a concurrent debit) fails the statement
+-- with SQLSTATE `OSBAL`, having written nothing, and the caller sends it again with
+-- `p_lock_first`, which locks the account rows before the balances are read (as an expiry does).
+-- `p_lock_first` is true by default (a caller that does not handle `OSBAL` never gets it):
+-- `orders.batching` passes false first.
+--
 -- The locks and decisions come first, each kind in one statement for the whole batch; the writes
 -- then go in a few set-based statements (orders, events, payments, idempotency records), under
 -- locks already held.
@@ -50,7 +62,8 @@
 CREATE OR REPLACE FUNCTION ordersvc_place_orders(
     p_prefixes text[], p_key_hashes bytea[], p_account_ids bigint[], p_public_ids text[], p_emails text[],
     p_quantities integer[], p_prices bigint[], p_idempotency_keys text[], p_fingerprints bytea[],
-    p_lock_timeout_ms integer, p_mail_interval interval, p_link_lifetime interval)
+    p_lock_timeout_ms integer, p_mail_interval interval, p_link_lifetime interval,
+    p_lock_first boolean DEFAULT true)
 RETURNS TABLE (idx integer, outcome ordersvc_order_outcome, account_id bigint, order_id bigint,
                order_status text, created_at timestamptz, snapshot jsonb)
 LANGUAGE plpgsql VOLATILE SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
@@ -103,6 +116,10 @@ DECLARE
     -- The accounts, in id order, and their balances as the orders take them.
     v_acc_ids bigint[];
     v_balances bigint[];
+    v_locked boolean;  -- the account rows were locked before their balances were read
+    v_debited bigint[];
+    v_debits bigint[];
+    v_held bigint[];
     v_balance bigint;
     v_new_ids bigint[];
     v_new_times timestamptz[];
@@ -251,10 +268,15 @@ BEGIN
 
     -- The account rows, in id order. A request whose links ran out before the sweep expires first
     -- (its orders end, refunded), just before its account's row is locked: account by account
-    -- then, where there is one; else one statement for them all.
+    -- then, where there is one; else, with `p_lock_first`, one statement for them all; else the
+    -- balances are read without a lock, which is taken just before the debits (below).
     v_acc_ids := ARRAY(
         SELECT DISTINCT v_accounts[i] FROM generate_subscripts(p_emails, 1) AS i WHERE v_outcomes[i] IS NULL ORDER BY 1);
-    IF true = ANY (v_pair_expired) THEN
+    v_locked := p_lock_first OR coalesce(true = ANY (v_pair_expired), false);
+    IF NOT v_locked THEN
+        SELECT coalesce(array_agg(a.balance_mills ORDER BY a.id), '{}') INTO v_balances
+            FROM accounts a WHERE a.id = ANY (v_acc_ids);
+    ELSIF true = ANY (v_pair_expired) THEN
         v_balances := '{}';
         FOREACH v_account IN ARRAY v_acc_ids LOOP
             FOR v_p IN 1 .. coalesce(array_length(v_pair_ids, 1), 0) LOOP
@@ -320,8 +342,9 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- The writes, under the locks taken above: the orders with their events, their debits, the
-    -- idempotency records; then the consent rows and the messages.
+    -- The writes, under the locks taken above: the orders with their events and the idempotency
+    -- records; the consent rows; then the debits (the account rows locked now, when they were not
+    -- before) and the messages.
     IF coalesce(array_length(v_placed, 1), 0) > 0 THEN
         WITH placed AS (
             SELECT u.i, u.n FROM unnest(v_placed) WITH ORDINALITY AS u(i, n)
@@ -350,15 +373,6 @@ BEGIN
                     'created_at', to_char(v_new_times[v_k] AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'));
             END IF;
         END LOOP;
-        PERFORM ordersvc_post_payments(
-            ARRAY(SELECT v_accounts[i] FROM unnest(v_placed) WITH ORDINALITY AS u(i, n) ORDER BY n),
-            array_fill('order'::text, ARRAY[array_length(v_placed, 1)]),
-            ARRAY(SELECT -p_prices[i] FROM unnest(v_placed) WITH ORDINALITY AS u(i, n) ORDER BY n),
-            ARRAY(SELECT p_emails[i] FROM unnest(v_placed) WITH ORDINALITY AS u(i, n) ORDER BY n),
-            v_new_ids,
-            array_fill(NULL::text, ARRAY[array_length(v_placed, 1)]),
-            array_fill(NULL::bigint, ARRAY[array_length(v_placed, 1)]),
-            array_fill(NULL::text, ARRAY[array_length(v_placed, 1)]));
         INSERT INTO idempotency_keys (account_id, key, fingerprint, order_id, snapshot)
             SELECT v_accounts[u.i], p_idempotency_keys[u.i], p_fingerprints[u.i], v_order_ids[u.i], v_snapshots[u.i]
             FROM unnest(v_placed) AS u(i)
@@ -370,6 +384,32 @@ BEGIN
     END IF;
     IF coalesce(array_length(v_delete, 1), 0) > 0 THEN
         DELETE FROM recipient_consents c WHERE c.id = ANY (v_delete);
+    END IF;
+    -- The debits, through the ledger's balance move. Balances read without a lock: the rows of the
+    -- debited accounts are locked now, in id order, and each must still cover its debits.
+    IF coalesce(array_length(v_placed, 1), 0) > 0 THEN
+        IF NOT v_locked THEN
+            SELECT array_agg(d.account ORDER BY d.account), array_agg(d.total ORDER BY d.account)
+                INTO v_debited, v_debits
+                FROM (SELECT v_accounts[i] AS account, sum(p_prices[i]) AS total FROM unnest(v_placed) AS u(i)
+                      GROUP BY 1) d;
+            SELECT array_agg(a.balance_mills ORDER BY a.id) INTO v_held
+                FROM (SELECT a.id, a.balance_mills FROM accounts a WHERE a.id = ANY (v_debited)
+                      ORDER BY a.id FOR NO KEY UPDATE) a;
+            IF EXISTS (SELECT 1 FROM unnest(v_held, v_debits) AS u(held, debit) WHERE u.held < u.debit) THEN
+                RAISE EXCEPTION 'a balance moved below the debits decided on it'
+                    USING ERRCODE = 'OSBAL', HINT = 'send the orders again with p_lock_first';
+            END IF;
+        END IF;
+        PERFORM ordersvc_post_payments(
+            ARRAY(SELECT v_accounts[i] FROM unnest(v_placed) WITH ORDINALITY AS u(i, n) ORDER BY n),
+            array_fill('order'::text, ARRAY[array_length(v_placed, 1)]),
+            ARRAY(SELECT -p_prices[i] FROM unnest(v_placed) WITH ORDINALITY AS u(i, n) ORDER BY n),
+            ARRAY(SELECT p_emails[i] FROM unnest(v_placed) WITH ORDINALITY AS u(i, n) ORDER BY n),
+            v_new_ids,
+            array_fill(NULL::text, ARRAY[array_length(v_placed, 1)]),
+            array_fill(NULL::bigint, ARRAY[array_length(v_placed, 1)]),
+            array_fill(NULL::text, ARRAY[array_length(v_placed, 1)]));
     END IF;
     -- The messages, last (the mailbox rows, in address order).
     IF array_length(v_asks, 1) IS NOT NULL THEN
