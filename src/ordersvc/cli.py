@@ -24,6 +24,7 @@ from ordersvc.cli_support import (
     refused,
     settings_or_fail,
 )
+from ordersvc.cluster.cli import cluster_app
 from ordersvc.consent.cli import mailer_command, outbox_app, suppression_app
 from ordersvc.coupons.cli import coupons_app
 from ordersvc.deposits.cli import bonus_app, deposits_app
@@ -59,6 +60,7 @@ app.command("mailer")(mailer_command)
 app.command("webhooks")(webhooks_command)
 app.add_typer(workers_app, name="workers")
 app.add_typer(operators_app, name="operators")
+app.add_typer(cluster_app, name="cluster")
 app.command("worker")(worker_command)
 
 

@@ -37,7 +37,14 @@ _embedded_server: Any = None
 
 
 def to_asyncpg_url(url: str) -> str:
-    """Accept the usual `postgresql://` / `postgres://` forms and return an asyncpg URL."""
+    """Accept the usual `postgresql://` / `postgres://` forms and return an asyncpg URL.
+
+    libpq's several hosts (`postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write`,
+    a cluster's members) become SQLAlchemy's `?host=h1:5432&host=h2:5432`: asyncpg tries them in
+    turn and keeps the first that matches `target_session_attrs` (the leader, for `read-write`)."""
+    url = _multihost_as_query(url)
+    if url.startswith("postgres://"):  # libpq's short scheme, which SQLAlchemy does not know
+        url = "postgresql://" + url.removeprefix("postgres://")
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, got {parsed.drivername!r}")
@@ -46,6 +53,26 @@ def to_asyncpg_url(url: str) -> str:
     if "sslmode" in query:
         query["ssl"] = query.pop("sslmode")
     return parsed.set(drivername="postgresql+asyncpg", query=query).render_as_string(hide_password=False)
+
+
+_MULTIHOST = re.compile(r"^(?P<scheme>[^:/]+://)(?P<auth>[^@/]*@)?(?P<hosts>[^/?@]*,[^/?@]*)(?P<rest>[/?].*)?$")
+
+
+def _multihost_as_query(url: str) -> str:
+    """`scheme://auth@h1:p1,h2:p2/db?q` as `scheme://auth@/db?q&host=h1:p1&host=h2:p2` (each host
+    with its port: asyncpg has no default port for a list); any other URL unchanged."""
+    match = _MULTIHOST.match(url)
+    if match is None:
+        return url
+    hosts = []
+    for host in match["hosts"].split(","):
+        name, colon, port = host.rpartition(":")
+        if not colon or not name or not port.isdigit():
+            name, port = host, "5432"
+        hosts.append(f"host={name}:{port}")
+    path, _, query = (match["rest"] or "/").partition("?")
+    joined = "&".join([*([query] if query else []), *hosts])
+    return f"{match['scheme']}{match['auth'] or ''}{path or '/'}?{joined}"
 
 
 def start_embedded_postgres(data_dir: Path) -> str:
