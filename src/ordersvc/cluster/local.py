@@ -25,7 +25,6 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -411,17 +410,6 @@ def up(layout: Layout, *, timeout: float = 120.0) -> Urls:
     return found
 
 
-def _postmaster_pids(layout: Layout) -> Iterator[int]:
-    """The PostgreSQL servers left running in the members' data directories (a member whose
-    Patroni was killed leaves its server behind)."""
-    for n in layout.members():
-        pid_file = layout.member_dir(n) / "data" / "postmaster.pid"
-        try:
-            yield int(pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-
-
 def _stop(pids: list[int], timeout: float) -> None:
     """SIGTERM, then SIGKILL for what is still alive after `timeout` seconds."""
     for pid in pids:
@@ -444,7 +432,7 @@ def down(layout: Layout, *, timeout: float = 30.0) -> list[str]:
     members = [state[layout.member(n)] for n in layout.members() if _alive(state.get(layout.member(n), 0))]
     _stop(members, timeout)
     stopped += [layout.member(n) for n in layout.members() if state.get(layout.member(n), 0) in members]
-    leftovers = [pid for pid in _postmaster_pids(layout) if _alive(pid)]
+    leftovers = [pid for n in layout.members() for pid in _postmaster_pids_of(layout, n) if _alive(pid)]
     _stop(leftovers, timeout)
     for name in ("haproxy", "etcd"):
         pid = state.get(name, 0)
@@ -469,6 +457,8 @@ def kill_member(layout: Layout, n: int) -> None:
 
 
 def _postmaster_pids_of(layout: Layout, n: int) -> list[int]:
+    """Member n's PostgreSQL server, if one runs in its data directory (a member whose Patroni
+    was killed leaves its server behind)."""
     pid_file = layout.member_dir(n) / "data" / "postmaster.pid"
     try:
         return [int(pid_file.read_text().split()[0])]
